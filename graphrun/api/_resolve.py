@@ -1,0 +1,40 @@
+"""Ids in paths and bodies: UUID checks and assistant resolution, as the official server does them."""
+
+from __future__ import annotations
+
+import uuid
+
+from graphrun import errors
+from graphrun.api.deps import Services
+from graphrun.models import Assistant, system_assistant_id
+
+
+def require_uuid(value: str, what: str) -> str:
+    """The official server only takes UUIDs as ids (422 otherwise); normalize their spelling."""
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise errors.InvalidRequest(f"{what} must be a UUID, got {value!r}") from exc
+
+
+async def resolve_assistant(svc: Services, assistant_id: str) -> Assistant:
+    """A graph id stands for its system assistant; anything else must be an assistant's UUID."""
+    if assistant_id in svc.graphs:
+        return await svc.store.get_assistant(system_assistant_id(assistant_id))
+    try:
+        canonical = str(uuid.UUID(assistant_id))
+    except ValueError as exc:
+        graphs = ", ".join(svc.graphs.graph_ids)
+        raise errors.InvalidRequest(
+            f"Invalid assistant: '{assistant_id}'. Must be either: a valid assistant UUID, "
+            f"or one of the registered graphs: {graphs}"
+        ) from exc
+    return await svc.store.get_assistant(canonical)
+
+
+def require_graph(svc: Services, graph_id: str) -> str:
+    if graph_id not in svc.graphs:
+        raise errors.InvalidRequest(
+            f"graph_id {graph_id!r} is not a registered graph; registered graphs: {', '.join(svc.graphs.graph_ids)}"
+        )
+    return graph_id

@@ -1,0 +1,32 @@
+"""``create_app``: the FastAPI application, given the services it serves from."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+import graphrun
+from graphrun.api import errors
+from graphrun.api.deps import Services
+from graphrun.api.routes import assistants, meta, runs, store, threads
+
+
+def create_app(svc: Services) -> FastAPI:
+    app = FastAPI(
+        title="graphrun",
+        version=graphrun.__version__,
+        description="A production runtime for LangGraph agents, speaking the LangGraph Server API.",
+    )
+    app.state.services = svc
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=svc.settings.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        # Browser clients read the run id from Content-Location and reconnect via Location.
+        expose_headers=["content-location", "location"],
+    )
+    errors.install(app)
+    for module in (meta, assistants, threads, runs, store):
+        app.include_router(module.router)
+    return app

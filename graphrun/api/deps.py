@@ -1,0 +1,33 @@
+"""What the routes need, handed to ``create_app`` and reached through ``request.app.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from langgraph.store.base import BaseStore
+
+from graphrun.graphs import GraphRegistry
+from graphrun.settings import Settings
+from graphrun.stores.base import ControlStore
+from graphrun.streams import EventBus
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    store: ControlStore
+    bus: EventBus
+    graphs: GraphRegistry
+
+    @property
+    def kv(self) -> BaseStore:
+        """The long-term (cross-thread) store graphs use, served by ``/store``."""
+        return self.graphs.persistence.store
+
+
+def services(request: Request) -> Services:
+    svc: Any = request.app.state.services
+    assert isinstance(svc, Services)
+    return svc

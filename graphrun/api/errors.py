@@ -1,0 +1,56 @@
+"""graphrun errors -> HTTP: one table, one place. Bodies are ``{"detail": message}`` as the official server."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from graphrun import errors
+
+STATUS: dict[type[errors.GraphrunError], int] = {
+    errors.NotFound: 404,
+    errors.InvalidRequest: 422,
+    errors.Conflict: 409,
+    errors.ConfigError: 500,
+    errors.GraphrunError: 500,
+}
+
+
+def status_for(exc: errors.GraphrunError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+async def _graphrun_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.GraphrunError)
+    return JSONResponse({"detail": exc.message}, status_code=status_for(exc))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 with a one-line ``detail`` naming each bad field, plus FastAPI's structured list as ``errors``."""
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        problems.append(f"{where}: {err.get('msg', 'invalid')}")
+    detail = "; ".join(problems) or "invalid request"
+    return JSONResponse({"detail": detail, "errors": _plain(exc.errors())}, status_code=422)
+
+
+def _plain(errs: object) -> object:
+    # pydantic puts the offending exception object in `ctx`; keep the response JSON-serializable.
+    if isinstance(errs, (list, tuple)):
+        return [_plain(e) for e in errs]
+    if isinstance(errs, dict):
+        return {k: _plain(v) for k, v in errs.items() if k != "url"}
+    if isinstance(errs, (str, int, float, bool)) or errs is None:
+        return errs
+    return str(errs)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(errors.GraphrunError, _graphrun_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

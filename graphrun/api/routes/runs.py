@@ -1,0 +1,300 @@
+"""``/runs`` and ``/threads/{id}/runs``: a run is written as a row, then a worker executes it.
+
+The API validates, writes the run with everything needed to execute it, and returns (or waits for, or
+streams) the result that the worker publishes on the bus. It never executes a graph itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.responses import StreamingResponse
+
+from graphrun import errors
+from graphrun.api import schemas, sse
+from graphrun.api._resolve import require_uuid, resolve_assistant
+from graphrun.api.deps import Services, services
+from graphrun.models import Run, RunRequest, new_id, utcnow
+from graphrun.stores.base import NewRun, Page
+from graphrun.types import Json
+
+router = APIRouter(tags=["runs"])
+
+# How often a waiting request re-reads the run's row, in case its completion was not seen on the bus
+# (the run finished before this process subscribed, or on another process).
+recheck_interval_s = 1.0
+
+
+# ---------------------------------------------------------------- creating
+
+
+async def _create(svc: Services, body: schemas.RunCreate, thread_id: str | None) -> Run:
+    assistant = await resolve_assistant(svc, body.assistant_id)
+    if body.command is not None and body.input is not None:
+        raise errors.InvalidRequest("give either input or command, not both")
+    if body.multitask_strategy == "rollback":
+        raise errors.InvalidRequest("multitask_strategy='rollback' is not supported by graphrun yet")
+    checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else None
+    if body.checkpoint_id:
+        checkpoint = {**(checkpoint or {}), "checkpoint_id": body.checkpoint_id}
+    durability = body.durability
+    if durability is None and body.checkpoint_during is not None:
+        durability = "async" if body.checkpoint_during else "exit"
+    request = RunRequest(
+        input=body.input,
+        command=body.command.model_dump(exclude_unset=True) if body.command else None,
+        config=body.config,
+        context=body.context,
+        stream_mode=body.stream_modes,
+        stream_subgraphs=body.stream_subgraphs,
+        stream_resumable=body.stream_resumable,
+        interrupt_before=body.interrupt_before,
+        interrupt_after=body.interrupt_after,
+        checkpoint=checkpoint,
+        durability=durability,
+        on_completion=body.on_completion,
+        temporary=thread_id is None,
+    )
+    new = NewRun(
+        run_id=new_id(),
+        thread_id=thread_id or new_id(),
+        assistant_id=assistant.assistant_id,
+        graph_id=assistant.graph_id,
+        metadata=body.metadata,
+        multitask_strategy=body.multitask_strategy,
+        request=request,
+        available_at=utcnow() + timedelta(seconds=body.after_seconds or 0),
+        if_not_exists="create" if thread_id is None else body.if_not_exists,
+    )
+    created = await svc.store.create_run(new)
+    for run in created.cancelled:
+        await svc.bus.cancel(run.run_id, body.multitask_strategy)
+    svc.bus.notify_new_run()
+    return created.run
+
+
+def _location(run: Run, suffix: str = "") -> dict[str, str]:
+    path = f"/threads/{run.thread_id}/runs/{run.run_id}"
+    headers = {"Content-Location": path}
+    if suffix:
+        headers["Location"] = path + suffix
+    return headers
+
+
+@router.post("/threads/{thread_id}/runs")
+async def create_run(
+    thread_id: uuid.UUID, body: schemas.RunCreate, svc: Services = Depends(services)
+) -> JSONResponse:
+    run = await _create(svc, body, str(thread_id))
+    return JSONResponse(schemas.run_json(run), headers=_location(run))
+
+
+@router.post("/runs")
+async def create_stateless_run(body: schemas.RunCreate, svc: Services = Depends(services)) -> JSONResponse:
+    run = await _create(svc, body, None)
+    return JSONResponse(schemas.run_json(run), headers=_location(run))
+
+
+class BatchItem(schemas.RunCreate):
+    thread_id: str | None = None
+
+
+@router.post("/runs/batch")
+async def create_batch(body: list[BatchItem], svc: Services = Depends(services)) -> list[Json]:
+    # Validate every item before creating any, so a bad item leaves nothing half-written.
+    thread_ids = [require_uuid(item.thread_id, "thread_id") if item.thread_id else None for item in body]
+    for item in body:
+        await resolve_assistant(svc, item.assistant_id)
+    runs = []
+    for item, thread_id in zip(body, thread_ids, strict=True):
+        runs.append(schemas.run_json(await _create(svc, item, thread_id)))
+    return runs
+
+
+@router.post("/threads/{thread_id}/runs/wait")
+async def wait_run(thread_id: uuid.UUID, body: schemas.RunCreate, svc: Services = Depends(services)) -> Response:
+    run = await _create(svc, body, str(thread_id))
+    return JSONResponse(await _await_output(svc, run), headers=_location(run, "/join"))
+
+
+@router.post("/runs/wait")
+async def wait_stateless_run(body: schemas.RunCreate, svc: Services = Depends(services)) -> Response:
+    run = await _create(svc, body, None)
+    return JSONResponse(await _await_output(svc, run), headers=_location(run, "/join"))
+
+
+@router.post("/threads/{thread_id}/runs/stream")
+async def stream_run(
+    thread_id: uuid.UUID, body: schemas.RunCreate, request: Request, svc: Services = Depends(services)
+) -> StreamingResponse:
+    run = await _create(svc, body, str(thread_id))
+    return _stream_response(svc, run, body.on_disconnect == "cancel", request, first=True)
+
+
+@router.post("/runs/stream")
+async def stream_stateless_run(
+    body: schemas.RunCreate, request: Request, svc: Services = Depends(services)
+) -> StreamingResponse:
+    run = await _create(svc, body, None)
+    return _stream_response(svc, run, body.on_disconnect == "cancel", request, first=True)
+
+
+# ---------------------------------------------------------------- reading
+
+
+@router.get("/threads/{thread_id}/runs")
+async def list_runs(
+    thread_id: uuid.UUID,
+    limit: int = Query(10, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+    status: str | None = None,
+    svc: Services = Depends(services),
+) -> list[Json]:
+    runs = await svc.store.list_runs(str(thread_id), status, Page(limit, offset))
+    return [schemas.run_json(r) for r in runs]
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}")
+async def get_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Services = Depends(services)) -> Json:
+    return schemas.run_json(await svc.store.get_run(str(thread_id), str(run_id)))
+
+
+@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
+async def delete_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Services = Depends(services)) -> Response:
+    await svc.store.delete_run(str(thread_id), str(run_id))
+    return Response(status_code=204)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/join")
+async def join_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Services = Depends(services)) -> Json:
+    run = await svc.store.get_run(str(thread_id), str(run_id))
+    return await _await_output(svc, run)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/stream")
+async def join_stream(
+    thread_id: uuid.UUID,
+    run_id: uuid.UUID,
+    request: Request,
+    cancel_on_disconnect: bool = False,
+    last_event_id: str | None = Header(None),
+    svc: Services = Depends(services),
+) -> StreamingResponse:
+    run = await svc.store.get_run(str(thread_id), str(run_id))
+    return _stream_response(svc, run, cancel_on_disconnect, request, first=False, after=last_event_id)
+
+
+# ---------------------------------------------------------------- cancelling
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+async def cancel_run(
+    thread_id: uuid.UUID,
+    run_id: uuid.UUID,
+    params: schemas.CancelParams = Depends(),
+    svc: Services = Depends(services),
+) -> Response:
+    run = await _cancel(svc, str(thread_id), str(run_id), params.action)
+    if params.wait:
+        await _await_output(svc, run)
+    return Response(status_code=202 if not params.wait else 204)
+
+
+@router.post("/runs/cancel")
+async def cancel_runs(
+    body: schemas.RunsCancel, action: str = Query("interrupt"), svc: Services = Depends(services)
+) -> Response:
+    params = schemas.CancelParams(action=action)  # type: ignore[arg-type]
+    if body.thread_id is None:
+        raise errors.InvalidRequest("thread_id is required")
+    thread_id = require_uuid(body.thread_id, "thread_id")
+    if body.run_ids is not None:
+        targets = [require_uuid(r, "run_ids[]") for r in body.run_ids]
+        for run_id in targets:
+            await svc.store.get_run(thread_id, run_id)  # 404 before cancelling anything
+    else:
+        wanted = {"pending", "running"} if body.status in (None, "all") else {body.status}
+        runs = await svc.store.list_runs(thread_id, None, Page(limit=1000))
+        targets = [r.run_id for r in runs if r.status in wanted]
+    for run_id in targets:
+        await _cancel(svc, thread_id, run_id, params.action)
+    return Response(status_code=204)
+
+
+async def _cancel(svc: Services, thread_id: str, run_id: str, action: str) -> Run:
+    if action == "rollback":
+        raise errors.InvalidRequest("cancel action 'rollback' is not supported by graphrun yet")
+    run = await svc.store.cancel_run(thread_id, run_id, "interrupt")
+    if run.status == "running":
+        await svc.bus.cancel(run_id, "interrupt")
+    elif run.status == "interrupted":
+        await svc.bus.finish(run_id, run.output)
+    return run
+
+
+# ---------------------------------------------------------------- waiting and streaming
+
+
+async def _await_output(svc: Services, run: Run) -> Json:
+    """Block until the run ends; answer what ``/wait`` and ``/join`` answer."""
+    deadline = asyncio.get_running_loop().time() + svc.settings.wait_timeout_s
+    while not await svc.bus.wait_done(run.run_id, recheck_interval_s):
+        current = await _reload(svc, run)
+        if current is None or current.finished:
+            break
+        if asyncio.get_running_loop().time() > deadline:
+            raise errors.GraphrunError(f"run {run.run_id} did not finish within GRAPHRUN_WAIT_TIMEOUT_S")
+    output = svc.bus.output(run.run_id)
+    if output is None:
+        current = await _reload(svc, run)
+        output = current.output if current is not None else None
+    return output or {}
+
+
+async def _reload(svc: Services, run: Run) -> Run | None:
+    try:
+        return await svc.store.find_run(run.run_id)
+    except errors.RunNotFound:
+        return None  # a stateless run whose temporary thread is already gone
+
+
+def _stream_response(
+    svc: Services, run: Run, cancel_on_disconnect: bool, request: Request, *, first: bool, after: str | None = None
+) -> StreamingResponse:
+    body = _events(svc, run, cancel_on_disconnect, first=first, after=after)
+    return sse.response(body, _location(run, "/stream"))
+
+
+async def _events(
+    svc: Services, run: Run, cancel_on_disconnect: bool, *, first: bool, after: str | None
+) -> AsyncIterator[bytes]:
+    resumable = run.request.stream_resumable
+    finished = False
+    try:
+        if first:
+            yield sse.frame_json("metadata", {"run_id": run.run_id, "attempt": max(run.attempt, 1)})
+        async for event in svc.bus.subscribe(run.run_id, after, svc.settings.sse_keepalive_s):
+            if event is None:
+                yield sse.HEARTBEAT
+                current = await _reload(svc, run)
+                if current is None or (current.finished and svc.bus.output(run.run_id) is None):
+                    break  # finished where this process could not see its events
+                continue
+            yield sse.frame(event.event, event.data, event.id if resumable else None)
+        finished = True
+    finally:
+        if not finished and cancel_on_disconnect:
+            await asyncio.shield(_cancel_quietly(svc, run))
+
+
+async def _cancel_quietly(svc: Services, run: Run) -> None:
+    try:
+        await _cancel(svc, run.thread_id, run.run_id, "interrupt")
+    except errors.NotFound:
+        pass
+

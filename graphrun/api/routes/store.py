@@ -1,0 +1,80 @@
+"""``/store``: the long-term, cross-thread key-value store that graphs also reach as ``store``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Response
+from langgraph.store.base import Item
+
+from graphrun import errors
+from graphrun.api import schemas
+from graphrun.api.deps import Services, services
+from graphrun.types import Json
+
+router = APIRouter(prefix="/store", tags=["store"])
+
+
+def _item_json(item: Item) -> Json:
+    data: Json = item.dict()
+    return data
+
+
+def _namespace(labels: list[str]) -> tuple[str, ...]:
+    if not labels or any(not label or "." in label for label in labels):
+        raise errors.InvalidRequest(
+            f"namespace {labels!r} is invalid: it needs at least one label, and labels are non-empty "
+            "and contain no '.'"
+        )
+    return tuple(labels)
+
+
+@router.put("/items", status_code=204)
+async def put_item(body: schemas.StoreItemPut, svc: Services = Depends(services)) -> Response:
+    ttl_minutes = body.ttl  # the API's ttl is in minutes, as the store's
+    await svc.kv.aput(_namespace(body.namespace), body.key, body.value, index=body.index, ttl=ttl_minutes)
+    return Response(status_code=204)
+
+
+@router.get("/items")
+async def get_item(
+    key: str,
+    namespace: str = Query("", description="labels joined by '.'"),
+    refresh_ttl: bool | None = None,
+    svc: Services = Depends(services),
+) -> Json:
+    labels = namespace.split(".") if namespace else []
+    item = await svc.kv.aget(_namespace(labels), key, refresh_ttl=refresh_ttl)
+    if item is None:
+        raise errors.NotFound(f"Item {key!r} not found in namespace {labels!r}")
+    return _item_json(item)
+
+
+@router.delete("/items", status_code=204)
+async def delete_item(body: schemas.StoreItemDelete, svc: Services = Depends(services)) -> Response:
+    await svc.kv.adelete(_namespace(body.namespace), body.key)
+    return Response(status_code=204)
+
+
+@router.post("/items/search")
+async def search_items(body: schemas.StoreSearch, svc: Services = Depends(services)) -> Json:
+    if body.query is not None:
+        raise errors.InvalidRequest("query (semantic search) needs store.index, which graphrun does not support yet")
+    items = await svc.kv.asearch(
+        tuple(body.namespace_prefix),
+        filter=body.filter,
+        limit=body.limit,
+        offset=body.offset,
+        refresh_ttl=body.refresh_ttl,
+    )
+    return {"items": [_item_json(i) for i in items]}
+
+
+@router.post("/namespaces")
+async def list_namespaces(body: schemas.StoreNamespaces, svc: Services = Depends(services)) -> Json:
+    namespaces = await svc.kv.alist_namespaces(
+        prefix=tuple(body.prefix) if body.prefix else None,
+        suffix=tuple(body.suffix) if body.suffix else None,
+        max_depth=body.max_depth,
+        limit=body.limit,
+        offset=body.offset,
+    )
+    return {"namespaces": [list(ns) for ns in namespaces]}

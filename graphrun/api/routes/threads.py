@@ -1,0 +1,196 @@
+"""``/threads``: conversations. A thread's state lives in the checkpointer; its row in the control store."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Response
+from langchain_core.runnables import RunnableConfig
+from langgraph.pregel import Pregel
+
+from graphrun import checkpointer, encoding, errors
+from graphrun.api import schemas
+from graphrun.api._resolve import require_uuid
+from graphrun.api._state import checkpoint_json, empty_state, state_json
+from graphrun.api.deps import Services, services
+from graphrun.graphs import thread_interrupts
+from graphrun.models import Thread, new_id
+from graphrun.stores.base import Page
+from graphrun.types import Json
+
+router = APIRouter(prefix="/threads", tags=["threads"])
+
+
+@router.post("")
+async def create_thread(body: schemas.ThreadCreate, svc: Services = Depends(services)) -> Json:
+    thread_id = require_uuid(body.thread_id, "thread_id") if body.thread_id else new_id()
+    return schemas.thread_json(await svc.store.create_thread(thread_id, body.metadata, body.if_exists))
+
+
+@router.post("/search")
+async def search_threads(body: schemas.ThreadSearch, svc: Services = Depends(services)) -> list[Json]:
+    ids = [require_uuid(i, "ids[]") for i in body.ids] if body.ids is not None else None
+    page = Page(body.limit, body.offset, body.sort_by, body.sort_order or "desc")
+    found = await svc.store.search_threads(body.metadata, body.values, body.status, ids, page)
+    items = [schemas.thread_json(t) for t in found]
+    if body.select:
+        unknown = [f for f in body.select if items and f not in items[0]]
+        if unknown:
+            raise errors.InvalidRequest(f"select: unknown field {unknown[0]!r}")
+        items = [{k: v for k, v in t.items() if k in body.select} for t in items]
+    return items
+
+
+@router.post("/count")
+async def count_threads(body: schemas.ThreadCount, svc: Services = Depends(services)) -> int:
+    return await svc.store.count_threads(body.metadata, body.values, body.status)
+
+
+@router.get("/{thread_id}")
+async def get_thread(thread_id: uuid.UUID, svc: Services = Depends(services)) -> Json:
+    return schemas.thread_json(await svc.store.get_thread(str(thread_id)))
+
+
+@router.patch("/{thread_id}")
+async def update_thread(thread_id: uuid.UUID, body: schemas.ThreadPatch, svc: Services = Depends(services)) -> Json:
+    return schemas.thread_json(await svc.store.update_thread(str(thread_id), body.metadata))
+
+
+@router.delete("/{thread_id}", status_code=204)
+async def delete_thread(thread_id: uuid.UUID, svc: Services = Depends(services)) -> Response:
+    """Delete the thread, cancel what runs on it, then drop its checkpoints."""
+    inflight = await svc.store.delete_thread(str(thread_id))
+    for run in inflight:
+        await svc.bus.cancel(run.run_id, "interrupt")
+    await svc.graphs.persistence.checkpointer.adelete_thread(str(thread_id))
+    return Response(status_code=204)
+
+
+@router.post("/{thread_id}/copy")
+async def copy_thread(thread_id: uuid.UUID, svc: Services = Depends(services)) -> Json:
+    source = await svc.store.get_thread(str(thread_id))
+    target_id = new_id()
+    saver = svc.graphs.persistence.checkpointer
+    try:
+        await checkpointer.copy_thread(saver, source.thread_id, target_id)
+        copied = await svc.store.copy_thread(source.thread_id, target_id)
+    except BaseException:
+        await saver.adelete_thread(target_id)  # no half-copied thread is left behind
+        raise
+    return schemas.thread_json(copied)
+
+
+@router.get("/{thread_id}/state")
+async def get_state(thread_id: uuid.UUID, subgraphs: bool = False, svc: Services = Depends(services)) -> Json:
+    return await _state_at(svc, str(thread_id), None, subgraphs)
+
+
+@router.get("/{thread_id}/state/{checkpoint_id}")
+async def get_state_at(
+    thread_id: uuid.UUID, checkpoint_id: str, subgraphs: bool = False, svc: Services = Depends(services)
+) -> Json:
+    return await _state_at(svc, str(thread_id), {"checkpoint_id": checkpoint_id}, subgraphs)
+
+
+@router.post("/{thread_id}/state/checkpoint")
+async def post_state_at(
+    thread_id: uuid.UUID, body: schemas.ThreadStateAt, svc: Services = Depends(services)
+) -> Json:
+    return await _state_at(svc, str(thread_id), body.checkpoint.model_dump(exclude_none=True), body.subgraphs)
+
+
+@router.post("/{thread_id}/state")
+async def update_state(
+    thread_id: uuid.UUID, body: schemas.ThreadStateUpdate, svc: Services = Depends(services)
+) -> Json:
+    """Write ``values`` as if ``as_node`` had returned them; the thread row follows the new head."""
+    thread = await svc.store.get_thread(str(thread_id))
+    if thread.status == "busy":
+        raise errors.Conflict(f"Thread {thread.thread_id} is busy: a run is executing; update its state afterwards")
+    checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else {}
+    if body.checkpoint_id:
+        checkpoint["checkpoint_id"] = body.checkpoint_id
+    async with _thread_graph(svc, thread) as graph:
+        config = _config(thread.thread_id, checkpoint)
+        try:
+            new_config = await graph.aupdate_state(config, body.values, as_node=body.as_node)
+        except (ValueError, KeyError) as exc:
+            raise errors.InvalidRequest(f"cannot update state: {exc}") from exc
+        head = await graph.aget_state(_config(thread.thread_id, None))
+    interrupts = thread_interrupts(head)
+    status = "interrupted" if interrupts else "idle"
+    await svc.store.set_thread_state(thread.thread_id, encoding.jsonable(head.values), interrupts, status)
+    return {"checkpoint": checkpoint_json(new_config)}
+
+
+@router.get("/{thread_id}/history")
+async def get_history_get(
+    thread_id: uuid.UUID, limit: int = 10, before: str | None = None, svc: Services = Depends(services)
+) -> list[Json]:
+    body = schemas.ThreadHistory(limit=limit, before=before)
+    return await _history(svc, str(thread_id), body)
+
+
+@router.post("/{thread_id}/history")
+async def get_history(
+    thread_id: uuid.UUID, body: schemas.ThreadHistory, svc: Services = Depends(services)
+) -> list[Json]:
+    return await _history(svc, str(thread_id), body)
+
+
+async def _history(svc: Services, thread_id: str, body: schemas.ThreadHistory) -> list[Json]:
+    thread = await svc.store.get_thread(thread_id)
+    if _graph_id(thread) is None:
+        return []
+    checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else None
+    before: RunnableConfig | None = None
+    if isinstance(body.before, str):
+        before = _config(thread_id, {"checkpoint_id": body.before})
+    elif body.before is not None:
+        before = _config(thread_id, body.before.model_dump(exclude_none=True))
+    async with _thread_graph(svc, thread) as graph:
+        history = graph.aget_state_history(
+            _config(thread_id, checkpoint), filter=body.metadata, before=before, limit=body.limit
+        )
+        return [state_json(s) async for s in history]
+
+
+async def _state_at(svc: Services, thread_id: str, checkpoint: Json | None, subgraphs: bool) -> Json:
+    thread = await svc.store.get_thread(thread_id)
+    if _graph_id(thread) is None:
+        return empty_state(thread_id)
+    async with _thread_graph(svc, thread) as graph:
+        snapshot = await graph.aget_state(_config(thread_id, checkpoint), subgraphs=subgraphs)
+    if checkpoint and checkpoint.get("checkpoint_id") and snapshot.config is None:
+        raise errors.NotFound(f"Thread {thread_id} has no checkpoint {checkpoint['checkpoint_id']}")
+    if snapshot.config is None:
+        return empty_state(thread_id)
+    return state_json(snapshot)
+
+
+def _graph_id(thread: Thread) -> str | None:
+    graph_id = thread.metadata.get("graph_id")
+    return graph_id if isinstance(graph_id, str) else None
+
+
+@contextlib.asynccontextmanager
+async def _thread_graph(svc: Services, thread: Thread) -> AsyncIterator[Pregel[Any, Any]]:
+    graph_id = _graph_id(thread)
+    if graph_id is None:
+        raise errors.Conflict(
+            f"Thread {thread.thread_id} has no graph yet: run it once, or create it with metadata.graph_id"
+        )
+    if graph_id not in svc.graphs:
+        raise errors.Conflict(f"Thread {thread.thread_id} belongs to graph {graph_id!r}, which is not configured")
+    async with svc.graphs.graph(graph_id) as graph:
+        yield graph
+
+
+def _config(thread_id: str, checkpoint: Json | None) -> RunnableConfig:
+    configurable: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
+    if checkpoint:
+        configurable.update({k: v for k, v in checkpoint.items() if k in ("checkpoint_id", "checkpoint_ns")})
+    return {"configurable": configurable}

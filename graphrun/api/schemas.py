@@ -1,0 +1,273 @@
+"""Request bodies of the LangGraph Server API, as ``langgraph-sdk`` 0.4 sends them, and response shapes.
+
+Every body refuses fields it does not know (``extra="forbid"``): a field the server would not honour is
+an error the client sees, never silently dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from graphrun.models import Assistant, Run, Thread
+from graphrun.types import (
+    STREAM_MODES,
+    CancelAction,
+    Durability,
+    IfNotExists,
+    Json,
+    MultitaskStrategy,
+    OnCompletion,
+    OnDisconnect,
+    ThreadStatus,
+)
+
+SortOrder = Literal["asc", "desc"]
+# Modes LangGraph streams natively, that graphrun frames today. `messages` (partial/complete message
+# events) and `events` (astream_events) are refused with a clear error until they are built.
+SUPPORTED_STREAM_MODES = frozenset(STREAM_MODES - {"messages", "events"})
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AssistantCreate(Body):
+    graph_id: str
+    assistant_id: str | None = None
+    config: Json = Field(default_factory=dict)
+    context: Json = Field(default_factory=dict)
+    metadata: Json = Field(default_factory=dict)
+    if_exists: Literal["raise", "do_nothing"] = "raise"
+    name: str | None = None
+    description: str | None = None
+
+
+class AssistantPatch(Body):
+    graph_id: str | None = None
+    config: Json | None = None
+    context: Json | None = None
+    metadata: Json | None = None
+    name: str | None = None
+    description: str | None = None
+
+
+class AssistantSearch(Body):
+    metadata: Json = Field(default_factory=dict)
+    graph_id: str | None = None
+    name: str | None = None
+    limit: int = Field(10, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+    sort_by: Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"] | None = None
+    sort_order: SortOrder | None = None
+    select: list[str] | None = None
+
+
+class AssistantCount(Body):
+    metadata: Json = Field(default_factory=dict)
+    graph_id: str | None = None
+    name: str | None = None
+
+
+class AssistantVersionsSearch(Body):
+    metadata: Json = Field(default_factory=dict)
+    limit: int = Field(10, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+
+
+class AssistantLatest(Body):
+    version: int = Field(ge=1)
+
+
+class ThreadCreate(Body):
+    thread_id: str | None = None
+    metadata: Json = Field(default_factory=dict)
+    if_exists: Literal["raise", "do_nothing"] = "raise"
+
+
+class ThreadPatch(Body):
+    metadata: Json = Field(default_factory=dict)
+
+
+class ThreadSearch(Body):
+    metadata: Json = Field(default_factory=dict)
+    values: Json = Field(default_factory=dict)
+    ids: list[str] | None = None
+    status: ThreadStatus | None = None
+    limit: int = Field(10, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+    sort_by: Literal["thread_id", "status", "created_at", "updated_at", "state_updated_at"] | None = None
+    sort_order: SortOrder | None = None
+    select: list[str] | None = None
+
+
+class ThreadCount(Body):
+    metadata: Json = Field(default_factory=dict)
+    values: Json = Field(default_factory=dict)
+    status: ThreadStatus | None = None
+
+
+class Checkpoint(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    checkpoint_id: str | None = None
+    checkpoint_ns: str = ""
+    thread_id: str | None = None
+    checkpoint_map: Json | None = None
+
+
+class ThreadStateUpdate(Body):
+    values: Any = None
+    as_node: str | None = None
+    checkpoint: Checkpoint | None = None
+    checkpoint_id: str | None = None
+
+
+class ThreadStateAt(Body):
+    checkpoint: Checkpoint
+    subgraphs: bool = False
+
+
+class ThreadHistory(Body):
+    limit: int = Field(10, ge=1, le=1000)
+    before: str | Checkpoint | None = None
+    metadata: Json | None = None
+    checkpoint: Checkpoint | None = None
+    select: list[str] | None = None
+
+
+class CommandBody(Body):
+    resume: Any = None
+    goto: Any = None
+    update: Any = None
+
+
+class RunCreate(Body):
+    assistant_id: str
+    input: Any = None
+    command: CommandBody | None = None
+    config: Json = Field(default_factory=dict)
+    context: Json = Field(default_factory=dict)
+    metadata: Json = Field(default_factory=dict)
+    stream_mode: str | list[str] = "values"
+    stream_subgraphs: bool = False
+    stream_resumable: bool = False
+    interrupt_before: Literal["*"] | list[str] | None = None
+    interrupt_after: Literal["*"] | list[str] | None = None
+    checkpoint: Checkpoint | None = None
+    checkpoint_id: str | None = None
+    checkpoint_during: bool | None = None
+    durability: Durability | None = None
+    multitask_strategy: MultitaskStrategy = "enqueue"
+    if_not_exists: IfNotExists = "reject"
+    on_disconnect: OnDisconnect = "continue"
+    on_completion: OnCompletion = "delete"
+    after_seconds: float | None = Field(None, ge=0)
+
+    @field_validator("stream_mode")
+    @classmethod
+    def _known_modes(cls, value: str | list[str]) -> str | list[str]:
+        for mode in [value] if isinstance(value, str) else value:
+            if mode not in STREAM_MODES:
+                raise ValueError(f"unknown stream_mode {mode!r}; expected one of {', '.join(sorted(STREAM_MODES))}")
+            if mode not in SUPPORTED_STREAM_MODES:
+                raise ValueError(f"stream_mode {mode!r} is not supported by graphrun yet")
+        return value
+
+    @property
+    def stream_modes(self) -> list[str]:
+        return [self.stream_mode] if isinstance(self.stream_mode, str) else list(self.stream_mode)
+
+
+class RunsCancel(Body):
+    thread_id: str | None = None
+    run_ids: list[str] | None = None
+    status: Literal["pending", "running", "all"] | None = None
+
+
+class CancelParams(BaseModel):
+    wait: bool = False
+    action: CancelAction = "interrupt"
+
+
+class StoreItemPut(Body):
+    namespace: list[str]
+    key: str
+    value: Json
+    index: Literal[False] | list[str] | None = None
+    ttl: float | None = Field(None, ge=0)
+
+
+class StoreItemDelete(Body):
+    namespace: list[str]
+    key: str
+
+
+class StoreSearch(Body):
+    namespace_prefix: list[str] = Field(default_factory=list)
+    filter: Json | None = None
+    limit: int = Field(10, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+    query: str | None = None
+    refresh_ttl: bool | None = None
+
+
+class StoreNamespaces(Body):
+    prefix: list[str] | None = None
+    suffix: list[str] | None = None
+    max_depth: int | None = Field(None, ge=1)
+    limit: int = Field(100, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+
+
+# ---------------------------------------------------------------- responses
+
+
+def assistant_json(a: Assistant) -> Json:
+    return {
+        "assistant_id": a.assistant_id,
+        "graph_id": a.graph_id,
+        "config": a.config,
+        "context": a.context,
+        "metadata": a.metadata,
+        "name": a.name,
+        "description": a.description,
+        "version": a.version,
+        "created_at": a.created_at.isoformat(),
+        "updated_at": a.updated_at.isoformat(),
+    }
+
+
+def thread_json(t: Thread) -> Json:
+    return {
+        "thread_id": t.thread_id,
+        "created_at": t.created_at.isoformat(),
+        "updated_at": t.updated_at.isoformat(),
+        "state_updated_at": t.state_updated_at.isoformat(),
+        "metadata": t.metadata,
+        "status": t.status,
+        "values": t.values,
+        "interrupts": t.interrupts,
+        "config": t.config,
+        "error": t.error,
+    }
+
+
+def run_json(r: Run) -> Json:
+    return {
+        "run_id": r.run_id,
+        "thread_id": r.thread_id,
+        "assistant_id": r.assistant_id,
+        "created_at": r.created_at.isoformat(),
+        "updated_at": r.updated_at.isoformat(),
+        "status": r.status,
+        "metadata": r.metadata,
+        "kwargs": {
+            "input": r.request.input,
+            "command": r.request.command,
+            "config": r.request.config,
+            "context": r.request.context,
+            "stream_mode": r.request.stream_mode,
+        },
+        "multitask_strategy": r.multitask_strategy,
+    }

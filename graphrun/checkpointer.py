@@ -1,0 +1,97 @@
+"""The checkpointer and the long-term store a graph is compiled with, opened from settings.
+
+Embedded mode uses the official SQLite savers (``langgraph-checkpoint-sqlite``). Known gaps of the
+official libraries are worked around here, in one place, each with a test that shows it is still needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.store.base import BaseStore, TTLConfig
+from langgraph.store.sqlite.aio import AsyncSqliteStore
+
+from graphrun.errors import ConfigError
+from graphrun.settings import Settings
+
+_STORE_KEYS = frozenset({"ttl", "index"})
+_TTL_KEYS = frozenset({"refresh_on_read", "default_ttl", "sweep_interval_minutes"})
+
+
+@dataclass(frozen=True)
+class Persistence:
+    checkpointer: BaseCheckpointSaver[Any]
+    store: BaseStore
+
+
+@contextlib.asynccontextmanager
+async def open_persistence(
+    settings: Settings, store_config: Mapping[str, Any] | None = None
+) -> AsyncIterator[Persistence]:
+    """Open the checkpointer and store for the process; both close when the block exits."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ttl = store_ttl(store_config)
+    async with (
+        AsyncSqliteSaver.from_conn_string(str(settings.data_dir / "checkpoints.sqlite")) as saver,
+        AsyncSqliteStore.from_conn_string(str(settings.data_dir / "store.sqlite"), ttl=ttl) as store,
+    ):
+        await saver.setup()
+        await store.setup()
+        if ttl is not None:
+            await store.start_ttl_sweeper()
+        try:
+            yield Persistence(checkpointer=saver, store=store)
+        finally:
+            if ttl is not None:
+                await store.stop_ttl_sweeper()
+
+
+def store_ttl(store_config: Mapping[str, Any] | None) -> TTLConfig | None:
+    """The ``store.ttl`` section of ``langgraph.json`` (minutes, as in the LangGraph CLI)."""
+    if not store_config:
+        return None
+    unknown = set(store_config) - _STORE_KEYS
+    if unknown:
+        raise ConfigError(f"langgraph.json: unknown key 'store.{sorted(unknown)[0]}'")
+    if "index" in store_config:
+        raise ConfigError("langgraph.json: 'store.index' (semantic search) is not supported by graphrun yet")
+    ttl = store_config.get("ttl")
+    if ttl is None:
+        return None
+    if not isinstance(ttl, dict) or set(ttl) - _TTL_KEYS:
+        raise ConfigError(f"langgraph.json: 'store.ttl' takes only {', '.join(sorted(_TTL_KEYS))}")
+    return TTLConfig(**ttl)  # type: ignore[typeddict-item]
+
+
+async def copy_thread(saver: BaseCheckpointSaver[Any], source_id: str, target_id: str) -> None:
+    """Copy every checkpoint and pending write of a thread to another thread id.
+
+    Workaround: ``BaseCheckpointSaver.acopy_thread`` exists but the SQLite saver does not implement it
+    (``tests/unit/test_checkpointer.py`` checks that it still raises), so we replay the thread's
+    checkpoints through the public ``aput``/``aput_writes`` API, oldest first, keeping their ids.
+    """
+    try:
+        await saver.acopy_thread(source_id, target_id)
+        return
+    except NotImplementedError:
+        pass
+    tuples = [t async for t in saver.alist({"configurable": {"thread_id": source_id}})]
+    for t in reversed(tuples):
+        conf = t.config["configurable"]
+        parent = t.parent_config["configurable"]["checkpoint_id"] if t.parent_config else None
+        target: dict[str, Any] = {
+            "configurable": {
+                "thread_id": target_id,
+                "checkpoint_ns": conf.get("checkpoint_ns", ""),
+                "checkpoint_id": parent,
+            }
+        }
+        new_versions = dict(t.checkpoint["channel_versions"])
+        stored = await saver.aput(target, t.checkpoint, {**t.metadata, "thread_id": target_id}, new_versions)
+        for task_id, channel, value in t.pending_writes or ():
+            await saver.aput_writes(stored, [(channel, value)], task_id)

@@ -1,0 +1,162 @@
+"""``langgraph.json``: the LangGraph CLI's configuration format, parsed and validated.
+
+Only parsing lives here (pure, L1). Importing the graphs a config names is ``graphrun.graphs``' job.
+Every error names the file, the key and what is wrong, so a broken config stops start-up with one line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+from graphrun.errors import ConfigError
+
+KNOWN_KEYS = frozenset(
+    {
+        "graphs",
+        "dependencies",
+        "env",
+        "store",
+        "checkpointer",
+        "auth",
+        "http",
+        # Keys the LangGraph CLI uses for building images; accepted so that an existing file loads unchanged.
+        "python_version",
+        "node_version",
+        "pip_config_file",
+        "pip_installer",
+        "dockerfile_lines",
+        "base_image",
+        "image_distro",
+        "keep_pkg_tools",
+        "ui",
+        "ui_config",
+        "webhooks",
+        "api_version",
+        "$schema",
+    }
+)
+_GRAPH_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """Where a graph comes from: a file (``./agent.py:graph``) or a module (``pkg.agent:graph``)."""
+
+    graph_id: str
+    path: Path | None
+    module: str | None
+    attr: str
+    description: str | None = None
+
+    @property
+    def source(self) -> str:
+        return f"{self.path or self.module}:{self.attr}"
+
+
+@dataclass(frozen=True)
+class LanggraphConfig:
+    path: Path
+    graphs: tuple[GraphSpec, ...]
+    dependencies: tuple[Path, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    store: Mapping[str, Any] | None = None
+    checkpointer: Mapping[str, Any] | None = None
+    auth: Mapping[str, Any] | None = None
+    http: Mapping[str, Any] | None = None
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+
+def load_config(path: Path) -> LanggraphConfig:
+    """Read and validate a ``langgraph.json``; raise ``ConfigError`` naming file, key and problem."""
+    path = path.resolve()
+    if not path.is_file():
+        raise ConfigError(f"{path}: configuration file not found")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: invalid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a JSON object")
+    unknown = sorted(set(raw) - KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(KNOWN_KEYS))})")
+    return LanggraphConfig(
+        path=path,
+        graphs=_parse_graphs(path, raw.get("graphs")),
+        dependencies=_parse_dependencies(path, raw.get("dependencies", [])),
+        env=_parse_env(path, raw.get("env", {})),
+        store=_optional_object(path, raw, "store"),
+        checkpointer=_optional_object(path, raw, "checkpointer"),
+        auth=_parse_auth(path, raw),
+        http=_optional_object(path, raw, "http"),
+    )
+
+
+def _parse_graphs(path: Path, graphs: Any) -> tuple[GraphSpec, ...]:
+    if not isinstance(graphs, dict) or not graphs:
+        raise ConfigError(f"{path}: key 'graphs' must be a non-empty object mapping graph ids to './file.py:attr'")
+    specs = []
+    seen: set[str] = set()
+    for graph_id, value in graphs.items():
+        where = f"{path}: graphs.{graph_id}"
+        if not _GRAPH_ID.match(graph_id):
+            raise ConfigError(f"{where}: graph id may only contain letters, digits, '_', '.' and '-'")
+        if graph_id.lower() in seen:
+            raise ConfigError(f"{where}: duplicate graph id")
+        seen.add(graph_id.lower())
+        description = None
+        if isinstance(value, dict):
+            description = value.get("description")
+            value = value.get("path")
+        if not isinstance(value, str) or value.count(":") != 1:
+            raise ConfigError(f"{where}: expected './path/to/file.py:attribute' or 'module:attribute', got {value!r}")
+        target, attr = value.split(":")
+        if not attr.isidentifier():
+            raise ConfigError(f"{where}: {attr!r} is not a Python attribute name")
+        if target.endswith(".py") or "/" in target:
+            specs.append(GraphSpec(graph_id, (path.parent / target).resolve(), None, attr, description))
+        else:
+            specs.append(GraphSpec(graph_id, None, target, attr, description))
+    return tuple(specs)
+
+
+def _parse_dependencies(path: Path, deps: Any) -> tuple[Path, ...]:
+    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+        raise ConfigError(f"{path}: key 'dependencies' must be a list of strings")
+    # Local paths go on the import path; package names (e.g. "langchain_openai") are the installer's business.
+    return tuple((path.parent / d).resolve() for d in deps if d.startswith((".", "/")))
+
+
+def _parse_env(path: Path, env: Any) -> dict[str, str]:
+    if isinstance(env, str):
+        env_file = (path.parent / env).resolve()
+        if not env_file.is_file():
+            raise ConfigError(f"{path}: key 'env' names {env_file}, which does not exist")
+        return {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    if isinstance(env, dict) and all(isinstance(v, str) for v in env.values()):
+        return dict(env)
+    raise ConfigError(f"{path}: key 'env' must be a path to a .env file or an object of strings")
+
+
+def _optional_object(path: Path, raw: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    value = raw.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise ConfigError(f"{path}: key {key!r} must be an object")
+    return value
+
+
+def _parse_auth(path: Path, raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    auth = _optional_object(path, raw, "auth")
+    if auth is not None and "path" in auth and not (isinstance(auth["path"], str) and ":" in auth["path"]):
+        raise ConfigError(f"{path}: key 'auth.path' must be './file.py:attribute', got {auth['path']!r}")
+    return auth

@@ -1,0 +1,62 @@
+"""One root error, one class per failure; the docstring is the default message.
+
+HTTP status codes for these live in one table, in `graphrun.api.errors`.
+"""
+
+from __future__ import annotations
+
+
+class GraphrunError(Exception):
+    """graphrun failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or (self.__doc__ or type(self).__name__).strip()
+        super().__init__(self.message)
+
+
+class ConfigError(GraphrunError):
+    """The configuration is invalid."""
+
+
+class NotFound(GraphrunError):
+    """Not found."""
+
+
+class AssistantNotFound(NotFound):
+    """Assistant not found."""
+
+
+class ThreadNotFound(NotFound):
+    """Thread not found."""
+
+
+class RunNotFound(NotFound):
+    """Run not found."""
+
+
+class ThreadOrAssistantNotFound(NotFound):
+    """Thread or assistant not found."""
+
+
+class InvalidRequest(GraphrunError):
+    """The request is invalid."""
+
+
+class Conflict(GraphrunError):
+    """The request conflicts with the current state."""
+
+
+class ThreadBusy(Conflict):
+    """Thread is already running a run; multitask_strategy='reject' refuses a second one."""
+
+
+class AlreadyExists(Conflict):
+    """Already exists."""
+
+
+class LeaseLost(GraphrunError):
+    """This worker no longer holds the run's lease (another attempt took it over)."""
+
+
+class DataDirLocked(GraphrunError):
+    """The data directory is in use by another graphrun process."""

@@ -1,0 +1,216 @@
+"""The graphs a ``langgraph.json`` names: imported once at start-up, compiled with the server's persistence.
+
+A graph may be given as a compiled graph, an uncompiled ``StateGraph``, or a factory taking a config
+(sync or async, or a context manager) that is called for every run, as the LangGraph CLI allows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import StateGraph
+from langgraph.pregel import Pregel
+from langgraph.types import StateSnapshot
+from pydantic import ConfigDict, create_model
+
+from graphrun import encoding
+
+from graphrun.checkpointer import Persistence
+from graphrun.config import GraphSpec, LanggraphConfig
+from graphrun.errors import ConfigError
+from graphrun.types import Json
+
+
+@dataclass(frozen=True)
+class LoadedGraph:
+    spec: GraphSpec
+    target: Any  # a Pregel, a StateGraph or a factory
+
+    @property
+    def is_factory(self) -> bool:
+        return not isinstance(self.target, (Pregel, StateGraph))
+
+
+class GraphRegistry:
+    """Every configured graph by id; hands out graphs bound to the process's checkpointer and store."""
+
+    def __init__(self, graphs: Mapping[str, LoadedGraph], persistence: Persistence) -> None:
+        self._graphs = dict(graphs)
+        self._persistence = persistence
+
+    @property
+    def persistence(self) -> Persistence:
+        return self._persistence
+
+    @property
+    def graph_ids(self) -> list[str]:
+        return list(self._graphs)
+
+    def __contains__(self, graph_id: object) -> bool:
+        return graph_id in self._graphs
+
+    def description(self, graph_id: str) -> str | None:
+        return self._graphs[graph_id].spec.description
+
+    @contextlib.asynccontextmanager
+    async def graph(self, graph_id: str, config: RunnableConfig | None = None) -> AsyncIterator[Pregel[Any, Any]]:
+        """The graph, compiled with the server's checkpointer and store (factories are called here)."""
+        loaded = self._graphs[graph_id]
+        async with _materialize(loaded, config or {}) as obj:
+            yield self._bind(loaded.spec, obj)
+
+    def _bind(self, spec: GraphSpec, obj: Any) -> Pregel[Any, Any]:
+        p = self._persistence
+        if isinstance(obj, StateGraph):
+            return obj.compile(checkpointer=p.checkpointer, store=p.store)
+        if isinstance(obj, Pregel):
+            return obj.copy(update={"checkpointer": p.checkpointer, "store": p.store})
+        raise ConfigError(f"graph {spec.graph_id!r} ({spec.source}): factory returned {type(obj).__name__}, not a graph")
+
+
+def load_graphs(config: LanggraphConfig) -> dict[str, LoadedGraph]:
+    """Import every graph of the config. Raises ``ConfigError`` naming the graph and what is wrong."""
+    for key, value in config.env.items():
+        os.environ.setdefault(key, value)
+    for dep in reversed(config.dependencies):
+        if str(dep) not in sys.path:
+            sys.path.insert(0, str(dep))
+    return {spec.graph_id: LoadedGraph(spec, _import_target(config.path, spec)) for spec in config.graphs}
+
+
+def _import_target(config_path: Path, spec: GraphSpec) -> Any:
+    where = f"{config_path}: graphs.{spec.graph_id} ({spec.source})"
+    try:
+        module = _import_file(spec.path) if spec.path is not None else importlib.import_module(spec.module or "")
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.message}") from exc
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"{where}: module not found: {exc.name}") from exc
+    except Exception as exc:
+        raise ConfigError(f"{where}: importing it failed: {type(exc).__name__}: {exc}") from exc
+    if not hasattr(module, spec.attr):
+        raise ConfigError(f"{where}: module has no attribute {spec.attr!r}")
+    target = getattr(module, spec.attr)
+    is_graph = isinstance(target, (Pregel, StateGraph))
+    if not is_graph and (not callable(target) or isinstance(target, type)):
+        raise ConfigError(f"{where}: {spec.attr!r} is a {type(target).__name__}, not a graph or a graph factory")
+    return target
+
+
+def _import_file(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise ConfigError(f"file {path} not found")
+    name = f"graphrun_user_graphs.{path.stem}_{abs(hash(str(path)))}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    if str(path.parent) not in sys.path:  # siblings of the graph file import as plain modules
+        sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+@contextlib.asynccontextmanager
+async def _materialize(loaded: LoadedGraph, config: RunnableConfig) -> AsyncIterator[Any]:
+    """Yield the graph object; for a factory, call it with the run's config (if it takes one)."""
+    if not loaded.is_factory:
+        yield loaded.target
+        return
+    factory: Callable[..., Any] = loaded.target
+    result = factory(config) if _takes_argument(factory) else factory()
+    if inspect.isawaitable(result):
+        result = await result
+    if isinstance(result, contextlib.AbstractAsyncContextManager):
+        async with result as graph:
+            yield graph
+    elif isinstance(result, contextlib.AbstractContextManager):
+        with result as graph:
+            yield graph
+    else:
+        yield result
+
+
+def _takes_argument(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
+
+
+async def check_graph(registry: GraphRegistry, graph_id: str) -> None:
+    """Materialize a graph once at start-up so that a broken factory stops the server, not a run."""
+    try:
+        async with registry.graph(graph_id):
+            pass
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"graph {graph_id!r}: building it failed: {type(exc).__name__}: {exc}") from exc
+
+
+async def graph_schemas(graph: Pregel[Any, Any], graph_id: str) -> dict[str, Any]:
+    """The input, output, state, config and context JSON schemas, as ``GET /assistants/{id}/schemas``."""
+    return {
+        "graph_id": graph_id,
+        "input_schema": _safe(graph.get_input_jsonschema),
+        "output_schema": _safe(graph.get_output_jsonschema),
+        "state_schema": _safe(lambda: _state_jsonschema(graph)),
+        "config_schema": _safe(lambda: _config_jsonschema(graph)),
+        "context_schema": _safe(graph.get_context_jsonschema),
+    }
+
+
+def _safe(fn: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+    # A schema that cannot be derived (arbitrary types in state) is reported as absent, as the official
+    # server does, rather than failing the whole request.
+    try:
+        return fn()
+    except Exception:
+        return None
+
+
+def _state_jsonschema(graph: Pregel[Any, Any]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name in graph.stream_channels_list:
+        channel = graph.channels[name]
+        fields[name] = (channel.ValueType | None, None)
+    model = create_model(  # type: ignore[call-overload]
+        graph.get_name("State"), __config__=ConfigDict(arbitrary_types_allowed=True), **fields
+    )
+    schema: dict[str, Any] = model.model_json_schema()
+    return schema
+
+
+def _config_jsonschema(graph: Pregel[Any, Any]) -> dict[str, Any]:
+    # get_config_jsonschema is deprecated in favour of context; call the underlying schema directly.
+    schema: dict[str, Any] = graph.config_schema().model_json_schema()
+    return schema
+
+
+def thread_interrupts(state: StateSnapshot) -> dict[str, list[Json]]:
+    """Pending interrupts by task id, as the official server shows them on the thread."""
+    found: dict[str, list[Json]] = {}
+    for task in state.tasks:
+        if task.interrupts:
+            found[task.id] = encoding.jsonable(list(task.interrupts))
+    return found

@@ -1,0 +1,144 @@
+"""The records of the control store and the pure decisions about them.
+
+Stores return these; the API turns them into the official server's JSON. No I/O here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from graphrun.types import (
+    INFLIGHT_RUN_STATUSES,
+    TERMINAL_RUN_STATUSES,
+    Json,
+    MultitaskStrategy,
+    RunStatus,
+    ThreadStatus,
+)
+
+# The namespace the official server uses for system assistant ids: uuid5(NAMESPACE, graph_id).
+ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
+
+
+def system_assistant_id(graph_id: str) -> str:
+    return str(uuid.uuid5(ASSISTANT_NAMESPACE, graph_id))
+
+
+def new_id() -> str:
+    """A time-ordered UUID (v7), as the official server generates: ids sort by creation time."""
+    ms = int(datetime.now(UTC).timestamp() * 1000)
+    rand = uuid.uuid4().int & ((1 << 74) - 1)
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | (rand & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Assistant:
+    assistant_id: str
+    graph_id: str
+    config: Json
+    context: Json
+    metadata: Json
+    name: str
+    description: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Thread:
+    thread_id: str
+    created_at: datetime
+    updated_at: datetime
+    state_updated_at: datetime
+    metadata: Json
+    status: ThreadStatus
+    values: Json | None
+    interrupts: dict[str, list[Json]]
+    config: Json
+    error: Json | None
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything the runner needs to execute a run, stored on the run row when it is created."""
+
+    input: Any = None
+    command: Json | None = None
+    config: Json = field(default_factory=dict)
+    context: Json = field(default_factory=dict)
+    stream_mode: list[str] = field(default_factory=lambda: ["values"])
+    stream_subgraphs: bool = False
+    stream_resumable: bool = False
+    interrupt_before: list[str] | str | None = None
+    interrupt_after: list[str] | str | None = None
+    checkpoint: Json | None = None
+    durability: str | None = None
+    on_completion: str | None = None
+    temporary: bool = False
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: str
+    thread_id: str
+    assistant_id: str
+    graph_id: str
+    status: RunStatus
+    metadata: Json
+    multitask_strategy: MultitaskStrategy
+    request: RunRequest
+    created_at: datetime
+    updated_at: datetime
+    attempt: int = 0
+    available_at: datetime | None = None
+    output: Json | None = None
+    error: Json | None = None
+    cancel_action: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL_RUN_STATUSES
+
+    @property
+    def inflight(self) -> bool:
+        return self.status in INFLIGHT_RUN_STATUSES
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How an attempt ended, as the runner reports it to the store."""
+
+    status: RunStatus
+    output: Json | None
+    thread_status: ThreadStatus
+    thread_values: Json | None
+    interrupts: dict[str, list[Json]]
+    error: Json | None = None
+
+
+def thread_status_after(run_status: RunStatus, has_interrupts: bool) -> ThreadStatus:
+    """The thread's status once a run on it has ended (the official server's rules)."""
+    if run_status in ("error", "timeout"):
+        return "error"
+    if has_interrupts:
+        return "interrupted"
+    return "idle"
+
+
+def run_output(values: Json | None, interrupts: list[Json], error: Json | None) -> Json:
+    """What ``/wait`` and ``/join`` answer: the values, ``__interrupt__`` merged in, or ``__error__``."""
+    if error is not None:
+        return {"__error__": error}
+    out: Json = dict(values or {})
+    if interrupts:
+        out["__interrupt__"] = interrupts
+    return out

@@ -1,0 +1,189 @@
+"""Executes one claimed run: ``graph.astream`` with the server's checkpointer, events to the bus.
+
+The runner owns everything between "this worker holds the run" and "the outcome is known". It never
+writes the run's final row itself: it returns a ``RunOutcome`` and the worker records it under its lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from langchain_core.runnables import RunnableConfig
+from langgraph.errors import GraphDrained
+from langgraph.pregel import Pregel
+from langgraph.runtime import RunControl
+from langgraph.types import Command
+
+from graphrun import encoding, errors
+from graphrun.graphs import GraphRegistry, thread_interrupts
+from graphrun.models import Run, RunOutcome, run_output, thread_status_after
+from graphrun.settings import Settings
+from graphrun.stores.base import ControlStore
+from graphrun.streams import EventBus
+from graphrun.types import Json, RunStatus
+
+log = structlog.get_logger("graphrun.runner")
+
+# Client stream mode -> LangGraph stream mode. `messages-tuple` is LangGraph's own `messages` mode; its
+# events are named `messages` on the wire, as the official server names them.
+_MODE_TO_LANGGRAPH = {"messages-tuple": "messages"}
+_EVENT_NAME = {"messages-tuple": "messages"}
+
+
+@dataclass
+class RunHandle:
+    """What the worker can do to a run while it executes: cancel it (with a reason) or drain it."""
+
+    run: Run
+    control: RunControl = field(default_factory=RunControl)
+    cancel_action: str | None = None
+
+
+class Runner:
+    def __init__(self, settings: Settings, store: ControlStore, bus: EventBus, graphs: GraphRegistry) -> None:
+        self._settings = settings
+        self._store = store
+        self._bus = bus
+        self._graphs = graphs
+
+    async def execute(self, handle: RunHandle) -> RunOutcome:
+        """Run the graph to its end, an interrupt, an error, a timeout or a cancel; say which."""
+        run = handle.run
+        config = await self._config(run)
+        async with self._graphs.graph(run.graph_id, config) as graph:
+            try:
+                async with asyncio.timeout(self._settings.run_timeout_s):
+                    await self._stream(graph, run, config, handle)
+            except asyncio.CancelledError:
+                if handle.cancel_action is None:
+                    raise  # not a user's cancel: the worker is shutting down
+                return await self._outcome(graph, config, "interrupted", None)
+            except GraphDrained:
+                raise  # the worker asked to stop at a step boundary; it re-queues the run
+            except TimeoutError:
+                message = f"run exceeded GRAPHRUN_RUN_TIMEOUT_S={self._settings.run_timeout_s:g}s"
+                return await self._failed(graph, run, config, "timeout", "TimeoutError", message)
+            except Exception as exc:
+                log.warning("run_failed", run_id=run.run_id, error=type(exc).__name__, message=str(exc))
+                return await self._failed(graph, run, config, "error", type(exc).__name__, str(exc))
+            return await self._outcome(graph, config, "success", None)
+
+    async def _config(self, run: Run) -> RunnableConfig:
+        try:
+            assistant = await self._store.get_assistant(run.assistant_id)
+            base_config, base_context = assistant.config, assistant.context
+        except errors.AssistantNotFound:
+            base_config, base_context = {}, {}
+        request = run.request
+        configurable = {
+            **base_config.get("configurable", {}),
+            **request.config.get("configurable", {}),
+            "thread_id": run.thread_id,
+            "run_id": run.run_id,
+            "assistant_id": run.assistant_id,
+            "graph_id": run.graph_id,
+        }
+        metadata = {
+            **base_config.get("metadata", {}),
+            **request.config.get("metadata", {}),
+            **run.metadata,
+            "run_id": run.run_id,
+            "thread_id": run.thread_id,
+            "assistant_id": run.assistant_id,
+            "graph_id": run.graph_id,
+            "run_attempt": run.attempt,
+        }
+        config: dict[str, Any] = {**base_config, **request.config, "configurable": configurable}
+        config["metadata"] = metadata
+        config["context"] = {**base_context, **request.context}
+        return config  # type: ignore[return-value]
+
+    async def _stream(self, graph: Pregel[Any, Any], run: Run, config: RunnableConfig, handle: RunHandle) -> None:
+        request = run.request
+        resuming = run.attempt > 1 and await self._has_progress(graph, run)
+        run_config = _with_checkpoint(config, None if resuming else request.checkpoint)
+        graph_input: Any = None if resuming else _input(request.input, request.command)
+        modes = [_MODE_TO_LANGGRAPH.get(m, m) for m in request.stream_mode]
+        events = {_MODE_TO_LANGGRAPH.get(m, m): _EVENT_NAME.get(m, m) for m in request.stream_mode}
+        context = config.get("context") or None
+        stream = graph.astream(
+            graph_input,
+            run_config,
+            context=context,
+            stream_mode=modes,  # type: ignore[arg-type]
+            interrupt_before=request.interrupt_before,  # type: ignore[arg-type]
+            interrupt_after=request.interrupt_after,  # type: ignore[arg-type]
+            durability=(request.durability or self._settings.default_durability),  # type: ignore[arg-type]
+            control=handle.control,
+            subgraphs=True,
+        )
+        async for namespace, mode, chunk in stream:
+            if namespace and not request.stream_subgraphs:
+                continue
+            name = events.get(mode, mode)
+            if namespace:
+                name = "|".join((name, *namespace))
+            await self._bus.publish(run.run_id, name, list(chunk) if mode == "messages" else chunk)
+
+    async def _has_progress(self, graph: Pregel[Any, Any], run: Run) -> bool:
+        """Did an earlier attempt of this run checkpoint? Then the new attempt continues from there."""
+        state = await graph.aget_state({"configurable": {"thread_id": run.thread_id}})
+        return bool(state.metadata and state.metadata.get("run_id") == run.run_id)
+
+    async def _failed(
+        self,
+        graph: Pregel[Any, Any],
+        run: Run,
+        config: RunnableConfig,
+        status: RunStatus,
+        error_type: str,
+        message: str,
+    ) -> RunOutcome:
+        error = {"error": error_type, "message": message}
+        await self._bus.publish(run.run_id, "error", error)
+        return await self._outcome(graph, config, status, error)
+
+    async def _outcome(
+        self, graph: Pregel[Any, Any], config: RunnableConfig, status: RunStatus, error: Json | None
+    ) -> RunOutcome:
+        head = _with_checkpoint(config, None)
+        state = await asyncio.shield(graph.aget_state(head))
+        values = encoding.jsonable(state.values) if state.values is not None else None
+        interrupts = thread_interrupts(state)
+        flat = [i for items in interrupts.values() for i in items]
+        return RunOutcome(
+            status=status,
+            output=run_output(values, flat, error),
+            thread_status=thread_status_after(status, bool(flat)),
+            thread_values=values,
+            interrupts=interrupts,
+            error=error,
+        )
+
+    async def cleanup(self, run: Run) -> None:
+        """Stateless runs delete their temporary thread (and its checkpoints) unless asked to keep it."""
+        if run.request.temporary and run.request.on_completion != "keep":
+            try:
+                await self._store.delete_thread(run.thread_id)
+            except errors.ThreadNotFound:
+                pass
+            await self._graphs.persistence.checkpointer.adelete_thread(run.thread_id)
+
+
+def _input(value: Any, command: Json | None) -> Any:
+    if command is not None:
+        return Command(**command)
+    return value
+
+
+def _with_checkpoint(config: RunnableConfig, checkpoint: Json | None) -> RunnableConfig:
+    configurable = {
+        k: v for k, v in config.get("configurable", {}).items() if k not in ("checkpoint_id", "checkpoint_ns")
+    }
+    if checkpoint:
+        configurable.update({k: v for k, v in checkpoint.items() if k in ("checkpoint_id", "checkpoint_ns")})
+    return {**config, "configurable": configurable}
+

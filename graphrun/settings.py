@@ -1,0 +1,97 @@
+"""Server settings: the only module that reads ``os.environ``.
+
+Every setting has an environment name (prefix ``GRAPHRUN_``), a default and a unit. ``graphrun --help``
+and the README's configuration table are both generated from ``SETTINGS`` below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from graphrun.errors import ConfigError
+
+ENV_PREFIX = "GRAPHRUN_"
+
+
+def _setting(default: Any, unit: str, help: str) -> Any:
+    return field(default=default, metadata={"unit": unit, "help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of a graphrun process. Build with ``Settings.from_env()``."""
+
+    config: Path = _setting(Path("langgraph.json"), "path", "langgraph.json to load")
+    data_dir: Path = _setting(Path(".graphrun"), "path", "where embedded mode keeps its SQLite files")
+    host: str = _setting("127.0.0.1", "address", "address the HTTP server binds")
+    port: int = _setting(2024, "port", "port the HTTP server listens on")
+    log_level: str = _setting("INFO", "level", "DEBUG, INFO, WARNING or ERROR")
+    log_format: str = _setting("json", "name", "json (one event per line) or console")
+    cors_allow_origins: str = _setting("*", "list", "comma-separated origins allowed by CORS")
+    worker_concurrency: int = _setting(32, "runs", "runs one worker executes at once")
+    poll_interval_s: float = _setting(1.0, "s", "how often an idle worker looks for runs it was not told of")
+    lease_s: float = _setting(30.0, "s", "how long a claimed run stays owned without a heartbeat")
+    heartbeat_interval_s: float = _setting(10.0, "s", "how often a worker renews its leases")
+    max_attempts: int = _setting(3, "attempts", "attempts before a run that keeps crashing ends in error")
+    run_timeout_s: float = _setting(3600.0, "s", "a run still executing after this ends with status timeout")
+    shutdown_grace_s: float = _setting(20.0, "s", "on SIGTERM, how long running runs may go on before release")
+    default_durability: str = _setting("sync", "mode", "checkpoint durability of runs that do not choose one")
+    stream_buffer_ttl_s: float = _setting(120.0, "s", "how long a finished run's events stay joinable")
+    sse_keepalive_s: float = _setting(5.0, "s", "interval of SSE heartbeat comments on idle streams")
+    wait_timeout_s: float = _setting(3600.0, "s", "longest a /wait or /join request holds the connection")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read ``GRAPHRUN_*`` variables; ``overrides`` (e.g. from CLI flags) win over the environment."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = ENV_PREFIX + f.name.upper()
+            if name in env:
+                values[f.name] = _parse(name, env[name], type(f.default))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.log_format not in ("json", "console"):
+            raise ConfigError(f"GRAPHRUN_LOG_FORMAT must be 'json' or 'console', not {self.log_format!r}")
+        if self.default_durability not in ("sync", "async", "exit"):
+            raise ConfigError(
+                f"GRAPHRUN_DEFAULT_DURABILITY must be sync, async or exit, not {self.default_durability!r}"
+            )
+        for name in ("worker_concurrency", "max_attempts"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
+        if self.heartbeat_interval_s >= self.lease_s:
+            raise ConfigError("GRAPHRUN_HEARTBEAT_INTERVAL_S must be shorter than GRAPHRUN_LEASE_S")
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip() for o in self.cors_allow_origins.split(",") if o.strip()]
+
+
+def _parse(name: str, raw: str, kind: type) -> Any:
+    try:
+        if kind is Path:
+            return Path(raw)
+        if kind is bool:
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        return kind(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from exc
+
+
+def describe() -> list[tuple[str, str, str, str]]:
+    """(env name, default, unit, help) for every setting, in declaration order."""
+    return [
+        (ENV_PREFIX + f.name.upper(), str(f.default), f.metadata["unit"], f.metadata["help"])
+        for f in dataclasses.fields(Settings)
+    ]
+

@@ -1,0 +1,217 @@
+-- Named queries of the SQLite control store. Parameters are :name; JSON filters arrive as JSON text
+-- and are matched with json_each so that no query is ever assembled from strings.
+
+-- name: create_migrations_table
+CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+                                              applied_at TEXT NOT NULL);
+
+-- name: applied_migrations
+SELECT version FROM schema_migrations ORDER BY version;
+
+-- name: record_migration
+INSERT INTO schema_migrations (version, name, applied_at) VALUES (:version, :name, :now);
+
+-- ---------------------------------------------------------------- assistants
+
+-- name: get_assistant
+SELECT * FROM assistants WHERE assistant_id = :assistant_id;
+
+-- name: insert_assistant
+INSERT INTO assistants (assistant_id, graph_id, config, context, metadata, name, description, version,
+                        created_at, updated_at)
+VALUES (:assistant_id, :graph_id, :config, :context, :metadata, :name, :description, 1, :now, :now);
+
+-- name: insert_assistant_version
+INSERT INTO assistant_versions (assistant_id, version, graph_id, config, context, metadata, name, description,
+                                created_at)
+VALUES (:assistant_id, :version, :graph_id, :config, :context, :metadata, :name, :description, :now);
+
+-- name: max_assistant_version
+SELECT COALESCE(MAX(version), 0) AS version FROM assistant_versions WHERE assistant_id = :assistant_id;
+
+-- name: get_assistant_version
+SELECT * FROM assistant_versions WHERE assistant_id = :assistant_id AND version = :version;
+
+-- name: set_assistant_current
+UPDATE assistants
+SET graph_id = :graph_id, config = :config, context = :context, metadata = :metadata, name = :name,
+    description = :description, version = :version, updated_at = :now
+WHERE assistant_id = :assistant_id;
+
+-- name: delete_assistant
+DELETE FROM assistants WHERE assistant_id = :assistant_id;
+
+-- name: search_assistants
+SELECT * FROM assistants a
+WHERE (:graph_id IS NULL OR a.graph_id = :graph_id)
+  AND (:name IS NULL OR a.name LIKE '%' || :name || '%')
+  AND NOT EXISTS (SELECT 1 FROM json_each(:metadata) f
+                  WHERE json_extract(a.metadata, '$."' || f.key || '"') IS NOT f.value)
+ORDER BY
+  CASE WHEN :sort_order = 'asc' THEN CASE :sort_by WHEN 'assistant_id' THEN a.assistant_id
+       WHEN 'graph_id' THEN a.graph_id WHEN 'name' THEN a.name WHEN 'updated_at' THEN a.updated_at
+       ELSE a.created_at END END ASC,
+  CASE WHEN :sort_order = 'desc' THEN CASE :sort_by WHEN 'assistant_id' THEN a.assistant_id
+       WHEN 'graph_id' THEN a.graph_id WHEN 'name' THEN a.name WHEN 'updated_at' THEN a.updated_at
+       ELSE a.created_at END END DESC
+LIMIT :limit OFFSET :offset;
+
+-- name: count_assistants
+SELECT COUNT(*) AS n FROM assistants a
+WHERE (:graph_id IS NULL OR a.graph_id = :graph_id)
+  AND (:name IS NULL OR a.name LIKE '%' || :name || '%')
+  AND NOT EXISTS (SELECT 1 FROM json_each(:metadata) f
+                  WHERE json_extract(a.metadata, '$."' || f.key || '"') IS NOT f.value);
+
+-- name: list_assistant_versions
+SELECT * FROM assistant_versions v
+WHERE v.assistant_id = :assistant_id
+  AND NOT EXISTS (SELECT 1 FROM json_each(:metadata) f
+                  WHERE json_extract(v.metadata, '$."' || f.key || '"') IS NOT f.value)
+ORDER BY v.version DESC
+LIMIT :limit OFFSET :offset;
+
+-- ---------------------------------------------------------------- threads
+
+-- name: get_thread
+SELECT * FROM threads WHERE thread_id = :thread_id;
+
+-- name: insert_thread
+INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at, metadata, status, state_values,
+                     interrupts, config)
+VALUES (:thread_id, :now, :now, :now, :metadata, 'idle', :values, '{}', :config);
+
+-- name: update_thread_metadata
+UPDATE threads SET metadata = json_patch(metadata, :metadata), updated_at = :now
+WHERE thread_id = :thread_id;
+
+-- name: set_thread_state
+UPDATE threads
+SET state_values = :values, interrupts = :interrupts, state_updated_at = :now, updated_at = :now,
+    status = CASE WHEN status = 'busy' THEN 'busy' ELSE :status END
+WHERE thread_id = :thread_id;
+
+-- name: delete_thread
+DELETE FROM threads WHERE thread_id = :thread_id;
+
+-- name: search_threads
+SELECT * FROM threads t
+WHERE (:status IS NULL OR t.status = :status)
+  AND (:ids IS NULL OR t.thread_id IN (SELECT value FROM json_each(:ids)))
+  AND NOT EXISTS (SELECT 1 FROM json_each(:metadata) f
+                  WHERE json_extract(t.metadata, '$."' || f.key || '"') IS NOT f.value)
+  AND NOT EXISTS (SELECT 1 FROM json_each(:values) f
+                  WHERE json_extract(t.state_values, '$."' || f.key || '"') IS NOT f.value)
+ORDER BY
+  CASE WHEN :sort_order = 'asc' THEN CASE :sort_by WHEN 'thread_id' THEN t.thread_id
+       WHEN 'status' THEN t.status WHEN 'updated_at' THEN t.updated_at
+       WHEN 'state_updated_at' THEN t.state_updated_at ELSE t.created_at END END ASC,
+  CASE WHEN :sort_order = 'desc' THEN CASE :sort_by WHEN 'thread_id' THEN t.thread_id
+       WHEN 'status' THEN t.status WHEN 'updated_at' THEN t.updated_at
+       WHEN 'state_updated_at' THEN t.state_updated_at ELSE t.created_at END END DESC
+LIMIT :limit OFFSET :offset;
+
+-- name: count_threads
+SELECT COUNT(*) AS n FROM threads t
+WHERE (:status IS NULL OR t.status = :status)
+  AND NOT EXISTS (SELECT 1 FROM json_each(:metadata) f
+                  WHERE json_extract(t.metadata, '$."' || f.key || '"') IS NOT f.value)
+  AND NOT EXISTS (SELECT 1 FROM json_each(:values) f
+                  WHERE json_extract(t.state_values, '$."' || f.key || '"') IS NOT f.value);
+
+-- name: mark_thread_busy
+UPDATE threads SET status = 'busy', metadata = json_patch(metadata, :metadata), updated_at = :now
+WHERE thread_id = :thread_id;
+
+-- name: set_thread_after_run
+UPDATE threads
+SET status = CASE WHEN EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = :thread_id
+                                 AND r.status IN ('pending', 'running')) THEN 'busy' ELSE :status END,
+    state_values = COALESCE(:values, state_values),
+    interrupts = :interrupts, error = :error, updated_at = :now, state_updated_at = :now
+WHERE thread_id = :thread_id;
+
+-- name: settle_thread_status
+-- After a run left without executing (cancelled while pending, deleted): busy only while runs are in flight.
+UPDATE threads
+SET status = CASE WHEN EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = :thread_id
+                                 AND r.status IN ('pending', 'running')) THEN 'busy'
+                  WHEN status = 'busy' THEN 'idle' ELSE status END,
+    updated_at = :now
+WHERE thread_id = :thread_id;
+
+-- ---------------------------------------------------------------- runs
+
+-- name: insert_run
+INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, status, metadata, multitask_strategy, request,
+                  created_at, updated_at, available_at)
+VALUES (:run_id, :thread_id, :assistant_id, :graph_id, 'pending', :metadata, :multitask_strategy, :request,
+        :now, :now, :available_at);
+
+-- name: get_run
+SELECT * FROM runs WHERE run_id = :run_id AND thread_id = :thread_id;
+
+-- name: get_run_by_id
+SELECT * FROM runs WHERE run_id = :run_id;
+
+-- name: inflight_runs
+SELECT * FROM runs WHERE thread_id = :thread_id AND status IN ('pending', 'running') ORDER BY created_at;
+
+-- name: list_runs
+SELECT * FROM runs
+WHERE thread_id = :thread_id AND (:status IS NULL OR status = :status)
+ORDER BY created_at DESC, run_id DESC
+LIMIT :limit OFFSET :offset;
+
+-- name: delete_run
+DELETE FROM runs WHERE run_id = :run_id AND thread_id = :thread_id;
+
+-- name: cancel_pending_run
+UPDATE runs SET status = 'interrupted', cancel_action = :action, updated_at = :now
+WHERE run_id = :run_id AND status = 'pending';
+
+-- name: request_cancel_running
+UPDATE runs SET cancel_action = :action, updated_at = :now
+WHERE run_id = :run_id AND status = 'running';
+
+-- name: claim_runs
+-- The oldest ready pending run of each thread that has nothing running; at most :limit of them.
+UPDATE runs
+SET status = 'running', attempt = attempt + 1, lease_owner = :worker_id, lease_expires_at = :lease_expires_at,
+    updated_at = :now
+WHERE run_id IN (
+    SELECT run_id FROM (
+        SELECT r.run_id, r.available_at, r.created_at,
+               ROW_NUMBER() OVER (PARTITION BY r.thread_id ORDER BY r.created_at, r.run_id) AS rank
+        FROM runs r
+        WHERE r.status = 'pending' AND r.available_at <= :now
+          AND NOT EXISTS (SELECT 1 FROM runs b WHERE b.thread_id = r.thread_id AND b.status = 'running')
+    )
+    WHERE rank = 1
+    ORDER BY available_at, created_at
+    LIMIT :limit
+)
+RETURNING *;
+
+-- name: renew_lease
+UPDATE runs SET lease_expires_at = :lease_expires_at
+WHERE run_id = :run_id AND attempt = :attempt AND lease_owner = :worker_id AND status = 'running'
+RETURNING cancel_action;
+
+-- name: finish_run
+UPDATE runs
+SET status = :status, output = :output, error = :error, lease_owner = NULL, lease_expires_at = NULL,
+    updated_at = :now
+WHERE run_id = :run_id AND attempt = :attempt AND status = 'running'
+RETURNING thread_id;
+
+-- name: release_run
+UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
+WHERE run_id = :run_id AND attempt = :attempt AND status = 'running'
+RETURNING thread_id;
+
+-- name: expired_runs
+SELECT * FROM runs WHERE status = 'running' AND lease_expires_at < :now;
+
+-- name: all_running_runs
+SELECT * FROM runs WHERE status = 'running';

@@ -1,0 +1,99 @@
+"""The control store's interface: every read and write of assistants, threads and runs.
+
+Two adapters implement it (SQLite for embedded mode, PostgreSQL for production) and one contract suite,
+``tests/contract``, holds both to the same behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from graphrun.models import Assistant, Run, RunOutcome, RunRequest, Thread
+from graphrun.types import CancelAction, IfNotExists, Json, MultitaskStrategy, ThreadStatus
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A run as the API asks the store to create it."""
+
+    run_id: str
+    thread_id: str
+    assistant_id: str
+    graph_id: str
+    metadata: Json
+    multitask_strategy: MultitaskStrategy
+    request: RunRequest
+    available_at: datetime
+    if_not_exists: IfNotExists = "reject"
+
+
+@dataclass(frozen=True)
+class CreatedRun:
+    """The new run, and the runs on its thread that its multitask strategy asked to cancel."""
+
+    run: Run
+    cancelled: Sequence[Run] = ()
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int = 10
+    offset: int = 0
+    sort_by: str | None = None
+    sort_order: str = "desc"
+
+
+class ControlStore(Protocol):
+    # assistants
+    async def ensure_system_assistant(self, assistant_id: str, graph_id: str, description: str | None) -> None: ...
+    async def create_assistant(
+        self,
+        assistant: Assistant,
+        if_exists: str,
+    ) -> Assistant: ...
+    async def get_assistant(self, assistant_id: str) -> Assistant: ...
+    async def update_assistant(self, assistant_id: str, changes: Json) -> Assistant: ...
+    async def delete_assistant(self, assistant_id: str) -> None: ...
+    async def search_assistants(
+        self, graph_id: str | None, metadata: Json, name: str | None, page: Page
+    ) -> list[Assistant]: ...
+    async def count_assistants(self, graph_id: str | None, metadata: Json, name: str | None) -> int: ...
+    async def list_assistant_versions(self, assistant_id: str, metadata: Json, page: Page) -> list[Assistant]: ...
+    async def set_assistant_latest(self, assistant_id: str, version: int) -> Assistant: ...
+
+    # threads
+    async def create_thread(self, thread_id: str, metadata: Json, if_exists: str) -> Thread: ...
+    async def get_thread(self, thread_id: str) -> Thread: ...
+    async def update_thread(self, thread_id: str, metadata: Json) -> Thread: ...
+    async def delete_thread(self, thread_id: str) -> list[Run]: ...
+    async def search_threads(
+        self,
+        metadata: Json,
+        values: Json,
+        status: ThreadStatus | None,
+        ids: Sequence[str] | None,
+        page: Page,
+    ) -> list[Thread]: ...
+    async def count_threads(self, metadata: Json, values: Json, status: ThreadStatus | None) -> int: ...
+    async def set_thread_state(
+        self, thread_id: str, values: Json | None, interrupts: dict[str, list[Json]], status: ThreadStatus
+    ) -> None: ...
+    async def copy_thread(self, source_id: str, target_id: str) -> Thread: ...
+
+    # runs
+    async def create_run(self, new: NewRun) -> CreatedRun: ...
+    async def get_run(self, thread_id: str, run_id: str) -> Run: ...
+    async def find_run(self, run_id: str) -> Run: ...
+    async def list_runs(self, thread_id: str, status: str | None, page: Page) -> list[Run]: ...
+    async def delete_run(self, thread_id: str, run_id: str) -> None: ...
+    async def cancel_run(self, thread_id: str, run_id: str, action: CancelAction) -> Run: ...
+
+    # the worker's side
+    async def claim_runs(self, worker_id: str, limit: int, lease_s: float) -> list[Run]: ...
+    async def renew_lease(self, run: Run, worker_id: str, lease_s: float) -> str | None: ...
+    async def finish_run(self, run: Run, outcome: RunOutcome) -> None: ...
+    async def release_run(self, run: Run) -> None: ...
+    async def reap_expired(self, max_attempts: int, *, all_running: bool = False) -> list[Run]: ...

@@ -1,0 +1,186 @@
+"""The worker: claims pending runs, executes them with the runner, holds their leases, reaps the lost.
+
+Shutdown, in order (``Worker.__aexit__``), sized for Kubernetes' ``terminationGracePeriodSeconds``
+(keep it above ``GRAPHRUN_SHUTDOWN_GRACE_S`` plus a few seconds):
+1. stop claiming new runs;
+2. let running runs finish for up to ``shutdown_grace_s``;
+3. ask the rest to drain (``RunControl.request_drain``): each finishes its current step, checkpoints and
+   stops; it goes back to ``pending`` with its progress, for this or another worker to finish;
+4. a run that has not drained within ``drain_timeout_s`` is cancelled and released all the same (its
+   last checkpoint is kept; the step it was in runs again on the next attempt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import dataclass
+from types import TracebackType
+
+import structlog
+from langgraph.errors import GraphDrained
+
+from graphrun import errors
+from graphrun.models import Run, RunOutcome
+from graphrun.runner import RunHandle, Runner
+from graphrun.settings import Settings
+from graphrun.stores.base import ControlStore
+from graphrun.streams import EventBus
+
+log = structlog.get_logger("graphrun.worker")
+
+drain_timeout_s = 10.0
+
+
+@dataclass
+class _Active:
+    handle: RunHandle
+    task: asyncio.Task[None]
+
+
+class Worker:
+    """Use as ``async with Worker(...)``: it works in the background until the block exits."""
+
+    def __init__(
+        self, settings: Settings, store: ControlStore, bus: EventBus, runner: Runner, worker_id: str | None = None
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._bus = bus
+        self._runner = runner
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        self._active: dict[str, _Active] = {}
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
+
+    @property
+    def active_runs(self) -> int:
+        return len(self._active)
+
+    async def __aenter__(self) -> Worker:
+        self._bus.on_cancel(self._on_cancel)
+        self._loops = [
+            asyncio.create_task(self._claim_loop(), name=f"{self.worker_id}:claim"),
+            asyncio.create_task(self._heartbeat_loop(), name=f"{self.worker_id}:heartbeat"),
+            asyncio.create_task(self._reap_loop(), name=f"{self.worker_id}:reap"),
+        ]
+        log.info("worker_started", worker_id=self.worker_id, concurrency=self._settings.worker_concurrency)
+        return self
+
+    async def __aexit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        # 1. stop taking work
+        self._stopping.set()
+        self._bus.notify_new_run()
+        for loop in self._loops:
+            loop.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        # 2. let running runs finish within the grace period
+        tasks = [a.task for a in self._active.values()]
+        if tasks:
+            log.info("worker_draining", worker_id=self.worker_id, runs=len(tasks))
+            await asyncio.wait(tasks, timeout=self._settings.shutdown_grace_s)
+        # 3. ask the rest to stop at their next step boundary; 4. cancel what still runs
+        for active in list(self._active.values()):
+            active.handle.control.request_drain("shutdown")
+        tasks = [a.task for a in self._active.values()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=drain_timeout_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        log.info("worker_stopped", worker_id=self.worker_id)
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping.is_set():
+            free = self._settings.worker_concurrency - len(self._active)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            try:
+                runs = await self._store.claim_runs(self.worker_id, free, self._settings.lease_s)
+            except Exception:
+                log.exception("claim_failed", worker_id=self.worker_id)
+                runs = []
+            for run in runs:
+                self._start(run)
+            if not runs:
+                await self._bus.wait_new_run(self._settings.poll_interval_s)
+
+    def _start(self, run: Run) -> None:
+        handle = RunHandle(run)
+        task = asyncio.create_task(self._execute(handle), name=f"run:{run.run_id}:{run.attempt}")
+        self._active[run.run_id] = _Active(handle, task)
+
+    async def _execute(self, handle: RunHandle) -> None:
+        run = handle.run
+        bound = structlog.contextvars.bound_contextvars(
+            run_id=run.run_id, thread_id=run.thread_id, assistant_id=run.assistant_id, graph_id=run.graph_id
+        )
+        with bound:
+            try:
+                log.info("run_started", attempt=run.attempt)
+                outcome = await self._runner.execute(handle)
+                await self._finish(run, outcome)
+            except (asyncio.CancelledError, GraphDrained):
+                await self._release(run)
+            except Exception as exc:
+                log.exception("run_crashed")
+                error = {"error": type(exc).__name__, "message": str(exc)}
+                outcome = RunOutcome("error", {"__error__": error}, "error", None, {}, error)
+                await self._finish(run, outcome)
+            finally:
+                self._active.pop(run.run_id, None)
+                self._slot_freed.set()
+
+    async def _finish(self, run: Run, outcome: RunOutcome) -> None:
+        try:
+            await self._store.finish_run(run, outcome)
+        except errors.LeaseLost:
+            log.warning("run_lease_lost", attempt=run.attempt)
+            return
+        log.info("run_finished", status=outcome.status, attempt=run.attempt)
+        await self._bus.finish(run.run_id, outcome.output)
+        await self._runner.cleanup(run)
+
+    async def _release(self, run: Run) -> None:
+        with contextlib.suppress(errors.LeaseLost):
+            await asyncio.shield(self._store.release_run(run))
+            log.info("run_released", attempt=run.attempt)
+        self._bus.notify_new_run()
+
+    async def _on_cancel(self, run_id: str, action: str) -> None:
+        active = self._active.get(run_id)
+        if active is not None and active.handle.cancel_action is None:
+            active.handle.cancel_action = action
+            active.task.cancel()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.heartbeat_interval_s)
+            for run_id, active in list(self._active.items()):
+                try:
+                    action = await self._store.renew_lease(active.handle.run, self.worker_id, self._settings.lease_s)
+                except errors.LeaseLost:
+                    log.warning("run_lease_lost", run_id=run_id)
+                    active.task.cancel()
+                    continue
+                except Exception:
+                    log.exception("heartbeat_failed", run_id=run_id)
+                    continue
+                if action is not None:
+                    await self._on_cancel(run_id, action)
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.lease_s / 2)
+            try:
+                reaped = await self._store.reap_expired(self._settings.max_attempts)
+            except Exception:
+                log.exception("reap_failed")
+                continue
+            if reaped:
+                log.warning("runs_reaped", runs=[r.run_id for r in reaped])
+                self._bus.notify_new_run()

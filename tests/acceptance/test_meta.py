@@ -1,0 +1,51 @@
+"""Meta endpoints: liveness, info, health, readiness and the API description."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
+
+
+async def test_ok(http: httpx.AsyncClient) -> None:
+    r = await http.get("/ok")
+    assert r.status_code == 200
+    # graphrun answers {"ok": true}; the official server adds a "services" map.
+    assert r.json()["ok"] is True
+
+
+async def test_info_is_a_json_object(http: httpx.AsyncClient) -> None:
+    # agent-chat-ui calls GET /info before anything else (reference notes).
+    r = await http.get("/info")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/json")
+    assert isinstance(r.json(), dict)
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready"])
+async def test_health_and_ready(http: httpx.AsyncClient, path: str) -> None:
+    # graphrun's own probes (ARCHITECTURE.md: /ok alive, /health, /ready); the embedded mode has its SQLite files.
+    r = await http.get(path)
+    assert r.status_code == 200, r.text
+
+
+async def test_openapi_describes_the_api(http: httpx.AsyncClient) -> None:
+    r = await http.get("/openapi.json")
+    assert r.status_code == 200
+    spec = r.json()
+    assert "openapi" in spec
+    paths = spec["paths"]
+    for path in ("/assistants/search", "/threads", "/threads/{thread_id}/runs/wait", "/runs/wait", "/store/items"):
+        assert path in paths, f"{path} missing from /openapi.json"
+
+
+async def test_docs_page_is_served(http: httpx.AsyncClient) -> None:
+    r = await http.get("/docs")
+    assert r.status_code == 200
+    assert "text/html" in r.headers["content-type"]
+
+
+async def test_unknown_path_is_404(http: httpx.AsyncClient) -> None:
+    r = await http.get("/no-such-endpoint")
+    assert r.status_code == 404
