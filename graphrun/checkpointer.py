@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.base import BaseStore, TTLConfig
@@ -84,7 +85,7 @@ async def copy_thread(saver: BaseCheckpointSaver[Any], source_id: str, target_id
     for t in reversed(tuples):
         conf = t.config["configurable"]
         parent = t.parent_config["configurable"]["checkpoint_id"] if t.parent_config else None
-        target: dict[str, Any] = {
+        target: RunnableConfig = {
             "configurable": {
                 "thread_id": target_id,
                 "checkpoint_ns": conf.get("checkpoint_ns", ""),
@@ -92,6 +93,9 @@ async def copy_thread(saver: BaseCheckpointSaver[Any], source_id: str, target_id
             }
         }
         new_versions = dict(t.checkpoint["channel_versions"])
-        stored = await saver.aput(target, t.checkpoint, {**t.metadata, "thread_id": target_id}, new_versions)
+        stored = await saver.aput(target, t.checkpoint, t.metadata, new_versions)
+        writes: dict[str, list[tuple[str, Any]]] = {}
         for task_id, channel, value in t.pending_writes or ():
-            await saver.aput_writes(stored, [(channel, value)], task_id)
+            writes.setdefault(task_id, []).append((channel, value))
+        for task_id, task_writes in writes.items():
+            await saver.aput_writes(stored, task_writes, task_id)

@@ -9,13 +9,15 @@ import fcntl
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
+from typing import Any
 from pathlib import Path
 
 import structlog
 import uvicorn
 
-from graphrun import __version__, settings as settings_mod
+from graphrun import __version__
+from graphrun import settings as settings_mod
 from graphrun.api import create_app
 from graphrun.api.deps import Services
 from graphrun.checkpointer import open_persistence
@@ -37,17 +39,23 @@ http_shutdown_timeout_s = 10
 
 
 def _parser() -> argparse.ArgumentParser:
-    rows = "\n".join(f"  {name:<34} {default:<14} {unit:<9} {text}" for name, default, unit, text in settings_mod.describe())
+    rows = "\n".join(
+        f"  {name:<34} {default:<14} {unit:<9} {text}"
+        for name, default, unit, text in settings_mod.describe()
+    )
     parser = argparse.ArgumentParser(
         prog="graphrun",
         description="A production runtime for LangGraph agents, speaking the LangGraph Server API.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"settings (environment variables):\n  {'name':<34} {'default':<14} {'unit':<9} meaning\n{rows}",
+        epilog=f"settings (environment variables):\n  {'name':<34} {'default':<14} {'unit':<9} meaning\n"
+        + rows,
     )
     parser.add_argument("--version", action="version", version=f"graphrun {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     dev = commands.add_parser("dev", help="serve the API and execute runs in one process, on SQLite")
-    dev.add_argument("--config", type=Path, help="langgraph.json (default: GRAPHRUN_CONFIG or ./langgraph.json)")
+    dev.add_argument(
+        "--config", type=Path, help="langgraph.json (default: GRAPHRUN_CONFIG or ./langgraph.json)"
+    )
     dev.add_argument("--host", help="address to bind (default: GRAPHRUN_HOST or 127.0.0.1)")
     dev.add_argument("--port", type=int, help="port (default: GRAPHRUN_PORT or 2024)")
     return parser
@@ -58,13 +66,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env(config=args.config, host=args.host, port=args.port)
         configure_logging(settings.log_level, settings.log_format)
-        asyncio.run(serve_embedded(settings))
+        _run(serve_embedded(settings))
     except GraphrunError as exc:
         print(f"graphrun: {exc.message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop where it is installed (it is, with uvicorn[standard]): the server's event loop is
+    its hottest code, and uvloop runs it markedly faster than the stock loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 def prepare_config(settings: Settings) -> LanggraphConfig:
@@ -84,15 +103,21 @@ async def serve_embedded(settings: Settings) -> None:
     with _data_dir_lock(settings.data_dir):
         async with _services(settings, config, loaded) as svc:
             runner = Runner(settings, svc.store, svc.bus, svc.graphs)
-            server = _Server(uvicorn.Config(
-                create_app(svc),
-                host=settings.host,
-                port=settings.port,
-                log_config=None,
-                timeout_graceful_shutdown=http_shutdown_timeout_s,
-            ))
+            server = _Server(
+                uvicorn.Config(
+                    create_app(svc),
+                    host=settings.host,
+                    port=settings.port,
+                    log_config=None,
+                    timeout_graceful_shutdown=http_shutdown_timeout_s,
+                )
+            )
             async with Worker(settings, svc.store, svc.bus, runner):
-                log.info("server_started", url=f"http://{settings.host}:{settings.port}", graphs=svc.graphs.graph_ids)
+                log.info(
+                    "server_started",
+                    url=f"http://{settings.host}:{settings.port}",
+                    graphs=svc.graphs.graph_ids,
+                )
                 await server.serve()
 
 
@@ -105,7 +130,9 @@ async def _services(settings: Settings, config: LanggraphConfig, loaded: dict) -
         registry = GraphRegistry(loaded, persistence)
         for graph_id in registry.graph_ids:
             await check_graph(registry, graph_id)
-            await store.ensure_system_assistant(system_assistant_id(graph_id), graph_id, registry.description(graph_id))
+            await store.ensure_system_assistant(
+                system_assistant_id(graph_id), graph_id, registry.description(graph_id)
+            )
         # The data-dir lock proves no other process executes these runs: take them back now.
         recovered = await store.reap_expired(settings.max_attempts, all_running=True)
         if recovered:

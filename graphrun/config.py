@@ -104,7 +104,9 @@ def load_config(path: Path) -> LanggraphConfig:
 
 def _parse_graphs(path: Path, graphs: Any) -> tuple[GraphSpec, ...]:
     if not isinstance(graphs, dict) or not graphs:
-        raise ConfigError(f"{path}: key 'graphs' must be a non-empty object mapping graph ids to './file.py:attr'")
+        raise ConfigError(
+            f"{path}: key 'graphs' must be a non-empty object mapping graph ids to './file.py:attr'"
+        )
     specs = []
     seen: set[str] = set()
     for graph_id, value in graphs.items():
@@ -119,7 +121,9 @@ def _parse_graphs(path: Path, graphs: Any) -> tuple[GraphSpec, ...]:
             description = value.get("description")
             value = value.get("path")
         if not isinstance(value, str) or value.count(":") != 1:
-            raise ConfigError(f"{where}: expected './path/to/file.py:attribute' or 'module:attribute', got {value!r}")
+            raise ConfigError(
+                f"{where}: expected './path/to/file.py:attribute' or 'module:attribute', got {value!r}"
+            )
         target, attr = value.split(":")
         if not attr.isidentifier():
             raise ConfigError(f"{where}: {attr!r} is not a Python attribute name")

@@ -25,7 +25,6 @@ from langgraph.types import StateSnapshot
 from pydantic import ConfigDict, create_model
 
 from graphrun import encoding
-
 from graphrun.checkpointer import Persistence
 from graphrun.config import GraphSpec, LanggraphConfig
 from graphrun.errors import ConfigError
@@ -64,7 +63,9 @@ class GraphRegistry:
         return self._graphs[graph_id].spec.description
 
     @contextlib.asynccontextmanager
-    async def graph(self, graph_id: str, config: RunnableConfig | None = None) -> AsyncIterator[Pregel[Any, Any]]:
+    async def graph(
+        self, graph_id: str, config: RunnableConfig | None = None
+    ) -> AsyncIterator[Pregel[Any, Any]]:
         """The graph, compiled with the server's checkpointer and store (factories are called here)."""
         loaded = self._graphs[graph_id]
         async with _materialize(loaded, config or {}) as obj:
@@ -76,7 +77,9 @@ class GraphRegistry:
             return obj.compile(checkpointer=p.checkpointer, store=p.store)
         if isinstance(obj, Pregel):
             return obj.copy(update={"checkpointer": p.checkpointer, "store": p.store})
-        raise ConfigError(f"graph {spec.graph_id!r} ({spec.source}): factory returned {type(obj).__name__}, not a graph")
+        raise ConfigError(
+            f"graph {spec.graph_id!r} ({spec.source}): factory returned {type(obj).__name__}, not a graph"
+        )
 
 
 def load_graphs(config: LanggraphConfig) -> dict[str, LoadedGraph]:
@@ -92,7 +95,9 @@ def load_graphs(config: LanggraphConfig) -> dict[str, LoadedGraph]:
 def _import_target(config_path: Path, spec: GraphSpec) -> Any:
     where = f"{config_path}: graphs.{spec.graph_id} ({spec.source})"
     try:
-        module = _import_file(spec.path) if spec.path is not None else importlib.import_module(spec.module or "")
+        module = (
+            _import_file(spec.path) if spec.path is not None else importlib.import_module(spec.module or "")
+        )
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc.message}") from exc
     except ModuleNotFoundError as exc:
@@ -104,7 +109,9 @@ def _import_target(config_path: Path, spec: GraphSpec) -> Any:
     target = getattr(module, spec.attr)
     is_graph = isinstance(target, (Pregel, StateGraph))
     if not is_graph and (not callable(target) or isinstance(target, type)):
-        raise ConfigError(f"{where}: {spec.attr!r} is a {type(target).__name__}, not a graph or a graph factory")
+        raise ConfigError(
+            f"{where}: {spec.attr!r} is a {type(target).__name__}, not a graph or a graph factory"
+        )
     return target
 
 
@@ -192,9 +199,9 @@ def _safe(fn: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
 def _state_jsonschema(graph: Pregel[Any, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name in graph.stream_channels_list:
-        channel = graph.channels[name]
+        channel: Any = graph.channels[name]
         fields[name] = (channel.ValueType | None, None)
-    model = create_model(  # type: ignore[call-overload]
+    model = create_model(
         graph.get_name("State"), __config__=ConfigDict(arbitrary_types_allowed=True), **fields
     )
     schema: dict[str, Any] = model.model_json_schema()

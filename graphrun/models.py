@@ -31,7 +31,9 @@ def new_id() -> str:
     """A time-ordered UUID (v7), as the official server generates: ids sort by creation time."""
     ms = int(datetime.now(UTC).timestamp() * 1000)
     rand = uuid.uuid4().int & ((1 << 74) - 1)
-    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | (rand & ((1 << 62) - 1))
+    value = (
+        (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | (rand & ((1 << 62) - 1))
+    )
     return str(uuid.UUID(int=value))
 
 

@@ -7,6 +7,7 @@ writes the run's final row itself: it returns a ``RunOutcome`` and the worker re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,7 +102,9 @@ class Runner:
         config["context"] = {**base_context, **request.context}
         return config  # type: ignore[return-value]
 
-    async def _stream(self, graph: Pregel[Any, Any], run: Run, config: RunnableConfig, handle: RunHandle) -> None:
+    async def _stream(
+        self, graph: Pregel[Any, Any], run: Run, config: RunnableConfig, handle: RunHandle
+    ) -> None:
         request = run.request
         resuming = run.attempt > 1 and await self._has_progress(graph, run)
         run_config = _with_checkpoint(config, None if resuming else request.checkpoint)
@@ -109,16 +112,15 @@ class Runner:
         modes = [_MODE_TO_LANGGRAPH.get(m, m) for m in request.stream_mode]
         events = {_MODE_TO_LANGGRAPH.get(m, m): _EVENT_NAME.get(m, m) for m in request.stream_mode}
         context = config.get("context") or None
+        # Modes and durability were validated by the API against LangGraph's literals; the row holds str.
+        options: dict[str, Any] = {
+            "stream_mode": modes,
+            "interrupt_before": request.interrupt_before,
+            "interrupt_after": request.interrupt_after,
+            "durability": request.durability or self._settings.default_durability,
+        }
         stream = graph.astream(
-            graph_input,
-            run_config,
-            context=context,
-            stream_mode=modes,  # type: ignore[arg-type]
-            interrupt_before=request.interrupt_before,  # type: ignore[arg-type]
-            interrupt_after=request.interrupt_after,  # type: ignore[arg-type]
-            durability=(request.durability or self._settings.default_durability),  # type: ignore[arg-type]
-            control=handle.control,
-            subgraphs=True,
+            graph_input, run_config, context=context, control=handle.control, subgraphs=True, **options
         )
         async for namespace, mode, chunk in stream:
             if namespace and not request.stream_subgraphs:
@@ -166,10 +168,8 @@ class Runner:
     async def cleanup(self, run: Run) -> None:
         """Stateless runs delete their temporary thread (and its checkpoints) unless asked to keep it."""
         if run.request.temporary and run.request.on_completion != "keep":
-            try:
+            with contextlib.suppress(errors.ThreadNotFound):
                 await self._store.delete_thread(run.thread_id)
-            except errors.ThreadNotFound:
-                pass
             await self._graphs.persistence.checkpointer.adelete_thread(run.thread_id)
 
 
@@ -186,4 +186,3 @@ def _with_checkpoint(config: RunnableConfig, checkpoint: Json | None) -> Runnabl
     if checkpoint:
         configurable.update({k: v for k, v in checkpoint.items() if k in ("checkpoint_id", "checkpoint_ns")})
     return {**config, "configurable": configurable}
-

@@ -39,7 +39,9 @@ class Settings:
     heartbeat_interval_s: float = _setting(10.0, "s", "how often a worker renews its leases")
     max_attempts: int = _setting(3, "attempts", "attempts before a run that keeps crashing ends in error")
     run_timeout_s: float = _setting(3600.0, "s", "a run still executing after this ends with status timeout")
-    shutdown_grace_s: float = _setting(20.0, "s", "on SIGTERM, how long running runs may go on before release")
+    shutdown_grace_s: float = _setting(
+        20.0, "s", "on SIGTERM, how long running runs may go on before release"
+    )
     default_durability: str = _setting("sync", "mode", "checkpoint durability of runs that do not choose one")
     stream_buffer_ttl_s: float = _setting(120.0, "s", "how long a finished run's events stay joinable")
     sse_keepalive_s: float = _setting(5.0, "s", "interval of SSE heartbeat comments on idle streams")
@@ -94,4 +96,3 @@ def describe() -> list[tuple[str, str, str, str]]:
         (ENV_PREFIX + f.name.upper(), str(f.default), f.metadata["unit"], f.metadata["help"])
         for f in dataclasses.fields(Settings)
     ]
-

@@ -8,6 +8,7 @@ is dropped ``stream_buffer_ttl_s`` after the run ends.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -41,7 +42,9 @@ class _RunBuffer:
 class EventBus(Protocol):
     async def publish(self, run_id: str, event: str, data: Any) -> StreamEvent: ...
     async def finish(self, run_id: str, output: Json | None) -> None: ...
-    def subscribe(self, run_id: str, after: str | None, tick_s: float) -> AsyncIterator[StreamEvent | None]: ...
+    def subscribe(
+        self, run_id: str, after: str | None, tick_s: float
+    ) -> AsyncIterator[StreamEvent | None]: ...
     async def wait_done(self, run_id: str, timeout_s: float) -> bool: ...
     def output(self, run_id: str) -> Json | None: ...
     def notify_new_run(self) -> None: ...
@@ -55,6 +58,7 @@ class LocalBus:
 
     def __init__(self, buffer_ttl_s: float = 120.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._runs: dict[str, _RunBuffer] = {}
+        self._finished: collections.deque[tuple[float, str]] = collections.deque()  # in finish order
         self._seq = itertools.count()
         self._new_run = asyncio.Event()
         self._cancel_handlers: list[CancelHandler] = []
@@ -69,9 +73,13 @@ class LocalBus:
         return buf
 
     def _expire(self) -> None:
+        # Runs finish in clock order, so the expired ones are at the front: O(1) per call, amortized.
         cutoff = self._clock() - self._buffer_ttl_s
-        for run_id in [r for r, b in self._runs.items() if b.finished_at is not None and b.finished_at < cutoff]:
-            del self._runs[run_id]
+        while self._finished and self._finished[0][0] < cutoff:
+            _, run_id = self._finished.popleft()
+            buf = self._runs.get(run_id)
+            if buf is not None and buf.finished_at is not None and buf.finished_at < cutoff:
+                del self._runs[run_id]
 
     def _next_id(self) -> str:
         return f"{int(time.time() * 1000)}-{next(self._seq)}"
@@ -86,13 +94,16 @@ class LocalBus:
     async def finish(self, run_id: str, output: Json | None) -> None:
         buf = self._buffer(run_id)
         buf.done, buf.output, buf.finished_at = True, output, self._clock()
+        self._finished.append((buf.finished_at, run_id))
         buf.changed.set()
 
     def reset(self, run_id: str) -> None:
         """Forget a run's buffer (a new attempt starts its stream afresh)."""
         self._runs.pop(run_id, None)
 
-    async def subscribe(self, run_id: str, after: str | None, tick_s: float) -> AsyncIterator[StreamEvent | None]:
+    async def subscribe(
+        self, run_id: str, after: str | None, tick_s: float
+    ) -> AsyncIterator[StreamEvent | None]:
         """Events after ``after`` (all if None or ``-1``) until the run is done; ``None`` on idle ticks."""
         buf = self._buffer(run_id)
         position = 0 if after in (None, "-1") else _position_after(buf.events, after)

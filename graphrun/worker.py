@@ -43,7 +43,12 @@ class Worker:
     """Use as ``async with Worker(...)``: it works in the background until the block exits."""
 
     def __init__(
-        self, settings: Settings, store: ControlStore, bus: EventBus, runner: Runner, worker_id: str | None = None
+        self,
+        settings: Settings,
+        store: ControlStore,
+        bus: EventBus,
+        runner: Runner,
+        worker_id: str | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -162,7 +167,9 @@ class Worker:
             await asyncio.sleep(self._settings.heartbeat_interval_s)
             for run_id, active in list(self._active.items()):
                 try:
-                    action = await self._store.renew_lease(active.handle.run, self.worker_id, self._settings.lease_s)
+                    action = await self._store.renew_lease(
+                        active.handle.run, self.worker_id, self._settings.lease_s
+                    )
                 except errors.LeaseLost:
                     log.warning("run_lease_lost", run_id=run_id)
                     active.task.cancel()

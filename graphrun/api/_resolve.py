@@ -35,6 +35,7 @@ async def resolve_assistant(svc: Services, assistant_id: str) -> Assistant:
 def require_graph(svc: Services, graph_id: str) -> str:
     if graph_id not in svc.graphs:
         raise errors.InvalidRequest(
-            f"graph_id {graph_id!r} is not a registered graph; registered graphs: {', '.join(svc.graphs.graph_ids)}"
+            f"graph_id {graph_id!r} is not a registered graph; "
+            f"registered graphs: {', '.join(svc.graphs.graph_ids)}"
         )
     return graph_id

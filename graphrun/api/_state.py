@@ -45,7 +45,7 @@ def _task_json(task: Any) -> Json:
         "path": encoding.jsonable(list(task.path)) if task.path else [],
         "error": repr(task.error) if task.error is not None else None,
         "interrupts": encoding.jsonable(list(task.interrupts)),
-        "checkpoint": checkpoint_json(state) if isinstance(state, dict) else None,
+        "checkpoint": checkpoint_json(state) if isinstance(state, dict) else None,  # type: ignore[arg-type]
         "state": state_json(state) if isinstance(state, StateSnapshot) else None,
         "result": encoding.jsonable(task.result) if task.result is not None else None,
     }
@@ -59,7 +59,12 @@ def empty_state(thread_id: str) -> Json:
         "tasks": [],
         "metadata": {},
         "created_at": None,
-        "checkpoint": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": None, "checkpoint_map": None},
+        "checkpoint": {
+            "thread_id": thread_id,
+            "checkpoint_ns": "",
+            "checkpoint_id": None,
+            "checkpoint_map": None,
+        },
         "parent_checkpoint": None,
         "interrupts": [],
     }

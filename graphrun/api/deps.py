@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from langgraph.store.base import BaseStore
 
 from graphrun.graphs import GraphRegistry
@@ -31,3 +31,6 @@ def services(request: Request) -> Services:
     svc: Any = request.app.state.services
     assert isinstance(svc, Services)
     return svc
+
+
+Svc = Annotated[Services, Depends(services)]

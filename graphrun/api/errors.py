@@ -1,4 +1,5 @@
-"""graphrun errors -> HTTP: one table, one place. Bodies are ``{"detail": message}`` as the official server."""
+"""graphrun errors -> HTTP: one table, one place. Bodies are ``{"detail": message}``, as the official
+server writes them."""
 
 from __future__ import annotations
 

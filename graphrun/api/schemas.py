@@ -169,7 +169,9 @@ class RunCreate(Body):
     def _known_modes(cls, value: str | list[str]) -> str | list[str]:
         for mode in [value] if isinstance(value, str) else value:
             if mode not in STREAM_MODES:
-                raise ValueError(f"unknown stream_mode {mode!r}; expected one of {', '.join(sorted(STREAM_MODES))}")
+                raise ValueError(
+                    f"unknown stream_mode {mode!r}; expected one of {', '.join(sorted(STREAM_MODES))}"
+                )
             if mode not in SUPPORTED_STREAM_MODES:
                 raise ValueError(f"stream_mode {mode!r} is not supported by graphrun yet")
         return value

@@ -87,20 +87,26 @@ class SqliteStore:
                 raise
             await self._writer.execute("COMMIT")
 
-    async def _one(self, query: str, params: Mapping[str, Any], db: aiosqlite.Connection | None = None) -> Any:
+    async def _one(
+        self, query: str, params: Mapping[str, Any], db: aiosqlite.Connection | None = None
+    ) -> Any:
         conn = db or self._reader
         assert conn is not None, "store is not open"
         async with conn.execute(Q[query], params) as cur:
             return await cur.fetchone()
 
-    async def _all(self, query: str, params: Mapping[str, Any], db: aiosqlite.Connection | None = None) -> Any:
+    async def _all(
+        self, query: str, params: Mapping[str, Any], db: aiosqlite.Connection | None = None
+    ) -> Any:
         conn = db or self._reader
         assert conn is not None, "store is not open"
         return await conn.execute_fetchall(Q[query], params)
 
     # ------------------------------------------------------------------ assistants
 
-    async def ensure_system_assistant(self, assistant_id: str, graph_id: str, description: str | None) -> None:
+    async def ensure_system_assistant(
+        self, assistant_id: str, graph_id: str, description: str | None
+    ) -> None:
         async with self._tx() as db:
             if await self._one("get_assistant", {"assistant_id": assistant_id}, db) is None:
                 await self._insert_assistant(
@@ -159,7 +165,9 @@ class SqliteStore:
             current = _rows.assistant(row)
             fields: dict[str, Any] = {k: getattr(current, k) for k in _ASSISTANT_FIELDS}
             fields.update({k: v for k, v in changes.items() if k in _ASSISTANT_FIELDS and v is not None})
-            version = (await self._one("max_assistant_version", {"assistant_id": assistant_id}, db))["version"] + 1
+            version = (await self._one("max_assistant_version", {"assistant_id": assistant_id}, db))[
+                "version"
+            ] + 1
             params = {
                 **fields,
                 "config": _dump(fields["config"]),
@@ -182,7 +190,12 @@ class SqliteStore:
     async def search_assistants(
         self, graph_id: str | None, metadata: Json, name: str | None, page: Page
     ) -> list[Assistant]:
-        params = {"graph_id": graph_id, "metadata": _dump(metadata), "name": name, **_page(page, "created_at")}
+        params = {
+            "graph_id": graph_id,
+            "metadata": _dump(metadata),
+            "name": name,
+            **_page(page, "created_at"),
+        }
         return [_rows.assistant(r) for r in await self._all("search_assistants", params)]
 
     async def count_assistants(self, graph_id: str | None, metadata: Json, name: str | None) -> int:
@@ -197,7 +210,9 @@ class SqliteStore:
 
     async def set_assistant_latest(self, assistant_id: str, version: int) -> Assistant:
         async with self._tx() as db:
-            row = await self._one("get_assistant_version", {"assistant_id": assistant_id, "version": version}, db)
+            row = await self._one(
+                "get_assistant_version", {"assistant_id": assistant_id, "version": version}, db
+            )
             if row is None:
                 raise errors.AssistantNotFound(f"Assistant {assistant_id} has no version {version}")
             params = {k: row[k] for k in (*_ASSISTANT_FIELDS, "assistant_id", "version")}
@@ -316,7 +331,9 @@ class SqliteStore:
                 if new.if_not_exists != "create":
                     raise errors.ThreadNotFound(f"Thread {new.thread_id} not found")
                 await self._insert_thread(db, new.thread_id, {})
-            inflight = [_rows.run(r) for r in await self._all("inflight_runs", {"thread_id": new.thread_id}, db)]
+            inflight = [
+                _rows.run(r) for r in await self._all("inflight_runs", {"thread_id": new.thread_id}, db)
+            ]
             cancelled: list[Run] = []
             if inflight and new.multitask_strategy == "reject":
                 raise errors.ThreadBusy(
@@ -473,8 +490,14 @@ class SqliteStore:
                 }
                 outcome = {"status": "error", "output": _dump({"__error__": error}), "error": _dump(error)}
                 await self._all("finish_run", {**params, **outcome}, db)
-                thread_params = {"thread_id": r.thread_id, "status": "error", "values": None,
-                                 "interrupts": "{}", "error": _dump(error), "now": now}
+                thread_params = {
+                    "thread_id": r.thread_id,
+                    "status": "error",
+                    "values": None,
+                    "interrupts": "{}",
+                    "error": _dump(error),
+                    "now": now,
+                }
                 await db.execute(Q["set_thread_after_run"], thread_params)
             return expired
 

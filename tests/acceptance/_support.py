@@ -12,6 +12,7 @@ SQLite data directory surviving a SIGKILL, ``/health``, ``/ready``) are expected
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -26,6 +27,8 @@ from typing import Any, TypeVar, cast
 from uuid import UUID, uuid4, uuid5
 
 import httpx
+from langgraph_sdk import get_client
+from langgraph_sdk.client import LangGraphClient
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "langgraph.json"
@@ -58,20 +61,23 @@ def as_dict(value: object) -> dict[str, Any]:
     return cast(dict[str, Any], value)
 
 
+def human(text: str) -> dict[str, Any]:
+    """Input for the `echo` graph: one human message."""
+    return {"messages": [{"role": "user", "content": text}]}
+
+
 def unique() -> str:
     """A marker to put in metadata so that a test finds only what it created on the shared server."""
     return uuid4().hex
 
 
-def status_of(exc: BaseException) -> int:
+def status_of(exc: httpx.HTTPStatusError) -> int:
     """HTTP status of an SDK error (the SDK raises subclasses of ``httpx.HTTPStatusError``)."""
-    assert isinstance(exc, httpx.HTTPStatusError), f"expected an HTTP status error, got {exc!r}"
     return exc.response.status_code
 
 
-def body_text(exc: BaseException) -> str:
+def body_text(exc: httpx.HTTPStatusError) -> str:
     """The response body of an SDK error, for asserting on the server's message."""
-    assert isinstance(exc, httpx.HTTPStatusError), f"expected an HTTP status error, got {exc!r}"
     response = exc.response
     if not response.is_stream_consumed:
         response.read()
@@ -181,31 +187,40 @@ class Server:
         self.stop(kill=True)
         raise RuntimeError(f"graphrun not ready after {STARTUP_TIMEOUT_S}s (last: {last})\n{self.logs()}")
 
-    def stop(self, *, kill: bool = False) -> None:
-        """SIGKILL at once if ``kill``; else SIGTERM, then SIGKILL after ``SIGTERM_GRACE_S``."""
+    def stop(self, *, kill: bool = False) -> bool:
+        """SIGKILL at once if ``kill``; else SIGTERM, then SIGKILL after ``SIGTERM_GRACE_S``.
+
+        Returns whether the process exited on its own after SIGTERM.
+        """
         proc = self.proc
         if proc is None or proc.poll() is not None:
-            return
+            return True
         if not kill:
             self._signal(proc, signal.SIGTERM)
             try:
                 proc.wait(timeout=SIGTERM_GRACE_S)
-                return
+                return True
             except subprocess.TimeoutExpired:
                 pass
         self._signal(proc, signal.SIGKILL)
         proc.wait(timeout=SIGTERM_GRACE_S)
+        return False
 
     @staticmethod
     def _signal(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-        try:
-            os.killpg(proc.pid, sig)  # the group we created with start_new_session, whose id is proc.pid
-        except ProcessLookupError:
-            pass
+        # The group we created with start_new_session, whose id is proc.pid.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
 
-    def restart(self, *, kill: bool = False) -> None:
-        self.stop(kill=kill)
+    def restart(self, *, kill: bool = False) -> bool:
+        """Stop (see ``stop``) and start again on the same data directory and port."""
+        graceful = self.stop(kill=kill)
         self.start()
+        return graceful
+
+    def client(self) -> LangGraphClient:
+        """A new SDK client; use as ``async with server.client() as client``."""
+        return get_client(url=self.url, api_key=None, timeout=30.0)
 
     @property
     def alive(self) -> bool:

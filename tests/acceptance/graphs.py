@@ -1,8 +1,8 @@
 """Small deterministic graphs the acceptance tests serve. No network, no model.
 
-Loaded by the server under test through ``langgraph.json``; the tests never import this module. Every graph is
-compiled without a checkpointer: the server attaches its own. ``counter`` is given to the server as an uncompiled
-``StateGraph`` and ``factory`` as a function of the run's config, so that both of those forms are exercised too.
+Loaded by the server under test through ``langgraph.json``; the tests never import this module. Every graph
+is compiled without a checkpointer: the server attaches its own. ``counter`` is given to the server as an
+uncompiled ``StateGraph`` and ``factory`` as a function of the run's config, so that both forms are exercised.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import interrupt
 
-# --- echo: one node that answers the last human message -------------------------------------------------------
+# --- echo: one node that answers the last human message -----------------------------------------------------
 
 
 def _last_human_text(messages: list[AnyMessage]) -> str:
@@ -35,7 +35,7 @@ def reply(state: MessagesState) -> dict[str, Any]:
 echo = StateGraph(MessagesState).add_node("reply", reply).add_edge(START, "reply").compile()
 
 
-# --- counter: a -> b, each bumps `count` and leaves its name in `trail` (served uncompiled) ------------------
+# --- counter: a -> b, each bumps `count` and leaves its name in `trail` (served uncompiled) -----------------
 
 
 class CounterState(TypedDict, total=False):
@@ -61,7 +61,7 @@ counter = (
 )
 
 
-# --- interrupting: `prepare`, then `ask` waits for a human answer and stores it --------------------------------
+# --- interrupting: `prepare`, then `ask` waits for a human answer and stores it -----------------------------
 
 
 class ApprovalState(TypedDict, total=False):
@@ -90,7 +90,7 @@ interrupting = (
 )
 
 
-# --- failing: one node that raises ------------------------------------------------------------------------------
+# --- failing: one node that raises --------------------------------------------------------------------------
 
 
 class FailingState(TypedDict, total=False):
@@ -104,8 +104,8 @@ def explode(state: FailingState) -> FailingState:
 failing = StateGraph(FailingState).add_node("explode", explode).add_edge(START, "explode").compile()
 
 
-# --- slow: `steps` supersteps of `delay` seconds each ---------------------------------------------------------
-# Each step appends its index to `done`; a step's index is how many steps the checkpointed state already holds.
+# --- slow: `steps` supersteps of `delay` seconds each -------------------------------------------------------
+# Each step appends its index to `done`; a step's index is the number of steps the state already holds.
 # When `log` names a file, every step also writes "start <i>" before sleeping and "end <i>" after, outside the
 # graph's state: the only way to tell afterwards which steps executed, and how many times.
 
@@ -134,7 +134,7 @@ async def step(state: SlowState) -> SlowState:
 
 
 def more_steps(state: SlowState) -> Literal["step", "__end__"]:
-    return "step" if len(state.get("done", [])) < state.get("steps", 1) else END
+    return "step" if len(state.get("done", [])) < state.get("steps", 1) else "__end__"
 
 
 slow = (
@@ -146,7 +146,7 @@ slow = (
 )
 
 
-# --- factory: built per run from its config (configurable `prefix`, default "hello") --------------------------
+# --- factory: built per run from its config (configurable `prefix`, default "hello") ------------------------
 
 
 class GreetState(TypedDict, total=False):
@@ -163,7 +163,7 @@ def make_graph(config: RunnableConfig) -> CompiledStateGraph[Any, Any, Any, Any]
     return StateGraph(GreetState).add_node("greet", greet).add_edge(START, "greet").compile()
 
 
-# --- nested: the counter graph as a subgraph node `inner`, then `after` (for subgraphs and xray) ----------------
+# --- nested: the counter graph as a subgraph node `inner`, then `after` (for subgraphs and xray) ------------
 
 
 def after(state: CounterState) -> CounterState:

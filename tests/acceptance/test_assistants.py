@@ -1,11 +1,12 @@
-"""Assistants: one system assistant per graph, CRUD with versions, search and count, graph and schema views."""
+"""Assistants: a system assistant per graph, CRUD with versions, search and count, graph and schema views."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from ._support import GRAPH_IDS, as_dict, body_text, status_of, system_assistant_id, unique
+from ._support import GRAPH_IDS, as_dict, body_text, human, status_of, system_assistant_id, unique
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 
@@ -28,14 +29,8 @@ async def test_system_assistant_by_id_and_by_graph_id(client: LangGraphClient) -
     assert by_id["metadata"] == {"created_by": "system"}
 
     # The graph id is accepted wherever an assistant id is, in runs too (reference notes).
-    out_by_graph = as_dict(
-        await client.runs.wait(None, "echo", input={"messages": [{"role": "user", "content": "by graph"}]})
-    )
-    out_by_id = as_dict(
-        await client.runs.wait(
-            None, system_assistant_id("echo"), input={"messages": [{"role": "user", "content": "by id"}]}
-        )
-    )
+    out_by_graph = as_dict(await client.runs.wait(None, "echo", input=human("by graph")))
+    out_by_id = as_dict(await client.runs.wait(None, system_assistant_id("echo"), input=human("by id")))
     assert out_by_graph["messages"][-1]["content"] == "echo: by graph"
     assert out_by_id["messages"][-1]["content"] == "echo: by id"
 
@@ -76,7 +71,7 @@ async def test_create_get_update_versions_set_latest_delete(client: LangGraphCli
     assert (again["version"], again["name"]) == (1, "mine")
 
     await client.assistants.delete(aid)
-    with pytest.raises(Exception) as excinfo:
+    with pytest.raises(httpx.HTTPStatusError) as excinfo:
         await client.assistants.get(aid)
     assert status_of(excinfo.value) == 404
     assert await client.assistants.count(metadata={"suite": marker}) == 0
@@ -115,7 +110,9 @@ async def test_assistant_config_reaches_a_factory_graph(client: LangGraphClient)
     system_out = as_dict(await client.runs.wait(None, "factory", input={"name": "bob"}))
     custom_out = as_dict(await client.runs.wait(None, custom["assistant_id"], input={"name": "bob"}))
     run_cfg_out = as_dict(
-        await client.runs.wait(None, "factory", input={"name": "bob"}, config={"configurable": {"prefix": "yo"}})
+        await client.runs.wait(
+            None, "factory", input={"name": "bob"}, config={"configurable": {"prefix": "yo"}}
+        )
     )
 
     assert system_out["greeting"] == "hello, bob"
@@ -156,7 +153,7 @@ async def test_get_schemas(client: LangGraphClient) -> None:
     assert schemas["graph_id"] == "counter"
     for key in ("input_schema", "output_schema", "state_schema", "config_schema"):
         assert key in schemas, f"{key} missing"
-        value = schemas[key]  # type: ignore[literal-required]
+        value = schemas[key]
         assert value is None or isinstance(value, dict), f"{key} is {value!r}"
     state_schema = schemas["state_schema"]
     assert state_schema is not None
@@ -181,14 +178,14 @@ async def test_get_subgraphs(client: LangGraphClient) -> None:
 
 
 async def test_get_unknown_assistant_is_404(client: LangGraphClient) -> None:
-    with pytest.raises(Exception) as excinfo:
+    with pytest.raises(httpx.HTTPStatusError) as excinfo:
         await client.assistants.get(system_assistant_id("no-such-graph"))
     assert status_of(excinfo.value) == 404
 
 
 async def test_create_assistant_for_unknown_graph_is_refused(client: LangGraphClient) -> None:
     before = await client.assistants.count()
-    with pytest.raises(Exception) as excinfo:
+    with pytest.raises(httpx.HTTPStatusError) as excinfo:
         await client.assistants.create("no-such-graph")
     # Official: 404 "Graph 'no-such-graph' not found. Expected one of: [...]".
     assert status_of(excinfo.value) == 404

@@ -25,7 +25,7 @@ async def test_info_is_a_json_object(http: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize("path", ["/health", "/ready"])
 async def test_health_and_ready(http: httpx.AsyncClient, path: str) -> None:
-    # graphrun's own probes (ARCHITECTURE.md: /ok alive, /health, /ready); the embedded mode has its SQLite files.
+    # graphrun's own probes (ARCHITECTURE.md: /ok alive, /health, /ready).
     r = await http.get(path)
     assert r.status_code == 200, r.text
 
@@ -36,7 +36,13 @@ async def test_openapi_describes_the_api(http: httpx.AsyncClient) -> None:
     spec = r.json()
     assert "openapi" in spec
     paths = spec["paths"]
-    for path in ("/assistants/search", "/threads", "/threads/{thread_id}/runs/wait", "/runs/wait", "/store/items"):
+    for path in (
+        "/assistants/search",
+        "/threads",
+        "/threads/{thread_id}/runs/wait",
+        "/runs/wait",
+        "/store/items",
+    ):
         assert path in paths, f"{path} missing from /openapi.json"
 
 

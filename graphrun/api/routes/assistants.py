@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from graphrun import errors
 from graphrun.api import schemas
 from graphrun.api._resolve import require_graph, require_uuid, resolve_assistant
-from graphrun.api.deps import Services, services
+from graphrun.api.deps import Services, Svc
 from graphrun.graphs import graph_schemas
 from graphrun.models import Assistant, new_id, utcnow
 from graphrun.stores.base import Page
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/assistants", tags=["assistants"])
 
 
 @router.post("")
-async def create_assistant(body: schemas.AssistantCreate, svc: Services = Depends(services)) -> Json:
+async def create_assistant(body: schemas.AssistantCreate, svc: Svc) -> Json:
     graph_id = require_graph(svc, body.graph_id)
     assistant_id = require_uuid(body.assistant_id, "assistant_id") if body.assistant_id else new_id()
     now = utcnow()
@@ -37,26 +37,24 @@ async def create_assistant(body: schemas.AssistantCreate, svc: Services = Depend
 
 
 @router.post("/search")
-async def search_assistants(body: schemas.AssistantSearch, svc: Services = Depends(services)) -> list[Json]:
+async def search_assistants(body: schemas.AssistantSearch, svc: Svc) -> list[Json]:
     page = Page(body.limit, body.offset, body.sort_by, body.sort_order or "desc")
     found = await svc.store.search_assistants(body.graph_id, body.metadata, body.name, page)
     return [_select(schemas.assistant_json(a), body.select) for a in found]
 
 
 @router.post("/count")
-async def count_assistants(body: schemas.AssistantCount, svc: Services = Depends(services)) -> int:
+async def count_assistants(body: schemas.AssistantCount, svc: Svc) -> int:
     return await svc.store.count_assistants(body.graph_id, body.metadata, body.name)
 
 
 @router.get("/{assistant_id}")
-async def get_assistant(assistant_id: str, svc: Services = Depends(services)) -> Json:
+async def get_assistant(assistant_id: str, svc: Svc) -> Json:
     return schemas.assistant_json(await resolve_assistant(svc, assistant_id))
 
 
 @router.patch("/{assistant_id}")
-async def update_assistant(
-    assistant_id: str, body: schemas.AssistantPatch, svc: Services = Depends(services)
-) -> Json:
+async def update_assistant(assistant_id: str, body: schemas.AssistantPatch, svc: Svc) -> Json:
     current = await resolve_assistant(svc, assistant_id)
     if body.graph_id is not None:
         require_graph(svc, body.graph_id)
@@ -65,16 +63,14 @@ async def update_assistant(
 
 
 @router.delete("/{assistant_id}", status_code=204)
-async def delete_assistant(assistant_id: str, svc: Services = Depends(services)) -> Response:
+async def delete_assistant(assistant_id: str, svc: Svc) -> Response:
     current = await resolve_assistant(svc, assistant_id)
     await svc.store.delete_assistant(current.assistant_id)
     return Response(status_code=204)
 
 
 @router.post("/{assistant_id}/versions")
-async def list_versions(
-    assistant_id: str, body: schemas.AssistantVersionsSearch, svc: Services = Depends(services)
-) -> list[Json]:
+async def list_versions(assistant_id: str, body: schemas.AssistantVersionsSearch, svc: Svc) -> list[Json]:
     current = await resolve_assistant(svc, assistant_id)
     versions = await svc.store.list_assistant_versions(
         current.assistant_id, body.metadata, Page(body.limit, body.offset)
@@ -83,15 +79,13 @@ async def list_versions(
 
 
 @router.post("/{assistant_id}/latest")
-async def set_latest(assistant_id: str, body: schemas.AssistantLatest, svc: Services = Depends(services)) -> Json:
+async def set_latest(assistant_id: str, body: schemas.AssistantLatest, svc: Svc) -> Json:
     current = await resolve_assistant(svc, assistant_id)
     return schemas.assistant_json(await svc.store.set_assistant_latest(current.assistant_id, body.version))
 
 
 @router.get("/{assistant_id}/graph")
-async def get_graph(
-    assistant_id: str, xray: int | bool = Query(False), svc: Services = Depends(services)
-) -> Json:
+async def get_graph(*, assistant_id: str, xray: int | bool = Query(False), svc: Svc) -> Json:
     assistant = await resolve_assistant(svc, assistant_id)
     async with svc.graphs.graph(assistant.graph_id, assistant.config) as graph:  # type: ignore[arg-type]
         drawing = await graph.aget_graph(xray=xray)
@@ -100,21 +94,19 @@ async def get_graph(
 
 
 @router.get("/{assistant_id}/schemas")
-async def get_schemas(assistant_id: str, svc: Services = Depends(services)) -> Json:
+async def get_schemas(assistant_id: str, svc: Svc) -> Json:
     assistant = await resolve_assistant(svc, assistant_id)
     async with svc.graphs.graph(assistant.graph_id, assistant.config) as graph:  # type: ignore[arg-type]
         return await graph_schemas(graph, assistant.graph_id)
 
 
 @router.get("/{assistant_id}/subgraphs")
-async def get_subgraphs(assistant_id: str, recurse: bool = False, svc: Services = Depends(services)) -> Json:
+async def get_subgraphs(*, assistant_id: str, recurse: bool = False, svc: Svc) -> Json:
     return await _subgraphs(svc, assistant_id, None, recurse)
 
 
 @router.get("/{assistant_id}/subgraphs/{namespace}")
-async def get_subgraph(
-    assistant_id: str, namespace: str, recurse: bool = False, svc: Services = Depends(services)
-) -> Json:
+async def get_subgraph(*, assistant_id: str, namespace: str, recurse: bool = False, svc: Svc) -> Json:
     return await _subgraphs(svc, assistant_id, namespace, recurse)
 
 
@@ -138,4 +130,3 @@ def _select(item: Json, fields: list[str] | None) -> Json:
     if unknown:
         raise errors.InvalidRequest(f"select: unknown field {unknown[0]!r}; fields: {', '.join(item)}")
     return {k: v for k, v in item.items() if k in fields}
-

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 import graphrun
-from graphrun.api.deps import Services, services
+from graphrun.api.deps import Svc
 from graphrun.types import Json
 
 router = APIRouter(tags=["meta"])
@@ -24,7 +24,7 @@ async def health() -> Json:
 
 
 @router.get("/info")
-async def info(svc: Services = Depends(services)) -> Json:
+async def info(svc: Svc) -> Json:
     return {
         "version": graphrun.__version__,
         "server": "graphrun",
@@ -34,7 +34,7 @@ async def info(svc: Services = Depends(services)) -> Json:
 
 
 @router.get("/ready")
-async def ready(svc: Services = Depends(services)) -> JSONResponse:
+async def ready(svc: Svc) -> JSONResponse:
     """Ready to serve: the control store and the checkpointer answer."""
     checks: dict[str, str] = {}
     try:
@@ -43,9 +43,13 @@ async def ready(svc: Services = Depends(services)) -> JSONResponse:
     except Exception as exc:
         checks["control_store"] = f"error: {type(exc).__name__}: {exc}"
     try:
-        await svc.graphs.persistence.checkpointer.aget_tuple({"configurable": {"thread_id": "graphrun-ready"}})
+        await svc.graphs.persistence.checkpointer.aget_tuple(
+            {"configurable": {"thread_id": "graphrun-ready"}}
+        )
         checks["checkpointer"] = "ok"
     except Exception as exc:
         checks["checkpointer"] = f"error: {type(exc).__name__}: {exc}"
     healthy = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ok" if healthy else "unavailable", "checks": checks}, 200 if healthy else 503)
+    return JSONResponse(
+        {"status": "ok" if healthy else "unavailable", "checks": checks}, 200 if healthy else 503
+    )

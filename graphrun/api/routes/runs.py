@@ -7,6 +7,7 @@ streams) the result that the worker publishes on the bus. It never executes a gr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -18,7 +19,7 @@ from starlette.responses import StreamingResponse
 from graphrun import errors
 from graphrun.api import schemas, sse
 from graphrun.api._resolve import require_uuid, resolve_assistant
-from graphrun.api.deps import Services, services
+from graphrun.api.deps import Services, Svc
 from graphrun.models import Run, RunRequest, new_id, utcnow
 from graphrun.stores.base import NewRun, Page
 from graphrun.types import Json
@@ -87,15 +88,13 @@ def _location(run: Run, suffix: str = "") -> dict[str, str]:
 
 
 @router.post("/threads/{thread_id}/runs")
-async def create_run(
-    thread_id: uuid.UUID, body: schemas.RunCreate, svc: Services = Depends(services)
-) -> JSONResponse:
+async def create_run(thread_id: uuid.UUID, body: schemas.RunCreate, svc: Svc) -> JSONResponse:
     run = await _create(svc, body, str(thread_id))
     return JSONResponse(schemas.run_json(run), headers=_location(run))
 
 
 @router.post("/runs")
-async def create_stateless_run(body: schemas.RunCreate, svc: Services = Depends(services)) -> JSONResponse:
+async def create_stateless_run(body: schemas.RunCreate, svc: Svc) -> JSONResponse:
     run = await _create(svc, body, None)
     return JSONResponse(schemas.run_json(run), headers=_location(run))
 
@@ -105,7 +104,7 @@ class BatchItem(schemas.RunCreate):
 
 
 @router.post("/runs/batch")
-async def create_batch(body: list[BatchItem], svc: Services = Depends(services)) -> list[Json]:
+async def create_batch(body: list[BatchItem], svc: Svc) -> list[Json]:
     # Validate every item before creating any, so a bad item leaves nothing half-written.
     thread_ids = [require_uuid(item.thread_id, "thread_id") if item.thread_id else None for item in body]
     for item in body:
@@ -117,29 +116,27 @@ async def create_batch(body: list[BatchItem], svc: Services = Depends(services))
 
 
 @router.post("/threads/{thread_id}/runs/wait")
-async def wait_run(thread_id: uuid.UUID, body: schemas.RunCreate, svc: Services = Depends(services)) -> Response:
+async def wait_run(thread_id: uuid.UUID, body: schemas.RunCreate, svc: Svc) -> Response:
     run = await _create(svc, body, str(thread_id))
     return JSONResponse(await _await_output(svc, run), headers=_location(run, "/join"))
 
 
 @router.post("/runs/wait")
-async def wait_stateless_run(body: schemas.RunCreate, svc: Services = Depends(services)) -> Response:
+async def wait_stateless_run(body: schemas.RunCreate, svc: Svc) -> Response:
     run = await _create(svc, body, None)
     return JSONResponse(await _await_output(svc, run), headers=_location(run, "/join"))
 
 
 @router.post("/threads/{thread_id}/runs/stream")
 async def stream_run(
-    thread_id: uuid.UUID, body: schemas.RunCreate, request: Request, svc: Services = Depends(services)
+    thread_id: uuid.UUID, body: schemas.RunCreate, request: Request, svc: Svc
 ) -> StreamingResponse:
     run = await _create(svc, body, str(thread_id))
     return _stream_response(svc, run, body.on_disconnect == "cancel", request, first=True)
 
 
 @router.post("/runs/stream")
-async def stream_stateless_run(
-    body: schemas.RunCreate, request: Request, svc: Services = Depends(services)
-) -> StreamingResponse:
+async def stream_stateless_run(body: schemas.RunCreate, request: Request, svc: Svc) -> StreamingResponse:
     run = await _create(svc, body, None)
     return _stream_response(svc, run, body.on_disconnect == "cancel", request, first=True)
 
@@ -149,41 +146,43 @@ async def stream_stateless_run(
 
 @router.get("/threads/{thread_id}/runs")
 async def list_runs(
+    *,
     thread_id: uuid.UUID,
     limit: int = Query(10, ge=1, le=1000),
     offset: int = Query(0, ge=0),
     status: str | None = None,
-    svc: Services = Depends(services),
+    svc: Svc,
 ) -> list[Json]:
     runs = await svc.store.list_runs(str(thread_id), status, Page(limit, offset))
     return [schemas.run_json(r) for r in runs]
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}")
-async def get_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Services = Depends(services)) -> Json:
+async def get_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Svc) -> Json:
     return schemas.run_json(await svc.store.get_run(str(thread_id), str(run_id)))
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
-async def delete_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Services = Depends(services)) -> Response:
+async def delete_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Svc) -> Response:
     await svc.store.delete_run(str(thread_id), str(run_id))
     return Response(status_code=204)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/join")
-async def join_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Services = Depends(services)) -> Json:
+async def join_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Svc) -> Json:
     run = await svc.store.get_run(str(thread_id), str(run_id))
     return await _await_output(svc, run)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/stream")
 async def join_stream(
+    *,
     thread_id: uuid.UUID,
     run_id: uuid.UUID,
     request: Request,
     cancel_on_disconnect: bool = False,
     last_event_id: str | None = Header(None),
-    svc: Services = Depends(services),
+    svc: Svc,
 ) -> StreamingResponse:
     run = await svc.store.get_run(str(thread_id), str(run_id))
     return _stream_response(svc, run, cancel_on_disconnect, request, first=False, after=last_event_id)
@@ -194,10 +193,11 @@ async def join_stream(
 
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel")
 async def cancel_run(
+    *,
     thread_id: uuid.UUID,
     run_id: uuid.UUID,
     params: schemas.CancelParams = Depends(),
-    svc: Services = Depends(services),
+    svc: Svc,
 ) -> Response:
     run = await _cancel(svc, str(thread_id), str(run_id), params.action)
     if params.wait:
@@ -206,9 +206,7 @@ async def cancel_run(
 
 
 @router.post("/runs/cancel")
-async def cancel_runs(
-    body: schemas.RunsCancel, action: str = Query("interrupt"), svc: Services = Depends(services)
-) -> Response:
+async def cancel_runs(*, body: schemas.RunsCancel, action: str = Query("interrupt"), svc: Svc) -> Response:
     params = schemas.CancelParams(action=action)  # type: ignore[arg-type]
     if body.thread_id is None:
         raise errors.InvalidRequest("thread_id is required")
@@ -264,7 +262,13 @@ async def _reload(svc: Services, run: Run) -> Run | None:
 
 
 def _stream_response(
-    svc: Services, run: Run, cancel_on_disconnect: bool, request: Request, *, first: bool, after: str | None = None
+    svc: Services,
+    run: Run,
+    cancel_on_disconnect: bool,
+    request: Request,
+    *,
+    first: bool,
+    after: str | None = None,
 ) -> StreamingResponse:
     body = _events(svc, run, cancel_on_disconnect, first=first, after=after)
     return sse.response(body, _location(run, "/stream"))
@@ -293,8 +297,5 @@ async def _events(
 
 
 async def _cancel_quietly(svc: Services, run: Run) -> None:
-    try:
+    with contextlib.suppress(errors.NotFound):
         await _cancel(svc, run.thread_id, run.run_id, "interrupt")
-    except errors.NotFound:
-        pass
-

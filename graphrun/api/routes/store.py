@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from langgraph.store.base import Item
 
 from graphrun import errors
 from graphrun.api import schemas
-from graphrun.api.deps import Services, services
+from graphrun.api.deps import Svc
 from graphrun.types import Json
 
 router = APIRouter(prefix="/store", tags=["store"])
@@ -28,7 +28,7 @@ def _namespace(labels: list[str]) -> tuple[str, ...]:
 
 
 @router.put("/items", status_code=204)
-async def put_item(body: schemas.StoreItemPut, svc: Services = Depends(services)) -> Response:
+async def put_item(body: schemas.StoreItemPut, svc: Svc) -> Response:
     ttl_minutes = body.ttl  # the API's ttl is in minutes, as the store's
     await svc.kv.aput(_namespace(body.namespace), body.key, body.value, index=body.index, ttl=ttl_minutes)
     return Response(status_code=204)
@@ -36,10 +36,11 @@ async def put_item(body: schemas.StoreItemPut, svc: Services = Depends(services)
 
 @router.get("/items")
 async def get_item(
+    *,
     key: str,
     namespace: str = Query("", description="labels joined by '.'"),
     refresh_ttl: bool | None = None,
-    svc: Services = Depends(services),
+    svc: Svc,
 ) -> Json:
     labels = namespace.split(".") if namespace else []
     item = await svc.kv.aget(_namespace(labels), key, refresh_ttl=refresh_ttl)
@@ -49,15 +50,17 @@ async def get_item(
 
 
 @router.delete("/items", status_code=204)
-async def delete_item(body: schemas.StoreItemDelete, svc: Services = Depends(services)) -> Response:
+async def delete_item(body: schemas.StoreItemDelete, svc: Svc) -> Response:
     await svc.kv.adelete(_namespace(body.namespace), body.key)
     return Response(status_code=204)
 
 
 @router.post("/items/search")
-async def search_items(body: schemas.StoreSearch, svc: Services = Depends(services)) -> Json:
+async def search_items(body: schemas.StoreSearch, svc: Svc) -> Json:
     if body.query is not None:
-        raise errors.InvalidRequest("query (semantic search) needs store.index, which graphrun does not support yet")
+        raise errors.InvalidRequest(
+            "query (semantic search) needs store.index, which graphrun does not support yet"
+        )
     items = await svc.kv.asearch(
         tuple(body.namespace_prefix),
         filter=body.filter,
@@ -69,7 +72,7 @@ async def search_items(body: schemas.StoreSearch, svc: Services = Depends(servic
 
 
 @router.post("/namespaces")
-async def list_namespaces(body: schemas.StoreNamespaces, svc: Services = Depends(services)) -> Json:
+async def list_namespaces(body: schemas.StoreNamespaces, svc: Svc) -> Json:
     namespaces = await svc.kv.alist_namespaces(
         prefix=tuple(body.prefix) if body.prefix else None,
         suffix=tuple(body.suffix) if body.suffix else None,

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 
@@ -15,23 +15,23 @@ from graphrun import checkpointer, encoding, errors
 from graphrun.api import schemas
 from graphrun.api._resolve import require_uuid
 from graphrun.api._state import checkpoint_json, empty_state, state_json
-from graphrun.api.deps import Services, services
+from graphrun.api.deps import Services, Svc
 from graphrun.graphs import thread_interrupts
 from graphrun.models import Thread, new_id
 from graphrun.stores.base import Page
-from graphrun.types import Json
+from graphrun.types import Json, ThreadStatus
 
 router = APIRouter(prefix="/threads", tags=["threads"])
 
 
 @router.post("")
-async def create_thread(body: schemas.ThreadCreate, svc: Services = Depends(services)) -> Json:
+async def create_thread(body: schemas.ThreadCreate, svc: Svc) -> Json:
     thread_id = require_uuid(body.thread_id, "thread_id") if body.thread_id else new_id()
     return schemas.thread_json(await svc.store.create_thread(thread_id, body.metadata, body.if_exists))
 
 
 @router.post("/search")
-async def search_threads(body: schemas.ThreadSearch, svc: Services = Depends(services)) -> list[Json]:
+async def search_threads(body: schemas.ThreadSearch, svc: Svc) -> list[Json]:
     ids = [require_uuid(i, "ids[]") for i in body.ids] if body.ids is not None else None
     page = Page(body.limit, body.offset, body.sort_by, body.sort_order or "desc")
     found = await svc.store.search_threads(body.metadata, body.values, body.status, ids, page)
@@ -45,22 +45,22 @@ async def search_threads(body: schemas.ThreadSearch, svc: Services = Depends(ser
 
 
 @router.post("/count")
-async def count_threads(body: schemas.ThreadCount, svc: Services = Depends(services)) -> int:
+async def count_threads(body: schemas.ThreadCount, svc: Svc) -> int:
     return await svc.store.count_threads(body.metadata, body.values, body.status)
 
 
 @router.get("/{thread_id}")
-async def get_thread(thread_id: uuid.UUID, svc: Services = Depends(services)) -> Json:
+async def get_thread(thread_id: uuid.UUID, svc: Svc) -> Json:
     return schemas.thread_json(await svc.store.get_thread(str(thread_id)))
 
 
 @router.patch("/{thread_id}")
-async def update_thread(thread_id: uuid.UUID, body: schemas.ThreadPatch, svc: Services = Depends(services)) -> Json:
+async def update_thread(thread_id: uuid.UUID, body: schemas.ThreadPatch, svc: Svc) -> Json:
     return schemas.thread_json(await svc.store.update_thread(str(thread_id), body.metadata))
 
 
 @router.delete("/{thread_id}", status_code=204)
-async def delete_thread(thread_id: uuid.UUID, svc: Services = Depends(services)) -> Response:
+async def delete_thread(thread_id: uuid.UUID, svc: Svc) -> Response:
     """Delete the thread, cancel what runs on it, then drop its checkpoints."""
     inflight = await svc.store.delete_thread(str(thread_id))
     for run in inflight:
@@ -70,7 +70,7 @@ async def delete_thread(thread_id: uuid.UUID, svc: Services = Depends(services))
 
 
 @router.post("/{thread_id}/copy")
-async def copy_thread(thread_id: uuid.UUID, svc: Services = Depends(services)) -> Json:
+async def copy_thread(thread_id: uuid.UUID, svc: Svc) -> Json:
     source = await svc.store.get_thread(str(thread_id))
     target_id = new_id()
     saver = svc.graphs.persistence.checkpointer
@@ -84,32 +84,30 @@ async def copy_thread(thread_id: uuid.UUID, svc: Services = Depends(services)) -
 
 
 @router.get("/{thread_id}/state")
-async def get_state(thread_id: uuid.UUID, subgraphs: bool = False, svc: Services = Depends(services)) -> Json:
+async def get_state(*, thread_id: uuid.UUID, subgraphs: bool = False, svc: Svc) -> Json:
     return await _state_at(svc, str(thread_id), None, subgraphs)
 
 
 @router.get("/{thread_id}/state/{checkpoint_id}")
 async def get_state_at(
-    thread_id: uuid.UUID, checkpoint_id: str, subgraphs: bool = False, svc: Services = Depends(services)
+    *, thread_id: uuid.UUID, checkpoint_id: str, subgraphs: bool = False, svc: Svc
 ) -> Json:
     return await _state_at(svc, str(thread_id), {"checkpoint_id": checkpoint_id}, subgraphs)
 
 
 @router.post("/{thread_id}/state/checkpoint")
-async def post_state_at(
-    thread_id: uuid.UUID, body: schemas.ThreadStateAt, svc: Services = Depends(services)
-) -> Json:
+async def post_state_at(thread_id: uuid.UUID, body: schemas.ThreadStateAt, svc: Svc) -> Json:
     return await _state_at(svc, str(thread_id), body.checkpoint.model_dump(exclude_none=True), body.subgraphs)
 
 
 @router.post("/{thread_id}/state")
-async def update_state(
-    thread_id: uuid.UUID, body: schemas.ThreadStateUpdate, svc: Services = Depends(services)
-) -> Json:
+async def update_state(thread_id: uuid.UUID, body: schemas.ThreadStateUpdate, svc: Svc) -> Json:
     """Write ``values`` as if ``as_node`` had returned them; the thread row follows the new head."""
     thread = await svc.store.get_thread(str(thread_id))
     if thread.status == "busy":
-        raise errors.Conflict(f"Thread {thread.thread_id} is busy: a run is executing; update its state afterwards")
+        raise errors.Conflict(
+            f"Thread {thread.thread_id} is busy: a run is executing; update its state afterwards"
+        )
     checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else {}
     if body.checkpoint_id:
         checkpoint["checkpoint_id"] = body.checkpoint_id
@@ -121,23 +119,21 @@ async def update_state(
             raise errors.InvalidRequest(f"cannot update state: {exc}") from exc
         head = await graph.aget_state(_config(thread.thread_id, None))
     interrupts = thread_interrupts(head)
-    status = "interrupted" if interrupts else "idle"
+    status: ThreadStatus = "interrupted" if interrupts else "idle"
     await svc.store.set_thread_state(thread.thread_id, encoding.jsonable(head.values), interrupts, status)
     return {"checkpoint": checkpoint_json(new_config)}
 
 
 @router.get("/{thread_id}/history")
 async def get_history_get(
-    thread_id: uuid.UUID, limit: int = 10, before: str | None = None, svc: Services = Depends(services)
+    *, thread_id: uuid.UUID, limit: int = 10, before: str | None = None, svc: Svc
 ) -> list[Json]:
     body = schemas.ThreadHistory(limit=limit, before=before)
     return await _history(svc, str(thread_id), body)
 
 
 @router.post("/{thread_id}/history")
-async def get_history(
-    thread_id: uuid.UUID, body: schemas.ThreadHistory, svc: Services = Depends(services)
-) -> list[Json]:
+async def get_history(thread_id: uuid.UUID, body: schemas.ThreadHistory, svc: Svc) -> list[Json]:
     return await _history(svc, str(thread_id), body)
 
 
@@ -184,7 +180,9 @@ async def _thread_graph(svc: Services, thread: Thread) -> AsyncIterator[Pregel[A
             f"Thread {thread.thread_id} has no graph yet: run it once, or create it with metadata.graph_id"
         )
     if graph_id not in svc.graphs:
-        raise errors.Conflict(f"Thread {thread.thread_id} belongs to graph {graph_id!r}, which is not configured")
+        raise errors.Conflict(
+            f"Thread {thread.thread_id} belongs to graph {graph_id!r}, which is not configured"
+        )
     async with svc.graphs.graph(graph_id) as graph:
         yield graph
 

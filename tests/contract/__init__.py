@@ -1,0 +1,1 @@
+"""One suite, every control-store adapter: the SQLite and PostgreSQL stores must agree."""

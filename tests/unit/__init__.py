@@ -1,0 +1,1 @@
+"""Unit tests: pure and in-process modules, no network and no server processes."""

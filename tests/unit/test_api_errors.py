@@ -1,0 +1,60 @@
+"""``graphrun.api.errors``: every graphrun error maps to the status the official server answers with.
+
+The expected table lists every class of ``graphrun.errors``: a new error class fails here until someone
+decides its status.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from graphrun import errors
+from graphrun.api.errors import status_for
+
+EXPECTED_STATUS: dict[type[errors.GraphrunError], int] = {
+    errors.GraphrunError: 500,
+    errors.ConfigError: 500,
+    errors.NotFound: 404,
+    errors.AssistantNotFound: 404,
+    errors.ThreadNotFound: 404,
+    errors.RunNotFound: 404,
+    errors.ThreadOrAssistantNotFound: 404,
+    errors.InvalidRequest: 422,
+    errors.Conflict: 409,
+    errors.ThreadBusy: 409,
+    errors.AlreadyExists: 409,
+    errors.LeaseLost: 500,
+    errors.DataDirLocked: 500,
+}
+
+
+def test_every_error_class_has_an_expected_status() -> None:
+    defined = {
+        cls
+        for _, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, errors.GraphrunError) and cls.__module__ == errors.__name__
+    }
+
+    assert defined == set(EXPECTED_STATUS)
+
+
+@pytest.mark.parametrize(
+    ("cls", "status"), list(EXPECTED_STATUS.items()), ids=[c.__name__ for c in EXPECTED_STATUS]
+)
+def test_status_for(cls: type[errors.GraphrunError], status: int) -> None:
+    assert status_for(cls()) == status
+    assert status_for(cls("with a custom message")) == status
+
+
+def test_subclass_outside_the_table_uses_its_parent() -> None:
+    class GraphNotFound(errors.NotFound):
+        """Graph not found."""
+
+    assert status_for(GraphNotFound()) == 404
+
+
+def test_docstring_is_the_default_message() -> None:
+    assert errors.ThreadNotFound().message == "Thread not found."
+    assert errors.ThreadNotFound("Thread t-1 not found").message == "Thread t-1 not found"

@@ -1,0 +1,147 @@
+"""``graphrun.checkpointer``: the ``copy_thread`` workaround and the ``store.ttl`` section.
+
+``copy_thread`` runs against the real SQLite saver of embedded mode, and
+``test_sqlite_saver_still_lacks_copy_thread`` shows the workaround is still needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, StateSnapshot, interrupt
+from typing_extensions import TypedDict
+
+from graphrun.checkpointer import copy_thread, store_ttl
+from graphrun.errors import ConfigError
+
+
+class Steps(TypedDict):
+    steps: list[str]
+
+
+def step(name: str) -> Any:
+    def node(state: Steps) -> dict[str, Any]:
+        return {"steps": [*state["steps"], name]}
+
+    return node
+
+
+def ask(state: Steps) -> dict[str, Any]:
+    answer = interrupt("continue?")
+    return {"steps": [*state["steps"], f"ask:{answer}"]}
+
+
+def three_steps() -> StateGraph[Steps, None, Steps, Steps]:
+    builder = StateGraph(Steps)
+    for name in ("a", "b", "c"):
+        builder.add_node(name, step(name))
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", "c")
+    builder.add_edge("c", END)
+    return builder
+
+
+def thread(thread_id: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": thread_id}}
+
+
+def checkpoint_id(config: RunnableConfig | None) -> str | None:
+    return None if config is None else config["configurable"]["checkpoint_id"]
+
+
+@pytest.fixture
+async def saver(tmp_path: Path) -> AsyncIterator[AsyncSqliteSaver]:
+    async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "c.sqlite")) as opened:
+        yield opened
+
+
+async def history(graph: Any, thread_id: str) -> list[StateSnapshot]:
+    return [s async for s in graph.aget_state_history(thread(thread_id))]
+
+
+async def test_copy_thread_copies_every_checkpoint(saver: AsyncSqliteSaver) -> None:
+    graph = three_steps().compile(checkpointer=saver)
+    await graph.ainvoke({"steps": []}, thread("source"), durability="sync")
+
+    await copy_thread(saver, "source", "copy")
+
+    source, copy = await history(graph, "source"), await history(graph, "copy")
+    assert len(source) == 5  # empty, input, then one per step: a, b, c
+    assert len(copy) == len(source)
+    assert [checkpoint_id(s.config) for s in copy] == [checkpoint_id(s.config) for s in source]
+    assert [checkpoint_id(s.parent_config) for s in copy] == [checkpoint_id(s.parent_config) for s in source]
+    assert [s.values for s in copy] == [s.values for s in source]
+    assert [s.next for s in copy] == [s.next for s in source]
+    assert [s.metadata for s in copy] == [s.metadata for s in source]
+    assert copy[0].values == {"steps": ["a", "b", "c"]}
+    assert {s.config["configurable"]["thread_id"] for s in copy} == {"copy"}
+
+
+async def test_copy_keeps_pending_interrupts_and_is_independent(saver: AsyncSqliteSaver) -> None:
+    builder = StateGraph(Steps)
+    builder.add_node("a", step("a"))
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "ask")
+    builder.add_edge("ask", END)
+    graph = builder.compile(checkpointer=saver)
+    await graph.ainvoke({"steps": []}, thread("source"), durability="sync")
+
+    await copy_thread(saver, "source", "copy")
+
+    source_state = await graph.aget_state(thread("source"))
+    copy_state = await graph.aget_state(thread("copy"))
+    assert copy_state.interrupts == source_state.interrupts
+    assert [i.value for i in copy_state.interrupts] == ["continue?"]
+
+    resumed = await graph.ainvoke(Command(resume="yes"), thread("copy"), durability="sync")
+
+    assert resumed == {"steps": ["a", "ask:yes"]}
+    assert (await graph.aget_state(thread("source"))).next == ("ask",)
+
+
+async def test_sqlite_saver_still_lacks_copy_thread(saver: AsyncSqliteSaver) -> None:
+    """The reason for ``copy_thread``'s replay through ``aput``.
+
+    When this fails, the library implemented it and the workaround can go.
+    """
+    graph = three_steps().compile(checkpointer=saver)
+    await graph.ainvoke({"steps": []}, thread("source"), durability="sync")
+
+    with pytest.raises(NotImplementedError):
+        await saver.acopy_thread("source", "copy")
+
+
+@pytest.mark.parametrize("config", [None, {}, {"ttl": None}], ids=["none", "empty", "ttl-none"])
+def test_store_ttl_absent(config: dict[str, Any] | None) -> None:
+    assert store_ttl(config) is None
+
+
+def test_store_ttl_valid() -> None:
+    ttl = {"refresh_on_read": True, "default_ttl": 60, "sweep_interval_minutes": 5}
+
+    assert store_ttl({"ttl": ttl}) == ttl
+
+
+@pytest.mark.parametrize(
+    ("config", "fragment"),
+    [
+        pytest.param({"tll": {"default_ttl": 60}}, "'store.tll'", id="unknown-store-key"),
+        pytest.param({"ttl": {"default_tll": 60}}, "'store.ttl' takes only", id="unknown-ttl-key"),
+        pytest.param({"ttl": 60}, "'store.ttl' takes only", id="ttl-not-object"),
+        pytest.param({"index": {"dims": 1536, "embed": "openai:x"}}, "'store.index'", id="index-refused"),
+    ],
+)
+def test_store_ttl_refused(config: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        store_ttl(config)
+
+    assert fragment in info.value.message
+    assert info.value.message.startswith("langgraph.json: ")

@@ -1,0 +1,157 @@
+"""``Settings``: defaults, ``GRAPHRUN_*`` parsing, overrides, validation and the ``--help`` table.
+
+Every test passes an explicit ``environ`` mapping; the process environment is never read or written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graphrun.errors import ConfigError
+from graphrun.settings import ENV_PREFIX, Settings, describe
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env(environ={})
+
+    assert settings == Settings()
+    assert settings.config == Path("langgraph.json")
+    assert settings.data_dir == Path(".graphrun")
+    assert (settings.host, settings.port) == ("127.0.0.1", 2024)
+    assert (settings.log_level, settings.log_format) == ("INFO", "json")
+    assert settings.worker_concurrency == 32
+    assert (settings.lease_s, settings.heartbeat_interval_s) == (30.0, 10.0)
+    assert settings.max_attempts == 3
+    assert settings.default_durability == "sync"
+    assert settings.stream_buffer_ttl_s == 120.0
+    assert settings.cors_origins == ["*"]
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "field", "expected"),
+    [
+        ("GRAPHRUN_CONFIG", "deploy/langgraph.json", "config", Path("deploy/langgraph.json")),
+        ("GRAPHRUN_DATA_DIR", "/var/lib/graphrun", "data_dir", Path("/var/lib/graphrun")),
+        ("GRAPHRUN_HOST", "0.0.0.0", "host", "0.0.0.0"),
+        ("GRAPHRUN_PORT", "8123", "port", 8123),
+        ("GRAPHRUN_PORT", " 8123 ", "port", 8123),
+        ("GRAPHRUN_LOG_FORMAT", "console", "log_format", "console"),
+        ("GRAPHRUN_WORKER_CONCURRENCY", "4", "worker_concurrency", 4),
+        ("GRAPHRUN_LEASE_S", "12.5", "lease_s", 12.5),
+        ("GRAPHRUN_HEARTBEAT_INTERVAL_S", "2", "heartbeat_interval_s", 2.0),
+        ("GRAPHRUN_DEFAULT_DURABILITY", "exit", "default_durability", "exit"),
+        ("GRAPHRUN_STREAM_BUFFER_TTL_S", "0.5", "stream_buffer_ttl_s", 0.5),
+    ],
+)
+def test_env_is_parsed_to_the_field_type(name: str, raw: str, field: str, expected: object) -> None:
+    settings = Settings.from_env(environ={name: raw})
+
+    value = getattr(settings, field)
+    assert value == expected
+    assert type(value) is type(expected) or isinstance(value, Path)
+
+
+def test_only_prefixed_variables_are_read() -> None:
+    settings = Settings.from_env(environ={"PORT": "1", "LEASE_S": "1", "graphrun_port": "1"})
+
+    assert settings == Settings()
+
+
+def test_cors_origins_split_on_commas() -> None:
+    settings = Settings.from_env(
+        environ={"GRAPHRUN_CORS_ALLOW_ORIGINS": " https://a.example, ,https://b.example "}
+    )
+
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+
+
+def test_overrides_win_over_env() -> None:
+    environ = {"GRAPHRUN_PORT": "8000", "GRAPHRUN_HOST": "0.0.0.0"}
+
+    settings = Settings.from_env(environ=environ, port=9000, host=None)
+
+    assert settings.port == 9000
+    assert settings.host == "0.0.0.0"  # a None override (an unset CLI flag) leaves the env value
+
+
+def test_overrides_are_validated() -> None:
+    with pytest.raises(ConfigError, match="GRAPHRUN_WORKER_CONCURRENCY"):
+        Settings.from_env(environ={}, worker_concurrency=0)
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [
+        pytest.param({"GRAPHRUN_PORT": "http"}, "GRAPHRUN_PORT", id="bad-int"),
+        pytest.param({"GRAPHRUN_PORT": "20.24"}, "GRAPHRUN_PORT", id="float-for-int"),
+        pytest.param({"GRAPHRUN_LEASE_S": "30s"}, "GRAPHRUN_LEASE_S", id="bad-float"),
+        pytest.param({"GRAPHRUN_LOG_FORMAT": "xml"}, "GRAPHRUN_LOG_FORMAT", id="bad-log-format"),
+        pytest.param(
+            {"GRAPHRUN_DEFAULT_DURABILITY": "never"}, "GRAPHRUN_DEFAULT_DURABILITY", id="bad-durability"
+        ),
+        pytest.param(
+            {"GRAPHRUN_HEARTBEAT_INTERVAL_S": "30", "GRAPHRUN_LEASE_S": "30"},
+            "GRAPHRUN_HEARTBEAT_INTERVAL_S",
+            id="heartbeat-equals-lease",
+        ),
+        pytest.param({"GRAPHRUN_LEASE_S": "5"}, "GRAPHRUN_LEASE_S", id="lease-below-default-heartbeat"),
+        pytest.param({"GRAPHRUN_WORKER_CONCURRENCY": "0"}, "GRAPHRUN_WORKER_CONCURRENCY", id="concurrency-0"),
+        pytest.param({"GRAPHRUN_MAX_ATTEMPTS": "0"}, "GRAPHRUN_MAX_ATTEMPTS", id="attempts-0"),
+    ],
+)
+def test_invalid_values_name_the_variable(environ: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(environ=environ)
+
+    assert variable in info.value.message
+
+
+def test_describe_lists_every_field() -> None:
+    rows = describe()
+    fields = dataclasses.fields(Settings)
+
+    assert [name for name, *_ in rows] == [ENV_PREFIX + f.name.upper() for f in fields]
+    for (name, default, unit, help_text), f in zip(rows, fields, strict=True):
+        assert default == str(f.default), name
+        assert unit, name
+        assert help_text, name
+    by_name = {name: (default, unit) for name, default, unit, _ in rows}
+    assert by_name["GRAPHRUN_LEASE_S"] == ("30.0", "s")
+    assert by_name["GRAPHRUN_CONFIG"] == ("langgraph.json", "path")
+
+
+OTHER_STRING_VALUES = {
+    "host": "0.0.0.0",
+    "log_level": "DEBUG",
+    "log_format": "console",
+    "cors_allow_origins": "https://a.example",
+    "default_durability": "async",
+}
+
+
+def test_every_field_can_be_set_from_the_env() -> None:
+    # describe() promises an env name per field; each must actually be read by from_env.
+    environ: dict[str, str] = {}
+    expected: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        default = f.default
+        if isinstance(default, bool):
+            raise AssertionError("add a case for bool settings")
+        if isinstance(default, Path):
+            value: Any = Path("elsewhere")
+        elif isinstance(default, int):
+            value = default + 1
+        elif isinstance(default, float):
+            value = default + 1.0
+        else:
+            value = OTHER_STRING_VALUES[f.name]
+        environ[ENV_PREFIX + f.name.upper()] = str(value)
+        expected[f.name] = value
+
+    settings = Settings.from_env(environ=environ)
+
+    assert dataclasses.asdict(settings) == expected

@@ -1,0 +1,145 @@
+"""``graphrun.sql``: named queries, numbered migrations, and the schema the migrations produce.
+
+The schema test applies the SQLite migrations with the stdlib driver, exactly as the store splits them, and
+then prepares every named query against the result: a column a query uses but no migration creates fails here.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import graphrun.stores.sqlite
+from graphrun import sql
+
+_PARAM = re.compile(r":(\w+)")
+_STORE_REFERENCE = re.compile(r"""(?:Q\[|_one\(|_all\()\s*["'](\w+)["']""")
+
+EXPECTED_COLUMNS = {
+    "assistants": {
+        "assistant_id", "graph_id", "config", "context", "metadata", "name", "description", "version",
+        "created_at", "updated_at",
+    },
+    "assistant_versions": {
+        "assistant_id", "version", "graph_id", "config", "context", "metadata", "name", "description",
+        "created_at",
+    },
+    "threads": {
+        "thread_id", "created_at", "updated_at", "state_updated_at", "metadata", "status", "state_values",
+        "interrupts", "config", "error",
+    },
+    "runs": {
+        "run_id", "thread_id", "assistant_id", "graph_id", "status", "metadata", "multitask_strategy",
+        "request", "created_at", "updated_at", "available_at", "attempt", "lease_owner", "lease_expires_at",
+        "cancel_action", "output", "error",
+    },
+}  # fmt: skip
+
+
+@pytest.fixture
+def migrated() -> Iterator[sqlite3.Connection]:
+    """A fresh in-memory database with every SQLite migration applied."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute(sql.queries("sqlite")["create_migrations_table"])
+        for _version, _name, script in sql.migrations("sqlite"):
+            for statement in sql.statements(script):
+                conn.execute(statement)
+        yield conn
+    finally:
+        conn.close()
+
+
+def test_queries_are_named_and_non_empty() -> None:
+    queries = sql.queries("sqlite")
+
+    assert queries
+    for name, text in queries.items():
+        assert re.fullmatch(r"[a-z_]+", name), name
+        assert text.strip(), name
+        assert "-- name:" not in text, name
+
+
+def test_every_query_the_store_uses_exists() -> None:
+    source = Path(graphrun.stores.sqlite.__file__).read_text(encoding="utf-8")
+    used = set(_STORE_REFERENCE.findall(source))
+
+    assert used, "the pattern no longer finds the store's query references"
+    assert used - set(sql.queries("sqlite")) == set()
+
+
+def test_migrations_are_numbered_in_order() -> None:
+    found = sql.migrations("sqlite")
+
+    assert [version for version, _, _ in found] == list(range(1, len(found) + 1))
+    for version, name, script in found:
+        assert re.fullmatch(rf"{version:04d}_[a-z0-9_]+\.sql", name), name
+        assert sql.statements(script), name
+
+
+def test_migrations_produce_the_schema(migrated: sqlite3.Connection) -> None:
+    tables = {row[0] for row in migrated.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    assert tables == {*EXPECTED_COLUMNS, "schema_migrations"}
+    for table, columns in EXPECTED_COLUMNS.items():
+        found = {row[1] for row in migrated.execute(f"PRAGMA table_info({table})")}
+        assert found == columns, table
+
+
+@pytest.mark.parametrize("name", sorted(sql.queries("sqlite")))
+def test_every_query_prepares_against_the_schema(migrated: sqlite3.Connection, name: str) -> None:
+    text = sql.queries("sqlite")[name]
+    params = dict.fromkeys(_PARAM.findall(text))
+
+    # EXPLAIN compiles the statement (tables, columns, functions) without running it.
+    migrated.execute(f"EXPLAIN {text}", params)
+
+
+def test_query_parameters_are_named_not_positional() -> None:
+    for name, text in sql.queries("sqlite").items():
+        assert "?" not in text, name
+        assert "%s" not in text, name
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        pytest.param("", [], id="empty"),
+        pytest.param("CREATE TABLE a (x INT);\n", ["CREATE TABLE a (x INT)"], id="one"),
+        pytest.param("CREATE TABLE a (x INT)", ["CREATE TABLE a (x INT)"], id="no-final-semicolon"),
+        pytest.param(
+            "CREATE TABLE a (x INT);\nCREATE TABLE b (y INT);",
+            ["CREATE TABLE a (x INT)", "CREATE TABLE b (y INT)"],
+            id="two",
+        ),
+        pytest.param(
+            "-- drop a; then b;\nCREATE TABLE a (x INT);\n",
+            ["CREATE TABLE a (x INT)"],
+            id="semicolon-in-comment-line",
+        ),
+        pytest.param(
+            "CREATE TABLE a (\n    x INT,\n    -- y; is gone\n    z INT\n);\n",
+            ["CREATE TABLE a (\n    x INT,\n    z INT\n)"],
+            id="indented-comment-inside-statement",
+        ),
+        pytest.param(
+            "INSERT INTO a VALUES ('x;y');\n", ["INSERT INTO a VALUES ('x;y')"], id="semicolon-mid-line"
+        ),
+        pytest.param(
+            "CREATE TABLE a (x INT);\r\nCREATE TABLE b (y INT);\r\n",
+            ["CREATE TABLE a (x INT)", "CREATE TABLE b (y INT)"],
+            id="crlf",
+        ),
+        pytest.param(
+            "\n\nCREATE TABLE a (x INT);\n\n\nCREATE INDEX a_x ON a (x);\n\n",
+            ["CREATE TABLE a (x INT)", "CREATE INDEX a_x ON a (x)"],
+            id="blank-lines",
+        ),
+    ],
+)
+def test_statements(script: str, expected: list[str]) -> None:
+    assert sql.statements(script) == expected

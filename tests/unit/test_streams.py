@@ -1,0 +1,256 @@
+"""``LocalBus``: the in-process event bus of embedded mode.
+
+Replay by event id, live following, completion, buffer expiry (on an injected clock), worker wake-ups and
+cancel signals. Waits are bounded by ``asyncio.timeout`` so that a regression fails instead of hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
+
+import pytest
+
+from graphrun import encoding
+from graphrun.streams import LocalBus, StreamEvent
+
+TICK_S = 0.01
+BOUND_S = 5.0
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand (seconds)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def drain(sub: AsyncIterator[StreamEvent | None]) -> list[StreamEvent]:
+    """Every event until the subscription ends, idle ticks left out."""
+    async with asyncio.timeout(BOUND_S):
+        return [e async for e in sub if e is not None]
+
+
+async def close(sub: AsyncIterator[StreamEvent | None]) -> None:
+    assert isinstance(sub, AsyncGenerator)
+    await sub.aclose()
+
+
+async def published(bus: LocalBus, run_id: str, count: int) -> list[StreamEvent]:
+    return [await bus.publish(run_id, "values", {"step": i}) for i in range(count)]
+
+
+def id_key(event: StreamEvent) -> tuple[int, int]:
+    ms, seq = event.id.split("-")
+    return int(ms), int(seq)
+
+
+async def test_replay_in_publish_order() -> None:
+    bus = LocalBus()
+    events = await published(bus, "run-1", 3)
+    await bus.finish("run-1", {"step": 2})
+
+    replayed = await drain(bus.subscribe("run-1", after=None, tick_s=TICK_S))
+
+    assert replayed == events
+    assert [e.data for e in replayed] == [encoding.dumps({"step": i}) for i in range(3)]
+    assert {e.event for e in replayed} == {"values"}
+    assert [id_key(e) for e in events] == sorted(id_key(e) for e in events)
+    assert len({e.id for e in events}) == 3
+
+
+async def test_subscribe_after_an_id_gets_only_later_events() -> None:
+    bus = LocalBus()
+    events = await published(bus, "run-1", 3)
+    await bus.finish("run-1", None)
+
+    assert await drain(bus.subscribe("run-1", after=events[0].id, tick_s=TICK_S)) == events[1:]
+    assert await drain(bus.subscribe("run-1", after=events[2].id, tick_s=TICK_S)) == []
+
+
+async def test_subscribe_after_minus_one_gets_everything() -> None:
+    bus = LocalBus()
+    events = await published(bus, "run-1", 2)
+    await bus.finish("run-1", None)
+
+    assert await drain(bus.subscribe("run-1", after="-1", tick_s=TICK_S)) == events
+
+
+async def test_runs_are_separate() -> None:
+    bus = LocalBus()
+    first = await published(bus, "run-1", 2)
+    await published(bus, "run-2", 2)
+    await bus.finish("run-1", None)
+
+    assert await drain(bus.subscribe("run-1", after=None, tick_s=TICK_S)) == first
+
+
+async def test_unknown_id_follows_from_now() -> None:
+    bus = LocalBus()
+    await published(bus, "run-1", 2)
+    sub = bus.subscribe("run-1", after="1-999999", tick_s=TICK_S)
+
+    assert await anext(sub) is None  # nothing old is replayed: the first thing is an idle tick
+    later = await bus.publish("run-1", "custom", "later")
+    await bus.finish("run-1", None)
+
+    assert await drain(sub) == [later]
+
+
+async def test_idle_ticks_yield_none() -> None:
+    bus = LocalBus()
+    sub = bus.subscribe("run-1", after=None, tick_s=TICK_S)
+
+    async with asyncio.timeout(BOUND_S):
+        assert [await anext(sub) for _ in range(3)] == [None, None, None]
+    await close(sub)
+
+
+async def test_live_subscriber_is_woken_and_ends_after_finish() -> None:
+    bus = LocalBus()
+    # A tick far longer than the test: only the publish and finish signals can move the subscriber.
+    consumer = asyncio.create_task(drain(bus.subscribe("run-1", after=None, tick_s=3600)), name="consumer")
+    await asyncio.sleep(0)  # let the consumer start waiting
+    assert not consumer.done()
+
+    events = await published(bus, "run-1", 2)
+    await bus.finish("run-1", {"ok": True})
+
+    async with asyncio.timeout(BOUND_S):
+        assert await consumer == events
+
+
+async def test_subscription_of_a_finished_run_ends_after_replay() -> None:
+    bus = LocalBus()
+    await bus.finish("run-1", None)
+    sub = bus.subscribe("run-1", after=None, tick_s=3600)
+
+    async with asyncio.timeout(BOUND_S):
+        with pytest.raises(StopAsyncIteration):
+            await anext(sub)
+
+
+async def test_wait_done() -> None:
+    bus = LocalBus()
+    await bus.publish("run-1", "values", {})
+
+    assert await bus.wait_done("run-1", timeout_s=TICK_S) is False
+
+    waiter = asyncio.create_task(bus.wait_done("run-1", timeout_s=3600), name="waiter")
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    await bus.finish("run-1", None)
+
+    async with asyncio.timeout(BOUND_S):
+        assert await waiter is True
+    assert await bus.wait_done("run-1", timeout_s=0) is True
+
+
+async def test_output() -> None:
+    bus = LocalBus()
+    await bus.publish("run-1", "values", {"n": 1})
+
+    assert bus.output("run-1") is None
+    assert bus.output("never-seen") is None
+    await bus.finish("run-1", {"n": 1})
+    assert bus.output("run-1") == {"n": 1}
+
+
+async def test_reset_forgets_a_run() -> None:
+    bus = LocalBus()
+    await published(bus, "run-1", 2)
+    bus.reset("run-1")
+    fresh = await bus.publish("run-1", "values", {"attempt": 2})
+    await bus.finish("run-1", None)
+
+    assert await drain(bus.subscribe("run-1", after=None, tick_s=TICK_S)) == [fresh]
+
+
+async def test_finished_buffers_expire_after_ttl() -> None:
+    clock = FakeClock()
+    bus = LocalBus(buffer_ttl_s=10.0, clock=clock)
+    events = await published(bus, "run-1", 2)
+    await bus.finish("run-1", {"n": 1})
+
+    clock.now += 9.9
+    assert await drain(bus.subscribe("run-1", after=None, tick_s=TICK_S)) == events
+    assert bus.output("run-1") == {"n": 1}
+
+    clock.now += 0.2
+    # The buffer is gone: the run is unknown again, so it is not done and has nothing to replay.
+    assert await bus.wait_done("run-1", timeout_s=TICK_S) is False
+    assert bus.output("run-1") is None
+    sub = bus.subscribe("run-1", after=None, tick_s=TICK_S)
+    async with asyncio.timeout(BOUND_S):
+        assert await anext(sub) is None
+    await close(sub)
+
+
+async def test_running_buffers_never_expire() -> None:
+    clock = FakeClock()
+    bus = LocalBus(buffer_ttl_s=10.0, clock=clock)
+    events = await published(bus, "run-1", 2)
+
+    clock.now += 10_000
+    await bus.finish("run-1", None)
+
+    assert await drain(bus.subscribe("run-1", after=None, tick_s=TICK_S)) == events
+
+
+async def test_wait_new_run_returns_when_notified() -> None:
+    bus = LocalBus()
+    waiter = asyncio.create_task(bus.wait_new_run(timeout_s=3600), name="waiter")
+    await asyncio.sleep(0)
+    assert not waiter.done()
+
+    bus.notify_new_run()
+
+    async with asyncio.timeout(BOUND_S):
+        await waiter
+
+
+async def test_notify_before_wait_is_not_lost_and_is_consumed_once() -> None:
+    bus = LocalBus()
+    bus.notify_new_run()
+
+    async with asyncio.timeout(BOUND_S):
+        await bus.wait_new_run(timeout_s=3600)
+
+    waiter = asyncio.create_task(bus.wait_new_run(timeout_s=3600), name="waiter")
+    await asyncio.sleep(0)
+    assert not waiter.done()  # the wake-up was consumed by the first wait
+    waiter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiter
+
+
+async def test_wait_new_run_times_out_quietly() -> None:
+    bus = LocalBus()
+
+    async with asyncio.timeout(BOUND_S):
+        await bus.wait_new_run(timeout_s=TICK_S)  # returns, rather than raising TimeoutError
+
+
+async def test_cancel_calls_every_handler_in_order() -> None:
+    bus = LocalBus()
+    calls: list[tuple[str, str, str]] = []
+
+    async def first(run_id: str, action: str) -> None:
+        calls.append(("first", run_id, action))
+
+    async def second(run_id: str, action: str) -> None:
+        calls.append(("second", run_id, action))
+
+    bus.on_cancel(first)
+    bus.on_cancel(second)
+    await bus.cancel("run-1", "rollback")
+
+    assert calls == [("first", "run-1", "rollback"), ("second", "run-1", "rollback")]
+
+
+async def test_cancel_without_handlers_is_a_no_op() -> None:
+    await LocalBus().cancel("run-1", "interrupt")
