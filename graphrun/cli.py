@@ -10,8 +10,8 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import structlog
 import uvicorn

@@ -111,7 +111,7 @@ def _parse_graphs(path: Path, graphs: Any) -> tuple[GraphSpec, ...]:
     seen: set[str] = set()
     for graph_id, value in graphs.items():
         where = f"{path}: graphs.{graph_id}"
-        if not _GRAPH_ID.match(graph_id):
+        if not _GRAPH_ID.fullmatch(graph_id):
             raise ConfigError(f"{where}: graph id may only contain letters, digits, '_', '.' and '-'")
         if graph_id.lower() in seen:
             raise ConfigError(f"{where}: duplicate graph id")
@@ -119,6 +119,8 @@ def _parse_graphs(path: Path, graphs: Any) -> tuple[GraphSpec, ...]:
         description = None
         if isinstance(value, dict):
             description = value.get("description")
+            if description is not None and not isinstance(description, str):
+                raise ConfigError(f"{where}: 'description' must be a string, got {description!r}")
             value = value.get("path")
         if not isinstance(value, str) or value.count(":") != 1:
             raise ConfigError(

@@ -22,6 +22,10 @@ _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 def _default(obj: Any) -> Any:
+    if isinstance(obj, type):
+        # e.g. an Interrupt's response_schema given as a pydantic class
+        schema = getattr(obj, "model_json_schema", None)
+        return schema() if callable(schema) else obj.__name__
     if isinstance(obj, BaseModel):
         return obj.model_dump()
     if hasattr(obj, "model_dump") and callable(obj.model_dump):
@@ -40,10 +44,6 @@ def _default(obj: Any) -> Any:
         return obj.total_seconds()
     if isinstance(obj, enum.Enum):
         return obj.value
-    if isinstance(obj, type):
-        # e.g. an Interrupt's response_schema given as a pydantic class
-        schema = getattr(obj, "model_json_schema", None)
-        return schema() if callable(schema) else obj.__name__
     if isinstance(obj, bytes):
         return obj.decode("utf-8", errors="replace")
     # Unknown objects become their repr rather than failing a whole run's output.
@@ -52,7 +52,28 @@ def _default(obj: Any) -> Any:
 
 def dumps(obj: Any) -> bytes:
     """Serialize to JSON bytes; never raises for an unusual object inside graph state."""
-    return orjson.dumps(obj, default=_default, option=_OPTIONS)
+    try:
+        return orjson.dumps(obj, default=_default, option=_OPTIONS)
+    except orjson.JSONEncodeError:
+        # orjson refuses some values before `default` sees them (ints beyond 64 bits, tuple keys):
+        # make them plain first, on this rare path only.
+        return orjson.dumps(_plain(obj), default=_default, option=_OPTIONS)
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (str, float)):
+        return obj
+    if isinstance(obj, int):
+        return obj if -(2**63) <= obj < 2**64 else str(obj)
+    if isinstance(obj, dict):
+        return {k if isinstance(k, (str, int, float, bool)) else str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    try:
+        converted = _default(obj)
+    except Exception:
+        return repr(obj)
+    return converted if converted is obj or isinstance(converted, str) else _plain(converted)
 
 
 def dumps_str(obj: Any) -> str:

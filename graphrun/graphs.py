@@ -12,6 +12,7 @@ import importlib.util
 import inspect
 import os
 import sys
+import warnings
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,8 +210,11 @@ def _state_jsonschema(graph: Pregel[Any, Any]) -> dict[str, Any]:
 
 
 def _config_jsonschema(graph: Pregel[Any, Any]) -> dict[str, Any]:
-    # get_config_jsonschema is deprecated in favour of context; call the underlying schema directly.
-    schema: dict[str, Any] = graph.config_schema().model_json_schema()
+    # LangGraph 1.x deprecates config schemas in favour of context schemas, but clients still ask for
+    # config_schema; read it without letting the deprecation warning escape into the server's logs.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        schema: dict[str, Any] = graph.config_schema().model_json_schema()
     return schema
 
 

@@ -5,6 +5,8 @@ Stores return these; the API turns them into the official server's JSON. No I/O 
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,13 +29,24 @@ def system_assistant_id(graph_id: str) -> str:
     return str(uuid.uuid5(ASSISTANT_NAMESPACE, graph_id))
 
 
+_id_lock = threading.Lock()
+_id_last = [0, 0]  # the last (milliseconds, 12-bit counter) handed out
+
+
 def new_id() -> str:
-    """A time-ordered UUID (v7), as the official server generates: ids sort by creation time."""
-    ms = int(datetime.now(UTC).timestamp() * 1000)
-    rand = uuid.uuid4().int & ((1 << 74) - 1)
-    value = (
-        (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | (rand & ((1 << 62) - 1))
-    )
+    """A time-ordered UUID (v7), as the official server generates: ids made later sort later.
+
+    Written here because Python 3.11 has no ``uuid.uuid7``. Within one millisecond the 12-bit
+    ``rand_a`` field is a counter (RFC 9562, method 1); when it overflows, the timestamp moves on.
+    """
+    with _id_lock:
+        ms = max(time.time_ns() // 1_000_000, _id_last[0])
+        counter = _id_last[1] + 1 if ms == _id_last[0] else 0
+        if counter > 0xFFF:
+            ms, counter = ms + 1, 0
+        _id_last[:] = [ms, counter]
+    rand_b = uuid.uuid4().int & ((1 << 62) - 1)
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
     return str(uuid.UUID(int=value))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from graphrun.models import Assistant, Run, Thread
 from graphrun.types import (
@@ -142,6 +142,15 @@ class CommandBody(Body):
     update: Any = None
 
 
+# Fields the official API has that graphrun does not honour yet: refused by name, never dropped.
+UNSUPPORTED_RUN_FIELDS = {
+    "webhook": "webhooks",
+    "feedback_keys": "LangSmith feedback",
+    "langsmith_tracer": "LangSmith tracing options",
+    "strict_resume": "strict resume checks",
+}
+
+
 class RunCreate(Body):
     assistant_id: str
     input: Any = None
@@ -163,6 +172,15 @@ class RunCreate(Body):
     on_disconnect: OnDisconnect = "continue"
     on_completion: OnCompletion = "delete"
     after_seconds: float | None = Field(None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unsupported(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, what in UNSUPPORTED_RUN_FIELDS.items():
+                if data.get(name) is not None:
+                    raise ValueError(f"{name} ({what}) is not supported by graphrun yet")
+        return data
 
     @field_validator("stream_mode")
     @classmethod

@@ -165,6 +165,10 @@ class SqliteStore:
             current = _rows.assistant(row)
             fields: dict[str, Any] = {k: getattr(current, k) for k in _ASSISTANT_FIELDS}
             fields.update({k: v for k, v in changes.items() if k in _ASSISTANT_FIELDS and v is not None})
+            fields["metadata"] = {
+                **current.metadata,
+                **changes.get("metadata", {}),
+            }  # merged, as the SDK says
             version = (await self._one("max_assistant_version", {"assistant_id": assistant_id}, db))[
                 "version"
             ] + 1
@@ -250,11 +254,14 @@ class SqliteStore:
         return _rows.thread(row)
 
     async def update_thread(self, thread_id: str, metadata: Json) -> Thread:
+        """Merge ``metadata`` into the thread's: top-level keys replaced whole, as Postgres' ``||``."""
         async with self._tx() as db:
-            params = {"thread_id": thread_id, "metadata": _dump(metadata), "now": _now()}
-            cur = await db.execute(Q["update_thread_metadata"], params)
-            if cur.rowcount == 0:
+            row = await self._one("get_thread", {"thread_id": thread_id}, db)
+            if row is None:
                 raise errors.ThreadNotFound(f"Thread {thread_id} not found")
+            merged = {**_rows.thread(row).metadata, **metadata}
+            params = {"thread_id": thread_id, "metadata": _dump(merged), "now": _now()}
+            await db.execute(Q["set_thread_metadata"], params)
             return _rows.thread(await self._one("get_thread", {"thread_id": thread_id}, db))
 
     async def delete_thread(self, thread_id: str) -> list[Run]:
@@ -480,6 +487,11 @@ class SqliteStore:
             expired = [_rows.run(r) for r in await self._all(query, {"now": now}, db)]
             for r in expired:
                 params = {"run_id": r.run_id, "attempt": r.attempt, "now": now}
+                if r.cancel_action is not None:  # cancelled, then its worker died: it stays cancelled
+                    cancelled = {"status": "interrupted", "output": None, "error": None}
+                    await self._all("finish_run", {**params, **cancelled}, db)
+                    await db.execute(Q["settle_thread_status"], {"thread_id": r.thread_id, "now": now})
+                    continue
                 if r.attempt < max_attempts:
                     await self._all("release_run", params, db)
                     continue
