@@ -140,6 +140,16 @@ class RunOutcome:
     error: Json | None = None
 
 
+def merge_config(base: Json, override: Json) -> Json:
+    """A run's config: the assistant's, with the request's keys on top (``configurable`` and
+    ``metadata`` merged one level down)."""
+    merged = {**base, **override}
+    for key in ("configurable", "metadata"):
+        if key in base or key in override:
+            merged[key] = {**base.get(key, {}), **override.get(key, {})}
+    return merged
+
+
 def thread_status_after(run_status: RunStatus, has_interrupts: bool) -> ThreadStatus:
     """The thread's status once a run on it has ended (the official server's rules)."""
     if run_status in ("error", "timeout"):

@@ -53,7 +53,7 @@ class Runner:
     async def execute(self, handle: RunHandle) -> RunOutcome:
         """Run the graph to its end, an interrupt, an error, a timeout or a cancel; say which."""
         run = handle.run
-        config = await self._config(run)
+        config = self._config(run)
         async with self._graphs.graph(run.graph_id, config) as graph:
             try:
                 async with asyncio.timeout(self._settings.run_timeout_s):
@@ -72,34 +72,20 @@ class Runner:
                 return await self._failed(graph, run, config, "error", type(exc).__name__, str(exc))
             return await self._outcome(graph, config, "success", None)
 
-    async def _config(self, run: Run) -> RunnableConfig:
-        try:
-            assistant = await self._store.get_assistant(run.assistant_id)
-            base_config, base_context = assistant.config, assistant.context
-        except errors.AssistantNotFound:
-            base_config, base_context = {}, {}
+    @staticmethod
+    def _config(run: Run) -> RunnableConfig:
+        """The run's config (the assistant's, merged in when the run was created) plus the ids LangGraph
+        and the checkpoint metadata carry."""
         request = run.request
-        configurable = {
-            **base_config.get("configurable", {}),
-            **request.config.get("configurable", {}),
+        ids = {
             "thread_id": run.thread_id,
             "run_id": run.run_id,
             "assistant_id": run.assistant_id,
             "graph_id": run.graph_id,
         }
-        metadata = {
-            **base_config.get("metadata", {}),
-            **request.config.get("metadata", {}),
-            **run.metadata,
-            "run_id": run.run_id,
-            "thread_id": run.thread_id,
-            "assistant_id": run.assistant_id,
-            "graph_id": run.graph_id,
-            "run_attempt": run.attempt,
-        }
-        config: dict[str, Any] = {**base_config, **request.config, "configurable": configurable}
-        config["metadata"] = metadata
-        config["context"] = {**base_context, **request.context}
+        configurable = {**request.config.get("configurable", {}), **ids}
+        metadata = {**request.config.get("metadata", {}), **run.metadata, **ids, "run_attempt": run.attempt}
+        config: dict[str, Any] = {**request.config, "configurable": configurable, "metadata": metadata}
         return config  # type: ignore[return-value]
 
     async def _stream(
@@ -111,7 +97,7 @@ class Runner:
         graph_input: Any = None if resuming else _input(request.input, request.command)
         modes = [_MODE_TO_LANGGRAPH.get(m, m) for m in request.stream_mode]
         events = {_MODE_TO_LANGGRAPH.get(m, m): _EVENT_NAME.get(m, m) for m in request.stream_mode}
-        context = config.get("context") or None
+        context = request.context or None
         # Modes and durability were validated by the API against LangGraph's literals; the row holds str.
         options: dict[str, Any] = {
             "stream_mode": modes,

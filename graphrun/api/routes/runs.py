@@ -20,7 +20,7 @@ from graphrun import errors
 from graphrun.api import schemas, sse
 from graphrun.api._resolve import require_uuid, resolve_assistant
 from graphrun.api.deps import Services, Svc
-from graphrun.models import Run, RunRequest, new_id, utcnow
+from graphrun.models import Run, RunRequest, merge_config, new_id, utcnow
 from graphrun.stores.base import NewRun, Page
 from graphrun.types import Json
 
@@ -49,8 +49,8 @@ async def _create(svc: Services, body: schemas.RunCreate, thread_id: str | None)
     request = RunRequest(
         input=body.input,
         command=body.command.model_dump(exclude_unset=True) if body.command else None,
-        config=body.config,
-        context=body.context,
+        config=merge_config(assistant.config, body.config),
+        context={**assistant.context, **body.context},
         stream_mode=body.stream_modes,
         stream_subgraphs=body.stream_subgraphs,
         stream_resumable=body.stream_resumable,
