@@ -33,9 +33,7 @@ async def resolve_assistant(svc: Services, assistant_id: str) -> Assistant:
 
 
 def require_graph(svc: Services, graph_id: str) -> str:
+    """As the official server: an unknown graph id is a 404 that lists the configured graphs."""
     if graph_id not in svc.graphs:
-        raise errors.InvalidRequest(
-            f"graph_id {graph_id!r} is not a registered graph; "
-            f"registered graphs: {', '.join(svc.graphs.graph_ids)}"
-        )
+        raise errors.NotFound(f"Graph '{graph_id}' not found. Expected one of: {svc.graphs.graph_ids}")
     return graph_id

@@ -35,6 +35,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid" or (
+            err.get("type") == "missing" and tuple(err["loc"]) == ("body",)
+        ):
+            problems.append(
+                f"Invalid JSON in request body: {err.get('ctx', {}).get('error', 'the body is empty')}"
+            )
+            continue
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
         problems.append(f"{where}: {err.get('msg', 'invalid')}")
     detail = "; ".join(problems) or "invalid request"

@@ -5,8 +5,10 @@ temporary data directory; ``restart`` brings a new process up on the same direct
 
 Setting ``GRAPHRUN_ACCEPTANCE_OFFICIAL_CLI`` to the path of the official ``langgraph`` CLI (from
 ``pip install "langgraph-cli[inmem]"`` in another virtualenv) runs the same tests against the official
-in-memory server instead, to check that a test encodes the official behaviour. graphrun-only features (the
-SQLite data directory surviving a SIGKILL, ``/health``, ``/ready``) are expected to fail there.
+in-memory server instead, to check that a test encodes the official behaviour. Expected to fail there:
+graphrun-only features (the data directory surviving a SIGKILL, ``/health``, ``/ready``), and places where
+graphrun is stricter than official 0.16.7 (unknown run fields refused, 404 messages that name the thread or
+run, history ``before`` given as a Checkpoint object, which official answers with a 500).
 """
 
 from __future__ import annotations

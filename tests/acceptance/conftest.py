@@ -20,8 +20,8 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     base = tmp_path_factory.mktemp("graphrun")
     extra_env: dict[str, str] = dict(getattr(request.module, "SERVER_ENV", {}))
     srv = Server(config=CONFIG, data_dir=base / "data", log_dir=base / "logs", extra_env=extra_env)
-    srv.start()
     try:
+        srv.start()
         yield srv
     finally:
         srv.stop()

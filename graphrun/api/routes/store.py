@@ -41,12 +41,11 @@ async def get_item(
     namespace: str = Query("", description="labels joined by '.'"),
     refresh_ttl: bool | None = None,
     svc: Svc,
-) -> Json:
+) -> Json | None:
     labels = namespace.split(".") if namespace else []
     item = await svc.kv.aget(_namespace(labels), key, refresh_ttl=refresh_ttl)
-    if item is None:
-        raise errors.NotFound(f"Item {key!r} not found in namespace {labels!r}")
-    return _item_json(item)
+    # The official server answers a missing item with 200 and null, and clients rely on it.
+    return _item_json(item) if item is not None else None
 
 
 @router.delete("/items", status_code=204)

@@ -97,7 +97,7 @@ async def get_state_at(
 
 @router.post("/{thread_id}/state/checkpoint")
 async def post_state_at(thread_id: uuid.UUID, body: schemas.ThreadStateAt, svc: Svc) -> Json:
-    return await _state_at(svc, str(thread_id), body.checkpoint.model_dump(exclude_none=True), body.subgraphs)
+    return await _state_at(svc, str(thread_id), _checkpoint_fields(body.checkpoint), body.subgraphs)
 
 
 @router.post("/{thread_id}/state")
@@ -108,7 +108,7 @@ async def update_state(thread_id: uuid.UUID, body: schemas.ThreadStateUpdate, sv
         raise errors.Conflict(
             f"Thread {thread.thread_id} is busy: a run is executing; update its state afterwards"
         )
-    checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else {}
+    checkpoint = _checkpoint_fields(body.checkpoint) if body.checkpoint else {}
     if body.checkpoint_id:
         checkpoint["checkpoint_id"] = body.checkpoint_id
     async with _thread_graph(svc, thread) as graph:
@@ -141,12 +141,12 @@ async def _history(svc: Services, thread_id: str, body: schemas.ThreadHistory) -
     thread = await svc.store.get_thread(thread_id)
     if _graph_id(thread) is None:
         return []
-    checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else None
+    checkpoint = _checkpoint_fields(body.checkpoint) if body.checkpoint else None
     before: RunnableConfig | None = None
     if isinstance(body.before, str):
         before = _config(thread_id, {"checkpoint_id": body.before})
     elif body.before is not None:
-        before = _config(thread_id, body.before.model_dump(exclude_none=True))
+        before = _config(thread_id, _checkpoint_fields(body.before))
     async with _thread_graph(svc, thread) as graph:
         history = graph.aget_state_history(
             _config(thread_id, checkpoint), filter=body.metadata, before=before, limit=body.limit
@@ -185,6 +185,15 @@ async def _thread_graph(svc: Services, thread: Thread) -> AsyncIterator[Pregel[A
         )
     async with svc.graphs.graph(graph_id) as graph:
         yield graph
+
+
+def _checkpoint_fields(checkpoint: schemas.Checkpoint) -> Json:
+    """A checkpoint as the SDK's ``Checkpoint`` or as a LangGraph config (``{"configurable": …}``)."""
+    fields = checkpoint.model_dump(exclude_none=True)
+    configurable = fields.pop("configurable", None)
+    if isinstance(configurable, dict):
+        fields.update({k: v for k, v in configurable.items() if v is not None})
+    return fields
 
 
 def _config(thread_id: str, checkpoint: Json | None) -> RunnableConfig:
