@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from graphrun import encoding, errors, sql
 from graphrun.models import Assistant, Run, RunOutcome, Thread, utcnow
-from graphrun.stores import _rows
+from graphrun.stores import _json, _rows
 from graphrun.stores.base import CreatedRun, NewRun, Page
 from graphrun.types import CancelAction, Json, ThreadStatus
 
@@ -55,6 +55,7 @@ class _Connection:
         conn.row_factory = sqlite3.Row
         for pragma in _PRAGMAS:
             conn.execute(f"PRAGMA {pragma}")
+        conn.create_function("json_contains", 2, _json.sql_contains, deterministic=True)
         return conn
 
     async def run(self, fn: Callable[[Any], T]) -> T:

@@ -15,6 +15,7 @@ import pytest
 
 import graphrun.stores.sqlite
 from graphrun import sql
+from graphrun.stores._json import sql_contains
 
 _PARAM = re.compile(r":(\w+)")
 _STORE_REFERENCE = re.compile(r"""(?:Q\[|_one\(|_all\()\s*["'](\w+)["']""")
@@ -42,8 +43,10 @@ EXPECTED_COLUMNS = {
 
 @pytest.fixture
 def migrated() -> Iterator[sqlite3.Connection]:
-    """A fresh in-memory database with every SQLite migration applied."""
+    """A fresh in-memory database with every SQLite migration applied (and, as the store's connections
+    have, the json_contains function the queries use)."""
     conn = sqlite3.connect(":memory:")
+    conn.create_function("json_contains", 2, sql_contains, deterministic=True)
     try:
         conn.execute(sql.queries("sqlite")["create_migrations_table"])
         for _version, _name, script in sql.migrations("sqlite"):

@@ -1,6 +1,6 @@
--- Named queries of the SQLite control store. Parameters are :name; JSON filters arrive as JSON text
--- and are matched with json_each so that no query is ever assembled from strings. A filter matches
--- top-level keys by value; SQLite reads JSON true as 1, so the type check keeps true apart from 1.
+-- Named queries of the SQLite control store. Parameters are :name. JSON filters arrive as JSON text and
+-- are matched by json_contains(document, filter), a function the store registers on its connections
+-- with the semantics of Postgres' jsonb @>, so that no query is ever assembled from strings.
 
 -- name: create_migrations_table
 CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
@@ -46,10 +46,7 @@ DELETE FROM assistants WHERE assistant_id = :assistant_id;
 SELECT * FROM assistants a
 WHERE (:graph_id IS NULL OR a.graph_id = :graph_id)
   AND (:name IS NULL OR a.name LIKE '%' || :name || '%')
-  AND NOT EXISTS (SELECT 1 FROM json_each(:metadata) f
-                  WHERE json_extract(a.metadata, '$."' || f.key || '"') IS NOT f.value
-                     OR (json_type(a.metadata, '$."' || f.key || '"') IN ('true', 'false'))
-                        IS NOT (f.type IN ('true', 'false')))
+  AND json_contains(a.metadata, :metadata)
 ORDER BY
   CASE WHEN :sort_order = 'asc' THEN CASE :sort_by WHEN 'assistant_id' THEN a.assistant_id
        WHEN 'graph_id' THEN a.graph_id WHEN 'name' THEN a.name WHEN 'updated_at' THEN a.updated_at
@@ -63,18 +60,12 @@ LIMIT :limit OFFSET :offset;
 SELECT COUNT(*) AS n FROM assistants a
 WHERE (:graph_id IS NULL OR a.graph_id = :graph_id)
   AND (:name IS NULL OR a.name LIKE '%' || :name || '%')
-  AND NOT EXISTS (SELECT 1 FROM json_each(:metadata) f
-                  WHERE json_extract(a.metadata, '$."' || f.key || '"') IS NOT f.value
-                     OR (json_type(a.metadata, '$."' || f.key || '"') IN ('true', 'false'))
-                        IS NOT (f.type IN ('true', 'false')));
+  AND json_contains(a.metadata, :metadata);
 
 -- name: list_assistant_versions
 SELECT * FROM assistant_versions v
 WHERE v.assistant_id = :assistant_id
-  AND NOT EXISTS (SELECT 1 FROM json_each(:metadata) f
-                  WHERE json_extract(v.metadata, '$."' || f.key || '"') IS NOT f.value
-                     OR (json_type(v.metadata, '$."' || f.key || '"') IN ('true', 'false'))
-                        IS NOT (f.type IN ('true', 'false')))
+  AND json_contains(v.metadata, :metadata)
 ORDER BY v.version DESC
 LIMIT :limit OFFSET :offset;
 
@@ -104,14 +95,8 @@ DELETE FROM threads WHERE thread_id = :thread_id;
 SELECT * FROM threads t
 WHERE (:status IS NULL OR t.status = :status)
   AND (:ids IS NULL OR t.thread_id IN (SELECT value FROM json_each(:ids)))
-  AND NOT EXISTS (SELECT 1 FROM json_each(:metadata) f
-                  WHERE json_extract(t.metadata, '$."' || f.key || '"') IS NOT f.value
-                     OR (json_type(t.metadata, '$."' || f.key || '"') IN ('true', 'false'))
-                        IS NOT (f.type IN ('true', 'false')))
-  AND NOT EXISTS (SELECT 1 FROM json_each(:values) f
-                  WHERE json_extract(t.state_values, '$."' || f.key || '"') IS NOT f.value
-                     OR (json_type(t.state_values, '$."' || f.key || '"') IN ('true', 'false'))
-                        IS NOT (f.type IN ('true', 'false')))
+  AND json_contains(t.metadata, :metadata)
+  AND json_contains(t.state_values, :values)
 ORDER BY
   CASE WHEN :sort_order = 'asc' THEN CASE :sort_by WHEN 'thread_id' THEN t.thread_id
        WHEN 'status' THEN t.status WHEN 'updated_at' THEN t.updated_at
@@ -124,14 +109,8 @@ LIMIT :limit OFFSET :offset;
 -- name: count_threads
 SELECT COUNT(*) AS n FROM threads t
 WHERE (:status IS NULL OR t.status = :status)
-  AND NOT EXISTS (SELECT 1 FROM json_each(:metadata) f
-                  WHERE json_extract(t.metadata, '$."' || f.key || '"') IS NOT f.value
-                     OR (json_type(t.metadata, '$."' || f.key || '"') IN ('true', 'false'))
-                        IS NOT (f.type IN ('true', 'false')))
-  AND NOT EXISTS (SELECT 1 FROM json_each(:values) f
-                  WHERE json_extract(t.state_values, '$."' || f.key || '"') IS NOT f.value
-                     OR (json_type(t.state_values, '$."' || f.key || '"') IN ('true', 'false'))
-                        IS NOT (f.type IN ('true', 'false')));
+  AND json_contains(t.metadata, :metadata)
+  AND json_contains(t.state_values, :values);
 
 -- name: mark_thread_busy
 UPDATE threads SET status = 'busy', metadata = json_patch(metadata, :metadata), updated_at = :now
