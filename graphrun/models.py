@@ -150,11 +150,13 @@ def merge_config(base: Json, override: Json) -> Json:
     return merged
 
 
-def thread_status_after(run_status: RunStatus, has_interrupts: bool) -> ThreadStatus:
-    """The thread's status once a run on it has ended (the official server's rules)."""
+def thread_status_after(run_status: RunStatus, has_pending_tasks: bool) -> ThreadStatus:
+    """The thread's status once a run on it has ended, by the official server's rule: ``interrupted``
+    while its head checkpoint has tasks still to run (an ``interrupt()``, a breakpoint, or a run
+    cancelled mid-way), ``error`` after a failure, else ``idle``."""
     if run_status in ("error", "timeout"):
         return "error"
-    if has_interrupts:
+    if has_pending_tasks:
         return "interrupted"
     return "idle"
 

@@ -145,7 +145,7 @@ class Runner:
         return RunOutcome(
             status=status,
             output=run_output(values, flat, error),
-            thread_status=thread_status_after(status, bool(flat)),
+            thread_status=thread_status_after(status, bool(state.next) or bool(flat)),
             thread_values=values,
             interrupts=interrupts,
             error=error,

@@ -45,7 +45,7 @@ def test_ids_created_later_sort_later() -> None:
 
 
 @pytest.mark.parametrize(
-    ("run_status", "has_interrupts", "expected"),
+    ("run_status", "has_pending_tasks", "expected"),
     [
         ("success", False, "idle"),
         ("success", True, "interrupted"),
@@ -57,8 +57,8 @@ def test_ids_created_later_sort_later() -> None:
         ("interrupted", True, "interrupted"),
     ],
 )
-def test_thread_status_after(run_status: RunStatus, has_interrupts: bool, expected: ThreadStatus) -> None:
-    assert thread_status_after(run_status, has_interrupts) == expected
+def test_thread_status_after(run_status: RunStatus, has_pending_tasks: bool, expected: ThreadStatus) -> None:
+    assert thread_status_after(run_status, has_pending_tasks) == expected
 
 
 INTERRUPT = {"value": "approve?", "id": "int-1"}

@@ -119,7 +119,7 @@ async def update_state(thread_id: uuid.UUID, body: schemas.ThreadStateUpdate, sv
             raise errors.InvalidRequest(f"cannot update state: {exc}") from exc
         head = await graph.aget_state(_config(thread.thread_id, None))
     interrupts = thread_interrupts(head)
-    status: ThreadStatus = "interrupted" if interrupts else "idle"
+    status: ThreadStatus = "interrupted" if head.next or interrupts else "idle"
     await svc.store.set_thread_state(thread.thread_id, encoding.jsonable(head.values), interrupts, status)
     return {"checkpoint": checkpoint_json(new_config)}
 
