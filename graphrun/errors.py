@@ -54,6 +54,10 @@ class AlreadyExists(Conflict):
     """Already exists."""
 
 
+class WaitTimedOut(GraphrunError):
+    """The run did not finish within the time the request may wait."""
+
+
 class LeaseLost(GraphrunError):
     """This worker no longer holds the run's lease (another attempt took it over)."""
 

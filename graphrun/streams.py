@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,6 +38,7 @@ class _RunBuffer:
     done: bool = False
     output: Json | None = None
     finished_at: float | None = None
+    watchers: int = 0
 
 
 class EventBus(Protocol):
@@ -44,7 +46,7 @@ class EventBus(Protocol):
     async def finish(self, run_id: str, output: Json | None) -> None: ...
     def subscribe(
         self, run_id: str, after: str | None, tick_s: float
-    ) -> AsyncIterator[StreamEvent | None]: ...
+    ) -> AsyncGenerator[StreamEvent | None, None]: ...
     async def wait_done(self, run_id: str, timeout_s: float) -> bool: ...
     def output(self, run_id: str) -> Json | None: ...
     def notify_new_run(self) -> None: ...
@@ -64,6 +66,12 @@ class LocalBus:
         self._cancel_handlers: list[CancelHandler] = []
         self._buffer_ttl_s = buffer_ttl_s
         self._clock = clock
+
+    @property
+    def buffered_runs(self) -> int:
+        """How many runs' events are held in memory now."""
+        self._expire()
+        return len(self._runs)
 
     def _buffer(self, run_id: str) -> _RunBuffer:
         self._expire()
@@ -103,37 +111,51 @@ class LocalBus:
 
     async def subscribe(
         self, run_id: str, after: str | None, tick_s: float
-    ) -> AsyncIterator[StreamEvent | None]:
+    ) -> AsyncGenerator[StreamEvent | None, None]:
         """Events after ``after`` (all if None or ``-1``) until the run is done; ``None`` on idle ticks."""
-        buf = self._buffer(run_id)
-        position = 0 if after in (None, "-1") else _position_after(buf.events, after)
-        while True:
-            while position < len(buf.events):
-                position += 1
-                yield buf.events[position - 1]
-            if buf.done:
-                return
-            buf.changed.clear()
-            try:
-                await asyncio.wait_for(buf.changed.wait(), tick_s)
-            except TimeoutError:
-                yield None
+        with self._watching(run_id) as buf:
+            position = 0 if after in (None, "-1") else _position_after(buf.events, after)
+            while True:
+                while position < len(buf.events):
+                    position += 1
+                    yield buf.events[position - 1]
+                if buf.done:
+                    return
+                buf.changed.clear()
+                try:
+                    await asyncio.wait_for(buf.changed.wait(), tick_s)
+                except TimeoutError:
+                    yield None
 
     async def wait_done(self, run_id: str, timeout_s: float) -> bool:
+        with self._watching(run_id) as buf:
+            deadline = self._clock() + timeout_s
+            while not buf.done:
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    return False
+                buf.changed.clear()
+                try:
+                    await asyncio.wait_for(buf.changed.wait(), remaining)
+                except TimeoutError:
+                    return buf.done
+            return True
+
+    @contextlib.contextmanager
+    def _watching(self, run_id: str) -> Iterator[_RunBuffer]:
+        """A buffer someone waits on. One made only for waiting (a run of another process, or one whose
+        buffer expired) is dropped when its last watcher leaves, so waiting never leaks memory."""
         buf = self._buffer(run_id)
-        deadline = self._clock() + timeout_s
-        while not buf.done:
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                return False
-            buf.changed.clear()
-            try:
-                await asyncio.wait_for(buf.changed.wait(), remaining)
-            except TimeoutError:
-                return buf.done
-        return True
+        buf.watchers += 1
+        try:
+            yield buf
+        finally:
+            buf.watchers -= 1
+            if not buf.watchers and not buf.done and not buf.events and self._runs.get(run_id) is buf:
+                del self._runs[run_id]
 
     def output(self, run_id: str) -> Json | None:
+        self._expire()
         buf = self._runs.get(run_id)
         return buf.output if buf is not None and buf.done else None
 

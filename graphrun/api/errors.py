@@ -13,6 +13,7 @@ STATUS: dict[type[errors.GraphrunError], int] = {
     errors.NotFound: 404,
     errors.InvalidRequest: 422,
     errors.Conflict: 409,
+    errors.WaitTimedOut: 504,
     errors.ConfigError: 500,
     errors.GraphrunError: 500,
 }

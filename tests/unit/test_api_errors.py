@@ -25,6 +25,7 @@ EXPECTED_STATUS: dict[type[errors.GraphrunError], int] = {
     errors.Conflict: 409,
     errors.ThreadBusy: 409,
     errors.AlreadyExists: 409,
+    errors.WaitTimedOut: 504,
     errors.LeaseLost: 500,
     errors.DataDirLocked: 500,
 }

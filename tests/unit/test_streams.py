@@ -254,3 +254,25 @@ async def test_cancel_calls_every_handler_in_order() -> None:
 
 async def test_cancel_without_handlers_is_a_no_op() -> None:
     await LocalBus().cancel("run-1", "interrupt")
+
+
+async def test_waiting_on_a_run_this_process_never_sees_leaves_nothing_behind() -> None:
+    # /join of a run finished long ago (its buffer expired) waits on the bus, then reads the store:
+    # the empty buffer made for waiting must go with the last waiter, or every such join leaks.
+    bus = LocalBus()
+
+    assert await bus.wait_done("old-run", 0.01) is False
+    stream = bus.subscribe("other-run", None, tick_s=0.01)
+    assert await anext(stream) is None  # an idle tick
+    await stream.aclose()
+
+    assert bus.buffered_runs == 0
+
+
+async def test_a_buffer_with_events_stays_after_its_waiter_leaves() -> None:
+    bus = LocalBus()
+    await bus.publish("r", "values", {"n": 1})
+
+    assert await bus.wait_done("r", 0.01) is False
+
+    assert bus.buffered_runs == 1

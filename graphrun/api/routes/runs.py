@@ -19,17 +19,13 @@ from starlette.responses import StreamingResponse
 from graphrun import errors
 from graphrun.api import schemas, sse
 from graphrun.api._resolve import require_uuid, resolve_assistant
+from graphrun.api._runs import await_output, cancel, reload
 from graphrun.api.deps import Services, Svc
 from graphrun.models import Run, RunRequest, merge_config, new_id, utcnow
 from graphrun.stores.base import NewRun, Page
 from graphrun.types import Json
 
 router = APIRouter(tags=["runs"])
-
-# How often a waiting request re-reads the run's row, in case its completion was not seen on the bus
-# (the run finished before this process subscribed, or on another process).
-recheck_interval_s = 1.0
-
 
 # ---------------------------------------------------------------- creating
 
@@ -118,13 +114,13 @@ async def create_batch(body: list[BatchItem], svc: Svc) -> list[Json]:
 @router.post("/threads/{thread_id}/runs/wait")
 async def wait_run(thread_id: uuid.UUID, body: schemas.RunCreate, svc: Svc) -> Response:
     run = await _create(svc, body, str(thread_id))
-    return JSONResponse(await _await_output(svc, run), headers=_location(run, "/join"))
+    return JSONResponse(await await_output(svc, run), headers=_location(run, "/join"))
 
 
 @router.post("/runs/wait")
 async def wait_stateless_run(body: schemas.RunCreate, svc: Svc) -> Response:
     run = await _create(svc, body, None)
-    return JSONResponse(await _await_output(svc, run), headers=_location(run, "/join"))
+    return JSONResponse(await await_output(svc, run), headers=_location(run, "/join"))
 
 
 @router.post("/threads/{thread_id}/runs/stream")
@@ -171,7 +167,7 @@ async def delete_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Svc) -> Respo
 @router.get("/threads/{thread_id}/runs/{run_id}/join")
 async def join_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Svc) -> Json:
     run = await svc.store.get_run(str(thread_id), str(run_id))
-    return await _await_output(svc, run)
+    return await await_output(svc, run)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/stream")
@@ -199,9 +195,9 @@ async def cancel_run(
     params: schemas.CancelParams = Depends(),
     svc: Svc,
 ) -> Response:
-    run = await _cancel(svc, str(thread_id), str(run_id), params.action)
+    run = await cancel(svc, str(thread_id), str(run_id), params.action)
     if params.wait:
-        await _await_output(svc, run)
+        await await_output(svc, run)
     return Response(status_code=202 if not params.wait else 204)
 
 
@@ -220,45 +216,11 @@ async def cancel_runs(*, body: schemas.RunsCancel, action: str = Query("interrup
         runs = await svc.store.list_runs(thread_id, None, Page(limit=1000))
         targets = [r.run_id for r in runs if r.status in wanted]
     for run_id in targets:
-        await _cancel(svc, thread_id, run_id, params.action)
+        await cancel(svc, thread_id, run_id, params.action)
     return Response(status_code=204)
 
 
-async def _cancel(svc: Services, thread_id: str, run_id: str, action: str) -> Run:
-    if action == "rollback":
-        raise errors.InvalidRequest("cancel action 'rollback' is not supported by graphrun yet")
-    run = await svc.store.cancel_run(thread_id, run_id, "interrupt")
-    if run.status == "running":
-        await svc.bus.cancel(run_id, "interrupt")
-    elif run.status == "interrupted":
-        await svc.bus.finish(run_id, run.output)
-    return run
-
-
-# ---------------------------------------------------------------- waiting and streaming
-
-
-async def _await_output(svc: Services, run: Run) -> Json:
-    """Block until the run ends; answer what ``/wait`` and ``/join`` answer."""
-    deadline = asyncio.get_running_loop().time() + svc.settings.wait_timeout_s
-    while not await svc.bus.wait_done(run.run_id, recheck_interval_s):
-        current = await _reload(svc, run)
-        if current is None or current.finished:
-            break
-        if asyncio.get_running_loop().time() > deadline:
-            raise errors.GraphrunError(f"run {run.run_id} did not finish within GRAPHRUN_WAIT_TIMEOUT_S")
-    output = svc.bus.output(run.run_id)
-    if output is None:
-        current = await _reload(svc, run)
-        output = current.output if current is not None else None
-    return output or {}
-
-
-async def _reload(svc: Services, run: Run) -> Run | None:
-    try:
-        return await svc.store.find_run(run.run_id)
-    except errors.RunNotFound:
-        return None  # a stateless run whose temporary thread is already gone
+# ---------------------------------------------------------------- streaming
 
 
 def _stream_response(
@@ -282,14 +244,16 @@ async def _events(
     try:
         if first:
             yield sse.frame_json("metadata", {"run_id": run.run_id, "attempt": max(run.attempt, 1)})
-        async for event in svc.bus.subscribe(run.run_id, after, svc.settings.sse_keepalive_s):
-            if event is None:
-                yield sse.HEARTBEAT
-                current = await _reload(svc, run)
-                if current is None or (current.finished and svc.bus.output(run.run_id) is None):
-                    break  # finished where this process could not see its events
-                continue
-            yield sse.frame(event.event, event.data, event.id if resumable else None)
+        subscription = svc.bus.subscribe(run.run_id, after, svc.settings.sse_keepalive_s)
+        async with contextlib.aclosing(subscription) as events:
+            async for event in events:
+                if event is None:
+                    yield sse.HEARTBEAT
+                    current = await reload(svc, run)
+                    if current is None or (current.finished and svc.bus.output(run.run_id) is None):
+                        break  # finished where this process could not see its events
+                    continue
+                yield sse.frame(event.event, event.data, event.id if resumable else None)
         finished = True
     finally:
         if not finished and cancel_on_disconnect:
@@ -298,4 +262,4 @@ async def _events(
 
 async def _cancel_quietly(svc: Services, run: Run) -> None:
     with contextlib.suppress(errors.NotFound):
-        await _cancel(svc, run.thread_id, run.run_id, "interrupt")
+        await cancel(svc, run.thread_id, run.run_id, "interrupt")

@@ -14,6 +14,7 @@ from langgraph.pregel import Pregel
 from graphrun import checkpointer, encoding, errors
 from graphrun.api import schemas
 from graphrun.api._resolve import require_uuid
+from graphrun.api._runs import await_output, cancel
 from graphrun.api._state import checkpoint_json, empty_state, state_json
 from graphrun.api.deps import Services, Svc
 from graphrun.graphs import thread_interrupts
@@ -22,6 +23,9 @@ from graphrun.stores.base import Page
 from graphrun.types import Json, ThreadStatus
 
 router = APIRouter(prefix="/threads", tags=["threads"])
+
+# How long deleting a thread waits for its running runs to stop after cancelling them.
+delete_wait_s = 10.0
 
 
 @router.post("")
@@ -61,11 +65,17 @@ async def update_thread(thread_id: uuid.UUID, body: schemas.ThreadPatch, svc: Sv
 
 @router.delete("/{thread_id}", status_code=204)
 async def delete_thread(thread_id: uuid.UUID, svc: Svc) -> Response:
-    """Delete the thread, cancel what runs on it, then drop its checkpoints."""
-    inflight = await svc.store.delete_thread(str(thread_id))
-    for run in inflight:
+    """Cancel what runs on the thread and let it stop, then delete the thread, its runs and checkpoints
+    (in that order, so that no run writes a checkpoint after they are gone)."""
+    tid = str(thread_id)
+    await svc.store.get_thread(tid)
+    for run in await svc.store.list_runs(tid, "running", Page(limit=1000)):
+        stopping = await cancel(svc, tid, run.run_id, "interrupt")
+        with contextlib.suppress(errors.WaitTimedOut):
+            await await_output(svc, stopping, delete_wait_s)
+    for run in await svc.store.delete_thread(tid):  # claimed since: stop them all the same
         await svc.bus.cancel(run.run_id, "interrupt")
-    await svc.graphs.persistence.checkpointer.adelete_thread(str(thread_id))
+    await svc.graphs.persistence.checkpointer.adelete_thread(tid)
     return Response(status_code=204)
 
 

@@ -1,0 +1,52 @@
+"""Cancelling runs and waiting for them to end, for the routes that need it (runs, threads)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from graphrun import errors
+from graphrun.api.deps import Services
+from graphrun.models import Run
+from graphrun.types import Json
+
+# How often a waiting request re-reads the run's row, in case its completion was not seen on the bus
+# (the run finished before this process subscribed, or on another process).
+recheck_interval_s = 1.0
+
+
+async def cancel(svc: Services, thread_id: str, run_id: str, action: str) -> Run:
+    if action == "rollback":
+        raise errors.InvalidRequest("cancel action 'rollback' is not supported by graphrun yet")
+    run = await svc.store.cancel_run(thread_id, run_id, "interrupt")
+    if run.status == "running":
+        await svc.bus.cancel(run_id, "interrupt")
+    elif run.status == "interrupted":
+        await svc.bus.finish(run_id, run.output)
+    return run
+
+
+async def await_output(svc: Services, run: Run, timeout_s: float | None = None) -> Json:
+    """Block until the run ends (at most ``timeout_s``, default ``GRAPHRUN_WAIT_TIMEOUT_S``); answer
+    what ``/wait`` and ``/join`` answer."""
+    limit = svc.settings.wait_timeout_s if timeout_s is None else timeout_s
+    deadline = asyncio.get_running_loop().time() + limit
+    while not await svc.bus.wait_done(run.run_id, recheck_interval_s):
+        current = await reload(svc, run)
+        if current is None or current.finished:
+            break
+        if asyncio.get_running_loop().time() > deadline:
+            raise errors.WaitTimedOut(
+                f"run {run.run_id} did not finish within {limit:g}s; it goes on, join it again later"
+            )
+    output = svc.bus.output(run.run_id)
+    if output is None:
+        current = await reload(svc, run)
+        output = current.output if current is not None else None
+    return output or {}
+
+
+async def reload(svc: Services, run: Run) -> Run | None:
+    try:
+        return await svc.store.find_run(run.run_id)
+    except errors.RunNotFound:
+        return None  # a stateless run whose temporary thread is already gone
