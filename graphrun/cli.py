@@ -8,6 +8,7 @@ import contextlib
 import fcntl
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from pathlib import Path
@@ -100,14 +101,12 @@ async def serve_embedded(settings: Settings) -> None:
     """``graphrun dev``: one process, SQLite under the data dir, API and worker together."""
     config = prepare_config(settings)
     loaded = load_graphs(config)
-    with _data_dir_lock(settings.data_dir):
+    with _data_dir_lock(settings.data_dir), _listen(settings.host, settings.port) as sock:
         async with _services(settings, config, loaded) as svc:
             runner = Runner(settings, svc.store, svc.bus, svc.graphs)
             server = _Server(
                 uvicorn.Config(
                     create_app(svc),
-                    host=settings.host,
-                    port=settings.port,
                     log_config=None,
                     timeout_graceful_shutdown=http_shutdown_timeout_s,
                 )
@@ -118,7 +117,27 @@ async def serve_embedded(settings: Settings) -> None:
                     url=f"http://{settings.host}:{settings.port}",
                     graphs=svc.graphs.graph_ids,
                 )
-                await server.serve()
+                await server.serve(sockets=[sock])
+
+
+@contextlib.contextmanager
+def _listen(host: str, port: int) -> Iterator[socket.socket]:
+    """Bind before anything starts, so that a taken port is one clear error, not a worker that
+    claims runs for a server that never serves."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"GRAPHRUN_HOST={host!r} cannot be resolved: {exc}") from exc
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    with sock:
+        yield sock
 
 
 @contextlib.asynccontextmanager
