@@ -22,6 +22,8 @@ from graphrun.settings import Settings
 
 _STORE_KEYS = frozenset({"ttl", "index"})
 _TTL_KEYS = frozenset({"refresh_on_read", "default_ttl", "sweep_interval_minutes"})
+# How often expired store items are deleted when langgraph.json does not say (minutes, as TTLConfig).
+default_sweep_interval_minutes = 1
 
 
 @dataclass(frozen=True)
@@ -36,20 +38,20 @@ async def open_persistence(
 ) -> AsyncIterator[Persistence]:
     """Open the checkpointer and store for the process; both close when the block exits."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    ttl = store_ttl(store_config)
+    # The sweeper always runs: items put with a ``ttl`` expire even when langgraph.json sets no default
+    # (the SQLite store's reads do not skip expired items; only its sweeper removes them).
+    ttl = store_ttl(store_config) or TTLConfig(sweep_interval_minutes=default_sweep_interval_minutes)
     async with (
         AsyncSqliteSaver.from_conn_string(str(settings.data_dir / "checkpoints.sqlite")) as saver,
         AsyncSqliteStore.from_conn_string(str(settings.data_dir / "store.sqlite"), ttl=ttl) as store,
     ):
         await saver.setup()
         await store.setup()
-        if ttl is not None:
-            await store.start_ttl_sweeper()
+        await store.start_ttl_sweeper()
         try:
             yield Persistence(checkpointer=saver, store=store)
         finally:
-            if ttl is not None:
-                await store.stop_ttl_sweeper()
+            await store.stop_ttl_sweeper()
 
 
 def store_ttl(store_config: Mapping[str, Any] | None) -> TTLConfig | None:

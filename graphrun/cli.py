@@ -111,7 +111,8 @@ async def serve_embedded(settings: Settings) -> None:
                     timeout_graceful_shutdown=http_shutdown_timeout_s,
                 )
             )
-            async with Worker(settings, svc.store, svc.bus, runner):
+            # The data-dir lock proves no other process executes its runs: the worker recovers orphans.
+            async with Worker(settings, svc.store, svc.bus, runner, recover_orphans=True):
                 log.info(
                     "server_started",
                     url=f"http://{settings.host}:{settings.port}",
@@ -152,10 +153,6 @@ async def _services(settings: Settings, config: LanggraphConfig, loaded: dict) -
             await store.ensure_system_assistant(
                 system_assistant_id(graph_id), graph_id, registry.description(graph_id)
             )
-        # The data-dir lock proves no other process executes these runs: take them back now.
-        recovered = await store.reap_expired(settings.max_attempts, all_running=True)
-        if recovered:
-            log.warning("runs_recovered", runs=[r.run_id for r in recovered])
         yield Services(settings, store, LocalBus(settings.stream_buffer_ttl_s), registry)
 
 

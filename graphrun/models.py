@@ -139,6 +139,16 @@ class RunOutcome:
     interrupts: dict[str, list[Json]]
     error: Json | None = None
 
+    @classmethod
+    def cancelled(cls) -> RunOutcome:
+        """Cancelled before the graph could report its state: the thread keeps the values it had."""
+        return cls("interrupted", {}, "idle", None, {})
+
+    @classmethod
+    def crashed(cls, exc: BaseException) -> RunOutcome:
+        error = {"error": type(exc).__name__, "message": str(exc)}
+        return cls("error", {"__error__": error}, "error", None, {}, error)
+
 
 def merge_config(base: Json, override: Json) -> Json:
     """A run's config: the assistant's, with the request's keys on top (``configurable`` and

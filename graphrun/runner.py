@@ -41,6 +41,7 @@ class RunHandle:
     run: Run
     control: RunControl = field(default_factory=RunControl)
     cancel_action: str | None = None
+    finishing: bool = False  # the outcome is known and being recorded: too late to cancel
 
 
 class Runner:
@@ -54,23 +55,42 @@ class Runner:
         """Run the graph to its end, an interrupt, an error, a timeout or a cancel; say which."""
         run = handle.run
         config = self._config(run)
-        async with self._graphs.graph(run.graph_id, config) as graph:
-            try:
-                async with asyncio.timeout(self._settings.run_timeout_s):
-                    await self._stream(graph, run, config, handle)
-            except asyncio.CancelledError:
-                if handle.cancel_action is None:
-                    raise  # not a user's cancel: the worker is shutting down
-                return await self._outcome(graph, config, "interrupted", None)
-            except GraphDrained:
-                raise  # the worker asked to stop at a step boundary; it re-queues the run
-            except TimeoutError:
-                message = f"run exceeded GRAPHRUN_RUN_TIMEOUT_S={self._settings.run_timeout_s:g}s"
-                return await self._failed(graph, run, config, "timeout", "TimeoutError", message)
-            except Exception as exc:
-                log.warning("run_failed", run_id=run.run_id, error=type(exc).__name__, message=str(exc))
-                return await self._failed(graph, run, config, "error", type(exc).__name__, str(exc))
-            return await self._outcome(graph, config, "success", None)
+        try:
+            async with self._graphs.graph(run.graph_id, config) as graph:
+                return await self._run_graph(graph, run, config, handle)
+        except asyncio.CancelledError:
+            if handle.cancel_action is None:
+                raise  # not a user's cancel: the worker is shutting down, or lost the lease
+            # Cancelled while the graph was being built or its final state read: nothing more to report.
+            return RunOutcome.cancelled()
+
+    async def _run_graph(
+        self, graph: Pregel[Any, Any], run: Run, config: RunnableConfig, handle: RunHandle
+    ) -> RunOutcome:
+        deadline = asyncio.timeout(self._settings.run_timeout_s)
+        try:
+            async with deadline:
+                await self._stream(graph, run, config, handle)
+        except asyncio.CancelledError:
+            if handle.cancel_action is None:
+                raise
+            return await self._outcome(graph, config, "interrupted", None)
+        except GraphDrained:
+            raise  # the worker asked to stop at a step boundary; it re-queues the run
+        except TimeoutError as exc:
+            if not deadline.expired():  # a node's own timeout: an error like any other
+                return await self._error(graph, run, config, exc)
+            message = f"run exceeded GRAPHRUN_RUN_TIMEOUT_S={self._settings.run_timeout_s:g}s"
+            return await self._failed(graph, run, config, "timeout", "TimeoutError", message)
+        except Exception as exc:
+            return await self._error(graph, run, config, exc)
+        return await self._outcome(graph, config, "success", None)
+
+    async def _error(
+        self, graph: Pregel[Any, Any], run: Run, config: RunnableConfig, exc: Exception
+    ) -> RunOutcome:
+        log.warning("run_failed", run_id=run.run_id, error=type(exc).__name__, message=str(exc))
+        return await self._failed(graph, run, config, "error", type(exc).__name__, str(exc))
 
     @staticmethod
     def _config(run: Run) -> RunnableConfig:

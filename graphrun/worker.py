@@ -48,13 +48,16 @@ class Worker:
         store: ControlStore,
         bus: EventBus,
         runner: Runner,
+        *,
         worker_id: str | None = None,
+        recover_orphans: bool = False,
     ) -> None:
         self._settings = settings
         self._store = store
         self._bus = bus
         self._runner = runner
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        self._recover_orphans = recover_orphans
         self._active: dict[str, _Active] = {}
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -65,6 +68,13 @@ class Worker:
         return len(self._active)
 
     async def __aenter__(self) -> Worker:
+        if self._recover_orphans:
+            # The caller guarantees no other process executes these runs (embedded mode's data-dir lock):
+            # every run still marked running was left by a process that died. Take them back now.
+            recovered = await self._store.reap_expired(self._settings.max_attempts, all_running=True)
+            if recovered:
+                log.warning("runs_recovered", runs=[r.run_id for r in recovered])
+                await self._settle_reaped(recovered)
         self._bus.on_cancel(self._on_cancel)
         self._loops = [
             asyncio.create_task(self._claim_loop(), name=f"{self.worker_id}:claim"),
@@ -115,6 +125,12 @@ class Worker:
                 await self._bus.wait_new_run(self._settings.poll_interval_s)
 
     def _start(self, run: Run) -> None:
+        previous = self._active.get(run.run_id)
+        if previous is not None:
+            # Our lease on an earlier attempt expired and the run was claimed again: that attempt can no
+            # longer finish it (the store checks the attempt), so stop it rather than run it twice.
+            log.warning("run_attempt_superseded", run_id=run.run_id, attempt=previous.handle.run.attempt)
+            previous.task.cancel()
         handle = RunHandle(run)
         task = asyncio.create_task(self._execute(handle), name=f"run:{run.run_id}:{run.attempt}")
         self._active[run.run_id] = _Active(handle, task)
@@ -127,17 +143,22 @@ class Worker:
         with bound:
             try:
                 log.info("run_started", attempt=run.attempt)
-                outcome = await self._runner.execute(handle)
-                await self._finish(run, outcome)
-            except (asyncio.CancelledError, GraphDrained):
-                await self._release(run)
-            except Exception as exc:
-                log.exception("run_crashed")
-                error = {"error": type(exc).__name__, "message": str(exc)}
-                outcome = RunOutcome("error", {"__error__": error}, "error", None, {}, error)
-                await self._finish(run, outcome)
+                try:
+                    outcome = await self._runner.execute(handle)
+                except (asyncio.CancelledError, GraphDrained):
+                    if handle.cancel_action is None:  # shutdown, drain or a superseded attempt
+                        await self._release(run)
+                        return
+                    outcome = RunOutcome.cancelled()
+                except Exception as exc:
+                    log.exception("run_crashed")
+                    outcome = RunOutcome.crashed(exc)
+                handle.finishing = True
+                await asyncio.shield(self._finish(run, outcome))
             finally:
-                self._active.pop(run.run_id, None)
+                active = self._active.get(run.run_id)
+                if active is not None and active.handle is handle:
+                    del self._active[run.run_id]
                 self._slot_freed.set()
 
     async def _finish(self, run: Run, outcome: RunOutcome) -> None:
@@ -158,9 +179,22 @@ class Worker:
 
     async def _on_cancel(self, run_id: str, action: str) -> None:
         active = self._active.get(run_id)
-        if active is not None and active.handle.cancel_action is None:
+        if active is not None and active.handle.cancel_action is None and not active.handle.finishing:
             active.handle.cancel_action = action
             active.task.cancel()
+
+    async def _settle_reaped(self, reaped: list[Run]) -> None:
+        """Runs the reaper ended (attempts exhausted, or cancelled before their worker died) are done:
+        tell their waiters, and delete the temporary threads of stateless ones."""
+        for old in reaped:
+            try:
+                run = await self._store.find_run(old.run_id)
+            except errors.RunNotFound:
+                continue
+            if run.finished:
+                await self._bus.finish(run.run_id, run.output)
+                await self._runner.cleanup(run)
+        self._bus.notify_new_run()
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -190,4 +224,4 @@ class Worker:
                 continue
             if reaped:
                 log.warning("runs_reaped", runs=[r.run_id for r in reaped])
-                self._bus.notify_new_run()
+                await self._settle_reaped(reaped)

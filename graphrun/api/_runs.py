@@ -20,9 +20,21 @@ async def cancel(svc: Services, thread_id: str, run_id: str, action: str) -> Run
     run = await svc.store.cancel_run(thread_id, run_id, "interrupt")
     if run.status == "running":
         await svc.bus.cancel(run_id, "interrupt")
-    elif run.status == "interrupted":
+    elif run.status == "interrupted":  # it was pending: it ends here, never having run
         await svc.bus.finish(run_id, run.output)
+        if run.request.temporary and run.request.on_completion != "keep":
+            await delete_thread_data(svc, run.thread_id)
     return run
+
+
+async def delete_thread_data(svc: Services, thread_id: str) -> list[Run]:
+    """Delete a thread's row, its runs and its checkpoints; return the runs that were in flight."""
+    try:
+        inflight = await svc.store.delete_thread(thread_id)
+    except errors.ThreadNotFound:
+        inflight = []
+    await svc.graphs.persistence.checkpointer.adelete_thread(thread_id)
+    return inflight
 
 
 async def await_output(svc: Services, run: Run, timeout_s: float | None = None) -> Json:

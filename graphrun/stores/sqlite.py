@@ -378,44 +378,44 @@ class SqliteStore:
 
     async def create_run(self, new: NewRun) -> CreatedRun:
         """Insert the run in one transaction with its thread checks, busy check and strategy."""
+        return (await self.create_runs([new]))[0]
 
-        def tx(db: sqlite3.Connection) -> CreatedRun:
-            now = _now()
-            if self._one("get_thread", {"thread_id": new.thread_id}, db) is None:
-                if new.if_not_exists != "create":
-                    raise errors.ThreadNotFound(f"Thread {new.thread_id} not found")
-                self._insert_thread(db, new.thread_id, {})
-            inflight = [_rows.run(r) for r in self._all("inflight_runs", {"thread_id": new.thread_id}, db)]
-            cancelled: list[Run] = []
-            if inflight and new.multitask_strategy == "reject":
-                raise errors.ThreadBusy(
-                    f"Thread {new.thread_id} is busy with run {inflight[0].run_id}; "
-                    "multitask_strategy='reject' refuses a second run"
-                )
-            if inflight and new.multitask_strategy in ("interrupt", "rollback"):
-                cancelled = self._cancel_all(db, inflight, new.multitask_strategy, now)
-            db.execute(
-                Q["insert_run"],
-                {
-                    "run_id": new.run_id,
-                    "thread_id": new.thread_id,
-                    "assistant_id": new.assistant_id,
-                    "graph_id": new.graph_id,
-                    "metadata": _dump(new.metadata),
-                    "multitask_strategy": new.multitask_strategy,
-                    "request": _rows.request_json(new.request),
-                    "available_at": _rows.ts(new.available_at),
-                    "now": now,
-                },
-            )
-            stamp = {"graph_id": new.graph_id, "assistant_id": new.assistant_id}
-            db.execute(
-                Q["mark_thread_busy"], {"thread_id": new.thread_id, "metadata": _dump(stamp), "now": now}
-            )
-            run = _rows.run(self._one("get_run_by_id", {"run_id": new.run_id}, db))
-            return CreatedRun(run=run, cancelled=cancelled)
+    async def create_runs(self, runs: Sequence[NewRun]) -> list[CreatedRun]:
+        """Insert several runs in one transaction: all of them, or (on any error) none."""
+        return await self._write(lambda db: [self._create_run(db, new, _now()) for new in runs])
 
-        return await self._write(tx)
+    def _create_run(self, db: sqlite3.Connection, new: NewRun, now: str) -> CreatedRun:
+        if self._one("get_thread", {"thread_id": new.thread_id}, db) is None:
+            if new.if_not_exists != "create":
+                raise errors.ThreadNotFound(f"Thread {new.thread_id} not found")
+            self._insert_thread(db, new.thread_id, {})
+        inflight = [_rows.run(r) for r in self._all("inflight_runs", {"thread_id": new.thread_id}, db)]
+        cancelled: list[Run] = []
+        if inflight and new.multitask_strategy == "reject":
+            raise errors.ThreadBusy(
+                f"Thread {new.thread_id} is busy with run {inflight[0].run_id}; "
+                "multitask_strategy='reject' refuses a second run"
+            )
+        if inflight and new.multitask_strategy in ("interrupt", "rollback"):
+            cancelled = self._cancel_all(db, inflight, new.multitask_strategy, now)
+        db.execute(
+            Q["insert_run"],
+            {
+                "run_id": new.run_id,
+                "thread_id": new.thread_id,
+                "assistant_id": new.assistant_id,
+                "graph_id": new.graph_id,
+                "metadata": _dump(new.metadata),
+                "multitask_strategy": new.multitask_strategy,
+                "request": _rows.request_json(new.request),
+                "available_at": _rows.ts(new.available_at),
+                "now": now,
+            },
+        )
+        stamp = {"graph_id": new.graph_id, "assistant_id": new.assistant_id}
+        db.execute(Q["mark_thread_busy"], {"thread_id": new.thread_id, "metadata": _dump(stamp), "now": now})
+        run = _rows.run(self._one("get_run_by_id", {"run_id": new.run_id}, db))
+        return CreatedRun(run=run, cancelled=cancelled)
 
     def _cancel_all(self, db: sqlite3.Connection, runs: Sequence[Run], action: str, now: str) -> list[Run]:
         for r in runs:

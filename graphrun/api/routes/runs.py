@@ -23,7 +23,7 @@ from graphrun.api._runs import await_output, cancel, reload
 from graphrun.api.deps import Services, Svc
 from graphrun.models import Run, RunRequest, merge_config, new_id, utcnow
 from graphrun.stores.base import NewRun, Page
-from graphrun.types import Json
+from graphrun.types import CancelAction, Json
 
 router = APIRouter(tags=["runs"])
 
@@ -31,6 +31,11 @@ router = APIRouter(tags=["runs"])
 
 
 async def _create(svc: Services, body: schemas.RunCreate, thread_id: str | None) -> Run:
+    return (await _submit(svc, [await _new_run(svc, body, thread_id)]))[0]
+
+
+async def _new_run(svc: Services, body: schemas.RunCreate, thread_id: str | None) -> NewRun:
+    """Validate a run request and describe the run; nothing is written yet."""
     assistant = await resolve_assistant(svc, body.assistant_id)
     if body.command is not None and body.input is not None:
         raise errors.InvalidRequest("give either input or command, not both")
@@ -57,7 +62,7 @@ async def _create(svc: Services, body: schemas.RunCreate, thread_id: str | None)
         on_completion=body.on_completion,
         temporary=thread_id is None,
     )
-    new = NewRun(
+    return NewRun(
         run_id=new_id(),
         thread_id=thread_id or new_id(),
         assistant_id=assistant.assistant_id,
@@ -68,11 +73,16 @@ async def _create(svc: Services, body: schemas.RunCreate, thread_id: str | None)
         available_at=utcnow() + timedelta(seconds=body.after_seconds or 0),
         if_not_exists="create" if thread_id is None else body.if_not_exists,
     )
-    created = await svc.store.create_run(new)
-    for run in created.cancelled:
-        await svc.bus.cancel(run.run_id, body.multitask_strategy)
+
+
+async def _submit(svc: Services, runs: list[NewRun]) -> list[Run]:
+    """Write the runs in one transaction, then signal the runs their strategies cancel and the worker."""
+    created = await svc.store.create_runs(runs)
+    for new, result in zip(runs, created, strict=True):
+        for run in result.cancelled:
+            await svc.bus.cancel(run.run_id, new.multitask_strategy)
     svc.bus.notify_new_run()
-    return created.run
+    return [c.run for c in created]
 
 
 def _location(run: Run, suffix: str = "") -> dict[str, str]:
@@ -101,14 +111,13 @@ class BatchItem(schemas.RunCreate):
 
 @router.post("/runs/batch")
 async def create_batch(body: list[BatchItem], svc: Svc) -> list[Json]:
-    # Validate every item before creating any, so a bad item leaves nothing half-written.
-    thread_ids = [require_uuid(item.thread_id, "thread_id") if item.thread_id else None for item in body]
+    """Every item is validated, then all runs are written in one transaction: a bad item (or a thread
+    that is missing or busy) leaves nothing half-written."""
+    new_runs = []
     for item in body:
-        await resolve_assistant(svc, item.assistant_id)
-    runs = []
-    for item, thread_id in zip(body, thread_ids, strict=True):
-        runs.append(schemas.run_json(await _create(svc, item, thread_id)))
-    return runs
+        thread_id = require_uuid(item.thread_id, "thread_id") if item.thread_id else None
+        new_runs.append(await _new_run(svc, item, thread_id))
+    return [schemas.run_json(run) for run in await _submit(svc, new_runs)]
 
 
 @router.post("/threads/{thread_id}/runs/wait")
@@ -202,8 +211,9 @@ async def cancel_run(
 
 
 @router.post("/runs/cancel")
-async def cancel_runs(*, body: schemas.RunsCancel, action: str = Query("interrupt"), svc: Svc) -> Response:
-    params = schemas.CancelParams(action=action)  # type: ignore[arg-type]
+async def cancel_runs(
+    *, body: schemas.RunsCancel, action: CancelAction = Query("interrupt"), svc: Svc
+) -> Response:
     if body.thread_id is None:
         raise errors.InvalidRequest("thread_id is required")
     thread_id = require_uuid(body.thread_id, "thread_id")
@@ -216,7 +226,7 @@ async def cancel_runs(*, body: schemas.RunsCancel, action: str = Query("interrup
         runs = await svc.store.list_runs(thread_id, None, Page(limit=1000))
         targets = [r.run_id for r in runs if r.status in wanted]
     for run_id in targets:
-        await cancel(svc, thread_id, run_id, params.action)
+        await cancel(svc, thread_id, run_id, action)
     return Response(status_code=204)
 
 

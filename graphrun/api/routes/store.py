@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter, Query, Response
 from langgraph.store.base import Item
 
@@ -15,6 +17,11 @@ router = APIRouter(prefix="/store", tags=["store"])
 
 def _item_json(item: Item) -> Json:
     data: Json = item.dict()
+    # The SQLite store keeps naive UTC times; clients get them with their zone, like every other time.
+    for key in ("created_at", "updated_at"):
+        value = getattr(item, key)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            data[key] = value.replace(tzinfo=UTC).isoformat()
     return data
 
 
@@ -60,13 +67,16 @@ async def search_items(body: schemas.StoreSearch, svc: Svc) -> Json:
         raise errors.InvalidRequest(
             "query (semantic search) needs store.index, which graphrun does not support yet"
         )
-    items = await svc.kv.asearch(
-        tuple(body.namespace_prefix),
-        filter=body.filter,
-        limit=body.limit,
-        offset=body.offset,
-        refresh_ttl=body.refresh_ttl,
-    )
+    try:
+        items = await svc.kv.asearch(
+            tuple(body.namespace_prefix),
+            filter=body.filter,
+            limit=body.limit,
+            offset=body.offset,
+            refresh_ttl=body.refresh_ttl,
+        )
+    except ValueError as exc:  # e.g. an unknown filter operator
+        raise errors.InvalidRequest(f"filter: {exc}") from exc
     return {"items": [_item_json(i) for i in items]}
 
 

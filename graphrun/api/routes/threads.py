@@ -9,12 +9,13 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from langchain_core.runnables import RunnableConfig
+from langgraph.errors import InvalidUpdateError
 from langgraph.pregel import Pregel
 
 from graphrun import checkpointer, encoding, errors
 from graphrun.api import schemas
 from graphrun.api._resolve import require_uuid
-from graphrun.api._runs import await_output, cancel
+from graphrun.api._runs import await_output, cancel, delete_thread_data
 from graphrun.api._state import checkpoint_json, empty_state, state_json
 from graphrun.api.deps import Services, Svc
 from graphrun.graphs import thread_interrupts
@@ -73,9 +74,8 @@ async def delete_thread(thread_id: uuid.UUID, svc: Svc) -> Response:
         stopping = await cancel(svc, tid, run.run_id, "interrupt")
         with contextlib.suppress(errors.WaitTimedOut):
             await await_output(svc, stopping, delete_wait_s)
-    for run in await svc.store.delete_thread(tid):  # claimed since: stop them all the same
+    for run in await delete_thread_data(svc, tid):  # claimed since: stop them all the same
         await svc.bus.cancel(run.run_id, "interrupt")
-    await svc.graphs.persistence.checkpointer.adelete_thread(tid)
     return Response(status_code=204)
 
 
@@ -125,8 +125,9 @@ async def update_state(thread_id: uuid.UUID, body: schemas.ThreadStateUpdate, sv
         config = _config(thread.thread_id, checkpoint)
         try:
             new_config = await graph.aupdate_state(config, body.values, as_node=body.as_node)
-        except (ValueError, KeyError) as exc:
-            raise errors.InvalidRequest(f"cannot update state: {exc}") from exc
+        except (InvalidUpdateError, ValueError, KeyError, TypeError) as exc:
+            # The graph refused the values (wrong shape for a channel or reducer, unknown node).
+            raise errors.InvalidRequest(f"cannot update state: {type(exc).__name__}: {exc}") from exc
         head = await graph.aget_state(_config(thread.thread_id, None))
     interrupts = thread_interrupts(head)
     status: ThreadStatus = "interrupted" if head.next or interrupts else "idle"
@@ -170,9 +171,10 @@ async def _state_at(svc: Services, thread_id: str, checkpoint: Json | None, subg
         return empty_state(thread_id)
     async with _thread_graph(svc, thread) as graph:
         snapshot = await graph.aget_state(_config(thread_id, checkpoint), subgraphs=subgraphs)
-    if checkpoint and checkpoint.get("checkpoint_id") and snapshot.config is None:
+    # LangGraph answers an unknown checkpoint with an empty snapshot (no creation time) echoing the id.
+    if checkpoint and checkpoint.get("checkpoint_id") and snapshot.created_at is None:
         raise errors.NotFound(f"Thread {thread_id} has no checkpoint {checkpoint['checkpoint_id']}")
-    if snapshot.config is None:
+    if snapshot.config is None or snapshot.created_at is None:
         return empty_state(thread_id)
     return state_json(snapshot)
 
