@@ -8,28 +8,22 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.store.base import BaseStore, TTLConfig
+from langgraph.store.base import TTLConfig
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 from graphrun.errors import ConfigError
 from graphrun.settings import Settings
+from graphrun.types import Persistence
 
 _STORE_KEYS = frozenset({"ttl", "index"})
 _TTL_KEYS = frozenset({"refresh_on_read", "default_ttl", "sweep_interval_minutes"})
 # How often expired store items are deleted when langgraph.json does not say (minutes, as TTLConfig).
 default_sweep_interval_minutes = 1
-
-
-@dataclass(frozen=True)
-class Persistence:
-    checkpointer: BaseCheckpointSaver[Any]
-    store: BaseStore
 
 
 @contextlib.asynccontextmanager

@@ -26,10 +26,9 @@ from langgraph.types import StateSnapshot
 from pydantic import ConfigDict, create_model
 
 from graphrun import encoding
-from graphrun.checkpointer import Persistence
 from graphrun.config import GraphSpec, LanggraphConfig
 from graphrun.errors import ConfigError
-from graphrun.types import Json
+from graphrun.types import Json, Persistence
 
 
 @dataclass(frozen=True)

@@ -105,10 +105,6 @@ class LocalBus:
         self._finished.append((buf.finished_at, run_id))
         buf.changed.set()
 
-    def reset(self, run_id: str) -> None:
-        """Forget a run's buffer (a new attempt starts its stream afresh)."""
-        self._runs.pop(run_id, None)
-
     async def subscribe(
         self, run_id: str, after: str | None, tick_s: float
     ) -> AsyncGenerator[StreamEvent | None, None]:

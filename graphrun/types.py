@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.store.base import BaseStore
 
 RunId: TypeAlias = str
 ThreadId: TypeAlias = str
@@ -27,3 +31,11 @@ INFLIGHT_RUN_STATUSES: frozenset[str] = frozenset({"pending", "running"})
 STREAM_MODES: frozenset[str] = frozenset(
     {"values", "updates", "messages", "messages-tuple", "custom", "debug", "tasks", "checkpoints", "events"}
 )
+
+
+@dataclass(frozen=True)
+class Persistence:
+    """What a graph is compiled with: the checkpointer (thread state) and the long-term store."""
+
+    checkpointer: BaseCheckpointSaver[Any]
+    store: BaseStore

@@ -34,7 +34,17 @@ from langgraph_sdk.client import LangGraphClient
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "langgraph.json"
-GRAPH_IDS = ("echo", "counter", "interrupting", "failing", "slow", "factory", "nested")
+GRAPH_IDS = (
+    "echo",
+    "counter",
+    "interrupting",
+    "failing",
+    "slow",
+    "factory",
+    "nested",
+    "slow_factory",
+    "node_timeout",
+)
 # Namespace of the official server's system assistant ids (langgraph_api's NAMESPACE_GRAPH).
 ASSISTANT_NAMESPACE = UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 OFFICIAL_CLI_ENV = "GRAPHRUN_ACCEPTANCE_OFFICIAL_CLI"

@@ -179,3 +179,22 @@ nested = (
     .add_edge("after", END)
     .compile()
 )
+
+
+# --- slow_factory: a factory that takes `configurable.build_delay` seconds to build its graph ---------------
+
+
+async def make_slow_graph(config: RunnableConfig) -> CompiledStateGraph[Any, Any, Any, Any]:
+    await asyncio.sleep(float(config.get("configurable", {}).get("build_delay", 0)))
+    return StateGraph(CounterState).add_node("a", node_a).add_edge(START, "a").compile()
+
+
+# --- node_timeout: a node whose own call times out (an error of the node, not a run timeout) --------------
+
+
+async def call_slow_service(state: FailingState) -> FailingState:
+    await asyncio.wait_for(asyncio.sleep(5), timeout=0.05)
+    return {}
+
+
+node_timeout = StateGraph(FailingState).add_node("call", call_slow_service).add_edge(START, "call").compile()

@@ -22,10 +22,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.store.memory import InMemoryStore
 from typing_extensions import TypedDict
 
-from graphrun.checkpointer import Persistence
 from graphrun.config import load_config
 from graphrun.errors import ConfigError
 from graphrun.graphs import GraphRegistry, LoadedGraph, check_graph, graph_schemas, load_graphs
+from graphrun.types import Persistence
 
 GRAPH_SOURCE = """
 import contextlib

@@ -160,16 +160,6 @@ async def test_output() -> None:
     assert bus.output("run-1") == {"n": 1}
 
 
-async def test_reset_forgets_a_run() -> None:
-    bus = LocalBus()
-    await published(bus, "run-1", 2)
-    bus.reset("run-1")
-    fresh = await bus.publish("run-1", "values", {"attempt": 2})
-    await bus.finish("run-1", None)
-
-    assert await drain(bus.subscribe("run-1", after=None, tick_s=TICK_S)) == [fresh]
-
-
 async def test_finished_buffers_expire_after_ttl() -> None:
     clock = FakeClock()
     bus = LocalBus(buffer_ttl_s=10.0, clock=clock)

@@ -1,0 +1,147 @@
+"""Requests and runs at the edges: what a careful review of the server found, kept from coming back."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from langgraph_sdk.client import LangGraphClient
+
+from ._support import as_dict, eventually, status_of
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
+
+
+async def _thread(client: LangGraphClient) -> str:
+    return (await client.threads.create())["thread_id"]
+
+
+async def _run_count(client: LangGraphClient, thread_id: str) -> int:
+    return len(await client.runs.list(thread_id, limit=100))
+
+
+async def test_a_batch_with_an_unknown_thread_writes_no_run(client: LangGraphClient) -> None:
+    thread_id = await _thread(client)
+    missing = "00000000-0000-4000-8000-000000000000"
+    payloads = [
+        {"assistant_id": "counter", "thread_id": thread_id, "input": {"count": 0, "trail": []}},
+        {"assistant_id": "counter", "thread_id": missing, "input": {"count": 0, "trail": []}},
+    ]
+
+    response = await client.http.client.post("/runs/batch", json=payloads)
+
+    assert response.status_code == 404
+    assert missing in response.json()["detail"]
+    assert await _run_count(client, thread_id) == 0
+
+
+async def test_a_batch_with_an_invalid_item_writes_no_run(client: LangGraphClient) -> None:
+    thread_id = await _thread(client)
+    payloads = [
+        {"assistant_id": "counter", "thread_id": thread_id, "input": {"count": 0, "trail": []}},
+        {"assistant_id": "counter", "thread_id": thread_id, "input": {}, "command": {"resume": "x"}},
+    ]
+
+    response = await client.http.client.post("/runs/batch", json=payloads)
+
+    assert response.status_code == 422
+    assert "not both" in response.json()["detail"]
+    assert await _run_count(client, thread_id) == 0
+
+
+async def test_bulk_cancel_with_an_unknown_action_is_422(client: LangGraphClient) -> None:
+    thread_id = await _thread(client)
+
+    response = await client.http.client.post(
+        "/runs/cancel", params={"action": "bogus"}, json={"thread_id": thread_id}
+    )
+
+    assert response.status_code == 422
+    assert "action" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"trail": 5}, [1, 2]],
+    ids=["value-the-reducer-refuses", "not-an-object"],
+)
+async def test_update_state_with_values_the_graph_refuses_is_422_and_changes_nothing(
+    client: LangGraphClient, values: object
+) -> None:
+    thread_id = await _thread(client)
+    await client.runs.wait(thread_id, "counter", input={"count": 0, "trail": []})
+    before = await client.threads.get_state(thread_id)
+
+    response = await client.http.client.post(
+        f"/threads/{thread_id}/state", json={"values": values, "as_node": "a"}
+    )
+
+    assert response.status_code == 422
+    assert "cannot update state" in response.json()["detail"]
+    after = await client.threads.get_state(thread_id)
+    assert after["checkpoint"] == before["checkpoint"]
+
+
+async def test_state_at_an_unknown_checkpoint_is_404(client: LangGraphClient) -> None:
+    thread_id = await _thread(client)
+    await client.runs.wait(thread_id, "counter", input={"count": 0, "trail": []})
+
+    with pytest.raises(httpx.HTTPStatusError) as excinfo:
+        await client.threads.get_state(thread_id, checkpoint_id="no-such-checkpoint")
+
+    assert status_of(excinfo.value) == 404
+
+
+async def test_store_search_with_an_unknown_operator_is_422(client: LangGraphClient) -> None:
+    response = await client.http.client.post(
+        "/store/items/search", json={"namespace_prefix": ["x"], "filter": {"n": {"$bogus": 1}}}
+    )
+
+    assert response.status_code == 422
+    assert "$bogus" in response.json()["detail"]
+
+
+async def test_a_nodes_own_timeout_is_an_error_not_a_run_timeout(client: LangGraphClient) -> None:
+    thread_id = await _thread(client)
+    run = await client.runs.create(thread_id, "node_timeout", input={})
+
+    out = as_dict(await client.runs.join(thread_id, run["run_id"]))
+
+    assert out["__error__"]["error"] == "TimeoutError"
+    assert "GRAPHRUN_RUN_TIMEOUT_S" not in out["__error__"]["message"]
+    assert (await client.runs.get(thread_id, run["run_id"]))["status"] == "error"
+
+
+async def test_cancelling_a_pending_stateless_run_deletes_its_thread(client: LangGraphClient) -> None:
+    run = await client.runs.create(None, "counter", input={"count": 0, "trail": []}, after_seconds=60)
+    thread_id = run["thread_id"]
+    assert (await client.threads.get(thread_id))["thread_id"] == thread_id
+
+    await client.runs.cancel(thread_id, run["run_id"], wait=True)
+
+    with pytest.raises(httpx.HTTPStatusError) as excinfo:
+        await client.threads.get(thread_id)
+    assert status_of(excinfo.value) == 404
+
+
+async def test_a_cancel_while_the_graph_is_being_built_ends_the_run(client: LangGraphClient) -> None:
+    thread_id = await _thread(client)
+    run = await client.runs.create(
+        thread_id,
+        "slow_factory",
+        input={"count": 0, "trail": []},
+        config={"configurable": {"build_delay": 2}},
+    )
+    await eventually(
+        lambda: client.runs.get(thread_id, run["run_id"]),
+        lambda r: r["status"] == "running",
+        what="the run to be claimed",
+    )
+
+    await client.runs.cancel(thread_id, run["run_id"], wait=True)
+    await asyncio.sleep(0.5)  # were it re-queued, it would be claimed again by now
+
+    final = await client.runs.get(thread_id, run["run_id"])
+    assert final["status"] == "interrupted"
+    assert (await client.threads.get(thread_id))["status"] != "busy"

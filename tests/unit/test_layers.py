@@ -1,0 +1,74 @@
+"""The layering of ``docs/architecture.md``: each module imports only layers below it, never a sibling.
+
+The API never executes graphs; settings are read in one place; SQL lives in the store modules. Those rules
+are only true while the import graph says so, so this test reads every module's imports.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "graphrun"
+
+LAYERS: dict[str, int] = {
+    "types": 0,
+    "errors": 0,
+    "settings": 1,
+    "config": 1,
+    "models": 1,
+    "encoding": 1,
+    "sql": 1,
+    "telemetry": 1,
+    "stores": 2,
+    "graphs": 3,
+    "checkpointer": 3,
+    "streams": 3,
+    "runner": 4,
+    "api": 5,
+    "worker": 5,
+    "cli": 6,
+    "__main__": 7,  # `python -m graphrun`, a shim over cli
+}
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.parent != PACKAGE)
+
+
+def _unit(path: Path) -> str:
+    """The top-level unit a file belongs to: ``api/routes/runs.py`` -> ``api``."""
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+
+
+def _imported_units(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "graphrun":
+                names = [alias.name for alias in node.names]
+            elif node.module.startswith("graphrun."):
+                names = [node.module.split(".")[1]]
+        elif isinstance(node, ast.Import):
+            names = [a.name.split(".")[1] for a in node.names if a.name.startswith("graphrun.")]
+        found.update(names)
+    return found
+
+
+def test_every_unit_has_a_layer() -> None:
+    units = {_unit(p) for p in _modules()}
+    assert units - set(LAYERS) == set(), "give new modules a layer in this test and in docs/architecture.md"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_go_only_to_lower_layers(path: Path) -> None:
+    unit = _unit(path)
+    wrong = {
+        other
+        for other in _imported_units(path) - {unit, "__version__"}
+        if other in LAYERS and LAYERS[other] >= LAYERS[unit]
+    }
+    assert wrong == set(), f"{unit} (layer {LAYERS[unit]}) imports {sorted(wrong)}"
