@@ -10,7 +10,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +65,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = Settings.from_env(config=args.config, host=args.host, port=args.port)
+        overrides = {"config": args.config, "host": args.host, "port": args.port}
+        config = prepare_config(Settings.from_env(**overrides))
+        # The config's env may set GRAPHRUN_* too: read the settings again once it is in place.
+        settings_mod.export_env(config.env)
+        settings = Settings.from_env(**overrides)
         configure_logging(settings.log_level, settings.log_format)
-        _run(serve_embedded(settings))
+        _run(serve_embedded(settings, config))
     except GraphrunError as exc:
         print(f"graphrun: {exc.message}", file=sys.stderr)
         return 2
@@ -97,9 +101,8 @@ def prepare_config(settings: Settings) -> LanggraphConfig:
     return config
 
 
-async def serve_embedded(settings: Settings) -> None:
+async def serve_embedded(settings: Settings, config: LanggraphConfig) -> None:
     """``graphrun dev``: one process, SQLite under the data dir, API and worker together."""
-    config = prepare_config(settings)
     loaded = load_graphs(config)
     with _data_dir_lock(settings.data_dir), _listen(settings.host, settings.port) as sock:
         async with _services(settings, config, loaded) as svc:
@@ -109,7 +112,8 @@ async def serve_embedded(settings: Settings) -> None:
                     create_app(svc),
                     log_config=None,
                     timeout_graceful_shutdown=http_shutdown_timeout_s,
-                )
+                ),
+                on_shutdown=svc.draining.set,
             )
             # The data-dir lock proves no other process executes its runs: the worker recovers orphans.
             async with Worker(settings, svc.store, svc.bus, runner, recover_orphans=True):
@@ -173,7 +177,12 @@ def _data_dir_lock(data_dir: Path) -> Iterator[None]:
 
 class _Server(uvicorn.Server):
     """uvicorn, minus its signal handling: it re-raises SIGTERM after serving, which would kill the process
-    before the worker's graceful shutdown runs. We stop it ourselves instead."""
+    before the worker's graceful shutdown runs. We stop it ourselves instead, and tell the API first, so that
+    open waits and streams end cleanly (503 / end of stream) rather than being cut off."""
+
+    def __init__(self, config: uvicorn.Config, on_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_shutdown = on_shutdown
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -188,6 +197,7 @@ class _Server(uvicorn.Server):
 
     def _on_signal(self, sig: int) -> None:
         log.info("shutdown_requested", signal=signal.Signals(sig).name)
+        self._on_shutdown()
         if self.should_exit and sig == signal.SIGINT:
             self.force_exit = True
         self.should_exit = True

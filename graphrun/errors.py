@@ -54,6 +54,10 @@ class AlreadyExists(Conflict):
     """Already exists."""
 
 
+class ShuttingDown(GraphrunError):
+    """The server is shutting down; retry the request (the run goes on and can be joined)."""
+
+
 class WaitTimedOut(GraphrunError):
     """The run did not finish within the time the request may wait."""
 

@@ -10,7 +10,6 @@ import contextlib
 import importlib
 import importlib.util
 import inspect
-import os
 import sys
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -84,8 +83,6 @@ class GraphRegistry:
 
 def load_graphs(config: LanggraphConfig) -> dict[str, LoadedGraph]:
     """Import every graph of the config. Raises ``ConfigError`` naming the graph and what is wrong."""
-    for key, value in config.env.items():
-        os.environ.setdefault(key, value)
     for dep in reversed(config.dependencies):
         if str(dep) not in sys.path:
             sys.path.insert(0, str(dep))

@@ -90,6 +90,13 @@ def _parse(name: str, raw: str, kind: type) -> Any:
         raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from exc
 
 
+def export_env(values: Mapping[str, str]) -> None:
+    """Put ``langgraph.json``'s ``env`` into the process environment, where the user's graphs (and
+    ``Settings.from_env``) read it. Variables already set win, as with the LangGraph CLI's env file."""
+    for key, value in values.items():
+        os.environ.setdefault(key, value)
+
+
 def describe() -> list[tuple[str, str, str, str]]:
     """(env name, default, unit, help) for every setting, in declaration order."""
     return [

@@ -43,6 +43,8 @@ async def await_output(svc: Services, run: Run, timeout_s: float | None = None) 
     limit = svc.settings.wait_timeout_s if timeout_s is None else timeout_s
     deadline = asyncio.get_running_loop().time() + limit
     while not await svc.bus.wait_done(run.run_id, recheck_interval_s):
+        if svc.draining.is_set():
+            raise errors.ShuttingDown(f"the server is shutting down; run {run.run_id} goes on: join it again")
         current = await reload(svc, run)
         if current is None or current.finished:
             break

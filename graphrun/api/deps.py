@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -20,6 +21,8 @@ class Services:
     store: ControlStore
     bus: EventBus
     graphs: GraphRegistry
+    # Set when the process begins to shut down: waits answer 503 and streams end, before the server stops.
+    draining: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def kv(self) -> BaseStore:

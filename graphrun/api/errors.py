@@ -14,6 +14,7 @@ STATUS: dict[type[errors.GraphrunError], int] = {
     errors.InvalidRequest: 422,
     errors.Conflict: 409,
     errors.WaitTimedOut: 504,
+    errors.ShuttingDown: 503,
     errors.ConfigError: 500,
     errors.GraphrunError: 500,
 }
@@ -28,7 +29,9 @@ def status_for(exc: errors.GraphrunError) -> int:
 
 async def _graphrun_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.GraphrunError)
-    return JSONResponse({"detail": exc.message}, status_code=status_for(exc))
+    status = status_for(exc)
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse({"detail": exc.message}, status_code=status, headers=headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -7,10 +7,12 @@ running, running ones from their last checkpoint.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
@@ -183,3 +185,33 @@ async def test_pending_run_behind_a_running_one_completes_after_sigkill(
     # The queued run started only after the first had finished all four of its steps.
     lines = log.read_text(encoding="utf-8").splitlines()
     assert lines.index("start 4") > max(i for i, line in enumerate(lines) if line == "end 3")
+
+
+async def test_sigterm_answers_open_waits_with_503_and_ends_open_streams(server: Server) -> None:
+    async with server.client() as client:
+        thread_id = (await client.threads.create())["thread_id"]
+        run = await client.runs.create(thread_id, "slow", input={"delay": 0.5, "steps": 12})
+    path = f"/threads/{thread_id}/runs/{run['run_id']}"
+
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+
+        async def stream_lines() -> list[str]:
+            async with http.stream("GET", f"{path}/stream") as response:
+                return [line async for line in response.aiter_lines()]
+
+        join = asyncio.create_task(http.get(f"{path}/join"))
+        stream = asyncio.create_task(stream_lines())
+        await asyncio.sleep(1.0)  # both requests are open and waiting on the run
+
+        graceful = await asyncio.to_thread(server.stop)
+        joined, lines = await join, await stream
+
+    assert graceful
+    assert joined.status_code == 503
+    assert joined.headers["retry-after"] == "1"
+    assert "join it again" in joined.json()["detail"]
+    assert not any(line.startswith("event: error") for line in lines)
+    server.start()  # the run was drained back to pending: it finishes on the new process
+    async with server.client() as client:
+        out = as_dict(await client.runs.join(thread_id, run["run_id"]))
+    assert out["done"] == list(range(12))

@@ -257,6 +257,9 @@ async def _events(
         subscription = svc.bus.subscribe(run.run_id, after, svc.settings.sse_keepalive_s)
         async with contextlib.aclosing(subscription) as events:
             async for event in events:
+                if svc.draining.is_set():  # the server is going away, not the client: the run goes on
+                    finished = True
+                    return
                 if event is None:
                     yield sse.HEARTBEAT
                     current = await reload(svc, run)
