@@ -46,6 +46,13 @@ class GraphRegistry:
     def __init__(self, graphs: Mapping[str, LoadedGraph], persistence: Persistence) -> None:
         self._graphs = dict(graphs)
         self._persistence = persistence
+        # A compiled graph holds no per-run state, so graphs that are not factories are bound (and
+        # StateGraphs compiled) once, not on every run.
+        self._bound = {
+            graph_id: self._bind(loaded.spec, loaded.target)
+            for graph_id, loaded in self._graphs.items()
+            if not loaded.is_factory
+        }
 
     @property
     def persistence(self) -> Persistence:
@@ -66,6 +73,10 @@ class GraphRegistry:
         self, graph_id: str, config: RunnableConfig | None = None
     ) -> AsyncIterator[Pregel[Any, Any]]:
         """The graph, compiled with the server's checkpointer and store (factories are called here)."""
+        bound = self._bound.get(graph_id)
+        if bound is not None:
+            yield bound
+            return
         loaded = self._graphs[graph_id]
         async with _materialize(loaded, config or {}) as obj:
             yield self._bind(loaded.spec, obj)

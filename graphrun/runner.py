@@ -70,7 +70,7 @@ class Runner:
         deadline = asyncio.timeout(self._settings.run_timeout_s)
         try:
             async with deadline:
-                await self._stream(graph, run, config, handle)
+                seen = await self._stream(graph, run, config, handle)
         except asyncio.CancelledError:
             if handle.cancel_action is None:
                 raise
@@ -84,6 +84,9 @@ class Runner:
             return await self._failed(graph, run, config, "timeout", "TimeoutError", message)
         except Exception as exc:
             return await self._error(graph, run, config, exc)
+        if _ended_plainly(graph, run, seen):
+            values = encoding.jsonable(seen.values)
+            return RunOutcome("success", run_output(values, [], None), "idle", values, {})
         return await self._outcome(graph, config, "success", None)
 
     async def _error(
@@ -110,31 +113,39 @@ class Runner:
 
     async def _stream(
         self, graph: Pregel[Any, Any], run: Run, config: RunnableConfig, handle: RunHandle
-    ) -> None:
+    ) -> _Seen:
+        """Stream the graph, publishing the modes the client asked for. ``values`` is always streamed
+        too, so that the final state of a plain run is known without reading it back."""
         request = run.request
         resuming = run.attempt > 1 and await self._has_progress(graph, run)
         run_config = _with_checkpoint(config, None if resuming else request.checkpoint)
         graph_input: Any = None if resuming else _input(request.input, request.command)
-        modes = [_MODE_TO_LANGGRAPH.get(m, m) for m in request.stream_mode]
         events = {_MODE_TO_LANGGRAPH.get(m, m): _EVENT_NAME.get(m, m) for m in request.stream_mode}
-        context = request.context or None
         # Modes and durability were validated by the API against LangGraph's literals; the row holds str.
         options: dict[str, Any] = {
-            "stream_mode": modes,
+            "stream_mode": sorted({*events, "values"}),
             "interrupt_before": request.interrupt_before,
             "interrupt_after": request.interrupt_after,
             "durability": request.durability or self._settings.default_durability,
         }
         stream = graph.astream(
-            graph_input, run_config, context=context, control=handle.control, subgraphs=True, **options
+            graph_input,
+            run_config,
+            context=request.context or None,
+            control=handle.control,
+            subgraphs=request.stream_subgraphs,
+            **options,
         )
-        async for namespace, mode, chunk in stream:
-            if namespace and not request.stream_subgraphs:
+        seen = _Seen()
+        async for part in stream:
+            namespace, mode, chunk = part if request.stream_subgraphs else ((), *part)
+            if mode == "values" and not namespace:
+                seen.observe(chunk)
+            if mode not in events:
                 continue
-            name = events.get(mode, mode)
-            if namespace:
-                name = "|".join((name, *namespace))
+            name = "|".join((events[mode], *namespace))
             await self._bus.publish(run.run_id, name, list(chunk) if mode == "messages" else chunk)
+        return seen
 
     async def _has_progress(self, graph: Pregel[Any, Any], run: Run) -> bool:
         """Did an earlier attempt of this run checkpoint? Then the new attempt continues from there."""
@@ -177,6 +188,39 @@ class Runner:
             with contextlib.suppress(errors.ThreadNotFound):
                 await self._store.delete_thread(run.thread_id)
             await self._graphs.persistence.checkpointer.adelete_thread(run.thread_id)
+
+
+_NOTHING = object()
+
+
+@dataclass
+class _Seen:
+    """What the root graph's ``values`` stream showed: the last state and whether it stopped early."""
+
+    values: Any = _NOTHING
+    interrupted: bool = False
+
+    def observe(self, chunk: Any) -> None:
+        self.values = chunk
+        if isinstance(chunk, dict) and "__interrupt__" in chunk:
+            self.interrupted = True  # interrupt(), or a breakpoint inside a subgraph
+
+
+def _ended_plainly(graph: Pregel[Any, Any], run: Run, seen: _Seen) -> bool:
+    """Can the thread's state be taken from the stream instead of read back (``aget_state``, the most
+    expensive call of a short run)? Only when nothing can have stopped the run early and the streamed
+    values are the whole state: no interrupt seen, no static breakpoints, no output schema narrower
+    than the state."""
+    return (
+        seen.values is not _NOTHING
+        and isinstance(seen.values, dict)
+        and not seen.interrupted
+        and not run.request.interrupt_before
+        and not run.request.interrupt_after
+        and not graph.interrupt_before_nodes
+        and not graph.interrupt_after_nodes
+        and graph.output_channels == graph.stream_channels_asis
+    )
 
 
 def _input(value: Any, command: Json | None) -> Any:
