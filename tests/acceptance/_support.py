@@ -245,3 +245,14 @@ class Server:
             if text.strip():
                 parts.append(f"----- {path.name} -----\n{text[-LOG_TAIL_CHARS:]}")
         return "\n".join(parts) or "(the server wrote nothing)"
+
+
+async def slow_steps_done(client: LangGraphClient, thread_id: str, at_least: int) -> list[int]:
+    """Wait until the ``slow`` graph on a thread has checkpointed at least ``at_least`` steps; return them."""
+    state = await eventually(
+        lambda: client.threads.get_state(thread_id),
+        lambda s: len(as_dict(s["values"]).get("done", [])) >= at_least,
+        what=f"{at_least} slow steps checkpointed",
+    )
+    done: list[int] = as_dict(state["values"])["done"]
+    return done

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from ._support import Server, as_dict, eventually, unique
+from ._support import Server, as_dict, slow_steps_done, unique
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 
@@ -110,16 +110,6 @@ def _executions(log: Path) -> tuple[Counter[int], Counter[int]]:
     return starts, ends
 
 
-async def _steps_checkpointed(client: LangGraphClient, thread_id: str, at_least: int) -> list[int]:
-    state = await eventually(
-        lambda: client.threads.get_state(thread_id),
-        lambda s: len(as_dict(s["values"]).get("done", [])) >= at_least,
-        what=f"{at_least} slow steps checkpointed",
-    )
-    done: list[int] = as_dict(state["values"])["done"]
-    return done
-
-
 @pytest.mark.parametrize("kill", [True, False], ids=["sigkill", "sigterm"])
 async def test_running_run_resumes_from_its_last_checkpoint(
     server: Server, tmp_path: Path, kill: bool
@@ -130,7 +120,7 @@ async def test_running_run_resumes_from_its_last_checkpoint(
         run = await client.runs.create(
             thread_id, "slow", input={"delay": SLOW_DELAY_S, "steps": SLOW_STEPS, "log": str(log)}
         )
-        checkpointed = await _steps_checkpointed(client, thread_id, at_least=2)
+        checkpointed = await slow_steps_done(client, thread_id, at_least=2)
         assert (await client.runs.get(thread_id, run["run_id"]))["status"] == "running"
 
     graceful = server.restart(kill=kill)
@@ -167,7 +157,7 @@ async def test_pending_run_behind_a_running_one_completes_after_sigkill(
         second = await client.runs.create(
             thread_id, "slow", input={"delay": 0.1, "steps": 6, "log": str(log)}
         )
-        checkpointed = await _steps_checkpointed(client, thread_id, at_least=1)
+        checkpointed = await slow_steps_done(client, thread_id, at_least=1)
         assert (await client.runs.get(thread_id, second["run_id"]))["status"] == "pending"
 
     server.restart(kill=True)

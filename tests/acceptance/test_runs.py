@@ -10,7 +10,7 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import RunCreate, RunCreateMetadata, StreamPart
 
-from ._support import as_dict, eventually, human, status_of, system_assistant_id
+from ._support import as_dict, eventually, human, slow_steps_done, status_of, system_assistant_id
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 
@@ -25,16 +25,6 @@ async def _wait_until_running(client: LangGraphClient, thread_id: str, run_id: s
         lambda run: run["status"] == "running",
         what=f"run {run_id} to be running",
     )
-
-
-async def _wait_for_steps(client: LangGraphClient, thread_id: str, at_least: int) -> list[int]:
-    state = await eventually(
-        lambda: client.threads.get_state(thread_id),
-        lambda s: len(as_dict(s["values"]).get("done", [])) >= at_least,
-        what=f"{at_least} slow steps checkpointed",
-    )
-    done: list[int] = as_dict(state["values"])["done"]
-    return done
 
 
 # --- wait ---------------------------------------------------------------------------------------------------
@@ -188,7 +178,7 @@ async def test_create_batch(client: LangGraphClient) -> None:
 async def test_cancel_a_running_run(client: LangGraphClient) -> None:
     thread_id = await _thread(client)
     run = await client.runs.create(thread_id, "slow", input={"delay": 0.5, "steps": 20})
-    await _wait_for_steps(client, thread_id, at_least=1)
+    await slow_steps_done(client, thread_id, at_least=1)
 
     await client.runs.cancel(thread_id, run["run_id"], wait=True)
 
@@ -240,7 +230,7 @@ async def test_enqueue_runs_in_order_without_interleaving(client: LangGraphClien
 async def test_interrupt_strategy_cancels_the_running_run(client: LangGraphClient) -> None:
     thread_id = await _thread(client)
     first = await client.runs.create(thread_id, "slow", input={"delay": 0.5, "steps": 20})
-    await _wait_for_steps(client, thread_id, at_least=1)
+    await slow_steps_done(client, thread_id, at_least=1)
 
     second = await client.runs.create(
         thread_id, "slow", input={"delay": 0.0, "steps": 1}, multitask_strategy="interrupt"
