@@ -62,6 +62,10 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError(
+                f"GRAPHRUN_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {self.log_level!r}"
+            )
         if self.log_format not in ("json", "console"):
             raise ConfigError(f"GRAPHRUN_LOG_FORMAT must be 'json' or 'console', not {self.log_format!r}")
         if self.default_durability not in ("sync", "async", "exit"):

@@ -90,6 +90,7 @@ def test_overrides_are_validated() -> None:
         pytest.param({"GRAPHRUN_PORT": "20.24"}, "GRAPHRUN_PORT", id="float-for-int"),
         pytest.param({"GRAPHRUN_LEASE_S": "30s"}, "GRAPHRUN_LEASE_S", id="bad-float"),
         pytest.param({"GRAPHRUN_LOG_FORMAT": "xml"}, "GRAPHRUN_LOG_FORMAT", id="bad-log-format"),
+        pytest.param({"GRAPHRUN_LOG_LEVEL": "LOUD"}, "GRAPHRUN_LOG_LEVEL", id="bad-log-level"),
         pytest.param(
             {"GRAPHRUN_DEFAULT_DURABILITY": "never"}, "GRAPHRUN_DEFAULT_DURABILITY", id="bad-durability"
         ),
