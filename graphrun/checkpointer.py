@@ -16,12 +16,9 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.base import TTLConfig
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
-from graphrun.errors import ConfigError
 from graphrun.settings import Settings
 from graphrun.types import Persistence
 
-_STORE_KEYS = frozenset({"ttl", "index"})
-_TTL_KEYS = frozenset({"refresh_on_read", "default_ttl", "sweep_interval_minutes"})
 # How often expired store items are deleted when langgraph.json does not say (minutes, as TTLConfig).
 default_sweep_interval_minutes = 1
 
@@ -34,7 +31,7 @@ async def open_persistence(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # The sweeper always runs: items put with a ``ttl`` expire even when langgraph.json sets no default
     # (the SQLite store's reads do not skip expired items; only its sweeper removes them).
-    ttl = store_ttl(store_config) or TTLConfig(sweep_interval_minutes=default_sweep_interval_minutes)
+    ttl = store_ttl(store_config)
     async with (
         AsyncSqliteSaver.from_conn_string(str(settings.data_dir / "checkpoints.sqlite")) as saver,
         AsyncSqliteStore.from_conn_string(str(settings.data_dir / "store.sqlite"), ttl=ttl) as store,
@@ -48,20 +45,11 @@ async def open_persistence(
             await store.stop_ttl_sweeper()
 
 
-def store_ttl(store_config: Mapping[str, Any] | None) -> TTLConfig | None:
-    """The ``store.ttl`` section of ``langgraph.json`` (minutes, as in the LangGraph CLI)."""
-    if not store_config:
-        return None
-    unknown = set(store_config) - _STORE_KEYS
-    if unknown:
-        raise ConfigError(f"langgraph.json: unknown key 'store.{sorted(unknown)[0]}'")
-    if "index" in store_config:
-        raise ConfigError("langgraph.json: 'store.index' (semantic search) is not supported by graphrun yet")
-    ttl = store_config.get("ttl")
-    if ttl is None:
-        return None
-    if not isinstance(ttl, dict) or set(ttl) - _TTL_KEYS:
-        raise ConfigError(f"langgraph.json: 'store.ttl' takes only {', '.join(sorted(_TTL_KEYS))}")
+def store_ttl(store_config: Mapping[str, Any] | None) -> TTLConfig:
+    """The store's TTL settings from ``langgraph.json``'s ``store.ttl`` (validated by ``config``;
+    minutes, as in the LangGraph CLI), with a sweep interval always set."""
+    ttl = dict((store_config or {}).get("ttl") or {})
+    ttl.setdefault("sweep_interval_minutes", default_sweep_interval_minutes)
     return TTLConfig(**ttl)  # type: ignore[typeddict-item]
 
 

@@ -104,6 +104,8 @@ def prepare_config(settings: Settings) -> LanggraphConfig:
 async def serve_embedded(settings: Settings, config: LanggraphConfig) -> None:
     """``graphrun dev``: one process, SQLite under the data dir, API and worker together."""
     loaded = load_graphs(config)
+    for key in config.not_applied:
+        log.warning("config_key_not_applied", file=str(config.path), key=key)
     with _data_dir_lock(settings.data_dir), _listen(settings.host, settings.port) as sock:
         async with _services(settings, config, loaded) as svc:
             runner = Runner(settings, svc.store, svc.bus, svc.graphs)

@@ -44,6 +44,23 @@ KNOWN_KEYS = frozenset(
 )
 _GRAPH_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
+# Valid langgraph.json keys that graphrun does not act on yet (checkpointer TTL and serde, custom HTTP
+# routes and middleware, webhook settings, UI bundles).
+_NOT_APPLIED = ("checkpointer", "http", "webhooks", "ui", "ui_config")
+
+_NUMBER = (int, float)
+# The sections graphrun validates key by key: key -> expected type, or a nested schema for an object.
+# `store.index` is refused here: semantic search is not built, and an index silently not made would
+# be worse than a clear error.
+_SectionSchema = dict[str, Any]
+_STORE_SCHEMA: _SectionSchema = {
+    "ttl": {"refresh_on_read": bool, "default_ttl": _NUMBER, "sweep_interval_minutes": _NUMBER},
+}
+_CHECKPOINTER_SCHEMA: _SectionSchema = {
+    "ttl": {"strategy": str, "default_ttl": _NUMBER, "sweep_interval_minutes": _NUMBER},
+    "serde": dict,
+}
+
 
 @dataclass(frozen=True)
 class GraphSpec:
@@ -70,6 +87,8 @@ class LanggraphConfig:
     checkpointer: Mapping[str, Any] | None = None
     auth: Mapping[str, Any] | None = None
     http: Mapping[str, Any] | None = None
+    # Keys that are valid but that graphrun does not act on yet; start-up says so in its log.
+    not_applied: tuple[str, ...] = ()
 
     @property
     def base_dir(self) -> Path:
@@ -95,10 +114,11 @@ def load_config(path: Path) -> LanggraphConfig:
         graphs=_parse_graphs(path, raw.get("graphs")),
         dependencies=_parse_dependencies(path, raw.get("dependencies", [])),
         env=_parse_env(path, raw.get("env", {})),
-        store=_optional_object(path, raw, "store"),
-        checkpointer=_optional_object(path, raw, "checkpointer"),
+        store=_parse_section(path, raw, "store", _STORE_SCHEMA),
+        checkpointer=_parse_section(path, raw, "checkpointer", _CHECKPOINTER_SCHEMA),
         auth=_parse_auth(path, raw),
         http=_optional_object(path, raw, "http"),
+        not_applied=tuple(k for k in _NOT_APPLIED if raw.get(k) is not None),
     )
 
 
@@ -166,3 +186,31 @@ def _parse_auth(path: Path, raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
     if auth is not None and "path" in auth and not (isinstance(auth["path"], str) and ":" in auth["path"]):
         raise ConfigError(f"{path}: key 'auth.path' must be './file.py:attribute', got {auth['path']!r}")
     return auth
+
+
+def _parse_section(
+    path: Path, raw: Mapping[str, Any], key: str, schema: _SectionSchema
+) -> Mapping[str, Any] | None:
+    section = _optional_object(path, raw, key)
+    if section is None:
+        return None
+    if key == "store" and "index" in section:
+        raise ConfigError(f"{path}: 'store.index' (semantic search) is not supported by graphrun yet")
+    _check_object(path, key, section, schema)
+    return section
+
+
+def _check_object(path: Path, where: str, value: Mapping[str, Any], schema: _SectionSchema) -> None:
+    for name, item in value.items():
+        if name not in schema:
+            raise ConfigError(f"{path}: unknown key '{where}.{name}' (known: {', '.join(schema)})")
+        expected = schema[name]
+        if item is None:
+            continue
+        if isinstance(expected, dict):
+            if not isinstance(item, dict):
+                raise ConfigError(f"{path}: '{where}.{name}' must be an object")
+            _check_object(path, f"{where}.{name}", item, expected)
+        elif (isinstance(item, bool) and expected is not bool) or not isinstance(item, expected):
+            kind = "a number" if expected is _NUMBER else f"a {expected.__name__}"
+            raise ConfigError(f"{path}: '{where}.{name}' must be {kind}, got {item!r}")

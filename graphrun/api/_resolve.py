@@ -7,6 +7,7 @@ import uuid
 from graphrun import errors
 from graphrun.api.deps import Services
 from graphrun.models import Assistant, system_assistant_id
+from graphrun.types import Json
 
 
 def require_uuid(value: str, what: str) -> str:
@@ -37,3 +38,18 @@ def require_graph(svc: Services, graph_id: str) -> str:
     if graph_id not in svc.graphs:
         raise errors.NotFound(f"Graph '{graph_id}' not found. Expected one of: {svc.graphs.graph_ids}")
     return graph_id
+
+
+async def require_checkpoint(svc: Services, thread_id: str, checkpoint: Json | None) -> None:
+    """A run or a state update from a given checkpoint must name one the thread has: LangGraph would
+    quietly start a fresh state from an unknown id, losing the thread's history at its head."""
+    checkpoint_id = (checkpoint or {}).get("checkpoint_id")
+    if not checkpoint_id:
+        return
+    configurable = {
+        "thread_id": thread_id,
+        "checkpoint_ns": (checkpoint or {}).get("checkpoint_ns") or "",
+        "checkpoint_id": checkpoint_id,
+    }
+    if await svc.graphs.persistence.checkpointer.aget_tuple({"configurable": configurable}) is None:
+        raise errors.NotFound(f"Thread {thread_id} has no checkpoint {checkpoint_id!r}")

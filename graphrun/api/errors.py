@@ -3,11 +3,14 @@ server writes them."""
 
 from __future__ import annotations
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from graphrun import errors
+
+log = structlog.get_logger("graphrun.api")
 
 STATUS: dict[type[errors.GraphrunError], int] = {
     errors.NotFound: 404,
@@ -63,6 +66,13 @@ def _plain(errs: object) -> object:
     return str(errs)
 
 
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """A bug or an unreachable dependency: logged with its traceback, answered as JSON like every error."""
+    log.error("request_failed", method=request.method, path=request.url.path, exc_info=exc)
+    return JSONResponse({"detail": f"Internal server error ({type(exc).__name__})"}, status_code=500)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.GraphrunError, _graphrun_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -6,9 +6,9 @@ an error the client sees, never silently dropped.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from graphrun.models import Assistant, Run, Thread
 from graphrun.types import (
@@ -29,14 +29,40 @@ SortOrder = Literal["asc", "desc"]
 SUPPORTED_STREAM_MODES = frozenset(STREAM_MODES - {"messages", "events"})
 
 
+# Upper bounds that keep numbers inside what SQLite and timedelta take (a 500 otherwise).
+MAX_OFFSET = 2**62
+MAX_DELAY_S = 366 * 24 * 3600.0
+MAX_TTL_MINUTES = 10 * 366 * 24 * 60.0
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class _ConfigShape(BaseModel):
+    """The keys of a LangGraph ``RunnableConfig`` a client may send, with their types; others pass."""
+
+    model_config = ConfigDict(extra="allow")
+    configurable: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    tags: list[str] | None = None
+    recursion_limit: int | None = Field(None, ge=1)
+    max_concurrency: int | None = Field(None, ge=1)
+    run_name: str | None = None
+
+
+def _valid_config(value: Json) -> Json:
+    _ConfigShape.model_validate(value)
+    return value
+
+
+Config = Annotated[Json, AfterValidator(_valid_config)]
 
 
 class AssistantCreate(Body):
     graph_id: str
     assistant_id: str | None = None
-    config: Json = Field(default_factory=dict)
+    config: Config = Field(default_factory=dict)
     context: Json = Field(default_factory=dict)
     metadata: Json = Field(default_factory=dict)
     if_exists: Literal["raise", "do_nothing"] = "raise"
@@ -46,7 +72,7 @@ class AssistantCreate(Body):
 
 class AssistantPatch(Body):
     graph_id: str | None = None
-    config: Json | None = None
+    config: Config | None = None
     context: Json | None = None
     metadata: Json | None = None
     name: str | None = None
@@ -58,7 +84,7 @@ class AssistantSearch(Body):
     graph_id: str | None = None
     name: str | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
     sort_by: Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"] | None = None
     sort_order: SortOrder | None = None
     select: list[str] | None = None
@@ -73,7 +99,7 @@ class AssistantCount(Body):
 class AssistantVersionsSearch(Body):
     metadata: Json = Field(default_factory=dict)
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 class AssistantLatest(Body):
@@ -96,7 +122,7 @@ class ThreadSearch(Body):
     ids: list[str] | None = None
     status: ThreadStatus | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
     sort_by: Literal["thread_id", "status", "created_at", "updated_at", "state_updated_at"] | None = None
     sort_order: SortOrder | None = None
     select: list[str] | None = None
@@ -108,12 +134,25 @@ class ThreadCount(Body):
     status: ThreadStatus | None = None
 
 
-class Checkpoint(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class _CheckpointFields(Body):
     checkpoint_id: str | None = None
-    checkpoint_ns: str = ""
+    checkpoint_ns: str | None = None
     thread_id: str | None = None
     checkpoint_map: Json | None = None
+
+
+class Checkpoint(_CheckpointFields):
+    """A checkpoint as the Python SDK sends it, or as a LangGraph config (``{"configurable": {…}}``, as
+    the JS SDK sends it). Unknown keys are refused: a typo must not silently mean "the head"."""
+
+    configurable: _CheckpointFields | None = None
+
+    def fields(self) -> Json:
+        """``checkpoint_id``/``checkpoint_ns`` (and friends) from either form."""
+        found = self.model_dump(exclude_none=True, exclude={"configurable"})
+        if self.configurable is not None:
+            found.update(self.configurable.model_dump(exclude_none=True))
+        return found
 
 
 class ThreadStateUpdate(Body):
@@ -155,7 +194,7 @@ class RunCreate(Body):
     assistant_id: str
     input: Any = None
     command: CommandBody | None = None
-    config: Json = Field(default_factory=dict)
+    config: Config = Field(default_factory=dict)
     context: Json = Field(default_factory=dict)
     metadata: Json = Field(default_factory=dict)
     stream_mode: str | list[str] = "values"
@@ -171,7 +210,7 @@ class RunCreate(Body):
     if_not_exists: IfNotExists = "reject"
     on_disconnect: OnDisconnect = "continue"
     on_completion: OnCompletion = "delete"
-    after_seconds: float | None = Field(None, ge=0)
+    after_seconds: float | None = Field(None, ge=0, le=MAX_DELAY_S)
 
     @model_validator(mode="before")
     @classmethod
@@ -215,7 +254,7 @@ class StoreItemPut(Body):
     key: str
     value: Json
     index: Literal[False] | list[str] | None = None
-    ttl: float | None = Field(None, ge=0)
+    ttl: float | None = Field(None, ge=0, le=MAX_TTL_MINUTES)
 
 
 class StoreItemDelete(Body):
@@ -227,7 +266,7 @@ class StoreSearch(Body):
     namespace_prefix: list[str] = Field(default_factory=list)
     filter: Json | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
     query: str | None = None
     refresh_ttl: bool | None = None
 
@@ -237,7 +276,7 @@ class StoreNamespaces(Body):
     suffix: list[str] | None = None
     max_depth: int | None = Field(None, ge=1)
     limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 # ---------------------------------------------------------------- responses

@@ -18,7 +18,6 @@ from langgraph.types import Command, StateSnapshot, interrupt
 from typing_extensions import TypedDict
 
 from graphrun.checkpointer import copy_thread, store_ttl
-from graphrun.errors import ConfigError
 
 
 class Steps(TypedDict):
@@ -120,28 +119,12 @@ async def test_sqlite_saver_still_lacks_copy_thread(saver: AsyncSqliteSaver) -> 
 
 
 @pytest.mark.parametrize("config", [None, {}, {"ttl": None}], ids=["none", "empty", "ttl-none"])
-def test_store_ttl_absent(config: dict[str, Any] | None) -> None:
-    assert store_ttl(config) is None
+def test_store_ttl_always_sweeps(config: dict[str, Any] | None) -> None:
+    # Items put with a ttl must expire even when langgraph.json sets no ttl section.
+    assert store_ttl(config) == {"sweep_interval_minutes": 1}
 
 
-def test_store_ttl_valid() -> None:
+def test_store_ttl_keeps_what_the_config_says() -> None:
     ttl = {"refresh_on_read": True, "default_ttl": 60, "sweep_interval_minutes": 5}
 
     assert store_ttl({"ttl": ttl}) == ttl
-
-
-@pytest.mark.parametrize(
-    ("config", "fragment"),
-    [
-        pytest.param({"tll": {"default_ttl": 60}}, "'store.tll'", id="unknown-store-key"),
-        pytest.param({"ttl": {"default_tll": 60}}, "'store.ttl' takes only", id="unknown-ttl-key"),
-        pytest.param({"ttl": 60}, "'store.ttl' takes only", id="ttl-not-object"),
-        pytest.param({"index": {"dims": 1536, "embed": "openai:x"}}, "'store.index'", id="index-refused"),
-    ],
-)
-def test_store_ttl_refused(config: dict[str, Any], fragment: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        store_ttl(config)
-
-    assert fragment in info.value.message
-    assert info.value.message.startswith("langgraph.json: ")

@@ -226,6 +226,46 @@ def test_file_not_utf8(tmp_path: Path) -> None:
             ("'store'", "must be an object"),
             id="store-not-object",
         ),
+        pytest.param(
+            {"graphs": {"agent": VALID_GRAPH}, "store": {"tll": {}}},
+            ("unknown key 'store.tll'",),
+            id="store-unknown-key",
+        ),
+        pytest.param(
+            {"graphs": {"agent": VALID_GRAPH}, "store": {"ttl": {"default_tll": 60}}},
+            ("unknown key 'store.ttl.default_tll'",),
+            id="store-ttl-unknown-key",
+        ),
+        pytest.param(
+            {"graphs": {"agent": VALID_GRAPH}, "store": {"ttl": 60}},
+            ("'store.ttl' must be an object",),
+            id="store-ttl-not-object",
+        ),
+        pytest.param(
+            {"graphs": {"agent": VALID_GRAPH}, "store": {"ttl": {"default_ttl": "x"}}},
+            ("'store.ttl.default_ttl' must be a number", "'x'"),
+            id="store-ttl-bad-type",
+        ),
+        pytest.param(
+            {"graphs": {"agent": VALID_GRAPH}, "store": {"ttl": {"refresh_on_read": 1}}},
+            ("'store.ttl.refresh_on_read' must be a bool",),
+            id="store-ttl-bool",
+        ),
+        pytest.param(
+            {"graphs": {"agent": VALID_GRAPH}, "store": {"index": {"dims": 1536, "embed": "openai:x"}}},
+            ("'store.index'", "not supported"),
+            id="store-index-refused",
+        ),
+        pytest.param(
+            {"graphs": {"agent": VALID_GRAPH}, "checkpointer": {"ttl": {"strategy": 5}}},
+            ("'checkpointer.ttl.strategy' must be a str",),
+            id="checkpointer-ttl-bad-type",
+        ),
+        pytest.param(
+            {"graphs": {"agent": VALID_GRAPH}, "checkpointer": {"backend": "x"}},
+            ("unknown key 'checkpointer.backend'",),
+            id="checkpointer-unknown-key",
+        ),
     ],
 )
 def test_invalid_config(tmp_path: Path, raw: object, fragments: tuple[str, ...]) -> None:
@@ -236,3 +276,10 @@ def test_invalid_config(tmp_path: Path, raw: object, fragments: tuple[str, ...])
     assert message.startswith(f"{path.resolve()}: "), message
     for fragment in fragments:
         assert fragment in message, message
+
+
+def test_keys_graphrun_does_not_act_on_are_named(tmp_path: Path) -> None:
+    raw = {"graphs": {"agent": VALID_GRAPH}, "checkpointer": {"ttl": {"strategy": "delete"}}, "http": {}}
+    path = write_config(tmp_path, raw)
+
+    assert load_config(path).not_applied == ("checkpointer", "http")

@@ -85,7 +85,7 @@ async def set_latest(assistant_id: str, body: schemas.AssistantLatest, svc: Svc)
 
 
 @router.get("/{assistant_id}/graph")
-async def get_graph(*, assistant_id: str, xray: int | bool = Query(False), svc: Svc) -> Json:
+async def get_graph(*, assistant_id: str, xray: bool | int = Query(False, ge=0), svc: Svc) -> Json:
     assistant = await resolve_assistant(svc, assistant_id)
     async with svc.graphs.graph(assistant.graph_id, assistant.config) as graph:  # type: ignore[arg-type]
         drawing = await graph.aget_graph(xray=xray)

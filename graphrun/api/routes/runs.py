@@ -18,12 +18,12 @@ from starlette.responses import StreamingResponse
 
 from graphrun import errors
 from graphrun.api import schemas, sse
-from graphrun.api._resolve import require_uuid, resolve_assistant
+from graphrun.api._resolve import require_checkpoint, require_uuid, resolve_assistant
 from graphrun.api._runs import await_output, cancel, reload
 from graphrun.api.deps import Services, Svc
 from graphrun.models import Run, RunRequest, merge_config, new_id, utcnow
 from graphrun.stores.base import NewRun, Page
-from graphrun.types import CancelAction, Json
+from graphrun.types import CancelAction, Json, RunStatus
 
 router = APIRouter(tags=["runs"])
 
@@ -41,9 +41,13 @@ async def _new_run(svc: Services, body: schemas.RunCreate, thread_id: str | None
         raise errors.InvalidRequest("give either input or command, not both")
     if body.multitask_strategy == "rollback":
         raise errors.InvalidRequest("multitask_strategy='rollback' is not supported by graphrun yet")
-    checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else None
+    checkpoint = body.checkpoint.fields() if body.checkpoint else None
     if body.checkpoint_id:
         checkpoint = {**(checkpoint or {}), "checkpoint_id": body.checkpoint_id}
+    if checkpoint and thread_id is None:
+        raise errors.InvalidRequest("a stateless run has no thread, so no checkpoint to start from")
+    if thread_id is not None:
+        await require_checkpoint(svc, thread_id, checkpoint)
     durability = body.durability
     if durability is None and body.checkpoint_during is not None:
         durability = "async" if body.checkpoint_during else "exit"
@@ -154,8 +158,8 @@ async def list_runs(
     *,
     thread_id: uuid.UUID,
     limit: int = Query(10, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
-    status: str | None = None,
+    offset: int = Query(0, ge=0, le=schemas.MAX_OFFSET),
+    status: RunStatus | None = None,
     svc: Svc,
 ) -> list[Json]:
     runs = await svc.store.list_runs(str(thread_id), status, Page(limit, offset))

@@ -7,14 +7,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from langchain_core.runnables import RunnableConfig
-from langgraph.errors import InvalidUpdateError
 from langgraph.pregel import Pregel
 
 from graphrun import checkpointer, encoding, errors
 from graphrun.api import schemas
-from graphrun.api._resolve import require_uuid
+from graphrun.api._resolve import require_checkpoint, require_uuid
 from graphrun.api._runs import await_output, cancel, delete_thread_data
 from graphrun.api._state import checkpoint_json, empty_state, state_json
 from graphrun.api.deps import Services, Svc
@@ -107,7 +106,7 @@ async def get_state_at(
 
 @router.post("/{thread_id}/state/checkpoint")
 async def post_state_at(thread_id: uuid.UUID, body: schemas.ThreadStateAt, svc: Svc) -> Json:
-    return await _state_at(svc, str(thread_id), _checkpoint_fields(body.checkpoint), body.subgraphs)
+    return await _state_at(svc, str(thread_id), body.checkpoint.fields(), body.subgraphs)
 
 
 @router.post("/{thread_id}/state")
@@ -118,15 +117,19 @@ async def update_state(thread_id: uuid.UUID, body: schemas.ThreadStateUpdate, sv
         raise errors.Conflict(
             f"Thread {thread.thread_id} is busy: a run is executing; update its state afterwards"
         )
-    checkpoint = _checkpoint_fields(body.checkpoint) if body.checkpoint else {}
+    checkpoint = body.checkpoint.fields() if body.checkpoint else {}
     if body.checkpoint_id:
         checkpoint["checkpoint_id"] = body.checkpoint_id
+    await require_checkpoint(svc, thread.thread_id, checkpoint)
     async with _thread_graph(svc, thread) as graph:
         config = _config(thread.thread_id, checkpoint)
         try:
             new_config = await graph.aupdate_state(config, body.values, as_node=body.as_node)
-        except (InvalidUpdateError, ValueError, KeyError, TypeError) as exc:
-            # The graph refused the values (wrong shape for a channel or reducer, unknown node).
+        except errors.GraphrunError:
+            raise
+        except Exception as exc:
+            # The graph refused the values: a shape its channels or reducers do not take, an unknown
+            # node. Nothing was written (LangGraph writes the checkpoint only once the update applies).
             raise errors.InvalidRequest(f"cannot update state: {type(exc).__name__}: {exc}") from exc
         head = await graph.aget_state(_config(thread.thread_id, None))
     interrupts = thread_interrupts(head)
@@ -137,7 +140,7 @@ async def update_state(thread_id: uuid.UUID, body: schemas.ThreadStateUpdate, sv
 
 @router.get("/{thread_id}/history")
 async def get_history_get(
-    *, thread_id: uuid.UUID, limit: int = 10, before: str | None = None, svc: Svc
+    *, thread_id: uuid.UUID, limit: int = Query(10, ge=1, le=1000), before: str | None = None, svc: Svc
 ) -> list[Json]:
     body = schemas.ThreadHistory(limit=limit, before=before)
     return await _history(svc, str(thread_id), body)
@@ -152,12 +155,12 @@ async def _history(svc: Services, thread_id: str, body: schemas.ThreadHistory) -
     thread = await svc.store.get_thread(thread_id)
     if _graph_id(thread) is None:
         return []
-    checkpoint = _checkpoint_fields(body.checkpoint) if body.checkpoint else None
+    checkpoint = body.checkpoint.fields() if body.checkpoint else None
     before: RunnableConfig | None = None
     if isinstance(body.before, str):
         before = _config(thread_id, {"checkpoint_id": body.before})
     elif body.before is not None:
-        before = _config(thread_id, _checkpoint_fields(body.before))
+        before = _config(thread_id, body.before.fields())
     async with _thread_graph(svc, thread) as graph:
         history = graph.aget_state_history(
             _config(thread_id, checkpoint), filter=body.metadata, before=before, limit=body.limit
@@ -197,15 +200,6 @@ async def _thread_graph(svc: Services, thread: Thread) -> AsyncIterator[Pregel[A
         )
     async with svc.graphs.graph(graph_id) as graph:
         yield graph
-
-
-def _checkpoint_fields(checkpoint: schemas.Checkpoint) -> Json:
-    """A checkpoint as the SDK's ``Checkpoint`` or as a LangGraph config (``{"configurable": …}``)."""
-    fields = checkpoint.model_dump(exclude_none=True)
-    configurable = fields.pop("configurable", None)
-    if isinstance(configurable, dict):
-        fields.update({k: v for k, v in configurable.items() if v is not None})
-    return fields
 
 
 def _config(thread_id: str, checkpoint: Json | None) -> RunnableConfig:
