@@ -65,6 +65,11 @@ class GraphRegistry:
     def __contains__(self, graph_id: object) -> bool:
         return graph_id in self._graphs
 
+    def node_names(self, graph_id: str) -> frozenset[str] | None:
+        """The graph's nodes, where they are known before a run (not for factories)."""
+        bound = self._bound.get(graph_id)
+        return frozenset(bound.nodes) if bound is not None else None
+
     def description(self, graph_id: str) -> str | None:
         return self._graphs[graph_id].spec.description
 

@@ -75,6 +75,12 @@ class Settings:
         for name in ("worker_concurrency", "max_attempts"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"GRAPHRUN_PORT must be between 1 and 65535, not {self.port}")
+        durations = [f.name for f in dataclasses.fields(self) if f.metadata["unit"] == "s"]
+        for name in durations:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be more than 0 seconds")
         if self.heartbeat_interval_s >= self.lease_s:
             raise ConfigError("GRAPHRUN_HEARTBEAT_INTERVAL_S must be shorter than GRAPHRUN_LEASE_S")
 

@@ -297,6 +297,20 @@ def assistant_json(a: Assistant) -> Json:
     }
 
 
+THREAD_FIELDS = (
+    "thread_id",
+    "created_at",
+    "updated_at",
+    "state_updated_at",
+    "metadata",
+    "status",
+    "values",
+    "interrupts",
+    "config",
+    "error",
+)
+
+
 def thread_json(t: Thread) -> Json:
     return {
         "thread_id": t.thread_id,

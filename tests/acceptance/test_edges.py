@@ -145,3 +145,119 @@ async def test_a_cancel_while_the_graph_is_being_built_ends_the_run(client: Lang
     final = await client.runs.get(thread_id, run["run_id"])
     assert final["status"] == "interrupted"
     assert (await client.threads.get(thread_id))["status"] != "busy"
+
+
+async def _thread_with_history(client: LangGraphClient) -> tuple[str, dict[str, object]]:
+    thread_id = await _thread(client)
+    await client.runs.wait(thread_id, "counter", input={"count": 0, "trail": []})
+    return thread_id, as_dict(await client.threads.get_state(thread_id))
+
+
+async def test_a_run_from_a_checkpoint_the_thread_lacks_is_404_and_keeps_the_head(
+    client: LangGraphClient,
+) -> None:
+    thread_id, before = await _thread_with_history(client)
+
+    response = await client.http.client.post(
+        f"/threads/{thread_id}/runs/wait",
+        json={"assistant_id": "counter", "input": {"count": 0, "trail": []}, "checkpoint_id": "no-such"},
+    )
+
+    assert response.status_code == 404
+    assert "no-such" in response.json()["detail"]
+    assert await client.threads.get_state(thread_id) == before
+    assert await _run_count(client, thread_id) == 1
+
+
+async def test_a_state_update_at_a_checkpoint_the_thread_lacks_is_404_and_keeps_the_head(
+    client: LangGraphClient,
+) -> None:
+    thread_id, before = await _thread_with_history(client)
+
+    response = await client.http.client.post(
+        f"/threads/{thread_id}/state",
+        json={"values": {"trail": ["x"]}, "as_node": "a", "checkpoint_id": "no-such"},
+    )
+
+    assert response.status_code == 404
+    assert await client.threads.get_state(thread_id) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "names"),
+    [
+        ("POST", "/assistants", {"graph_id": "counter", "config": {"configurable": "x"}}, "configurable"),
+        ("POST", "/runs/wait", {"assistant_id": "counter", "config": {"configurable": [1]}}, "configurable"),
+        (
+            "POST",
+            "/runs/wait",
+            {"assistant_id": "counter", "config": {"recursion_limit": 0}},
+            "recursion_limit",
+        ),
+        ("POST", "/runs", {"assistant_id": "counter", "after_seconds": 1e12}, "after_seconds"),
+        ("POST", "/threads/search", {"offset": 10**20}, "offset"),
+        ("POST", "/assistants/search", {"offset": 10**20}, "offset"),
+        ("POST", "/threads/search", {"select": ["nope"], "metadata": {"no": "match"}}, "nope"),
+        ("PUT", "/store/items", {"namespace": ["a"], "key": "k", "value": {}, "ttl": 1e300}, "ttl"),
+        ("PUT", "/store/items", {"namespace": ["a"], "key": "k", "value": {}, "index": ["text"]}, "index"),
+        (
+            "POST",
+            "/runs/wait",
+            {"assistant_id": "counter", "interrupt_before": ["no_such_node"]},
+            "no_such_node",
+        ),
+    ],
+    ids=[
+        "assistant-config-shape",
+        "run-config-shape",
+        "recursion-limit",
+        "after-seconds-too-large",
+        "thread-offset-too-large",
+        "assistant-offset-too-large",
+        "select-unknown-field",
+        "store-ttl-too-large",
+        "store-index-unsupported",
+        "breakpoint-on-unknown-node",
+    ],
+)
+async def test_out_of_shape_input_is_a_4xx_that_names_it(
+    client: LangGraphClient, method: str, path: str, body: dict[str, object], names: str
+) -> None:
+    threads_before = await client.threads.count()
+    assistants_before = await client.assistants.count()
+
+    response = await client.http.client.request(method, path, json=body)
+
+    assert response.status_code == 422, response.text
+    assert names in response.json()["detail"]
+    assert await client.threads.count() == threads_before
+    assert await client.assistants.count() == assistants_before
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["history?limit=-1", "history?limit=5000", "runs?status=bogus", "runs?offset=100000000000000000000"],
+)
+async def test_out_of_range_query_parameters_are_422(client: LangGraphClient, query: str) -> None:
+    thread_id = await _thread(client)
+
+    response = await client.http.client.get(f"/threads/{thread_id}/{query}")
+
+    assert response.status_code == 422, response.text
+
+
+async def test_a_checkpoint_with_a_misspelt_key_is_refused(client: LangGraphClient) -> None:
+    thread_id, before = await _thread_with_history(client)
+
+    response = await client.http.client.post(
+        f"/threads/{thread_id}/runs/wait",
+        json={
+            "assistant_id": "counter",
+            "input": {"count": 0, "trail": []},
+            "checkpoint": {"chekpoint_id": "x"},
+        },
+    )
+
+    assert response.status_code == 422
+    assert "chekpoint_id" in response.json()["detail"]
+    assert await client.threads.get_state(thread_id) == before

@@ -44,6 +44,7 @@ async def _new_run(svc: Services, body: schemas.RunCreate, thread_id: str | None
     checkpoint = body.checkpoint.fields() if body.checkpoint else None
     if body.checkpoint_id:
         checkpoint = {**(checkpoint or {}), "checkpoint_id": body.checkpoint_id}
+    _check_breakpoints(svc, assistant.graph_id, body)
     if checkpoint and thread_id is None:
         raise errors.InvalidRequest("a stateless run has no thread, so no checkpoint to start from")
     if thread_id is not None:
@@ -77,6 +78,22 @@ async def _new_run(svc: Services, body: schemas.RunCreate, thread_id: str | None
         available_at=utcnow() + timedelta(seconds=body.after_seconds or 0),
         if_not_exists="create" if thread_id is None else body.if_not_exists,
     )
+
+
+def _check_breakpoints(svc: Services, graph_id: str, body: schemas.RunCreate) -> None:
+    """A breakpoint on a node the graph does not have would silently never fire."""
+    nodes = svc.graphs.node_names(graph_id)
+    if nodes is None:
+        return
+    for field, names in (
+        ("interrupt_before", body.interrupt_before),
+        ("interrupt_after", body.interrupt_after),
+    ):
+        unknown = sorted(set(names) - nodes) if isinstance(names, list) else []
+        if unknown:
+            raise errors.InvalidRequest(
+                f"{field}: graph {graph_id!r} has no node {unknown[0]!r}; nodes: {', '.join(sorted(nodes))}"
+            )
 
 
 async def _submit(svc: Services, runs: list[NewRun]) -> list[Run]:

@@ -36,6 +36,10 @@ def _namespace(labels: list[str]) -> tuple[str, ...]:
 
 @router.put("/items", status_code=204)
 async def put_item(body: schemas.StoreItemPut, svc: Svc) -> Response:
+    if body.index:  # a list of fields to embed; `false` (do not index) is what happens anyway
+        raise errors.InvalidRequest(
+            "index needs store.index (semantic search), which graphrun does not support yet"
+        )
     ttl_minutes = body.ttl  # the API's ttl is in minutes, as the store's
     await svc.kv.aput(_namespace(body.namespace), body.key, body.value, index=body.index, ttl=ttl_minutes)
     return Response(status_code=204)

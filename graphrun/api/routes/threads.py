@@ -41,9 +41,11 @@ async def search_threads(body: schemas.ThreadSearch, svc: Svc) -> list[Json]:
     found = await svc.store.search_threads(body.metadata, body.values, body.status, ids, page)
     items = [schemas.thread_json(t) for t in found]
     if body.select:
-        unknown = [f for f in body.select if items and f not in items[0]]
+        unknown = [f for f in body.select if f not in schemas.THREAD_FIELDS]
         if unknown:
-            raise errors.InvalidRequest(f"select: unknown field {unknown[0]!r}")
+            raise errors.InvalidRequest(
+                f"select: unknown field {unknown[0]!r}; fields: {', '.join(schemas.THREAD_FIELDS)}"
+            )
         items = [{k: v for k, v in t.items() if k in body.select} for t in items]
     return items
 
