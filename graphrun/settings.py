@@ -1,7 +1,8 @@
 """Server settings: the only module that reads ``os.environ``.
 
-Every setting has an environment name (prefix ``GRAPHRUN_``), a default and a unit. ``graphrun --help``
-and the README's configuration table are both generated from ``SETTINGS`` below.
+Every setting has an environment name (prefix ``GRAPHRUN_``), a default and a unit, declared once as a
+field of ``Settings`` below. ``graphrun --help`` prints them (``describe()``); a test keeps the README's
+configuration table equal to them.
 """
 
 from __future__ import annotations

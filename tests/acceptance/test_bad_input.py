@@ -21,9 +21,13 @@ pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 
 @dataclass(frozen=True)
 class Snapshot:
+    """What a refused request must leave as it was: counts, the thread's row, runs and state head."""
+
     threads: int
     assistants: int
     runs: tuple[tuple[str, str], ...]
+    thread: object
+    state: object
 
 
 async def snapshot(client: LangGraphClient, thread_id: str) -> Snapshot:
@@ -32,6 +36,8 @@ async def snapshot(client: LangGraphClient, thread_id: str) -> Snapshot:
         threads=await client.threads.count(),
         assistants=await client.assistants.count(),
         runs=tuple((r["run_id"], r["status"]) for r in runs),
+        thread=await client.threads.get(thread_id),
+        state=await client.threads.get_state(thread_id),
     )
 
 

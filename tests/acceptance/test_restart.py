@@ -24,7 +24,9 @@ pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 # runs over would finish within the test timeout. Embedded mode is one process and should not need to wait.
 SERVER_ENV = {"GRAPHRUN_LEASE_S": "10", "GRAPHRUN_HEARTBEAT_INTERVAL_S": "2"}
 
-SLOW_STEPS = 6
+# Long enough that a run still has more work left when SIGTERM comes than the 2 s grace period covers:
+# the SIGTERM case must go through drain (stop at a step boundary) and resume on the next process.
+SLOW_STEPS = 10
 SLOW_DELAY_S = 0.5
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from ._support import unique
+from ._support import eventually, unique
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 
@@ -46,6 +46,23 @@ async def test_put_with_ttl(client: LangGraphClient) -> None:
     assert item["value"] == {"v": 1}
     refreshed = await client.store.get_item(["ttl", marker], "k", refresh_ttl=True)
     assert refreshed["value"] == {"v": 1}
+
+
+async def test_an_item_expires_after_its_ttl(client: LangGraphClient) -> None:
+    # tests/acceptance/langgraph.json sweeps every 0.02 min (1.2 s); this item lives 0.03 min (1.8 s).
+    marker = unique()
+    await client.store.put_item(["ttl", marker], "k", {"v": 1}, ttl=0.03)  # type: ignore[arg-type]
+    await client.store.put_item(["ttl", marker], "keep", {"v": 2})
+
+    await eventually(
+        lambda: client.store.get_item(["ttl", marker], "k"),
+        lambda item: item is None,
+        timeout_s=20,
+        interval_s=0.5,
+        what="the item to expire",
+    )
+    kept = await client.store.get_item(["ttl", marker], "keep")
+    assert kept["value"] == {"v": 2}
 
 
 async def test_search_items_by_prefix_filter_limit_offset(client: LangGraphClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -36,6 +37,8 @@ async def test_a_delayed_run_waits_for_its_time(client: LangGraphClient) -> None
 
     run = await client.runs.create(thread_id, "counter", input={"count": 0, "trail": []}, after_seconds=2)
 
+    assert (await client.runs.get(thread_id, run["run_id"]))["status"] == "pending"
+    await asyncio.sleep(1.0)  # half its delay: an undelayed run would have finished long since
     assert (await client.runs.get(thread_id, run["run_id"]))["status"] == "pending"
     out = as_dict(await client.runs.join(thread_id, run["run_id"]))
     assert out["trail"] == ["a", "b"]
