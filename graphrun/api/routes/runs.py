@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 from starlette.responses import StreamingResponse
 
@@ -154,17 +154,15 @@ async def wait_stateless_run(body: schemas.RunCreate, svc: Svc) -> Response:
 
 
 @router.post("/threads/{thread_id}/runs/stream")
-async def stream_run(
-    thread_id: uuid.UUID, body: schemas.RunCreate, request: Request, svc: Svc
-) -> StreamingResponse:
+async def stream_run(thread_id: uuid.UUID, body: schemas.RunCreate, svc: Svc) -> StreamingResponse:
     run = await _create(svc, body, str(thread_id))
-    return _stream_response(svc, run, body.on_disconnect == "cancel", request, first=True)
+    return _stream_response(svc, run, body.on_disconnect == "cancel", first=True)
 
 
 @router.post("/runs/stream")
-async def stream_stateless_run(body: schemas.RunCreate, request: Request, svc: Svc) -> StreamingResponse:
+async def stream_stateless_run(body: schemas.RunCreate, svc: Svc) -> StreamingResponse:
     run = await _create(svc, body, None)
-    return _stream_response(svc, run, body.on_disconnect == "cancel", request, first=True)
+    return _stream_response(svc, run, body.on_disconnect == "cancel", first=True)
 
 
 # ---------------------------------------------------------------- reading
@@ -205,13 +203,12 @@ async def join_stream(
     *,
     thread_id: uuid.UUID,
     run_id: uuid.UUID,
-    request: Request,
     cancel_on_disconnect: bool = False,
     last_event_id: str | None = Header(None),
     svc: Svc,
 ) -> StreamingResponse:
     run = await svc.store.get_run(str(thread_id), str(run_id))
-    return _stream_response(svc, run, cancel_on_disconnect, request, first=False, after=last_event_id)
+    return _stream_response(svc, run, cancel_on_disconnect, first=False, after=last_event_id)
 
 
 # ---------------------------------------------------------------- cancelling
@@ -258,7 +255,6 @@ def _stream_response(
     svc: Services,
     run: Run,
     cancel_on_disconnect: bool,
-    request: Request,
     *,
     first: bool,
     after: str | None = None,
