@@ -2,7 +2,7 @@
 
 Shutdown, in order (``Worker.__aexit__``), sized for Kubernetes' ``terminationGracePeriodSeconds``
 (keep it above ``GRAPHRUN_SHUTDOWN_GRACE_S`` plus a few seconds):
-1. stop claiming new runs;
+1. stop claiming new runs (leases of running ones are renewed until the end);
 2. let running runs finish for up to ``shutdown_grace_s``;
 3. ask the rest to drain (``RunControl.request_drain``): each finishes its current step, checkpoints and
    stops; it goes back to ``pending`` with its progress, for this or another worker to finish;
@@ -62,6 +62,7 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
+        self._heartbeat: asyncio.Task[None] | None = None
 
     @property
     def active_runs(self) -> int:
@@ -78,9 +79,10 @@ class Worker:
         self._bus.on_cancel(self._on_cancel)
         self._loops = [
             asyncio.create_task(self._claim_loop(), name=f"{self.worker_id}:claim"),
-            asyncio.create_task(self._heartbeat_loop(), name=f"{self.worker_id}:heartbeat"),
             asyncio.create_task(self._reap_loop(), name=f"{self.worker_id}:reap"),
         ]
+        # Heartbeats go on through the shutdown below: runs still finishing must keep their leases.
+        self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name=f"{self.worker_id}:heartbeat")
         log.info("worker_started", worker_id=self.worker_id, concurrency=self._settings.worker_concurrency)
         return self
 
@@ -105,6 +107,9 @@ class Worker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
         log.info("worker_stopped", worker_id=self.worker_id)
 
     async def _claim_loop(self) -> None:
