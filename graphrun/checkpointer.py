@@ -16,7 +16,10 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.base import TTLConfig
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
+from graphrun.errors import ThreadNotFound
+from graphrun.models import Run
 from graphrun.settings import Settings
+from graphrun.stores.base import ControlStore
 from graphrun.types import Persistence
 
 # How often expired store items are deleted when langgraph.json does not say (minutes, as TTLConfig).
@@ -83,3 +86,14 @@ async def copy_thread(saver: BaseCheckpointSaver[Any], source_id: str, target_id
             writes.setdefault(task_id, []).append((channel, value))
         for task_id, task_writes in writes.items():
             await saver.aput_writes(stored, task_writes, task_id)
+
+
+async def delete_thread(store: ControlStore, saver: BaseCheckpointSaver[Any], thread_id: str) -> list[Run]:
+    """Delete a thread everywhere: its row and runs, then its checkpoints. Returns the runs that were in
+    flight (the caller stops them). A thread already gone is not an error."""
+    try:
+        inflight = await store.delete_thread(thread_id)
+    except ThreadNotFound:
+        inflight = []
+    await saver.adelete_thread(thread_id)
+    return inflight

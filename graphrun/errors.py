@@ -34,10 +34,6 @@ class RunNotFound(NotFound):
     """Run not found."""
 
 
-class ThreadOrAssistantNotFound(NotFound):
-    """Thread or assistant not found."""
-
-
 class InvalidRequest(GraphrunError):
     """The request is invalid."""
 

@@ -100,6 +100,11 @@ class RunRequest:
     on_completion: str | None = None
     temporary: bool = False
 
+    @property
+    def deletes_thread(self) -> bool:
+        """A stateless run's temporary thread goes when the run ends, unless it asked to keep it."""
+        return self.temporary and self.on_completion != "keep"
+
 
 @dataclass(frozen=True)
 class Run:

@@ -7,7 +7,6 @@ writes the run's final row itself: it returns a ``RunOutcome`` and the worker re
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +17,8 @@ from langgraph.pregel import Pregel
 from langgraph.runtime import RunControl
 from langgraph.types import Command
 
-from graphrun import encoding, errors
+from graphrun import encoding
+from graphrun.checkpointer import delete_thread
 from graphrun.graphs import GraphRegistry, thread_interrupts
 from graphrun.models import Run, RunOutcome, run_output, thread_status_after
 from graphrun.settings import Settings
@@ -184,10 +184,8 @@ class Runner:
 
     async def cleanup(self, run: Run) -> None:
         """Stateless runs delete their temporary thread (and its checkpoints) unless asked to keep it."""
-        if run.request.temporary and run.request.on_completion != "keep":
-            with contextlib.suppress(errors.ThreadNotFound):
-                await self._store.delete_thread(run.thread_id)
-            await self._graphs.persistence.checkpointer.adelete_thread(run.thread_id)
+        if run.request.deletes_thread:
+            await delete_thread(self._store, self._graphs.persistence.checkpointer, run.thread_id)
 
 
 _NOTHING = object()

@@ -64,10 +64,6 @@ class Worker:
         self._loops: list[asyncio.Task[None]] = []
         self._heartbeat: asyncio.Task[None] | None = None
 
-    @property
-    def active_runs(self) -> int:
-        return len(self._active)
-
     async def __aenter__(self) -> Worker:
         if self._recover_orphans:
             # The caller guarantees no other process executes these runs (embedded mode's data-dir lock):

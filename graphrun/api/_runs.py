@@ -6,6 +6,7 @@ import asyncio
 
 from graphrun import errors
 from graphrun.api.deps import Services
+from graphrun.checkpointer import delete_thread
 from graphrun.models import Run
 from graphrun.types import Json
 
@@ -22,19 +23,9 @@ async def cancel(svc: Services, thread_id: str, run_id: str, action: str) -> Run
         await svc.bus.cancel(run_id, "interrupt")
     elif run.status == "interrupted":  # it was pending: it ends here, never having run
         await svc.bus.finish(run_id, run.output)
-        if run.request.temporary and run.request.on_completion != "keep":
-            await delete_thread_data(svc, run.thread_id)
+        if run.request.deletes_thread:
+            await delete_thread(svc.store, svc.graphs.persistence.checkpointer, run.thread_id)
     return run
-
-
-async def delete_thread_data(svc: Services, thread_id: str) -> list[Run]:
-    """Delete a thread's row, its runs and its checkpoints; return the runs that were in flight."""
-    try:
-        inflight = await svc.store.delete_thread(thread_id)
-    except errors.ThreadNotFound:
-        inflight = []
-    await svc.graphs.persistence.checkpointer.adelete_thread(thread_id)
-    return inflight
 
 
 async def await_output(svc: Services, run: Run, timeout_s: float | None = None) -> Json:

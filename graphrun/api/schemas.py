@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from graphrun import errors
 from graphrun.models import Assistant, Run, Thread
 from graphrun.types import (
     STREAM_MODES,
@@ -296,6 +297,29 @@ def assistant_json(a: Assistant) -> Json:
         "updated_at": a.updated_at.isoformat(),
     }
 
+
+def select(items: list[Json], fields: list[str] | None, known: tuple[str, ...]) -> list[Json]:
+    """Keep only the ``select``-ed fields; an unknown one is refused even when nothing matched."""
+    if not fields:
+        return items
+    unknown = [f for f in fields if f not in known]
+    if unknown:
+        raise errors.InvalidRequest(f"select: unknown field {unknown[0]!r}; fields: {', '.join(known)}")
+    return [{k: v for k, v in item.items() if k in fields} for item in items]
+
+
+ASSISTANT_FIELDS = (
+    "assistant_id",
+    "graph_id",
+    "config",
+    "context",
+    "metadata",
+    "name",
+    "description",
+    "version",
+    "created_at",
+    "updated_at",
+)
 
 THREAD_FIELDS = (
     "thread_id",

@@ -199,6 +199,7 @@ async def test_a_state_update_at_a_checkpoint_the_thread_lacks_is_404_and_keeps_
         ("POST", "/threads/search", {"offset": 10**20}, "offset"),
         ("POST", "/assistants/search", {"offset": 10**20}, "offset"),
         ("POST", "/threads/search", {"select": ["nope"], "metadata": {"no": "match"}}, "nope"),
+        ("POST", "/assistants/search", {"select": ["nope"], "metadata": {"no": "match"}}, "nope"),
         ("PUT", "/store/items", {"namespace": ["a"], "key": "k", "value": {}, "ttl": 1e300}, "ttl"),
         ("PUT", "/store/items", {"namespace": ["a"], "key": "k", "value": {}, "index": ["text"]}, "index"),
         (
@@ -216,6 +217,7 @@ async def test_a_state_update_at_a_checkpoint_the_thread_lacks_is_404_and_keeps_
         "thread-offset-too-large",
         "assistant-offset-too-large",
         "select-unknown-field",
+        "assistant-select-unknown-field",
         "store-ttl-too-large",
         "store-index-unsupported",
         "breakpoint-on-unknown-node",

@@ -20,7 +20,6 @@ EXPECTED_STATUS: dict[type[errors.GraphrunError], int] = {
     errors.AssistantNotFound: 404,
     errors.ThreadNotFound: 404,
     errors.RunNotFound: 404,
-    errors.ThreadOrAssistantNotFound: 404,
     errors.InvalidRequest: 422,
     errors.Conflict: 409,
     errors.ThreadBusy: 409,

@@ -40,7 +40,8 @@ async def create_assistant(body: schemas.AssistantCreate, svc: Svc) -> Json:
 async def search_assistants(body: schemas.AssistantSearch, svc: Svc) -> list[Json]:
     page = Page(body.limit, body.offset, body.sort_by, body.sort_order or "desc")
     found = await svc.store.search_assistants(body.graph_id, body.metadata, body.name, page)
-    return [_select(schemas.assistant_json(a), body.select) for a in found]
+    items = [schemas.assistant_json(a) for a in found]
+    return schemas.select(items, body.select, schemas.ASSISTANT_FIELDS)
 
 
 @router.post("/count")
@@ -121,12 +122,3 @@ async def _subgraphs(svc: Services, assistant_id: str, namespace: str | None, re
     if namespace is not None and not found:
         raise errors.NotFound(f"graph {assistant.graph_id!r} has no subgraph {namespace!r}")
     return found
-
-
-def _select(item: Json, fields: list[str] | None) -> Json:
-    if not fields:
-        return item
-    unknown = [f for f in fields if f not in item]
-    if unknown:
-        raise errors.InvalidRequest(f"select: unknown field {unknown[0]!r}; fields: {', '.join(item)}")
-    return {k: v for k, v in item.items() if k in fields}

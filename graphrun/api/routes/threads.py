@@ -14,7 +14,7 @@ from langgraph.pregel import Pregel
 from graphrun import checkpointer, encoding, errors
 from graphrun.api import schemas
 from graphrun.api._resolve import require_checkpoint, require_uuid
-from graphrun.api._runs import await_output, cancel, delete_thread_data
+from graphrun.api._runs import await_output, cancel
 from graphrun.api._state import checkpoint_json, empty_state, state_json
 from graphrun.api.deps import Services, Svc
 from graphrun.graphs import thread_interrupts
@@ -39,15 +39,7 @@ async def search_threads(body: schemas.ThreadSearch, svc: Svc) -> list[Json]:
     ids = [require_uuid(i, "ids[]") for i in body.ids] if body.ids is not None else None
     page = Page(body.limit, body.offset, body.sort_by, body.sort_order or "desc")
     found = await svc.store.search_threads(body.metadata, body.values, body.status, ids, page)
-    items = [schemas.thread_json(t) for t in found]
-    if body.select:
-        unknown = [f for f in body.select if f not in schemas.THREAD_FIELDS]
-        if unknown:
-            raise errors.InvalidRequest(
-                f"select: unknown field {unknown[0]!r}; fields: {', '.join(schemas.THREAD_FIELDS)}"
-            )
-        items = [{k: v for k, v in t.items() if k in body.select} for t in items]
-    return items
+    return schemas.select([schemas.thread_json(t) for t in found], body.select, schemas.THREAD_FIELDS)
 
 
 @router.post("/count")
@@ -75,7 +67,8 @@ async def delete_thread(thread_id: uuid.UUID, svc: Svc) -> Response:
         stopping = await cancel(svc, tid, run.run_id, "interrupt")
         with contextlib.suppress(errors.WaitTimedOut):
             await await_output(svc, stopping, delete_wait_s)
-    for run in await delete_thread_data(svc, tid):  # claimed since: stop them all the same
+    saver = svc.graphs.persistence.checkpointer
+    for run in await checkpointer.delete_thread(svc.store, saver, tid):  # claimed since: stop them too
         await svc.bus.cancel(run.run_id, "interrupt")
     return Response(status_code=204)
 
