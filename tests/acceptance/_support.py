@@ -44,6 +44,9 @@ GRAPH_IDS = (
     "nested",
     "slow_factory",
     "node_timeout",
+    "tokens",
+    "approval",
+    "two_questions",
 )
 # Namespace of the official server's system assistant ids (langgraph_api's NAMESPACE_GRAPH).
 ASSISTANT_NAMESPACE = UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")

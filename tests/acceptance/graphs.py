@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import operator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypedDict
 
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AnyMessage
+from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import interrupt
+from pydantic import BaseModel
 
 # --- echo: one node that answers the last human message -----------------------------------------------------
 
@@ -198,3 +203,97 @@ async def call_slow_service(state: FailingState) -> FailingState:
 
 
 node_timeout = StateGraph(FailingState).add_node("call", call_slow_service).add_edge(START, "call").compile()
+
+
+# --- tokens: a chat model that streams its answer token by token ------------------------------------------
+# The model is LangChain's fake chat model, a fake at the true edge (a remote provider). It answers
+# "tok0 tok1 … tok<n-1>" where n is `configurable.tokens` (default 5), waiting `configurable.token_delay`
+# seconds before each token. The node also reports progress through the custom stream writer.
+
+
+async def talk(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
+    configurable = config.get("configurable", {})
+    count = int(configurable.get("tokens", 5))
+    delay = float(configurable.get("token_delay", 0.0))
+    writer = get_stream_writer()
+    writer({"progress": 0})
+    model = _SlowFakeChatModel(
+        messages=iter([AIMessage(content=" ".join(f"tok{i}" for i in range(count)))]), token_delay=delay
+    )
+    answer = await model.ainvoke(state["messages"], config)
+    writer({"progress": 1})
+    return {"messages": [answer]}
+
+
+class _SlowFakeChatModel(GenericFakeChatModel):
+    token_delay: float = 0.0
+
+    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        async for chunk in super()._astream(*args, **kwargs):
+            if self.token_delay:
+                await asyncio.sleep(self.token_delay)
+            yield chunk
+
+
+tokens = StateGraph(MessagesState).add_node("talk", talk).add_edge(START, "talk").compile()
+
+
+# --- approval: `review` asks for a decision that must match a schema (`interrupt(response_schema=…)`) -----
+
+
+class Decision(BaseModel):
+    approved: bool
+    note: str = ""
+
+
+class ReviewState(TypedDict, total=False):
+    draft: str
+    decision: dict[str, Any]
+    published: bool
+
+
+def review(state: ReviewState) -> ReviewState:
+    decision = interrupt(
+        {"question": "publish this draft?", "draft": state.get("draft", "")}, response_schema=Decision
+    )
+    return {"decision": decision.model_dump()}
+
+
+def publish(state: ReviewState) -> ReviewState:
+    return {"published": bool(state.get("decision", {}).get("approved"))}
+
+
+approval = (
+    StateGraph(ReviewState)
+    .add_node("review", review)
+    .add_node("publish", publish)
+    .add_edge(START, "review")
+    .add_edge("review", "publish")
+    .add_edge("publish", END)
+    .compile()
+)
+
+
+# --- two_questions: two parallel nodes interrupt at once (resume them by interrupt id) ---------------------
+
+
+class AnswersState(TypedDict, total=False):
+    answers: Annotated[list[str], operator.add]
+
+
+def ask_left(state: AnswersState) -> AnswersState:
+    return {"answers": [f"left={interrupt('left?')}"]}
+
+
+def ask_right(state: AnswersState) -> AnswersState:
+    return {"answers": [f"right={interrupt('right?')}"]}
+
+
+two_questions = (
+    StateGraph(AnswersState)
+    .add_node("left", ask_left)
+    .add_node("right", ask_right)
+    .add_edge(START, "left")
+    .add_edge(START, "right")
+    .compile()
+)
