@@ -99,6 +99,8 @@ class RunRequest:
     durability: str | None = None
     on_completion: str | None = None
     temporary: bool = False
+    webhook: str | None = None
+    strict_resume: bool = False
 
     @property
     def deletes_thread(self) -> bool:

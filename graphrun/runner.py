@@ -7,6 +7,9 @@ writes the run's final row itself: it returns a ``RunOutcome`` and the worker re
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,13 +28,13 @@ from graphrun.settings import Settings
 from graphrun.stores.base import ControlStore
 from graphrun.streams import EventBus
 from graphrun.types import Json, RunStatus
+from graphrun.wire import WireEvents, langgraph_modes
 
 log = structlog.get_logger("graphrun.runner")
 
-# Client stream mode -> LangGraph stream mode. `messages-tuple` is LangGraph's own `messages` mode; its
-# events are named `messages` on the wire, as the official server names them.
-_MODE_TO_LANGGRAPH = {"messages-tuple": "messages"}
-_EVENT_NAME = {"messages-tuple": "messages"}
+# LangGraph's configurable key for refusing a resume that answers no pending interrupt (the SDK's
+# `strict_resume`); LangGraph exports it only from a private module, so it is spelled out here.
+_STRICT_RESUME = "__pregel_strict_resume"
 
 
 @dataclass
@@ -107,6 +110,8 @@ class Runner:
             "graph_id": run.graph_id,
         }
         configurable = {**request.config.get("configurable", {}), **ids}
+        if request.strict_resume:
+            configurable[_STRICT_RESUME] = True
         metadata = {**request.config.get("metadata", {}), **run.metadata, **ids, "run_attempt": run.attempt}
         config: dict[str, Any] = {**request.config, "configurable": configurable, "metadata": metadata}
         return config  # type: ignore[return-value]
@@ -117,34 +122,30 @@ class Runner:
         """Stream the graph, publishing the modes the client asked for. ``values`` is always streamed
         too, so that the final state of a plain run is known without reading it back."""
         request = run.request
+        if run.attempt > 1:  # the API announced attempt 1 when it created the run
+            await self._bus.publish(run.run_id, "metadata", {"run_id": run.run_id, "attempt": run.attempt})
         resuming = run.attempt > 1 and await self._has_progress(graph, run)
         run_config = _with_checkpoint(config, None if resuming else request.checkpoint)
         graph_input: Any = None if resuming else _input(request.input, request.command)
-        events = {_MODE_TO_LANGGRAPH.get(m, m): _EVENT_NAME.get(m, m) for m in request.stream_mode}
+        wire = WireEvents(request.stream_mode)
         # Modes and durability were validated by the API against LangGraph's literals; the row holds str.
         options: dict[str, Any] = {
-            "stream_mode": sorted({*events, "values"}),
+            "stream_mode": sorted(langgraph_modes(request.stream_mode)),
             "interrupt_before": request.interrupt_before,
             "interrupt_after": request.interrupt_after,
             "durability": request.durability or self._settings.default_durability,
+            "context": request.context or None,
+            "control": handle.control,
+            "subgraphs": request.stream_subgraphs,
         }
-        stream = graph.astream(
-            graph_input,
-            run_config,
-            context=request.context or None,
-            control=handle.control,
-            subgraphs=request.stream_subgraphs,
-            **options,
-        )
         seen = _Seen()
-        async for part in stream:
-            namespace, mode, chunk = part if request.stream_subgraphs else ((), *part)
-            if mode == "values" and not namespace:
-                seen.observe(chunk)
-            if mode not in events:
-                continue
-            name = "|".join((events[mode], *namespace))
-            await self._bus.publish(run.run_id, name, list(chunk) if mode == "messages" else chunk)
+        parts = _events_parts if wire.wants_events else _astream_parts
+        async with contextlib.aclosing(parts(graph, graph_input, run, run_config, options)) as stream:
+            async for namespace, mode, chunk in stream:
+                if mode == "values" and not namespace:
+                    seen.observe(chunk)
+                for name, data in wire.part(namespace, mode, chunk):
+                    await self._bus.publish(run.run_id, name, data)
         return seen
 
     async def _has_progress(self, graph: Pregel[Any, Any], run: Run) -> bool:
@@ -219,6 +220,35 @@ def _ended_plainly(graph: Pregel[Any, Any], run: Run, seen: _Seen) -> bool:
         and not graph.interrupt_after_nodes
         and graph.output_channels == graph.stream_channels_asis
     )
+
+
+# A stream part: (namespace, mode, chunk); `events` parts have mode "events" and the event as chunk.
+_Part = tuple[tuple[str, ...], str, Any]
+
+
+async def _astream_parts(
+    graph: Pregel[Any, Any], graph_input: Any, run: Run, config: RunnableConfig, options: dict[str, Any]
+) -> AsyncGenerator[_Part, None]:
+    async for part in graph.astream(graph_input, config, **options):
+        yield part if options["subgraphs"] else ((), *part)
+
+
+async def _events_parts(
+    graph: Pregel[Any, Any], graph_input: Any, run: Run, config: RunnableConfig, options: dict[str, Any]
+) -> AsyncGenerator[_Part, None]:
+    """``astream_events`` (v2), as the official server serves the ``events`` mode: the root run's
+    ``on_chain_stream`` events carry the graph's own stream parts; every other event is an ``events`` part.
+    A retry gets a fresh root run id (tracers refuse to see one twice)."""
+    root = uuid.UUID(run.run_id) if run.attempt <= 1 else uuid.uuid4()
+    events = graph.astream_events(graph_input, {**config, "run_id": root}, version="v2", **options)
+    async for event in events:
+        if "langsmith:hidden" in (event.get("tags") or ()):
+            continue
+        if event["event"] == "on_chain_stream" and event["run_id"] == str(root):
+            chunk = event["data"]["chunk"]
+            yield chunk if options["subgraphs"] else ((), *chunk)
+        else:
+            yield (), "events", event
 
 
 def _input(value: Any, command: Json | None) -> Any:

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.runnables import RunnableConfig
 from langgraph.types import StateSnapshot
 
 from graphrun import encoding
 from graphrun.types import Json
-
-
-def checkpoint_json(config: RunnableConfig | None) -> Json | None:
-    if not config:
-        return None
-    conf = config.get("configurable", {})
-    return {
-        "thread_id": conf.get("thread_id"),
-        "checkpoint_ns": conf.get("checkpoint_ns", ""),
-        "checkpoint_id": conf.get("checkpoint_id"),
-        "checkpoint_map": conf.get("checkpoint_map"),
-    }
+from graphrun.wire import checkpoint_json
 
 
 def state_json(snapshot: StateSnapshot) -> Json:

@@ -6,6 +6,7 @@ an error the client sees, never silently dropped.
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -25,15 +26,12 @@ from graphrun.types import (
 )
 
 SortOrder = Literal["asc", "desc"]
-# Modes LangGraph streams natively, that graphrun frames today. `messages` (partial/complete message
-# events) and `events` (astream_events) are refused with a clear error until they are built.
-SUPPORTED_STREAM_MODES = frozenset(STREAM_MODES - {"messages", "events"})
-
 
 # Upper bounds that keep numbers inside what SQLite and timedelta take (a 500 otherwise).
 MAX_OFFSET = 2**62
 MAX_DELAY_S = 366 * 24 * 3600.0
 MAX_TTL_MINUTES = 10 * 366 * 24 * 60.0
+MAX_URL_LENGTH = 4096
 
 
 class Body(BaseModel):
@@ -182,12 +180,11 @@ class CommandBody(Body):
     update: Any = None
 
 
-# Fields the official API has that graphrun does not honour yet: refused by name, never dropped.
+# Fields the official API has that graphrun does not honour: refused by name, never dropped. Both need a
+# LangSmith account, which a self-hosted server does not assume.
 UNSUPPORTED_RUN_FIELDS = {
-    "webhook": "webhooks",
     "feedback_keys": "LangSmith feedback",
     "langsmith_tracer": "LangSmith tracing options",
-    "strict_resume": "strict resume checks",
 }
 
 
@@ -212,6 +209,8 @@ class RunCreate(Body):
     on_disconnect: OnDisconnect = "continue"
     on_completion: OnCompletion = "delete"
     after_seconds: float | None = Field(None, ge=0, le=MAX_DELAY_S)
+    webhook: str | None = Field(None, max_length=MAX_URL_LENGTH)
+    strict_resume: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -230,8 +229,15 @@ class RunCreate(Body):
                 raise ValueError(
                     f"unknown stream_mode {mode!r}; expected one of {', '.join(sorted(STREAM_MODES))}"
                 )
-            if mode not in SUPPORTED_STREAM_MODES:
-                raise ValueError(f"stream_mode {mode!r} is not supported by graphrun yet")
+        return value
+
+    @field_validator("webhook")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            url = urllib.parse.urlsplit(value)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ValueError(f"webhook must be an absolute http(s) URL, got {value!r}")
         return value
 
     @property

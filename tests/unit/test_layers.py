@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "sql": 1,
     "telemetry": 1,
     "stores": 2,
+    "wire": 2,
     "graphs": 3,
     "checkpointer": 3,
     "streams": 3,

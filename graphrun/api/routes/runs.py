@@ -39,8 +39,6 @@ async def _new_run(svc: Services, body: schemas.RunCreate, thread_id: str | None
     assistant = await resolve_assistant(svc, body.assistant_id)
     if body.command is not None and body.input is not None:
         raise errors.InvalidRequest("give either input or command, not both")
-    if body.multitask_strategy == "rollback":
-        raise errors.InvalidRequest("multitask_strategy='rollback' is not supported by graphrun yet")
     checkpoint = body.checkpoint.fields() if body.checkpoint else None
     if body.checkpoint_id:
         checkpoint = {**(checkpoint or {}), "checkpoint_id": body.checkpoint_id}
@@ -66,6 +64,8 @@ async def _new_run(svc: Services, body: schemas.RunCreate, thread_id: str | None
         durability=durability,
         on_completion=body.on_completion,
         temporary=thread_id is None,
+        webhook=body.webhook,
+        strict_resume=body.strict_resume,
     )
     return NewRun(
         run_id=new_id(),
@@ -100,6 +100,8 @@ async def _submit(svc: Services, runs: list[NewRun]) -> list[Run]:
     """Write the runs in one transaction, then signal the runs their strategies cancel and the worker."""
     created = await svc.store.create_runs(runs)
     for new, result in zip(runs, created, strict=True):
+        # The run's stream opens with its id, as the official server's does (the worker announces retries).
+        await svc.bus.publish(result.run.run_id, "metadata", {"run_id": result.run.run_id, "attempt": 1})
         for run in result.cancelled:
             await svc.bus.cancel(run.run_id, new.multitask_strategy)
     svc.bus.notify_new_run()
@@ -156,13 +158,13 @@ async def wait_stateless_run(body: schemas.RunCreate, svc: Svc) -> Response:
 @router.post("/threads/{thread_id}/runs/stream")
 async def stream_run(thread_id: uuid.UUID, body: schemas.RunCreate, svc: Svc) -> StreamingResponse:
     run = await _create(svc, body, str(thread_id))
-    return _stream_response(svc, run, body.on_disconnect == "cancel", first=True)
+    return _stream_response(svc, run, body.on_disconnect == "cancel")
 
 
 @router.post("/runs/stream")
 async def stream_stateless_run(body: schemas.RunCreate, svc: Svc) -> StreamingResponse:
     run = await _create(svc, body, None)
-    return _stream_response(svc, run, body.on_disconnect == "cancel", first=True)
+    return _stream_response(svc, run, body.on_disconnect == "cancel")
 
 
 # ---------------------------------------------------------------- reading
@@ -208,7 +210,7 @@ async def join_stream(
     svc: Svc,
 ) -> StreamingResponse:
     run = await svc.store.get_run(str(thread_id), str(run_id))
-    return _stream_response(svc, run, cancel_on_disconnect, first=False, after=last_event_id)
+    return _stream_response(svc, run, cancel_on_disconnect, after=last_event_id)
 
 
 # ---------------------------------------------------------------- cancelling
@@ -256,21 +258,18 @@ def _stream_response(
     run: Run,
     cancel_on_disconnect: bool,
     *,
-    first: bool,
     after: str | None = None,
 ) -> StreamingResponse:
-    body = _events(svc, run, cancel_on_disconnect, first=first, after=after)
+    body = _events(svc, run, cancel_on_disconnect, after=after)
     return sse.response(body, _location(run, "/stream"))
 
 
 async def _events(
-    svc: Services, run: Run, cancel_on_disconnect: bool, *, first: bool, after: str | None
+    svc: Services, run: Run, cancel_on_disconnect: bool, *, after: str | None
 ) -> AsyncIterator[bytes]:
     resumable = run.request.stream_resumable
     finished = False
     try:
-        if first:
-            yield sse.frame_json("metadata", {"run_id": run.run_id, "attempt": max(run.attempt, 1)})
         subscription = svc.bus.subscribe(run.run_id, after, svc.settings.sse_keepalive_s)
         async with contextlib.aclosing(subscription) as events:
             async for event in events:

@@ -15,12 +15,13 @@ from graphrun import checkpointer, encoding, errors
 from graphrun.api import schemas
 from graphrun.api._resolve import require_checkpoint, require_uuid
 from graphrun.api._runs import await_output, cancel
-from graphrun.api._state import checkpoint_json, empty_state, state_json
+from graphrun.api._state import empty_state, state_json
 from graphrun.api.deps import Services, Svc
 from graphrun.graphs import thread_interrupts
 from graphrun.models import Thread, new_id
 from graphrun.stores.base import Page
 from graphrun.types import Json, ThreadStatus
+from graphrun.wire import checkpoint_json
 
 router = APIRouter(prefix="/threads", tags=["threads"])
 
