@@ -7,7 +7,7 @@ official libraries are worked around here, in one place, each with a test that s
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -20,6 +20,7 @@ from graphrun.errors import ThreadNotFound
 from graphrun.models import Run
 from graphrun.settings import Settings
 from graphrun.stores.base import ControlStore
+from graphrun.stores.sqlite import delete_saver_runs
 from graphrun.types import Persistence
 
 # How often expired store items are deleted when langgraph.json does not say (minutes, as TTLConfig).
@@ -86,6 +87,23 @@ async def copy_thread(saver: BaseCheckpointSaver[Any], source_id: str, target_id
             writes.setdefault(task_id, []).append((channel, value))
         for task_id, task_writes in writes.items():
             await saver.aput_writes(stored, task_writes, task_id)
+
+
+async def delete_runs(saver: BaseCheckpointSaver[Any], thread_id: str, run_ids: Sequence[str]) -> None:
+    """Delete the checkpoints the given runs wrote (a rollback), so the thread's head is what it was.
+
+    Workaround: ``BaseCheckpointSaver.adelete_for_runs`` exists but the SQLite saver does not implement it
+    (``tests/unit/test_checkpointer.py`` checks that it still raises), so for that saver the rows are
+    deleted from its tables, under its lock.
+    """
+    try:
+        await saver.adelete_for_runs(run_ids)
+        return
+    except NotImplementedError:
+        if not isinstance(saver, AsyncSqliteSaver):
+            raise
+    async with saver.lock:
+        await delete_saver_runs(saver.conn, thread_id, run_ids)
 
 
 async def delete_thread(store: ControlStore, saver: BaseCheckpointSaver[Any], thread_id: str) -> list[Run]:

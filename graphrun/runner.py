@@ -21,7 +21,7 @@ from langgraph.runtime import RunControl
 from langgraph.types import Command
 
 from graphrun import encoding
-from graphrun.checkpointer import delete_thread
+from graphrun.checkpointer import delete_runs, delete_thread
 from graphrun.graphs import GraphRegistry, thread_interrupts
 from graphrun.models import Run, RunOutcome, run_output, thread_status_after
 from graphrun.settings import Settings
@@ -182,6 +182,14 @@ class Runner:
             interrupts=interrupts,
             error=error,
         )
+
+    async def rollback(self, run: Run) -> RunOutcome:
+        """Undo a run cancelled with ``rollback``: delete the checkpoints it wrote, and report the thread
+        as its head now is (the state before the run started)."""
+        await delete_runs(self._graphs.persistence.checkpointer, run.thread_id, [run.run_id])
+        config = self._config(run)
+        async with self._graphs.graph(run.graph_id, config) as graph:
+            return await self._outcome(graph, config, "interrupted", None)
 
     async def cleanup(self, run: Run) -> None:
         """Stateless runs delete their temporary thread (and its checkpoints) unless asked to keep it."""

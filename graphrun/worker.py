@@ -155,7 +155,10 @@ class Worker:
                     log.exception("run_crashed")
                     outcome = RunOutcome.crashed(exc)
                 handle.finishing = True
-                await asyncio.shield(self._finish(run, outcome))
+                if handle.cancel_action == "rollback":
+                    await asyncio.shield(self._rollback(run))
+                else:
+                    await asyncio.shield(self._finish(run, outcome))
             finally:
                 active = self._active.get(run.run_id)
                 if active is not None and active.handle is handle:
@@ -170,6 +173,22 @@ class Worker:
             return
         log.info("run_finished", status=outcome.status, attempt=run.attempt)
         await self._bus.finish(run.run_id, outcome.output)
+        await self._runner.cleanup(run)
+
+    async def _rollback(self, run: Run) -> None:
+        """The run is undone: its checkpoints, then its row, go; its thread is as before it started."""
+        try:
+            outcome = await self._runner.rollback(run)
+            await self._store.rollback_run(run, outcome)
+        except errors.LeaseLost:
+            log.warning("run_lease_lost", attempt=run.attempt)
+            return
+        except Exception:
+            log.exception("run_rollback_failed", attempt=run.attempt)
+            await self._finish(run, RunOutcome.cancelled())
+            return
+        log.info("run_rolled_back", attempt=run.attempt)
+        await self._bus.finish(run.run_id, None)
         await self._runner.cleanup(run)
 
     async def _release(self, run: Run) -> None:

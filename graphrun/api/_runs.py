@@ -16,12 +16,13 @@ recheck_interval_s = 1.0
 
 
 async def cancel(svc: Services, thread_id: str, run_id: str, action: str) -> Run:
-    if action == "rollback":
-        raise errors.InvalidRequest("cancel action 'rollback' is not supported by graphrun yet")
-    run = await svc.store.cancel_run(thread_id, run_id, "interrupt")
+    run = await svc.store.cancel_run(thread_id, run_id, action)  # type: ignore[arg-type]
     if run.status == "running":
-        await svc.bus.cancel(run_id, "interrupt")
-    elif run.status == "interrupted":  # it was pending: it ends here, never having run
+        await svc.bus.cancel(run_id, action)
+    elif run.status in (
+        "interrupted",
+        "pending",
+    ):  # it was pending: it ends here (or was deleted), never having run
         await svc.bus.finish(run_id, run.output)
         if run.request.deletes_thread:
             await delete_thread(svc.store, svc.graphs.persistence.checkpointer, run.thread_id)

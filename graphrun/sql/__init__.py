@@ -14,13 +14,14 @@ _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
 
 @cache
-def queries(dialect: str) -> dict[str, str]:
-    """All named queries of a dialect (``sqlite`` or ``postgres``), keyed by name."""
-    text = resources.files(__package__).joinpath(dialect, "queries.sql").read_text(encoding="utf-8")
+def queries(dialect: str, file: str = "queries") -> dict[str, str]:
+    """All named queries of a dialect's file (``sqlite``/``postgres``; ``queries`` for our own tables,
+    ``saver`` for those of LangGraph's saver), keyed by name."""
+    text = resources.files(__package__).joinpath(dialect, f"{file}.sql").read_text(encoding="utf-8")
     parts = _NAME.split(text)
     named = {parts[i]: parts[i + 1].strip() for i in range(1, len(parts), 2)}
     if len(named) != (len(parts) - 1) // 2:
-        raise ValueError(f"duplicate query name in {dialect}/queries.sql")
+        raise ValueError(f"duplicate query name in {dialect}/{file}.sql")
     return named
 
 

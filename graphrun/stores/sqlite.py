@@ -19,6 +19,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+import aiosqlite
+
 from graphrun import encoding, errors, sql
 from graphrun.models import Assistant, Run, RunOutcome, Thread, utcnow
 from graphrun.stores import _json, _rows
@@ -26,6 +28,7 @@ from graphrun.stores.base import CreatedRun, NewRun, Page
 from graphrun.types import CancelAction, Json, ThreadStatus
 
 Q = sql.queries("sqlite")
+SAVER_Q = sql.queries("sqlite", "saver")
 _ASSISTANT_FIELDS = ("graph_id", "config", "context", "metadata", "name", "description")
 _PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=10000")
 T = TypeVar("T")
@@ -418,8 +421,13 @@ class SqliteStore:
         return CreatedRun(run=run, cancelled=cancelled)
 
     def _cancel_all(self, db: sqlite3.Connection, runs: Sequence[Run], action: str, now: str) -> list[Run]:
+        """Pending runs end now (``interrupted``, or deleted by a rollback); running ones are flagged
+        for their worker, and returned so the caller can signal it."""
         for r in runs:
-            db.execute(Q["cancel_pending_run"], {"run_id": r.run_id, "action": action, "now": now})
+            if action == "rollback":
+                db.execute(Q["delete_pending_run"], {"run_id": r.run_id})
+            else:
+                db.execute(Q["cancel_pending_run"], {"run_id": r.run_id, "action": action, "now": now})
             db.execute(Q["request_cancel_running"], {"run_id": r.run_id, "action": action, "now": now})
         return [r for r in runs if r.status == "running"]
 
@@ -463,7 +471,8 @@ class SqliteStore:
             now = _now()
             self._cancel_all(db, [run], action, now)
             db.execute(Q["settle_thread_status"], {"thread_id": thread_id, "now": now})
-            return _rows.run(self._one("get_run_by_id", {"run_id": run_id}, db))
+            after = self._one("get_run_by_id", {"run_id": run_id}, db)
+            return run if after is None else _rows.run(after)
 
         return await self._write(tx)
 
@@ -522,6 +531,24 @@ class SqliteStore:
                 "now": now,
             }
             db.execute(Q["set_thread_after_run"], thread_params)
+
+        return await self._write(tx)
+
+    async def rollback_run(self, run: Run, outcome: RunOutcome) -> None:
+        """Delete a run its worker rolled back, and set its thread to the state it went back to."""
+
+        def tx(db: sqlite3.Connection) -> None:
+            now = _now()
+            if self._one("rollback_run", {"run_id": run.run_id, "attempt": run.attempt}, db) is None:
+                raise errors.LeaseLost(f"Run {run.run_id} attempt {run.attempt} is no longer held")
+            thread_params = {
+                "thread_id": run.thread_id,
+                "status": outcome.thread_status,
+                "values": _dump(outcome.thread_values),
+                "interrupts": _dump(outcome.interrupts),
+                "now": now,
+            }
+            db.execute(Q["set_thread_after_rollback"], thread_params)
 
         return await self._write(tx)
 
@@ -584,3 +611,23 @@ def _page(page: Page, default_sort: str) -> dict[str, Any]:
         "sort_by": page.sort_by or default_sort,
         "sort_order": page.sort_order if page.sort_order in ("asc", "desc") else "desc",
     }
+
+
+async def delete_saver_runs(conn: aiosqlite.Connection, thread_id: str, run_ids: Sequence[str]) -> None:
+    """Delete the checkpoints (and their writes) that the given runs wrote on a thread, in the tables of
+    LangGraph's SQLite saver, on the saver's own connection (the caller holds the saver's lock), in one
+    transaction (the first delete opens it, implicitly)."""
+    try:
+        for run_id in run_ids:
+            async with conn.execute(
+                SAVER_Q["saver_run_checkpoints"], {"thread_id": thread_id, "run_id": run_id}
+            ) as cur:
+                found = list(await cur.fetchall())
+            for checkpoint_ns, checkpoint_id in found:
+                key = {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "checkpoint_id": checkpoint_id}
+                await conn.execute(SAVER_Q["saver_delete_writes"], key)
+                await conn.execute(SAVER_Q["saver_delete_checkpoint"], key)
+    except BaseException:
+        await conn.rollback()
+        raise
+    await conn.commit()

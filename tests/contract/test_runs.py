@@ -11,12 +11,15 @@ from graphrun.types import CancelAction, RunStatus
 
 from ._support import (
     ASSISTANT_ID,
+    EXPIRED_LEASE_S,
     GRAPH_ID,
     LEASE_S,
     WORKER,
     add_run,
+    claim_one,
     finished_run,
     new_run,
+    outcome,
     running_run,
 )
 
@@ -130,16 +133,29 @@ async def test_enqueue_adds_a_pending_run_behind_the_current_one(
     assert [r.status for r in await store.list_runs(thread_id, None, Page())] == ["pending", current]
 
 
-@pytest.mark.parametrize("strategy", ["interrupt", "rollback"])
-async def test_interrupting_strategy_ends_a_pending_run_at_once(
-    store: ControlStore, strategy: CancelAction
-) -> None:
+async def test_interrupt_strategy_ends_a_pending_run_at_once(store: ControlStore) -> None:
     thread_id = new_id()
     first = await add_run(store, thread_id)
 
-    created = await store.create_run(new_run(thread_id, strategy=strategy))
+    created = await store.create_run(new_run(thread_id, strategy="interrupt"))
 
     assert (await store.find_run(first.run_id)).status == "interrupted"
+    assert created.run.status == "pending"
+    assert (await store.get_thread(thread_id)).status == "busy"
+    # Only the new run is left to claim.
+    assert [r.run_id for r in await store.claim_runs(WORKER, 10, LEASE_S)] == [created.run.run_id]
+
+
+async def test_rollback_strategy_deletes_a_pending_run(store: ControlStore) -> None:
+    """As on the official server: a run rolled back before it started leaves no trace."""
+    thread_id = new_id()
+    first = await add_run(store, thread_id)
+
+    created = await store.create_run(new_run(thread_id, strategy="rollback"))
+
+    with pytest.raises(errors.RunNotFound):
+        await store.find_run(first.run_id)
+    assert created.cancelled == []
     assert created.run.status == "pending"
     assert (await store.get_thread(thread_id)).status == "busy"
     # Only the new run is left to claim.
@@ -293,3 +309,59 @@ async def test_cancel_a_missing_run_is_not_found(store: ControlStore) -> None:
     run = await add_run(store, new_id())
     with pytest.raises(errors.RunNotFound):
         await store.cancel_run(run.thread_id, new_id(), "interrupt")
+
+
+async def test_cancel_a_pending_run_with_rollback_deletes_it(store: ControlStore) -> None:
+    run = await add_run(store, new_id())
+
+    cancelled = await store.cancel_run(run.thread_id, run.run_id, "rollback")
+
+    assert cancelled.status == "pending"  # as it was: the row is gone
+    with pytest.raises(errors.RunNotFound):
+        await store.find_run(run.run_id)
+    assert (await store.get_thread(run.thread_id)).status == "idle"
+    assert await store.claim_runs(WORKER, 10, LEASE_S) == []
+
+
+async def test_rollback_run_deletes_the_run_and_resets_the_thread(store: ControlStore) -> None:
+    thread_id = new_id()
+    await finished_run(store, thread_id, values={"count": 1})
+    run = await running_run(store, thread_id)
+
+    await store.rollback_run(run, outcome("interrupted", thread_status="idle", values={"count": 1}))
+
+    with pytest.raises(errors.RunNotFound):
+        await store.find_run(run.run_id)
+    thread = await store.get_thread(thread_id)
+    assert thread.status == "idle"
+    assert thread.values == {"count": 1}
+
+
+async def test_rollback_of_a_first_run_leaves_the_thread_without_values(store: ControlStore) -> None:
+    run = await running_run(store, new_id())
+    await store.finish_run(run, outcome("success", thread_status="idle", values={"count": 5}))
+    second = await running_run(store, run.thread_id)
+
+    await store.rollback_run(second, outcome("interrupted", thread_status="idle", values=None))
+
+    assert (await store.get_thread(run.thread_id)).values is None
+
+
+async def test_rollback_keeps_the_thread_busy_with_the_next_run(store: ControlStore) -> None:
+    thread_id = new_id()
+    run = await running_run(store, thread_id)
+    await add_run(store, thread_id)
+
+    await store.rollback_run(run, outcome("interrupted", thread_status="idle", values=None))
+
+    assert (await store.get_thread(thread_id)).status == "busy"
+
+
+async def test_a_stale_attempt_cannot_roll_back(store: ControlStore) -> None:
+    run = await running_run(store, new_id(), lease_s=EXPIRED_LEASE_S)
+    await store.reap_expired(max_attempts=5)
+    await claim_one(store)  # attempt 2 now holds the run
+
+    with pytest.raises(errors.LeaseLost):
+        await store.rollback_run(run, outcome("interrupted", thread_status="idle", values=None))
+    assert (await store.find_run(run.run_id)).status == "running"

@@ -1,7 +1,7 @@
-"""``graphrun.checkpointer``: the ``copy_thread`` workaround and the ``store.ttl`` section.
+"""``graphrun.checkpointer``: the ``copy_thread`` and ``delete_runs`` workarounds and ``store.ttl``.
 
-``copy_thread`` runs against the real SQLite saver of embedded mode, and
-``test_sqlite_saver_still_lacks_copy_thread`` shows the workaround is still needed.
+Both workarounds run against the real SQLite saver of embedded mode, and the
+``test_sqlite_saver_still_lacks_*`` tests show they are still needed.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, StateSnapshot, interrupt
 from typing_extensions import TypedDict
 
-from graphrun.checkpointer import copy_thread, store_ttl
+from graphrun.checkpointer import copy_thread, delete_runs, store_ttl
 
 
 class Steps(TypedDict):
@@ -116,6 +116,57 @@ async def test_sqlite_saver_still_lacks_copy_thread(saver: AsyncSqliteSaver) -> 
 
     with pytest.raises(NotImplementedError):
         await saver.acopy_thread("source", "copy")
+
+
+def run_config(thread_id: str, run_id: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": thread_id}, "metadata": {"run_id": run_id}}
+
+
+async def test_delete_runs_takes_the_thread_back_to_before_the_run(saver: AsyncSqliteSaver) -> None:
+    graph = three_steps().compile(checkpointer=saver)
+    await graph.ainvoke({"steps": []}, run_config("t", "run-1"), durability="sync")
+    before = await history(graph, "t")
+    await graph.ainvoke({"steps": ["again"]}, run_config("t", "run-2"), durability="sync")
+    await graph.ainvoke({"steps": []}, run_config("other", "run-2"), durability="sync")
+
+    await delete_runs(saver, "t", ["run-2"])
+
+    after = await history(graph, "t")
+    assert [checkpoint_id(s.config) for s in after] == [checkpoint_id(s.config) for s in before]
+    assert (await graph.aget_state(thread("t"))).values == {"steps": ["a", "b", "c"]}
+    assert {s.metadata["run_id"] for s in after if s.metadata} == {"run-1"}
+    assert len(await history(graph, "other")) == 5  # only the given thread is touched
+
+
+async def test_delete_runs_drops_the_writes_of_deleted_checkpoints(saver: AsyncSqliteSaver) -> None:
+    builder = StateGraph(Steps)
+    builder.add_node("a", step("a"))
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "ask")
+    builder.add_edge("ask", END)
+    graph = builder.compile(checkpointer=saver)
+    await graph.ainvoke({"steps": []}, run_config("t", "run-1"), durability="sync")  # pending interrupt
+
+    await delete_runs(saver, "t", ["run-1"])
+
+    async with saver.conn.execute("SELECT COUNT(*) FROM writes WHERE thread_id = 't'") as cur:
+        row = await cur.fetchone()
+    assert row is not None
+    assert row[0] == 0
+    assert await history(graph, "t") == []
+
+
+async def test_sqlite_saver_still_lacks_delete_for_runs(saver: AsyncSqliteSaver) -> None:
+    """The reason ``delete_runs`` deletes from the saver's tables itself.
+
+    When this fails, the library implemented it and the workaround can go.
+    """
+    graph = three_steps().compile(checkpointer=saver)
+    await graph.ainvoke({"steps": []}, run_config("t", "run-1"), durability="sync")
+
+    with pytest.raises(NotImplementedError):
+        await saver.adelete_for_runs(["run-1"])
 
 
 @pytest.mark.parametrize("config", [None, {}, {"ttl": None}], ids=["none", "empty", "ttl-none"])

@@ -17,9 +17,12 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+from langgraph.types import Command
+from pydantic import ValidationError
 
 AGENT_DIR = Path(__file__).resolve().parents[2] / "examples" / "agent"
-SIBLING_MODULES = ("model", "offline_model", "tools")
+SIBLING_MODULES = ("approval", "model", "offline_model", "tools")
 PROVIDER_ENV_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AGENT_MODEL", "OPENAI_BASE_URL")
 
 
@@ -28,6 +31,7 @@ class Example:
     """The example's modules, loaded fresh for one test."""
 
     agent: ModuleType
+    approval: ModuleType
     model: ModuleType
     offline_model: ModuleType
     tools: ModuleType
@@ -62,6 +66,7 @@ def example(monkeypatch: pytest.MonkeyPatch) -> Iterator[Example]:
         agent = _load_agent()
         yield Example(
             agent=agent,
+            approval=sys.modules["approval"],
             model=sys.modules["model"],
             offline_model=sys.modules["offline_model"],
             tools=sys.modules["tools"],
@@ -71,9 +76,9 @@ def example(monkeypatch: pytest.MonkeyPatch) -> Iterator[Example]:
         _forget_siblings()
 
 
-def _compile(example: Example) -> Any:
-    """Compile with an in-memory saver, standing in for the persistence the server attaches."""
-    return example.agent.build_graph().compile(checkpointer=InMemorySaver())
+def _compile(example: Example, store: InMemoryStore | None = None) -> Any:
+    """Compile with an in-memory saver (and store), standing in for the persistence the server attaches."""
+    return example.agent.build_graph().compile(checkpointer=InMemorySaver(), store=store)
 
 
 def _thread(thread_id: str) -> dict[str, Any]:
@@ -84,7 +89,8 @@ def _thread(thread_id: str) -> dict[str, Any]:
 def test_exported_graph_has_no_checkpointer(example: Example) -> None:
     """The server attaches its own saver, so the shipped graph must not bring one."""
     assert example.agent.graph.checkpointer is None
-    assert {"agent", "tools"} <= set(example.agent.graph.nodes)
+    assert example.agent.graph.store is None
+    assert {"agent", "review", "tools"} <= set(example.agent.graph.nodes)
 
 
 async def test_calculation_calls_calculator_and_reports_result(example: Example) -> None:
@@ -138,6 +144,7 @@ async def test_messages_stream_mode_yields_tokens(example: Example) -> None:
         [HumanMessage("What's the weather in New York today?")],
         [HumanMessage("what time is it in Europe/Paris?")],
         [HumanMessage("good morning")],
+        [HumanMessage("Email ann@example.com about lunch saying See you at noon.")],
         [
             HumanMessage("What is 7 * 6?"),
             AIMessage(
@@ -146,7 +153,7 @@ async def test_messages_stream_mode_yields_tokens(example: Example) -> None:
             ToolMessage("42", tool_call_id="call_1", name="calculator"),
         ],
     ],
-    ids=["calculation", "weather", "time", "echo", "tool-result"],
+    ids=["calculation", "weather", "time", "echo", "email", "tool-result"],
 )
 async def test_offline_model_streamed_and_invoked_outputs_agree(
     example: Example, history: list[BaseMessage]
@@ -216,3 +223,207 @@ def test_calculator_arithmetic(example: Example, expression: str, expected: str)
 def test_calculator_rejects_everything_else(example: Example, expression: str) -> None:
     """Anything beyond plain arithmetic is refused rather than evaluated."""
     assert example.tools.calculator.invoke({"expression": expression}).startswith("Error:")
+
+
+# --- send_email: a human approves, edits or rejects it before it runs ----------------------------------------
+
+EMAIL_REQUEST = "Send an email to ann@example.com about the launch saying We ship on Friday."
+DRAFT = {"to": "ann@example.com", "subject": "the launch", "body": "We ship on Friday."}
+
+
+def _outbox(store: InMemoryStore, thread_id: str) -> list[dict[str, Any]]:
+    """What send_email filed for one thread: one entry per email actually sent."""
+    return [item.value for item in store.search(("outbox", thread_id))]
+
+
+async def _ask_for_email(graph: Any, thread_id: str) -> Any:
+    """Run the email request until the graph pauses for review; return the paused state."""
+    await graph.ainvoke({"messages": [HumanMessage(EMAIL_REQUEST)]}, _thread(thread_id))
+    return await graph.aget_state(_thread(thread_id))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (EMAIL_REQUEST, ("send_email", DRAFT)),
+        (
+            "email bob@example.org about the weather in Paris",
+            (
+                "send_email",
+                {"to": "bob@example.org", "subject": "the weather in Paris", "body": "the weather in Paris."},
+            ),
+        ),
+        (
+            "Please e-mail joe@example.net saying: 'running late'",
+            (
+                "send_email",
+                {"to": "joe@example.net", "subject": "A note from your assistant", "body": "running late"},
+            ),
+        ),
+        ("Send an email to Ann", "Who should I email? Please give me their address."),
+    ],
+    ids=["full", "about-only", "saying-only", "no-address"],
+)
+def test_offline_model_reads_email_requests(example: Example, text: str, expected: object) -> None:
+    """'email' plus an address gives a send_email call (even about the weather); no address, a question."""
+    assert example.offline_model._detect_intent(text) == expected
+
+
+async def test_email_request_pauses_before_sending(example: Example) -> None:
+    """The run stops in review with the pending action and the decision schema; nothing is sent yet."""
+    store = InMemoryStore()
+    graph = _compile(example, store)
+
+    state = await _ask_for_email(graph, "pause")
+
+    assert state.next == ("review",)
+    [pending] = state.interrupts
+    request = state.values["messages"][-1]
+    assert isinstance(request, AIMessage)
+    assert pending.value == {
+        "action": "send_email",
+        "args": DRAFT,
+        "tool_call_id": request.tool_calls[0]["id"],
+        "question": "Run send_email with these arguments? Approve, edit the arguments, or reject.",
+    }
+    schema = pending.response_schema
+    assert schema["discriminator"]["propertyName"] == "decision"
+    assert set(schema["discriminator"]["mapping"]) == {"approve", "edit", "reject"}
+    assert schema["$defs"]["EditedEmail"]["required"] == ["to", "subject", "body"]
+    assert _outbox(store, "pause") == []
+
+
+async def test_approve_sends_the_email_as_drafted_once(example: Example) -> None:
+    """Approve runs send_email with the model's arguments, exactly once, and the model confirms."""
+    store = InMemoryStore()
+    graph = _compile(example, store)
+    await _ask_for_email(graph, "approve")
+
+    result = await graph.ainvoke(Command(resume={"decision": "approve"}), _thread("approve"))
+
+    messages: list[BaseMessage] = result["messages"]
+    assert [type(m).__name__ for m in messages] == ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"]
+    sent = messages[2]
+    assert isinstance(sent, ToolMessage)
+    assert sent.status == "success"
+    assert sent.text == "Email sent to ann@example.com with the subject 'the launch'"
+    assert messages[-1].text == "Done. Email sent to ann@example.com with the subject 'the launch'."
+    [email] = _outbox(store, "approve")
+    assert {key: email[key] for key in DRAFT} == DRAFT
+    assert email["tool_call_id"] == sent.tool_call_id
+    assert (await graph.aget_state(_thread("approve"))).next == ()
+
+
+async def test_edit_sends_the_reviewers_version_once(example: Example) -> None:
+    """Edit runs send_email with the reviewer's arguments instead of the model's, exactly once."""
+    store = InMemoryStore()
+    graph = _compile(example, store)
+    await _ask_for_email(graph, "edit")
+    edited = {"to": "team@example.com", "subject": "Launch date", "body": "We ship on Monday."}
+
+    result = await graph.ainvoke(Command(resume={"decision": "edit", "args": edited}), _thread("edit"))
+
+    messages: list[BaseMessage] = result["messages"]
+    assert [type(m).__name__ for m in messages] == ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"]
+    assert messages[2].text == "Email sent to team@example.com with the subject 'Launch date'"
+    assert messages[-1].text == "Done. Email sent to team@example.com with the subject 'Launch date'."
+    [email] = _outbox(store, "edit")
+    assert {key: email[key] for key in edited} == edited
+
+
+async def test_reject_sends_nothing_and_the_model_says_so(example: Example) -> None:
+    """Reject never runs send_email; the model gets a rejection tool message and relays the reason."""
+    store = InMemoryStore()
+    graph = _compile(example, store)
+    state = await _ask_for_email(graph, "reject")
+    call_id = state.values["messages"][-1].tool_calls[0]["id"]
+
+    result = await graph.ainvoke(
+        Command(resume={"decision": "reject", "reason": "the date is not final"}), _thread("reject")
+    )
+
+    messages: list[BaseMessage] = result["messages"]
+    assert [type(m).__name__ for m in messages] == ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"]
+    refusal = messages[2]
+    assert isinstance(refusal, ToolMessage)
+    assert (refusal.status, refusal.name, refusal.tool_call_id) == ("error", "send_email", call_id)
+    assert (
+        refusal.text
+        == "The user rejected this call, so send_email did not run. Reason: the date is not final"
+    )
+    assert messages[-1].text == f"Understood, I did not go ahead. {refusal.text}."
+    assert _outbox(store, "reject") == []
+
+
+@pytest.mark.parametrize(
+    "resume",
+    [
+        {"decision": "maybe"},
+        {"decision": "edit", "args": {"to": "x@example.com"}},
+        {"decision": "edit", "args": {**DRAFT, "cc": "boss@example.com"}},
+        {"decision": "approve", "reason": "fine"},
+    ],
+    ids=["unknown-decision", "edit-missing-fields", "edit-unknown-field", "approve-extra-field"],
+)
+async def test_a_malformed_decision_is_refused_and_can_be_answered_again(
+    example: Example, resume: dict[str, Any]
+) -> None:
+    """A resume value outside the schema raises before anything runs; the action stays pending."""
+    store = InMemoryStore()
+    graph = _compile(example, store)
+    await _ask_for_email(graph, "bad")
+
+    with pytest.raises(ValidationError):
+        await graph.ainvoke(Command(resume=resume), _thread("bad"))
+
+    state = await graph.aget_state(_thread("bad"))
+    assert state.next == ("review",)
+    assert _outbox(store, "bad") == []
+    await graph.ainvoke(Command(resume={"decision": "approve"}), _thread("bad"))
+    assert len(_outbox(store, "bad")) == 1
+
+
+async def test_guarded_calls_are_reviewed_one_by_one_and_only_approved_calls_run(example: Example) -> None:
+    """In a turn with two emails and a sum, each email is asked about in order; the sum runs unasked."""
+    store = InMemoryStore()
+    graph = _compile(example, store)
+    first = {"to": "a@example.com", "subject": "one", "body": "first"}
+    second = {"to": "b@example.com", "subject": "two", "body": "second"}
+    turn = AIMessage(
+        "",
+        tool_calls=[
+            {"name": "send_email", "args": first, "id": "call_a"},
+            {"name": "calculator", "args": {"expression": "2 + 2"}, "id": "call_sum"},
+            {"name": "send_email", "args": second, "id": "call_b"},
+        ],
+    )
+    config = _thread("two")
+    await graph.aupdate_state(
+        config, {"messages": [HumanMessage("two emails and a sum"), turn]}, as_node="agent"
+    )
+
+    await graph.ainvoke(None, config)
+    assert [i.value["args"] for i in (await graph.aget_state(config)).interrupts] == [first]
+    await graph.ainvoke(Command(resume={"decision": "approve"}), config)
+    assert [i.value["args"] for i in (await graph.aget_state(config)).interrupts] == [second]
+    result = await graph.ainvoke(Command(resume={"decision": "reject"}), config)
+
+    results = {m.tool_call_id: m for m in result["messages"] if isinstance(m, ToolMessage)}
+    assert set(results) == {"call_a", "call_sum", "call_b"}
+    assert results["call_sum"].text == "4"
+    assert results["call_b"].status == "error"
+    assert results["call_b"].text.endswith("Reason: none given")
+    assert [{key: e[key] for key in first} for e in _outbox(store, "two")] == [first]
+    assert isinstance(result["messages"][-1], AIMessage)
+    assert not result["messages"][-1].tool_calls
+
+
+async def test_send_email_without_a_store_reports_it_instead_of_sending(example: Example) -> None:
+    """Compiled without a store there is no outbox: the tool says so rather than pretending."""
+    graph = _compile(example)
+    await _ask_for_email(graph, "no-store")
+
+    result = await graph.ainvoke(Command(resume={"decision": "approve"}), _thread("no-store"))
+
+    assert result["messages"][2].text.startswith("Error: this graph has no store")
+    assert result["messages"][-1].text.startswith("The send_email tool reported a problem")

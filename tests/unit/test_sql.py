@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 import graphrun.stores.sqlite
 from graphrun import sql
@@ -72,7 +73,7 @@ def test_every_query_the_store_uses_exists() -> None:
     used = set(_STORE_REFERENCE.findall(source))
 
     assert used, "the pattern no longer finds the store's query references"
-    assert used - set(sql.queries("sqlite")) == set()
+    assert used - {*sql.queries("sqlite"), *sql.queries("sqlite", "saver")} == set()
 
 
 def test_migrations_are_numbered_in_order() -> None:
@@ -102,8 +103,17 @@ def test_every_query_prepares_against_the_schema(migrated: sqlite3.Connection, n
     migrated.execute(f"EXPLAIN {text}", params)
 
 
+@pytest.mark.parametrize("name", sorted(sql.queries("sqlite", "saver")))
+async def test_every_saver_query_prepares_against_the_saver_schema(tmp_path: Path, name: str) -> None:
+    """The saver's tables are LangGraph's: prepared against the schema its own ``setup`` creates."""
+    text = sql.queries("sqlite", "saver")[name]
+    async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "c.sqlite")) as saver:
+        await saver.setup()
+        await saver.conn.execute(f"EXPLAIN {text}", dict.fromkeys(_PARAM.findall(text)))
+
+
 def test_query_parameters_are_named_not_positional() -> None:
-    for name, text in sql.queries("sqlite").items():
+    for name, text in {**sql.queries("sqlite"), **sql.queries("sqlite", "saver")}.items():
         assert "?" not in text, name
         assert "%s" not in text, name
 

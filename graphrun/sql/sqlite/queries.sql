@@ -208,3 +208,19 @@ SELECT * FROM runs WHERE status = 'running' AND lease_expires_at < :now;
 
 -- name: all_running_runs
 SELECT * FROM runs WHERE status = 'running';
+
+-- name: delete_pending_run
+-- A pending run cancelled with `rollback` leaves no trace, as on the official server.
+DELETE FROM runs WHERE run_id = :run_id AND status = 'pending';
+
+-- name: rollback_run
+DELETE FROM runs WHERE run_id = :run_id AND attempt = :attempt AND status = 'running'
+RETURNING thread_id;
+
+-- name: set_thread_after_rollback
+-- The thread as its head is once the rolled-back run's checkpoints are gone (values NULL: none left).
+UPDATE threads
+SET status = CASE WHEN EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = :thread_id
+                                 AND r.status IN ('pending', 'running')) THEN 'busy' ELSE :status END,
+    state_values = :values, interrupts = :interrupts, error = NULL, updated_at = :now, state_updated_at = :now
+WHERE thread_id = :thread_id;
