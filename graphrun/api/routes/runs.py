@@ -19,6 +19,7 @@ from starlette.responses import StreamingResponse
 from graphrun import errors
 from graphrun.api import schemas, sse
 from graphrun.api._resolve import require_checkpoint, require_uuid, resolve_assistant
+from graphrun.api._resume import check_resume
 from graphrun.api._runs import await_output, cancel, reload
 from graphrun.api.deps import Services, Svc
 from graphrun.models import Run, RunRequest, merge_config, new_id, utcnow
@@ -47,6 +48,8 @@ async def _new_run(svc: Services, body: schemas.RunCreate, thread_id: str | None
         raise errors.InvalidRequest("a stateless run has no thread, so no checkpoint to start from")
     if thread_id is not None:
         await require_checkpoint(svc, thread_id, checkpoint)
+    if body.command is not None and "resume" in body.command.model_fields_set and not checkpoint:
+        await _check_resume(svc, thread_id, body)
     durability = body.durability
     if durability is None and body.checkpoint_during is not None:
         durability = "async" if body.checkpoint_during else "exit"
@@ -78,6 +81,19 @@ async def _new_run(svc: Services, body: schemas.RunCreate, thread_id: str | None
         available_at=utcnow() + timedelta(seconds=body.after_seconds or 0),
         if_not_exists="create" if thread_id is None else body.if_not_exists,
     )
+
+
+async def _check_resume(svc: Services, thread_id: str | None, body: schemas.RunCreate) -> None:
+    assert body.command is not None
+    if thread_id is None:
+        raise errors.InvalidRequest("a stateless run has no thread, so no interrupt to resume")
+    try:
+        thread = await svc.store.get_thread(thread_id)
+    except errors.ThreadNotFound:
+        if body.if_not_exists != "create":
+            raise
+        raise errors.InvalidRequest(f"thread {thread_id} is new: it has no interrupt to resume") from None
+    check_resume(thread, body.command.resume)
 
 
 def _check_breakpoints(svc: Services, graph_id: str, body: schemas.RunCreate) -> None:
