@@ -123,7 +123,8 @@ class Runner:
         too, so that the final state of a plain run is known without reading it back."""
         request = run.request
         if run.attempt > 1:  # the API announced attempt 1 when it created the run
-            await self._bus.publish(run.run_id, "metadata", {"run_id": run.run_id, "attempt": run.attempt})
+            metadata = {"run_id": run.run_id, "attempt": run.attempt}
+            await self._bus.publish(run.run_id, "metadata", metadata, thread_id=run.thread_id)
         resuming = run.attempt > 1 and await self._has_progress(graph, run)
         run_config = _with_checkpoint(config, None if resuming else request.checkpoint)
         graph_input: Any = None if resuming else _input(request.input, request.command)
@@ -145,7 +146,7 @@ class Runner:
                 if mode == "values" and not namespace:
                     seen.observe(chunk)
                 for name, data in wire.part(namespace, mode, chunk):
-                    await self._bus.publish(run.run_id, name, data)
+                    await self._bus.publish(run.run_id, name, data, thread_id=run.thread_id)
         return seen
 
     async def _has_progress(self, graph: Pregel[Any, Any], run: Run) -> bool:
@@ -163,7 +164,7 @@ class Runner:
         message: str,
     ) -> RunOutcome:
         error = {"error": error_type, "message": message}
-        await self._bus.publish(run.run_id, "error", error)
+        await self._bus.publish(run.run_id, "error", error, thread_id=run.thread_id)
         return await self._outcome(graph, config, status, error)
 
     async def _outcome(

@@ -3,6 +3,11 @@
 Embedded mode keeps all of it in process (``LocalBus``). Each run's events are buffered, so that a client
 that connects late, or reconnects with ``Last-Event-ID``, receives what it missed; a finished run's buffer
 is dropped ``stream_buffer_ttl_s`` after the run ends.
+
+A thread's stream (``GET /threads/{id}/stream``) is the events of every run on the thread, each run's end
+(a ``metadata`` event ``{"status": "run_done"}``) and the thread's state updates, in publish order. Its
+log keeps at most ``thread_log_events`` events and goes when no one has watched or written it for
+``stream_buffer_ttl_s``.
 """
 
 from __future__ import annotations
@@ -41,11 +46,27 @@ class _RunBuffer:
     watchers: int = 0
 
 
+@dataclass
+class _ThreadLog:
+    events: collections.deque[StreamEvent]
+    dropped: int = 0  # events trimmed from the front: positions stay absolute
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    touched_at: float = 0.0
+    watchers: int = 0
+
+
 class EventBus(Protocol):
-    async def publish(self, run_id: str, event: str, data: Any) -> StreamEvent: ...
-    async def finish(self, run_id: str, output: Json | None) -> None: ...
+    async def publish(
+        self, run_id: str, event: str, data: Any, *, thread_id: str | None = None
+    ) -> StreamEvent: ...
+    async def finish(self, run_id: str, output: Json | None, *, thread_id: str | None = None) -> None: ...
     def subscribe(
         self, run_id: str, after: str | None, tick_s: float
+    ) -> AsyncGenerator[StreamEvent | None, None]: ...
+    def has_event(self, run_id: str, event_id: str) -> bool | None: ...
+    async def publish_thread(self, thread_id: str, event: str, data: Any) -> StreamEvent: ...
+    def subscribe_thread(
+        self, thread_id: str, after: str | None, tick_s: float
     ) -> AsyncGenerator[StreamEvent | None, None]: ...
     async def wait_done(self, run_id: str, timeout_s: float) -> bool: ...
     def output(self, run_id: str) -> Json | None: ...
@@ -58,8 +79,16 @@ class EventBus(Protocol):
 class LocalBus:
     """``EventBus`` within one process."""
 
-    def __init__(self, buffer_ttl_s: float = 120.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        buffer_ttl_s: float = 120.0,
+        clock: Callable[[], float] = time.monotonic,
+        thread_log_events: int = 10_000,
+    ) -> None:
         self._runs: dict[str, _RunBuffer] = {}
+        self._threads: dict[str, _ThreadLog] = {}
+        self._thread_touches: collections.deque[tuple[float, str]] = collections.deque()
+        self._thread_log_events = thread_log_events
         self._finished: collections.deque[tuple[float, str]] = collections.deque()  # in finish order
         self._seq = itertools.count()
         self._new_run = asyncio.Event()
@@ -88,22 +117,104 @@ class LocalBus:
             buf = self._runs.get(run_id)
             if buf is not None and buf.finished_at is not None and buf.finished_at < cutoff:
                 del self._runs[run_id]
+        # Thread logs likewise, by the time they were last written or left (a later touch re-queues them).
+        while self._thread_touches and self._thread_touches[0][0] < cutoff:
+            _, thread_id = self._thread_touches.popleft()
+            log = self._threads.get(thread_id)
+            if log is not None and not log.watchers and log.touched_at < cutoff:
+                del self._threads[thread_id]
+
+    def _thread_log(self, thread_id: str) -> _ThreadLog:
+        log = self._threads.get(thread_id)
+        if log is None:
+            log = self._threads[thread_id] = _ThreadLog(collections.deque())
+        log.touched_at = self._clock()
+        self._thread_touches.append((log.touched_at, thread_id))
+        return log
+
+    def _append_thread(self, thread_id: str, item: StreamEvent) -> None:
+        log = self._thread_log(thread_id)
+        log.events.append(item)
+        if len(log.events) > self._thread_log_events:
+            log.events.popleft()
+            log.dropped += 1
+        log.changed.set()
 
     def _next_id(self) -> str:
         return f"{int(time.time() * 1000)}-{next(self._seq)}"
 
-    async def publish(self, run_id: str, event: str, data: Any) -> StreamEvent:
+    async def publish(
+        self, run_id: str, event: str, data: Any, *, thread_id: str | None = None
+    ) -> StreamEvent:
         buf = self._buffer(run_id)
         item = StreamEvent(self._next_id(), event, encoding.dumps(data))
         buf.events.append(item)
         buf.changed.set()
+        if thread_id is not None:
+            self._append_thread(thread_id, item)
         return item
 
-    async def finish(self, run_id: str, output: Json | None) -> None:
+    async def finish(self, run_id: str, output: Json | None, *, thread_id: str | None = None) -> None:
         buf = self._buffer(run_id)
         buf.done, buf.output, buf.finished_at = True, output, self._clock()
         self._finished.append((buf.finished_at, run_id))
         buf.changed.set()
+        if thread_id is not None:
+            await self.publish_thread(thread_id, "metadata", {"status": "run_done", "run_id": run_id})
+
+    async def publish_thread(self, thread_id: str, event: str, data: Any) -> StreamEvent:
+        """An event of the thread itself (a run's end, a state update), on its stream only."""
+        self._expire()
+        item = StreamEvent(self._next_id(), event, encoding.dumps(data))
+        self._append_thread(thread_id, item)
+        return item
+
+    def has_event(self, run_id: str, event_id: str) -> bool | None:
+        """Is ``event_id`` one of the run's events? None when this process cannot tell: it holds none of
+        the run's events (not started, expired, or published by another process)."""
+        self._expire()
+        buf = self._runs.get(run_id)
+        if buf is None or not buf.events:
+            return None
+        return any(e.id == event_id for e in buf.events)
+
+    def subscribe_thread(
+        self, thread_id: str, after: str | None, tick_s: float
+    ) -> AsyncGenerator[StreamEvent | None, None]:
+        """The thread's events from now on (after ``after``, when given, as far as the log reaches back);
+        ``None`` on idle ticks. It never ends by itself: the caller closes it. "Now" is this call, not
+        the first iteration: nothing published in between is missed."""
+        self._expire()
+        log = self._thread_log(thread_id)
+        if after is None:
+            position = log.dropped + len(log.events)
+        elif after == "-1":
+            position = log.dropped
+        else:
+            key = _id_key(after)
+            position = log.dropped + sum(1 for e in log.events if _id_key(e.id) <= key)
+        return self._follow_thread(thread_id, log, position, tick_s)
+
+    async def _follow_thread(
+        self, thread_id: str, log: _ThreadLog, position: int, tick_s: float
+    ) -> AsyncGenerator[StreamEvent | None, None]:
+        self._threads.setdefault(thread_id, log)  # in case it expired since the subscription began
+        log.watchers += 1
+        try:
+            while True:
+                while position < log.dropped + len(log.events):
+                    index = max(position, log.dropped) - log.dropped
+                    position = log.dropped + index + 1
+                    yield log.events[index]
+                log.changed.clear()
+                try:
+                    await asyncio.wait_for(log.changed.wait(), tick_s)
+                except TimeoutError:
+                    yield None
+        finally:
+            log.watchers -= 1
+            log.touched_at = self._clock()
+            self._thread_touches.append((log.touched_at, thread_id))
 
     async def subscribe(
         self, run_id: str, after: str | None, tick_s: float
@@ -172,6 +283,11 @@ class LocalBus:
 
     def on_cancel(self, handler: CancelHandler) -> None:
         self._cancel_handlers.append(handler)
+
+
+def _id_key(event_id: str) -> tuple[int, int]:
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _position_after(events: list[StreamEvent], after: str | None) -> int:

@@ -172,7 +172,7 @@ class Worker:
             log.warning("run_lease_lost", attempt=run.attempt)
             return
         log.info("run_finished", status=outcome.status, attempt=run.attempt)
-        await self._bus.finish(run.run_id, outcome.output)
+        await self._bus.finish(run.run_id, outcome.output, thread_id=run.thread_id)
         await self._runner.cleanup(run)
 
     async def _rollback(self, run: Run) -> None:
@@ -188,7 +188,7 @@ class Worker:
             await self._finish(run, RunOutcome.cancelled())
             return
         log.info("run_rolled_back", attempt=run.attempt)
-        await self._bus.finish(run.run_id, None)
+        await self._bus.finish(run.run_id, None, thread_id=run.thread_id)
         await self._runner.cleanup(run)
 
     async def _release(self, run: Run) -> None:
@@ -212,7 +212,7 @@ class Worker:
             except errors.RunNotFound:
                 continue
             if run.finished:
-                await self._bus.finish(run.run_id, run.output)
+                await self._bus.finish(run.run_id, run.output, thread_id=run.thread_id)
                 await self._runner.cleanup(run)
         self._bus.notify_new_run()
 

@@ -23,7 +23,7 @@ async def cancel(svc: Services, thread_id: str, run_id: str, action: str) -> Run
         "interrupted",
         "pending",
     ):  # it was pending: it ends here (or was deleted), never having run
-        await svc.bus.finish(run_id, run.output)
+        await svc.bus.finish(run_id, run.output, thread_id=thread_id)
         if run.request.deletes_thread:
             await delete_thread(svc.store, svc.graphs.persistence.checkpointer, run.thread_id)
     return run

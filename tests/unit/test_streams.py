@@ -266,3 +266,102 @@ async def test_a_buffer_with_events_stays_after_its_waiter_leaves() -> None:
     assert await bus.wait_done("r", 0.01) is False
 
     assert bus.buffered_runs == 1
+
+
+# ---------------------------------------------------------------- event ids and thread streams
+
+
+async def test_has_event_tells_a_run_s_ids_from_others() -> None:
+    bus = LocalBus()
+    mine = await published(bus, "run-1", 2)
+    other = await published(bus, "run-2", 1)
+
+    assert bus.has_event("run-1", mine[1].id) is True
+    assert bus.has_event("run-1", other[0].id) is False
+    assert bus.has_event("run-3", mine[0].id) is None  # nothing of run-3 here: cannot tell
+
+
+async def next_events(sub: AsyncIterator[StreamEvent | None], count: int) -> list[StreamEvent]:
+    found: list[StreamEvent] = []
+    async with asyncio.timeout(BOUND_S):
+        async for e in sub:
+            if e is not None:
+                found.append(e)
+            if len(found) == count:
+                return found
+    raise AssertionError(f"the subscription ended after {len(found)} of {count} events")
+
+
+async def test_a_thread_stream_follows_every_run_on_the_thread_from_now() -> None:
+    bus = LocalBus()
+    await bus.publish("old", "values", {"n": 0}, thread_id="t")  # before the client joined: not sent
+    sub = bus.subscribe_thread("t", None, TICK_S)
+    try:
+        await bus.publish("run-1", "values", {"n": 1}, thread_id="t")
+        await bus.publish("elsewhere", "values", {"n": 9}, thread_id="other-thread")
+        await bus.finish("run-1", None, thread_id="t")
+        await bus.publish("run-2", "updates", {"n": 2}, thread_id="t")
+        await bus.publish_thread("t", "state_update", {"n": 3})
+
+        got = await next_events(sub, 4)
+    finally:
+        await close(sub)
+
+    assert [(e.event, encoding.loads(e.data)) for e in got] == [
+        ("values", {"n": 1}),
+        ("metadata", {"status": "run_done", "run_id": "run-1"}),
+        ("updates", {"n": 2}),
+        ("state_update", {"n": 3}),
+    ]
+    assert [id_key(e) for e in got] == sorted(id_key(e) for e in got)
+
+
+async def test_a_thread_stream_replays_after_an_id_across_runs() -> None:
+    bus = LocalBus()
+    first = await bus.publish("run-1", "values", {"n": 1}, thread_id="t")
+    second = await bus.publish("run-2", "values", {"n": 2}, thread_id="t")
+
+    after_first = bus.subscribe_thread("t", first.id, TICK_S)
+    everything = bus.subscribe_thread("t", "-1", TICK_S)
+    try:
+        assert await next_events(after_first, 1) == [second]
+        assert await next_events(everything, 2) == [first, second]
+    finally:
+        await close(after_first)
+        await close(everything)
+
+
+async def test_a_thread_log_keeps_only_its_newest_events() -> None:
+    bus = LocalBus(thread_log_events=3)
+    events = [await bus.publish(f"run-{i}", "values", {"n": i}, thread_id="t") for i in range(5)]
+
+    sub = bus.subscribe_thread("t", "-1", TICK_S)
+    try:
+        assert await next_events(sub, 3) == events[2:]
+        newest = await bus.publish("run-5", "values", {"n": 5}, thread_id="t")
+        assert await next_events(sub, 1) == [newest]
+    finally:
+        await close(sub)
+
+
+async def test_an_unwatched_thread_log_expires_a_watched_one_stays() -> None:
+    clock = FakeClock()
+    bus = LocalBus(buffer_ttl_s=10, clock=clock)
+    await bus.publish("run-1", "values", {}, thread_id="quiet")
+    await bus.publish("run-2", "values", {}, thread_id="watched")
+    sub = bus.subscribe_thread("watched", None, TICK_S)
+    try:
+        async with asyncio.timeout(BOUND_S):
+            assert await anext(sub) is None  # subscribed, idle
+        clock.now += 11
+        bus.buffered_runs  # noqa: B018 - reading it runs the expiry
+        replay_quiet = bus.subscribe_thread("quiet", "-1", TICK_S)
+        try:
+            async with asyncio.timeout(BOUND_S):
+                assert await anext(replay_quiet) is None  # its log went: nothing to replay
+        finally:
+            await close(replay_quiet)
+        await bus.publish("run-3", "values", {"n": 3}, thread_id="watched")
+        assert [encoding.loads(e.data) for e in await next_events(sub, 1)] == [{"n": 3}]
+    finally:
+        await close(sub)

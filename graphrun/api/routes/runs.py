@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import typing
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
@@ -27,6 +30,10 @@ from graphrun.stores.base import NewRun, Page
 from graphrun.types import CancelAction, Json, RunStatus
 
 router = APIRouter(tags=["runs"])
+
+ThreadStreamMode = Literal["run_modes", "lifecycle", "state_update"]
+THREAD_STREAM_MODES = frozenset(typing.get_args(ThreadStreamMode))
+_EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
 
 # ---------------------------------------------------------------- creating
 
@@ -117,9 +124,10 @@ async def _submit(svc: Services, runs: list[NewRun]) -> list[Run]:
     created = await svc.store.create_runs(runs)
     for new, result in zip(runs, created, strict=True):
         # The run's stream opens with its id, as the official server's does (the worker announces retries).
-        await svc.bus.publish(result.run.run_id, "metadata", {"run_id": result.run.run_id, "attempt": 1})
-        for run in result.cancelled:
-            await svc.bus.cancel(run.run_id, new.multitask_strategy)
+        first = {"run_id": result.run.run_id, "attempt": 1}
+        await svc.bus.publish(result.run.run_id, "metadata", first, thread_id=result.run.thread_id)
+        for cancelled in result.cancelled:
+            await svc.bus.cancel(cancelled.run_id, new.multitask_strategy)
     svc.bus.notify_new_run()
     return [c.run for c in created]
 
@@ -226,7 +234,36 @@ async def join_stream(
     svc: Svc,
 ) -> StreamingResponse:
     run = await svc.store.get_run(str(thread_id), str(run_id))
-    return _stream_response(svc, run, cancel_on_disconnect, after=last_event_id)
+    after = event_id(last_event_id)
+    if after is not None and after != "-1" and svc.bus.has_event(run.run_id, after) is False:
+        raise errors.InvalidRequest(f"Last-Event-ID {after!r} is not an event of run {run.run_id}")
+    return _stream_response(svc, run, cancel_on_disconnect, after=after)
+
+
+@router.get("/threads/{thread_id}/stream")
+async def join_thread_stream(
+    *,
+    thread_id: uuid.UUID,
+    stream_mode: list[ThreadStreamMode] = Query(["run_modes"]),
+    stream_modes: str | None = None,
+    last_event_id: str | None = Header(None),
+    svc: Svc,
+) -> StreamingResponse:
+    """Every run's events on the thread, from now on (or after ``Last-Event-ID``), until the client
+    leaves. ``stream_modes`` (a comma list) is what the official server reads; the SDK sends
+    ``stream_mode``: both are taken."""
+    await svc.store.get_thread(str(thread_id))
+    modes: set[str] = set(stream_mode)
+    if stream_modes is not None:
+        modes = {m.strip() for m in stream_modes.split(",") if m.strip()}
+        unknown = sorted(modes - THREAD_STREAM_MODES)
+        if unknown:
+            raise errors.InvalidRequest(
+                f"unknown thread stream mode {unknown[0]!r}; "
+                f"expected one of {', '.join(sorted(THREAD_STREAM_MODES))}"
+            )
+    body = _thread_events(svc, str(thread_id), modes, event_id(last_event_id))
+    return sse.response(body, {})
 
 
 # ---------------------------------------------------------------- cancelling
@@ -303,6 +340,38 @@ async def _events(
     finally:
         if not finished and cancel_on_disconnect:
             await asyncio.shield(_cancel_quietly(svc, run))
+
+
+async def _thread_events(
+    svc: Services, thread_id: str, modes: set[str], after: str | None
+) -> AsyncIterator[bytes]:
+    subscription = svc.bus.subscribe_thread(thread_id, after, svc.settings.sse_keepalive_s)
+    async with contextlib.aclosing(subscription) as events:
+        async for event in events:
+            if svc.draining.is_set():
+                return
+            if event is None:
+                yield sse.HEARTBEAT
+            elif _thread_mode(event.event) in modes or (
+                "run_modes" in modes and event.event != "state_update"
+            ):
+                yield sse.frame(event.event, event.data, event.id)
+
+
+def _thread_mode(event: str) -> str:
+    """The thread stream mode an event belongs to besides ``run_modes`` (every run event)."""
+    return {"metadata": "lifecycle", "state_update": "state_update"}.get(event, "run_modes")
+
+
+def event_id(value: str | None) -> str | None:
+    """A ``Last-Event-ID`` header: ``-1`` (everything) or an id as the server issues them."""
+    if value is None or value == "" or value == "-1":
+        return value or None
+    if not _EVENT_ID.fullmatch(value):
+        raise errors.InvalidRequest(
+            f"Last-Event-ID {value!r} is not an event id: expected '<ms>-<seq>' as sent in 'id:' lines, or -1"
+        )
+    return value
 
 
 async def _cancel_quietly(svc: Services, run: Run) -> None:

@@ -131,6 +131,8 @@ async def update_state(thread_id: uuid.UUID, body: schemas.ThreadStateUpdate, sv
     interrupts = thread_interrupts(head)
     status: ThreadStatus = "interrupted" if head.next or interrupts else "idle"
     await svc.store.set_thread_state(thread.thread_id, encoding.jsonable(head.values), interrupts, status)
+    update = {"state": state_json(head), "thread_id": thread.thread_id}
+    await svc.bus.publish_thread(thread.thread_id, "state_update", update)
     return {"checkpoint": checkpoint_json(new_config)}
 
 
