@@ -34,6 +34,13 @@ _TIME_RE = re.compile(r"\b(?:what time|the time|current time|time now|time in)\b
 _TIMEZONE_RE = re.compile(r"\b([A-Za-z]+/[A-Za-z_]+(?:/[A-Za-z_]+)?|UTC|GMT)\b")
 _EXPRESSION_RE = re.compile(r"-?[\d(.][\d\s.+\-*/()]*[\d)]")
 _OPERATOR_BETWEEN_NUMBERS_RE = re.compile(r"[\d)]\s*[-+*/]\s*[-(\d.]")
+_EMAIL_RE = re.compile(r"\be-?mail\b", re.IGNORECASE)
+_ADDRESS_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_BODY_MARKER = r"(?:saying|that says|with the message)"
+_SUBJECT_RE = re.compile(rf"\babout\s+(.+?)(?=\s+{_BODY_MARKER}\b|[.!?]*$)", re.IGNORECASE)
+_BODY_RE = re.compile(rf"\b{_BODY_MARKER}\s*:?\s*(.+)$", re.IGNORECASE | re.DOTALL)
+_REJECTED_RE = re.compile(r"\brejected\b", re.IGNORECASE)
+DEFAULT_EMAIL_SUBJECT = "A note from your assistant"
 _TOKEN_RE = re.compile(r"\S+\s*|\s+")
 _ARGS_PIECE_RE = re.compile(r".{1,8}", re.DOTALL)
 
@@ -41,6 +48,7 @@ _RESULT_TEMPLATES = {
     "calculator": "The result is {result}.",
     "get_time": "The current time is {result}.",
     "lookup_weather": "Here is the weather: {result}.",
+    "send_email": "Done. {result}.",
 }
 
 
@@ -75,12 +83,31 @@ def _find_timezone(text: str) -> str:
     return match.group(1) if match else "UTC"
 
 
+def _email_draft(text: str) -> dict[str, str] | None:
+    """Read 'email <address> about <subject> saying <body>'; None when no address is given.
+
+    The subject and body are optional: the subject has a default and the body repeats it.
+    """
+    address = _ADDRESS_RE.search(text)
+    if address is None:
+        return None
+    subject_match = _SUBJECT_RE.search(text)
+    body_match = _BODY_RE.search(text)
+    subject = subject_match.group(1).strip() if subject_match else DEFAULT_EMAIL_SUBJECT
+    body = body_match.group(1).strip().strip("'\"") if body_match else f"{subject}."
+    return {"to": address.group(), "subject": subject, "body": body}
+
+
 def _detect_intent(text: str) -> tuple[str, dict[str, Any]] | str | None:
     """Map a user message to (tool name, arguments), a clarifying reply, or None for chit-chat.
 
     Keyword intents are checked before arithmetic because dates such as 2024-05-01 look like
-    subtraction, while the words 'weather' or 'what time' are unambiguous.
+    subtraction, while the words 'weather' or 'what time' are unambiguous. Email comes first:
+    what an email is about ('the weather in Paris') must not trigger another tool.
     """
+    if _EMAIL_RE.search(text):
+        draft = _email_draft(text)
+        return ("send_email", draft) if draft else "Who should I email? Please give me their address."
     if _WEATHER_RE.search(text):
         city = _find_city(text)
         return ("lookup_weather", {"city": city}) if city else "Which city would you like the weather for?"
@@ -102,6 +129,8 @@ def _describe_result(message: ToolMessage) -> str:
     """Turn one tool result into a sentence that quotes it verbatim."""
     result = message.text.strip().rstrip(".")
     name = message.name or "tool"
+    if message.status == "error" and _REJECTED_RE.search(result):
+        return f"Understood, I did not go ahead. {result}."
     if message.status == "error" or result.startswith("Error"):
         return f"The {name} tool reported a problem: {result}."
     template = _RESULT_TEMPLATES.get(name, "The {name} tool returned: {result}.")

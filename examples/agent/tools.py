@@ -1,7 +1,10 @@
-"""Small, side-effect-free tools for the example agent.
+"""Small tools for the example agent.
 
 They exist to exercise the tool-calling loop end to end (model -> ToolNode -> model)
-without network access, so their answers are cheap and (apart from the clock) fixed.
+without network access. Three are side-effect free; ``send_email`` is the one with a
+side effect, so the graph asks a human before it runs (see approval.py). Its "mail
+server" is the LangGraph store: sent emails are filed under ``("outbox", <thread id>)``
+where a client can list them, and nothing ever leaves the machine.
 """
 
 from __future__ import annotations
@@ -10,9 +13,13 @@ import ast
 import operator
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
+from typing import Any
+from uuid import uuid4
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from langchain_core.tools import BaseTool, tool
+from langgraph.prebuilt import ToolRuntime
+from pydantic import BaseModel, Field
 
 _MAX_EXPRESSION_LENGTH = 200
 _BINARY_OPERATORS: dict[type[ast.operator], Callable[[float, float], float]] = {
@@ -118,4 +125,33 @@ def lookup_weather(city: str) -> str:
     return f"{city.strip().title()}: {report}"
 
 
-TOOLS: list[BaseTool] = [calculator, get_time, lookup_weather]
+class EmailDraft(BaseModel):
+    """The arguments of ``send_email``; a reviewer who edits the call supplies a whole new draft.
+
+    Extra fields are allowed here only because the injected ``runtime`` passes through this
+    schema; a reviewer's edit is checked strictly (approval.EditedEmail).
+    """
+
+    to: str = Field(description="Recipient address, e.g. 'ann@example.com'")
+    subject: str = Field(description="Subject line")
+    body: str = Field(description="Plain-text message body")
+
+
+def outbox_namespace(thread_id: str) -> tuple[str, str]:
+    """Store namespace of the emails sent from one thread."""
+    return ("outbox", thread_id)
+
+
+@tool(args_schema=EmailDraft)
+def send_email(to: str, subject: str, body: str, runtime: ToolRuntime[None, Any]) -> str:
+    """Send an email. A human approves, edits or rejects every email before it is sent."""
+    if runtime.store is None:
+        return "Error: this graph has no store, so there is no outbox to send from"
+    thread_id = str(runtime.config.get("configurable", {}).get("thread_id", "none"))
+    email = {"to": to, "subject": subject, "body": body, "tool_call_id": runtime.tool_call_id}
+    # A fresh key per send, like a real mail server's message id: sending twice files two emails.
+    runtime.store.put(outbox_namespace(thread_id), uuid4().hex, email)
+    return f"Email sent to {to} with the subject {subject!r}"
+
+
+TOOLS: list[BaseTool] = [calculator, get_time, lookup_weather, send_email]

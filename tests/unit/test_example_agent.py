@@ -225,7 +225,7 @@ def test_calculator_rejects_everything_else(example: Example, expression: str) -
     assert example.tools.calculator.invoke({"expression": expression}).startswith("Error:")
 
 
-# --- send_email: a human approves, edits or rejects it before it runs ----------------------------------------
+# --- send_email: a human approves, edits or rejects it before it runs ---------------------------------------
 
 EMAIL_REQUEST = "Send an email to ann@example.com about the launch saying We ship on Friday."
 DRAFT = {"to": "ann@example.com", "subject": "the launch", "body": "We ship on Friday."}
