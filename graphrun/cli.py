@@ -31,6 +31,7 @@ from graphrun.settings import Settings
 from graphrun.stores.sqlite import SqliteStore
 from graphrun.streams import LocalBus
 from graphrun.telemetry import configure_logging
+from graphrun.webhooks import Webhooks
 from graphrun.worker import Worker
 
 log = structlog.get_logger("graphrun.cli")
@@ -118,7 +119,11 @@ async def serve_embedded(settings: Settings, config: LanggraphConfig) -> None:
                 on_shutdown=svc.draining.set,
             )
             # The data-dir lock proves no other process executes its runs: the worker recovers orphans.
-            async with Worker(settings, svc.store, svc.bus, runner, recover_orphans=True):
+            webhooks = Webhooks(settings, config.webhook_headers, config.webhook_fields)
+            async with (
+                webhooks,
+                Worker(settings, svc.store, svc.bus, runner, recover_orphans=True, webhooks=webhooks),
+            ):
                 log.info(
                     "server_started",
                     url=f"http://{settings.host}:{settings.port}",

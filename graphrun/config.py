@@ -46,7 +46,16 @@ _GRAPH_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 # Valid langgraph.json keys that graphrun does not act on yet (checkpointer TTL and serde, custom HTTP
 # routes and middleware, webhook settings, UI bundles).
-_NOT_APPLIED = ("checkpointer", "http", "webhooks", "ui", "ui_config")
+_NOT_APPLIED = ("checkpointer", "http", "ui", "ui_config")
+# Of `webhooks`, `headers` and `allowed_fields` are applied; the URL policy is not yet.
+_WEBHOOKS_NOT_APPLIED = ("url", "env_prefix")
+WEBHOOK_FIELDS = frozenset(
+    {
+        "run_id", "thread_id", "assistant_id", "created_at", "updated_at", "metadata", "kwargs",
+        "multitask_strategy", "status", "run_started_at", "run_ended_at", "webhook_sent_at", "values",
+        "error",
+    }
+)  # fmt: skip
 
 _NUMBER = (int, float)
 # The sections graphrun validates key by key: key -> expected type, or a nested schema for an object.
@@ -87,6 +96,8 @@ class LanggraphConfig:
     checkpointer: Mapping[str, Any] | None = None
     auth: Mapping[str, Any] | None = None
     http: Mapping[str, Any] | None = None
+    webhook_headers: Mapping[str, str] = field(default_factory=dict)
+    webhook_fields: frozenset[str] | None = None  # None: every field
     # Keys that are valid but that graphrun does not act on yet; start-up says so in its log.
     not_applied: tuple[str, ...] = ()
 
@@ -109,6 +120,10 @@ def load_config(path: Path) -> LanggraphConfig:
     unknown = sorted(set(raw) - KNOWN_KEYS)
     if unknown:
         raise ConfigError(f"{path}: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(KNOWN_KEYS))})")
+    webhooks = _optional_object(path, raw, "webhooks") or {}
+    unknown_webhooks = sorted(set(webhooks) - {"headers", "allowed_fields", *_WEBHOOKS_NOT_APPLIED})
+    if unknown_webhooks:
+        raise ConfigError(f"{path}: unknown key 'webhooks.{unknown_webhooks[0]}'")
     return LanggraphConfig(
         path=path,
         graphs=_parse_graphs(path, raw.get("graphs")),
@@ -118,8 +133,42 @@ def load_config(path: Path) -> LanggraphConfig:
         checkpointer=_parse_section(path, raw, "checkpointer", _CHECKPOINTER_SCHEMA),
         auth=_parse_auth(path, raw),
         http=_optional_object(path, raw, "http"),
-        not_applied=tuple(k for k in _NOT_APPLIED if raw.get(k) is not None),
+        webhook_headers=_webhook_headers(path, webhooks),
+        webhook_fields=_webhook_fields(path, webhooks),
+        not_applied=(
+            *(k for k in _NOT_APPLIED if raw.get(k) is not None),
+            *(f"webhooks.{k}" for k in _WEBHOOKS_NOT_APPLIED if webhooks.get(k) is not None),
+        ),
     )
+
+
+def _webhook_headers(path: Path, webhooks: Mapping[str, Any]) -> dict[str, str]:
+    headers = webhooks.get("headers") or {}
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise ConfigError(f"{path}: 'webhooks.headers' must be an object of header names to strings")
+    for name, value in headers.items():
+        if "${{" in value:
+            raise ConfigError(
+                f"{path}: 'webhooks.headers.{name}' uses a template; graphrun takes literal values only"
+            )
+    return headers
+
+
+def _webhook_fields(path: Path, webhooks: Mapping[str, Any]) -> frozenset[str] | None:
+    fields = webhooks.get("allowed_fields")
+    if fields is None:
+        return None
+    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+        raise ConfigError(f"{path}: 'webhooks.allowed_fields' must be a list of field names")
+    unknown = sorted(set(fields) - WEBHOOK_FIELDS)
+    if unknown:
+        raise ConfigError(
+            f"{path}: 'webhooks.allowed_fields' has unknown field {unknown[0]!r} "
+            f"(known: {', '.join(sorted(WEBHOOK_FIELDS))})"
+        )
+    return frozenset(fields)
 
 
 def _parse_graphs(path: Path, graphs: Any) -> tuple[GraphSpec, ...]:

@@ -186,3 +186,24 @@ def run_output(values: Json | None, interrupts: list[Json], error: Json | None) 
     if interrupts:
         out["__interrupt__"] = interrupts
     return out
+
+
+def run_json(r: Run) -> Json:
+    """A run as the API answers it (and a webhook posts it)."""
+    return {
+        "run_id": r.run_id,
+        "thread_id": r.thread_id,
+        "assistant_id": r.assistant_id,
+        "created_at": r.created_at.isoformat(),
+        "updated_at": r.updated_at.isoformat(),
+        "status": r.status,
+        "metadata": r.metadata,
+        "kwargs": {
+            "input": r.request.input,
+            "command": r.request.command,
+            "config": r.request.config,
+            "context": r.request.context,
+            "stream_mode": r.request.stream_mode,
+        },
+        "multitask_strategy": r.multitask_strategy,
+    }

@@ -47,6 +47,8 @@ class Settings:
     stream_buffer_ttl_s: float = _setting(120.0, "s", "how long a finished run's events stay joinable")
     sse_keepalive_s: float = _setting(5.0, "s", "interval of SSE heartbeat comments on idle streams")
     wait_timeout_s: float = _setting(3600.0, "s", "longest a /wait or /join request holds the connection")
+    webhook_timeout_s: float = _setting(10.0, "s", "timeout of one webhook POST")
+    webhook_retries: int = _setting(3, "retries", "retries of a webhook after a connection error or a 5xx")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -76,6 +78,8 @@ class Settings:
         for name in ("worker_concurrency", "max_attempts"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
+        if self.webhook_retries < 0:
+            raise ConfigError(f"{ENV_PREFIX}WEBHOOK_RETRIES must be 0 or more")
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"GRAPHRUN_PORT must be between 1 and 65535, not {self.port}")
         durations = [f.name for f in dataclasses.fields(self) if f.metadata["unit"] == "s"]

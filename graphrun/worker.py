@@ -27,6 +27,7 @@ from graphrun.runner import RunHandle, Runner
 from graphrun.settings import Settings
 from graphrun.stores.base import ControlStore
 from graphrun.streams import EventBus
+from graphrun.webhooks import Webhooks
 
 log = structlog.get_logger("graphrun.worker")
 
@@ -51,6 +52,7 @@ class Worker:
         *,
         worker_id: str | None = None,
         recover_orphans: bool = False,
+        webhooks: Webhooks | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -58,6 +60,7 @@ class Worker:
         self._runner = runner
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
         self._recover_orphans = recover_orphans
+        self._webhooks = webhooks
         self._active: dict[str, _Active] = {}
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -174,6 +177,9 @@ class Worker:
         log.info("run_finished", status=outcome.status, attempt=run.attempt)
         await self._bus.finish(run.run_id, outcome.output, thread_id=run.thread_id)
         await self._runner.cleanup(run)
+        if self._webhooks is not None and run.request.webhook is not None:
+            # The claimed row's updated_at is when this attempt started.
+            self._webhooks.send(run, outcome, started_at=run.updated_at)
 
     async def _rollback(self, run: Run) -> None:
         """The run is undone: its checkpoints, then its row, go; its thread is as before it started."""

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from graphrun import errors
-from graphrun.models import Assistant, Run, Thread
+from graphrun.models import Assistant, Thread
 from graphrun.types import (
     STREAM_MODES,
     CancelAction,
@@ -353,24 +353,4 @@ def thread_json(t: Thread) -> Json:
         "interrupts": t.interrupts,
         "config": t.config,
         "error": t.error,
-    }
-
-
-def run_json(r: Run) -> Json:
-    return {
-        "run_id": r.run_id,
-        "thread_id": r.thread_id,
-        "assistant_id": r.assistant_id,
-        "created_at": r.created_at.isoformat(),
-        "updated_at": r.updated_at.isoformat(),
-        "status": r.status,
-        "metadata": r.metadata,
-        "kwargs": {
-            "input": r.request.input,
-            "command": r.request.command,
-            "config": r.request.config,
-            "context": r.request.context,
-            "stream_mode": r.request.stream_mode,
-        },
-        "multitask_strategy": r.multitask_strategy,
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -283,3 +284,36 @@ def test_keys_graphrun_does_not_act_on_are_named(tmp_path: Path) -> None:
     path = write_config(tmp_path, raw)
 
     assert load_config(path).not_applied == ("checkpointer", "http")
+
+
+def test_webhook_headers_and_fields_are_applied_the_url_policy_is_named(tmp_path: Path) -> None:
+    raw = {
+        "graphs": {"agent": VALID_GRAPH},
+        "webhooks": {
+            "headers": {"Authorization": "Bearer x"},
+            "allowed_fields": ["run_id", "status"],
+            "url": {"require_https": True},
+        },
+    }
+    config = load_config(write_config(tmp_path, raw))
+
+    assert config.webhook_headers == {"Authorization": "Bearer x"}
+    assert config.webhook_fields == {"run_id", "status"}
+    assert config.not_applied == ("webhooks.url",)
+
+
+@pytest.mark.parametrize(
+    ("webhooks", "fragment"),
+    [
+        ({"headers": {"X": 1}}, "'webhooks.headers' must be an object of header names to strings"),
+        ({"headers": {"X": "${{ env.LG_WEBHOOK_TOKEN }}"}}, "takes literal values only"),
+        ({"allowed_fields": ["run_id", "secret"]}, "unknown field 'secret'"),
+        ({"allowed_fields": "run_id"}, "must be a list of field names"),
+        ({"retries": 3}, "unknown key 'webhooks.retries'"),
+    ],
+    ids=["header-not-string", "header-template", "unknown-field", "fields-not-list", "unknown-key"],
+)
+def test_bad_webhooks_section_is_refused(tmp_path: Path, webhooks: dict[str, Any], fragment: str) -> None:
+    path = write_config(tmp_path, {"graphs": {"agent": VALID_GRAPH}, "webhooks": webhooks})
+
+    assert fragment in config_error(path)

@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "checkpointer": 3,
     "streams": 3,
     "runner": 4,
+    "webhooks": 4,
     "api": 5,
     "worker": 5,
     "cli": 6,

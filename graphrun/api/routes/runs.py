@@ -25,7 +25,7 @@ from graphrun.api._resolve import require_checkpoint, require_uuid, resolve_assi
 from graphrun.api._resume import check_resume
 from graphrun.api._runs import await_output, cancel, reload
 from graphrun.api.deps import Services, Svc
-from graphrun.models import Run, RunRequest, merge_config, new_id, utcnow
+from graphrun.models import Run, RunRequest, merge_config, new_id, run_json, utcnow
 from graphrun.stores.base import NewRun, Page
 from graphrun.types import CancelAction, Json, RunStatus
 
@@ -143,13 +143,13 @@ def _location(run: Run, suffix: str = "") -> dict[str, str]:
 @router.post("/threads/{thread_id}/runs")
 async def create_run(thread_id: uuid.UUID, body: schemas.RunCreate, svc: Svc) -> JSONResponse:
     run = await _create(svc, body, str(thread_id))
-    return JSONResponse(schemas.run_json(run), headers=_location(run))
+    return JSONResponse(run_json(run), headers=_location(run))
 
 
 @router.post("/runs")
 async def create_stateless_run(body: schemas.RunCreate, svc: Svc) -> JSONResponse:
     run = await _create(svc, body, None)
-    return JSONResponse(schemas.run_json(run), headers=_location(run))
+    return JSONResponse(run_json(run), headers=_location(run))
 
 
 class BatchItem(schemas.RunCreate):
@@ -164,7 +164,7 @@ async def create_batch(body: list[BatchItem], svc: Svc) -> list[Json]:
     for item in body:
         thread_id = require_uuid(item.thread_id, "thread_id") if item.thread_id else None
         new_runs.append(await _new_run(svc, item, thread_id))
-    return [schemas.run_json(run) for run in await _submit(svc, new_runs)]
+    return [run_json(run) for run in await _submit(svc, new_runs)]
 
 
 @router.post("/threads/{thread_id}/runs/wait")
@@ -204,12 +204,12 @@ async def list_runs(
     svc: Svc,
 ) -> list[Json]:
     runs = await svc.store.list_runs(str(thread_id), status, Page(limit, offset))
-    return [schemas.run_json(r) for r in runs]
+    return [run_json(r) for r in runs]
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}")
 async def get_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Svc) -> Json:
-    return schemas.run_json(await svc.store.get_run(str(thread_id), str(run_id)))
+    return run_json(await svc.store.get_run(str(thread_id), str(run_id)))
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
