@@ -298,7 +298,7 @@ def test_webhook_headers_and_fields_are_applied_the_url_policy_is_named(tmp_path
     config = load_config(write_config(tmp_path, raw))
 
     assert config.webhook_headers == {"Authorization": "Bearer x"}
-    assert config.webhook_fields == {"run_id", "status"}
+    assert config.webhook_fields == frozenset({"run_id", "status"})
     assert config.not_applied == ("webhooks.url",)
 
 
