@@ -249,6 +249,7 @@ class RunsCancel(Body):
     thread_id: str | None = None
     run_ids: list[str] | None = None
     status: Literal["pending", "running", "all"] | None = None
+    assistant_id: str | None = None
 
 
 class CancelParams(BaseModel):

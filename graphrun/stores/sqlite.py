@@ -449,6 +449,10 @@ class SqliteStore:
         params = {"thread_id": thread_id, "status": status, "limit": page.limit, "offset": page.offset}
         return [_rows.run(r) for r in await self._read_all("list_runs", params)]
 
+    async def inflight_runs(self, status: str | None, assistant_id: str | None, limit: int) -> list[Run]:
+        params = {"status": status, "assistant_id": assistant_id, "limit": limit}
+        return [_rows.run(r) for r in await self._read_all("inflight_runs_matching", params)]
+
     async def delete_run(self, thread_id: str, run_id: str) -> None:
         def tx(db: sqlite3.Connection) -> None:
             row = self._one("get_run", {"thread_id": thread_id, "run_id": run_id}, db)

@@ -265,3 +265,13 @@ async def test_reap_all_running_takes_back_every_running_run(store: ControlStore
     for run in runs:
         assert (await store.find_run(run.run_id)).status == "pending"
     assert (await store.find_run(pending.run_id)).status == "pending"
+
+
+async def test_a_delayed_run_is_not_overtaken_on_its_thread(store: ControlStore) -> None:
+    """`after_seconds` delays a run; a later run on the same thread queues behind it (enqueue order)."""
+    thread_id = new_id()
+    await add_run(store, thread_id, delay_s=3600)
+    await add_run(store, thread_id)
+    other = await add_run(store, new_id())
+
+    assert [r.run_id for r in await store.claim_runs(WORKER, 10, LEASE_S)] == [other.run_id]

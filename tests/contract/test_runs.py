@@ -365,3 +365,20 @@ async def test_a_stale_attempt_cannot_roll_back(store: ControlStore) -> None:
     with pytest.raises(errors.LeaseLost):
         await store.rollback_run(run, outcome("interrupted", thread_status="idle", values=None))
     assert (await store.find_run(run.run_id)).status == "running"
+
+
+async def test_inflight_runs_across_threads_by_status_and_assistant(store: ControlStore) -> None:
+    running = await running_run(store, new_id())
+    await finished_run(store, new_id())
+    pending = await add_run(store, new_id())  # last: the helpers above claim what is pending
+
+    everything = await store.inflight_runs(None, None, 100)
+    only_pending = await store.inflight_runs("pending", None, 100)
+    of_assistant = await store.inflight_runs(None, ASSISTANT_ID, 100)
+    of_nobody = await store.inflight_runs(None, new_id(), 100)
+
+    assert [r.run_id for r in everything] == [running.run_id, pending.run_id]
+    assert [r.run_id for r in only_pending] == [pending.run_id]
+    assert [r.run_id for r in of_assistant] == [running.run_id, pending.run_id]
+    assert of_nobody == []
+    assert len(await store.inflight_runs(None, None, 1)) == 1

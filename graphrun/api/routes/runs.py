@@ -287,20 +287,35 @@ async def cancel_run(
 async def cancel_runs(
     *, body: schemas.RunsCancel, action: CancelAction = Query("interrupt"), svc: Svc
 ) -> Response:
-    if body.thread_id is None:
-        raise errors.InvalidRequest("thread_id is required")
-    thread_id = require_uuid(body.thread_id, "thread_id")
-    if body.run_ids is not None:
-        targets = [require_uuid(r, "run_ids[]") for r in body.run_ids]
-        for run_id in targets:
-            await svc.store.get_run(thread_id, run_id)  # 404 before cancelling anything
+    """Cancel runs by id on a thread, every in-flight run of a thread, of an assistant, or in a status."""
+    status = None if body.status in (None, "all") else body.status
+    if body.assistant_id is not None:
+        if body.thread_id is not None or body.run_ids is not None or body.status is not None:
+            raise errors.InvalidRequest("give assistant_id alone, without thread_id, run_ids or status")
+        assistant = await resolve_assistant(svc, body.assistant_id)
+        targets = await svc.store.inflight_runs(None, assistant.assistant_id, _CANCEL_LIMIT)
+    elif body.thread_id is None:
+        if body.status is None or body.run_ids is not None:
+            raise errors.InvalidRequest(
+                "say which runs to cancel: thread_id (with run_ids or status), status, or assistant_id"
+            )
+        targets = await svc.store.inflight_runs(status, None, _CANCEL_LIMIT)
     else:
-        wanted = {"pending", "running"} if body.status in (None, "all") else {body.status}
-        runs = await svc.store.list_runs(thread_id, None, Page(limit=1000))
-        targets = [r.run_id for r in runs if r.status in wanted]
-    for run_id in targets:
-        await cancel(svc, thread_id, run_id, action)
+        thread_id = require_uuid(body.thread_id, "thread_id")
+        if body.run_ids is not None:
+            ids = [require_uuid(r, "run_ids[]") for r in body.run_ids]
+            targets = [await svc.store.get_run(thread_id, r) for r in ids]  # 404 before cancelling anything
+        else:
+            runs = await svc.store.list_runs(thread_id, None, Page(limit=_CANCEL_LIMIT))
+            targets = [r for r in runs if r.status in ({status} if status else {"pending", "running"})]
+    for run in targets:
+        with contextlib.suppress(errors.RunNotFound):  # it ended, or was rolled back, meanwhile
+            await cancel(svc, run.thread_id, run.run_id, action)
     return Response(status_code=204)
+
+
+# Most runs one /runs/cancel request cancels.
+_CANCEL_LIMIT = 1000
 
 
 # ---------------------------------------------------------------- streaming

@@ -150,6 +150,14 @@ SELECT * FROM runs WHERE run_id = :run_id;
 -- name: inflight_runs
 SELECT * FROM runs WHERE thread_id = :thread_id AND status IN ('pending', 'running') ORDER BY created_at;
 
+-- name: inflight_runs_matching
+-- Runs in flight anywhere, by status (NULL: pending and running) and assistant (NULL: any).
+SELECT * FROM runs
+WHERE status IN ('pending', 'running') AND (:status IS NULL OR status = :status)
+  AND (:assistant_id IS NULL OR assistant_id = :assistant_id)
+ORDER BY created_at
+LIMIT :limit;
+
 -- name: list_runs
 SELECT * FROM runs
 WHERE thread_id = :thread_id AND (:status IS NULL OR status = :status)
@@ -168,7 +176,8 @@ UPDATE runs SET cancel_action = :action, updated_at = :now
 WHERE run_id = :run_id AND status = 'running';
 
 -- name: claim_runs
--- The oldest ready pending run of each thread that has nothing running; at most :limit of them.
+-- The oldest pending run of each thread that has nothing running, if it is ready; at most :limit of
+-- them. A run delayed with after_seconds holds its place: later runs on its thread wait behind it.
 UPDATE runs
 SET status = 'running', attempt = attempt + 1, lease_owner = :worker_id, lease_expires_at = :lease_expires_at,
     updated_at = :now
@@ -177,10 +186,10 @@ WHERE run_id IN (
         SELECT r.run_id, r.available_at, r.created_at,
                ROW_NUMBER() OVER (PARTITION BY r.thread_id ORDER BY r.created_at, r.run_id) AS rank
         FROM runs r
-        WHERE r.status = 'pending' AND r.available_at <= :now
+        WHERE r.status = 'pending'
           AND NOT EXISTS (SELECT 1 FROM runs b WHERE b.thread_id = r.thread_id AND b.status = 'running')
     )
-    WHERE rank = 1
+    WHERE rank = 1 AND available_at <= :now
     ORDER BY available_at, created_at
     LIMIT :limit
 )
