@@ -100,7 +100,8 @@ class ControlStore(Protocol):
     async def delete_run(self, thread_id: str, run_id: str) -> None: ...
     async def cancel_run(self, thread_id: str, run_id: str, action: CancelAction) -> Run:
         """A running run is flagged for its worker; a pending one ends now: ``interrupted``, or with
-        ``rollback`` deleted (then it is returned as it was, still ``pending``)."""
+        ``rollback`` deleted (then it is returned as it was, still ``pending``). A finished run is
+        ``RunNotFound`` (nothing to cancel), as on the official server."""
         ...
 
     # the worker's side

@@ -472,6 +472,10 @@ class SqliteStore:
             if row is None:
                 raise errors.RunNotFound(f"Run {run_id} not found on thread {thread_id}")
             run = _rows.run(row)
+            if run.finished:
+                raise errors.RunNotFound(
+                    f"Run {run_id} is already {run.status}: only pending or running runs can be cancelled"
+                )
             now = _now()
             self._cancel_all(db, [run], action, now)
             db.execute(Q["settle_thread_status"], {"thread_id": thread_id, "now": now})

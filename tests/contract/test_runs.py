@@ -382,3 +382,12 @@ async def test_inflight_runs_across_threads_by_status_and_assistant(store: Contr
     assert [r.run_id for r in of_assistant] == [running.run_id, pending.run_id]
     assert of_nobody == []
     assert len(await store.inflight_runs(None, None, 1)) == 1
+
+
+async def test_cancel_a_finished_run_is_not_found(store: ControlStore) -> None:
+    """As on the official server: there is no cancellable run by that id."""
+    run = await finished_run(store, new_id())
+
+    with pytest.raises(errors.RunNotFound, match="already success"):
+        await store.cancel_run(run.thread_id, run.run_id, "interrupt")
+    assert (await store.find_run(run.run_id)).status == "success"

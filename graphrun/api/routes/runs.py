@@ -278,9 +278,10 @@ async def cancel_run(
     svc: Svc,
 ) -> Response:
     run = await cancel(svc, str(thread_id), str(run_id), params.action)
-    if params.wait:
-        await await_output(svc, run)
-    return Response(status_code=202 if not params.wait else 204)
+    if not params.wait:
+        return Response(status_code=202)
+    # As the official server: the run's final output, as /join answers it.
+    return JSONResponse(await await_output(svc, run), headers=_location(run, "/join"))
 
 
 @router.post("/runs/cancel")
