@@ -146,6 +146,12 @@ class Worker:
         )
         with bound:
             try:
+                if run.cancel_action == "rollback":
+                    # Rolled back while an earlier attempt ran, whose worker died before undoing it.
+                    handle.cancel_action = handle.run.cancel_action
+                    handle.finishing = True
+                    await asyncio.shield(self._rollback(run))
+                    return
                 log.info("run_started", attempt=run.attempt)
                 try:
                     outcome = await self._runner.execute(handle)

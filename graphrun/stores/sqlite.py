@@ -583,6 +583,9 @@ class SqliteStore:
             expired = [_rows.run(r) for r in self._all(query, {"now": now}, db)]
             for r in expired:
                 params = {"run_id": r.run_id, "attempt": r.attempt, "now": now}
+                if r.cancel_action == "rollback":  # its worker died before undoing it: the next one will
+                    self._all("release_run", params, db)
+                    continue
                 if r.cancel_action is not None:  # cancelled, then its worker died: it stays cancelled
                     cancelled = {"status": "interrupted", "output": None, "error": None}
                     self._all("finish_run", {**params, **cancelled}, db)

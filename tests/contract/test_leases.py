@@ -275,3 +275,25 @@ async def test_a_delayed_run_is_not_overtaken_on_its_thread(store: ControlStore)
     other = await add_run(store, new_id())
 
     assert [r.run_id for r in await store.claim_runs(WORKER, 10, LEASE_S)] == [other.run_id]
+
+
+async def test_reap_ends_a_run_cancelled_with_interrupt_whose_worker_died(store: ControlStore) -> None:
+    run = await running_run(store, new_id(), lease_s=EXPIRED_LEASE_S)
+    await store.cancel_run(run.thread_id, run.run_id, "interrupt")
+
+    await store.reap_expired(max_attempts=5)
+
+    assert (await store.find_run(run.run_id)).status == "interrupted"
+    assert (await store.get_thread(run.thread_id)).status == "idle"
+
+
+async def test_reap_hands_an_unfinished_rollback_to_the_next_worker(store: ControlStore) -> None:
+    """Undoing a run needs its checkpoints deleted, which only a worker can do: the run goes back to
+    pending, still flagged, and the worker that claims it undoes it instead of executing it."""
+    run = await running_run(store, new_id(), lease_s=EXPIRED_LEASE_S)
+    await store.cancel_run(run.thread_id, run.run_id, "rollback")
+
+    await store.reap_expired(max_attempts=1)  # even with no attempts left
+
+    claimed = await claim_one(store)
+    assert (claimed.run_id, claimed.cancel_action, claimed.attempt) == (run.run_id, "rollback", 2)

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Annotated, TypedDict
 
 import pytest
-from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import START, StateGraph
 from langgraph.store.memory import InMemoryStore
 
+from graphrun import errors
 from graphrun.config import GraphSpec
 from graphrun.graphs import GraphRegistry, LoadedGraph
 from graphrun.models import RunRequest, new_id, system_assistant_id, utcnow
@@ -89,9 +90,14 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 
     graph = StateGraph(State).add_node("step", slow_step).add_edge(START, "step").compile()
     settings = Settings(data_dir=tmp_path, poll_interval_s=0.05, lease_s=30, heartbeat_interval_s=10)
-    persistence = Persistence(checkpointer=InMemorySaver(), store=InMemoryStore())
-    registry = GraphRegistry({"g": LoadedGraph(GraphSpec("g", None, "tests", "graph"), graph)}, persistence)
-    async with SqliteStore(tmp_path / "control.sqlite") as store:
+    async with (
+        AsyncSqliteSaver.from_conn_string(str(tmp_path / "checkpoints.sqlite")) as saver,
+        SqliteStore(tmp_path / "control.sqlite") as store,
+    ):
+        persistence = Persistence(checkpointer=saver, store=InMemoryStore())
+        registry = GraphRegistry(
+            {"g": LoadedGraph(GraphSpec("g", None, "tests", "graph"), graph)}, persistence
+        )
         await store.ensure_system_assistant(system_assistant_id("g"), "g", None)
         bus = LocalBus()
         async with Worker(settings, store, bus, Runner(settings, store, bus, registry)):
@@ -128,3 +134,20 @@ async def test_a_cancel_while_running_ends_the_run_interrupted(rig: Rig) -> None
     assert rig.calls.ends == 0
     # cancelled mid-step: the step is still to run at the head, so the thread is interrupted (official rule)
     assert (await rig.store.get_thread(thread_id)).status == "interrupted"
+
+
+async def test_a_rollback_its_worker_did_not_finish_is_done_by_the_next_attempt(rig: Rig) -> None:
+    thread_id, run_id = await rig.submit()
+    await rig.until("the run to start", lambda: rig.calls.starts == 1)
+
+    # Flagged for rollback, but the signal never reaches the worker, whose lease is then taken away
+    # (as if it died): attempt 2 must undo the run, not execute it.
+    await rig.store.cancel_run(thread_id, run_id, "rollback")
+    await rig.store.reap_expired(max_attempts=3, all_running=True)
+    rig.bus.notify_new_run()
+
+    assert await rig.bus.wait_done(run_id, 10)
+    with pytest.raises(errors.RunNotFound):
+        await rig.store.find_run(run_id)
+    assert rig.calls.starts == 1, "the rolled-back run was executed again"
+    assert (await rig.store.get_thread(thread_id)).status == "idle"
