@@ -219,9 +219,15 @@ class LocalBus:
     async def subscribe(
         self, run_id: str, after: str | None, tick_s: float
     ) -> AsyncGenerator[StreamEvent | None, None]:
-        """Events after ``after`` (all if None or ``-1``) until the run is done; ``None`` on idle ticks."""
+        """Events after ``after`` until the run is done: all of them for ``-1``, only those published
+        from now on for None (a plain join, as on the official server); ``None`` on idle ticks."""
         with self._watching(run_id) as buf:
-            position = 0 if after in (None, "-1") else _position_after(buf.events, after)
+            if after is None:
+                position = len(buf.events)
+            elif after == "-1":
+                position = 0
+            else:
+                position = _position_after(buf.events, after)
             while True:
                 while position < len(buf.events):
                     position += 1

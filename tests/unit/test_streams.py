@@ -54,7 +54,7 @@ async def test_replay_in_publish_order() -> None:
     events = await published(bus, "run-1", 3)
     await bus.finish("run-1", {"step": 2})
 
-    replayed = await drain(bus.subscribe("run-1", after=None, tick_s=TICK_S))
+    replayed = await drain(bus.subscribe("run-1", after="-1", tick_s=TICK_S))
 
     assert replayed == events
     assert [e.data for e in replayed] == [encoding.dumps({"step": i}) for i in range(3)]
@@ -86,7 +86,21 @@ async def test_runs_are_separate() -> None:
     await published(bus, "run-2", 2)
     await bus.finish("run-1", None)
 
-    assert await drain(bus.subscribe("run-1", after=None, tick_s=TICK_S)) == first
+    assert await drain(bus.subscribe("run-1", after="-1", tick_s=TICK_S)) == first
+
+
+async def test_no_id_follows_from_now_as_a_plain_join() -> None:
+    """As the official server: a join without Last-Event-ID gets what is published from now on, so a
+    client that reconnects without an id never receives an event twice."""
+    bus = LocalBus()
+    await published(bus, "run-1", 2)
+    sub = bus.subscribe("run-1", after=None, tick_s=TICK_S)
+
+    assert await anext(sub) is None  # nothing old is replayed: the first thing is an idle tick
+    later = await bus.publish("run-1", "custom", "later")
+    await bus.finish("run-1", None)
+
+    assert await drain(sub) == [later]
 
 
 async def test_unknown_id_follows_from_now() -> None:
@@ -167,7 +181,7 @@ async def test_finished_buffers_expire_after_ttl() -> None:
     await bus.finish("run-1", {"n": 1})
 
     clock.now += 9.9
-    assert await drain(bus.subscribe("run-1", after=None, tick_s=TICK_S)) == events
+    assert await drain(bus.subscribe("run-1", after="-1", tick_s=TICK_S)) == events
     assert bus.output("run-1") == {"n": 1}
 
     clock.now += 0.2
@@ -188,7 +202,7 @@ async def test_running_buffers_never_expire() -> None:
     clock.now += 10_000
     await bus.finish("run-1", None)
 
-    assert await drain(bus.subscribe("run-1", after=None, tick_s=TICK_S)) == events
+    assert await drain(bus.subscribe("run-1", after="-1", tick_s=TICK_S)) == events
 
 
 async def test_wait_new_run_returns_when_notified() -> None:

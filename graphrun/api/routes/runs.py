@@ -327,8 +327,11 @@ def _stream_response(
     run: Run,
     cancel_on_disconnect: bool,
     *,
-    after: str | None = None,
+    after: str | None = "-1",
 ) -> StreamingResponse:
+    """The run's events as SSE: for a new run all of them (``-1``); for a join, those after
+    ``Last-Event-ID``, or with none only those from now on, as the official server does (a client
+    reconnecting without an id must not receive what it already had a second time)."""
     body = _events(svc, run, cancel_on_disconnect, after=after)
     return sse.response(body, _location(run, "/stream"))
 
