@@ -1,45 +1,30 @@
 """The SQLite control store of embedded mode.
 
-Every method is one transaction, run whole on the store's own thread with the standard library's
-``sqlite3``: one thread hop per call instead of one per statement (aiosqlite's model), which matters on
-the hot path of a run (create, claim, finish). Writes go through a single writer thread and connection
-(``BEGIN IMMEDIATE``), reads through a reader connection on another thread: in WAL mode it sees only
-committed data and never waits for the writer. A caller that is cancelled does not cut a transaction
-short: the thread finishes it.
+The logic is ``SqlStore``'s; this adapter runs its transactions on SQLite with the standard library's
+``sqlite3``. Writes go through a single writer thread and connection (``BEGIN IMMEDIATE``), reads through a
+reader connection on another thread: in WAL mode it sees only committed data and never waits for the
+writer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
-from graphrun import encoding, errors, sql
-from graphrun.models import Assistant, Run, RunOutcome, Thread, utcnow
-from graphrun.stores import _json, _rows
-from graphrun.stores.base import CreatedRun, NewRun, Page
-from graphrun.types import CancelAction, Json, ThreadStatus
+from graphrun import sql
+from graphrun.stores import _json
+from graphrun.stores._sqlstore import Db, SqlStore
 
-Q = sql.queries("sqlite")
 SAVER_Q = sql.queries("sqlite", "saver")
-_ASSISTANT_FIELDS = ("graph_id", "config", "context", "metadata", "name", "description")
 _PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=10000")
 T = TypeVar("T")
-
-
-def _now() -> str:
-    return _rows.ts(utcnow())
-
-
-def _dump(value: Any) -> str | None:
-    return None if value is None else encoding.dumps_str(value)
 
 
 class _Connection:
@@ -72,10 +57,11 @@ class _Connection:
         self._executor.shutdown(wait=True)
 
 
-class SqliteStore:
+class SqliteStore(SqlStore):
     """``ControlStore`` on a SQLite file. Use as ``async with SqliteStore(path) as store``."""
 
     def __init__(self, path: Path) -> None:
+        super().__init__(sql.queries("sqlite"))
         self.path = path
         self._writer = _Connection(path, "writer")
         self._reader = _Connection(path, "reader")
@@ -83,7 +69,7 @@ class SqliteStore:
     async def __aenter__(self) -> SqliteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         await self._writer.open()
-        await self._writer_setup()
+        await self._write(self._migrate)
         await self._reader.open()
         return self
 
@@ -91,25 +77,14 @@ class SqliteStore:
         await self._reader.close()
         await self._writer.close()
 
-    async def _writer_setup(self) -> None:
-        def tx(db: sqlite3.Connection) -> None:
-            db.execute(Q["create_migrations_table"])
-            done = {row["version"] for row in db.execute(Q["applied_migrations"]).fetchall()}
-            for version, name, script in sql.migrations("sqlite"):
-                if version not in done:
-                    for statement in sql.statements(script):
-                        db.execute(statement)
-                    db.execute(Q["record_migration"], {"version": version, "name": name, "now": _now()})
+    def _migrations(self) -> list[tuple[int, str, str]]:
+        return sql.migrations("sqlite")
 
-        await self._write(tx)
-
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` as one write transaction; rolled back whole if it raises."""
-
+    async def _write(self, fn: Callable[[Db], T]) -> T:
         def transaction(db: sqlite3.Connection) -> T:
             db.execute("BEGIN IMMEDIATE")
             try:
-                result = fn(db)
+                result = fn(cast(Db, db))
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
@@ -118,510 +93,8 @@ class SqliteStore:
 
         return await self._writer.run(transaction)
 
-    @staticmethod
-    def _one(query: str, params: Mapping[str, Any], db: sqlite3.Connection) -> Any:
-        return db.execute(Q[query], params).fetchone()
-
-    @staticmethod
-    def _all(query: str, params: Mapping[str, Any], db: sqlite3.Connection) -> Any:
-        return db.execute(Q[query], params).fetchall()
-
-    async def _read_one(self, query: str, params: Mapping[str, Any]) -> Any:
-        return await self._reader.run(lambda db: self._one(query, params, db))
-
-    async def _read_all(self, query: str, params: Mapping[str, Any]) -> Any:
-        return await self._reader.run(lambda db: self._all(query, params, db))
-
-    # ------------------------------------------------------------------ assistants
-
-    async def ensure_system_assistant(
-        self, assistant_id: str, graph_id: str, description: str | None
-    ) -> None:
-        def tx(db: sqlite3.Connection) -> None:
-            if self._one("get_assistant", {"assistant_id": assistant_id}, db) is None:
-                self._insert_assistant(
-                    db, assistant_id, graph_id, {}, {}, {"created_by": "system"}, graph_id, description
-                )
-
-        return await self._write(tx)
-
-    def _insert_assistant(
-        self,
-        db: sqlite3.Connection,
-        assistant_id: str,
-        graph_id: str,
-        config: Json,
-        context: Json,
-        metadata: Json,
-        name: str,
-        description: str | None,
-    ) -> None:
-        params = {
-            "assistant_id": assistant_id,
-            "graph_id": graph_id,
-            "config": _dump(config),
-            "context": _dump(context),
-            "metadata": _dump(metadata),
-            "name": name,
-            "description": description,
-            "now": _now(),
-        }
-        db.execute(Q["insert_assistant"], params)
-        db.execute(Q["insert_assistant_version"], {**params, "version": 1})
-
-    async def create_assistant(self, assistant: Assistant, if_exists: str) -> Assistant:
-        def tx(db: sqlite3.Connection) -> Assistant:
-            existing = self._one("get_assistant", {"assistant_id": assistant.assistant_id}, db)
-            if existing is not None:
-                if if_exists == "do_nothing":
-                    return _rows.assistant(existing)
-                raise errors.AlreadyExists(f"Assistant {assistant.assistant_id} already exists")
-            a = assistant
-            self._insert_assistant(
-                db, a.assistant_id, a.graph_id, a.config, a.context, a.metadata, a.name, a.description
-            )
-            return _rows.assistant(self._one("get_assistant", {"assistant_id": a.assistant_id}, db))
-
-        return await self._write(tx)
-
-    async def get_assistant(self, assistant_id: str) -> Assistant:
-        row = await self._read_one("get_assistant", {"assistant_id": assistant_id})
-        if row is None:
-            raise errors.AssistantNotFound(f"Assistant {assistant_id} not found")
-        return _rows.assistant(row)
-
-    async def update_assistant(self, assistant_id: str, changes: Json) -> Assistant:
-        """A new version from the current one with ``changes`` applied; it becomes the current version."""
-
-        def tx(db: sqlite3.Connection) -> Assistant:
-            row = self._one("get_assistant", {"assistant_id": assistant_id}, db)
-            if row is None:
-                raise errors.AssistantNotFound(f"Assistant {assistant_id} not found")
-            current = _rows.assistant(row)
-            fields: dict[str, Any] = {k: getattr(current, k) for k in _ASSISTANT_FIELDS}
-            fields.update({k: v for k, v in changes.items() if k in _ASSISTANT_FIELDS and v is not None})
-            fields["metadata"] = {
-                **current.metadata,
-                **changes.get("metadata", {}),
-            }  # merged, as the SDK says
-            version = (self._one("max_assistant_version", {"assistant_id": assistant_id}, db))["version"] + 1
-            params = {
-                **fields,
-                "config": _dump(fields["config"]),
-                "context": _dump(fields["context"]),
-                "metadata": _dump(fields["metadata"]),
-                "assistant_id": assistant_id,
-                "version": version,
-                "now": _now(),
-            }
-            db.execute(Q["insert_assistant_version"], params)
-            db.execute(Q["set_assistant_current"], params)
-            return _rows.assistant(self._one("get_assistant", {"assistant_id": assistant_id}, db))
-
-        return await self._write(tx)
-
-    async def delete_assistant(self, assistant_id: str) -> None:
-        def tx(db: sqlite3.Connection) -> None:
-            cur = db.execute(Q["delete_assistant"], {"assistant_id": assistant_id})
-            if cur.rowcount == 0:
-                raise errors.AssistantNotFound(f"Assistant {assistant_id} not found")
-
-        return await self._write(tx)
-
-    async def search_assistants(
-        self, graph_id: str | None, metadata: Json, name: str | None, page: Page
-    ) -> list[Assistant]:
-        params = {
-            "graph_id": graph_id,
-            "metadata": _dump(metadata),
-            "name": name,
-            **_page(page, "created_at"),
-        }
-        return [_rows.assistant(r) for r in await self._read_all("search_assistants", params)]
-
-    async def count_assistants(self, graph_id: str | None, metadata: Json, name: str | None) -> int:
-        params = {"graph_id": graph_id, "metadata": _dump(metadata), "name": name}
-        return int((await self._read_one("count_assistants", params))["n"])
-
-    async def list_assistant_versions(self, assistant_id: str, metadata: Json, page: Page) -> list[Assistant]:
-        await self.get_assistant(assistant_id)
-        params = {"assistant_id": assistant_id, "metadata": _dump(metadata), "limit": page.limit}
-        params["offset"] = page.offset
-        return [_rows.assistant(r) for r in await self._read_all("list_assistant_versions", params)]
-
-    async def set_assistant_latest(self, assistant_id: str, version: int) -> Assistant:
-        def tx(db: sqlite3.Connection) -> Assistant:
-            row = self._one("get_assistant_version", {"assistant_id": assistant_id, "version": version}, db)
-            if row is None:
-                raise errors.AssistantNotFound(f"Assistant {assistant_id} has no version {version}")
-            params = {k: row[k] for k in (*_ASSISTANT_FIELDS, "assistant_id", "version")}
-            db.execute(Q["set_assistant_current"], {**params, "now": _now()})
-            return _rows.assistant(self._one("get_assistant", {"assistant_id": assistant_id}, db))
-
-        return await self._write(tx)
-
-    # ------------------------------------------------------------------ threads
-
-    async def create_thread(self, thread_id: str, metadata: Json, if_exists: str) -> Thread:
-        def tx(db: sqlite3.Connection) -> Thread:
-            existing = self._one("get_thread", {"thread_id": thread_id}, db)
-            if existing is not None:
-                if if_exists == "do_nothing":
-                    return _rows.thread(existing)
-                raise errors.AlreadyExists(f"Thread {thread_id} already exists")
-            self._insert_thread(db, thread_id, metadata)
-            return _rows.thread(self._one("get_thread", {"thread_id": thread_id}, db))
-
-        return await self._write(tx)
-
-    def _insert_thread(
-        self, db: sqlite3.Connection, thread_id: str, metadata: Json, values: Json | None = None
-    ) -> None:
-        params = {
-            "thread_id": thread_id,
-            "metadata": _dump(metadata),
-            "values": _dump(values),
-            "config": "{}",
-            "now": _now(),
-        }
-        db.execute(Q["insert_thread"], params)
-
-    async def get_thread(self, thread_id: str) -> Thread:
-        row = await self._read_one("get_thread", {"thread_id": thread_id})
-        if row is None:
-            raise errors.ThreadNotFound(f"Thread {thread_id} not found")
-        return _rows.thread(row)
-
-    async def update_thread(self, thread_id: str, metadata: Json) -> Thread:
-        """Merge ``metadata`` into the thread's: top-level keys replaced whole, as Postgres' ``||``."""
-
-        def tx(db: sqlite3.Connection) -> Thread:
-            row = self._one("get_thread", {"thread_id": thread_id}, db)
-            if row is None:
-                raise errors.ThreadNotFound(f"Thread {thread_id} not found")
-            merged = {**_rows.thread(row).metadata, **metadata}
-            params = {"thread_id": thread_id, "metadata": _dump(merged), "now": _now()}
-            db.execute(Q["set_thread_metadata"], params)
-            return _rows.thread(self._one("get_thread", {"thread_id": thread_id}, db))
-
-        return await self._write(tx)
-
-    async def delete_thread(self, thread_id: str) -> list[Run]:
-        """Delete the thread and its runs; return the runs that were in flight (the caller cancels them)."""
-
-        def tx(db: sqlite3.Connection) -> list[Run]:
-            inflight = [_rows.run(r) for r in self._all("inflight_runs", {"thread_id": thread_id}, db)]
-            cur = db.execute(Q["delete_thread"], {"thread_id": thread_id})
-            if cur.rowcount == 0:
-                raise errors.ThreadNotFound(f"Thread {thread_id} not found")
-            return inflight
-
-        return await self._write(tx)
-
-    async def search_threads(
-        self,
-        metadata: Json,
-        values: Json,
-        status: ThreadStatus | None,
-        ids: Sequence[str] | None,
-        page: Page,
-    ) -> list[Thread]:
-        params = {
-            "metadata": _dump(metadata),
-            "values": _dump(values),
-            "status": status,
-            "ids": _dump(list(ids)) if ids is not None else None,
-            **_page(page, "created_at"),
-        }
-        return [_rows.thread(r) for r in await self._read_all("search_threads", params)]
-
-    async def count_threads(self, metadata: Json, values: Json, status: ThreadStatus | None) -> int:
-        params = {"metadata": _dump(metadata), "values": _dump(values), "status": status}
-        return int((await self._read_one("count_threads", params))["n"])
-
-    async def set_thread_state(
-        self, thread_id: str, values: Json | None, interrupts: dict[str, list[Json]], status: ThreadStatus
-    ) -> None:
-        def tx(db: sqlite3.Connection) -> None:
-            params = {
-                "thread_id": thread_id,
-                "values": _dump(values),
-                "interrupts": _dump(interrupts),
-                "status": status,
-                "now": _now(),
-            }
-            cur = db.execute(Q["set_thread_state"], params)
-            if cur.rowcount == 0:
-                raise errors.ThreadNotFound(f"Thread {thread_id} not found")
-
-        return await self._write(tx)
-
-    async def copy_thread(self, source_id: str, target_id: str) -> Thread:
-        def tx(db: sqlite3.Connection) -> Thread:
-            row = self._one("get_thread", {"thread_id": source_id}, db)
-            if row is None:
-                raise errors.ThreadNotFound(f"Thread {source_id} not found")
-            source = _rows.thread(row)
-            self._insert_thread(db, target_id, source.metadata, source.values)
-            db.execute(
-                Q["set_thread_state"],
-                {
-                    "thread_id": target_id,
-                    "values": _dump(source.values),
-                    "interrupts": _dump(source.interrupts),
-                    "status": "idle" if source.status == "busy" else source.status,
-                    "now": _now(),
-                },
-            )
-            return _rows.thread(self._one("get_thread", {"thread_id": target_id}, db))
-
-        return await self._write(tx)
-
-    # ------------------------------------------------------------------ runs
-
-    async def create_run(self, new: NewRun) -> CreatedRun:
-        """Insert the run in one transaction with its thread checks, busy check and strategy."""
-        return (await self.create_runs([new]))[0]
-
-    async def create_runs(self, runs: Sequence[NewRun]) -> list[CreatedRun]:
-        """Insert several runs in one transaction: all of them, or (on any error) none."""
-        return await self._write(lambda db: [self._create_run(db, new, _now()) for new in runs])
-
-    def _create_run(self, db: sqlite3.Connection, new: NewRun, now: str) -> CreatedRun:
-        if self._one("get_thread", {"thread_id": new.thread_id}, db) is None:
-            if new.if_not_exists != "create":
-                raise errors.ThreadNotFound(f"Thread {new.thread_id} not found")
-            self._insert_thread(db, new.thread_id, {})
-        inflight = [_rows.run(r) for r in self._all("inflight_runs", {"thread_id": new.thread_id}, db)]
-        cancelled: list[Run] = []
-        if inflight and new.multitask_strategy == "reject":
-            raise errors.ThreadBusy(
-                f"Thread {new.thread_id} is busy with run {inflight[0].run_id}; "
-                "multitask_strategy='reject' refuses a second run"
-            )
-        if inflight and new.multitask_strategy in ("interrupt", "rollback"):
-            cancelled = self._cancel_all(db, inflight, new.multitask_strategy, now)
-        db.execute(
-            Q["insert_run"],
-            {
-                "run_id": new.run_id,
-                "thread_id": new.thread_id,
-                "assistant_id": new.assistant_id,
-                "graph_id": new.graph_id,
-                "metadata": _dump(new.metadata),
-                "multitask_strategy": new.multitask_strategy,
-                "request": _rows.request_json(new.request),
-                "available_at": _rows.ts(new.available_at),
-                "now": now,
-            },
-        )
-        stamp = {"graph_id": new.graph_id, "assistant_id": new.assistant_id}
-        db.execute(Q["mark_thread_busy"], {"thread_id": new.thread_id, "metadata": _dump(stamp), "now": now})
-        run = _rows.run(self._one("get_run_by_id", {"run_id": new.run_id}, db))
-        return CreatedRun(run=run, cancelled=cancelled)
-
-    def _cancel_all(self, db: sqlite3.Connection, runs: Sequence[Run], action: str, now: str) -> list[Run]:
-        """Pending runs end now (``interrupted``, or deleted by a rollback); running ones are flagged
-        for their worker, and returned so the caller can signal it."""
-        for r in runs:
-            if action == "rollback":
-                db.execute(Q["delete_pending_run"], {"run_id": r.run_id})
-            else:
-                db.execute(Q["cancel_pending_run"], {"run_id": r.run_id, "action": action, "now": now})
-            db.execute(Q["request_cancel_running"], {"run_id": r.run_id, "action": action, "now": now})
-        return [r for r in runs if r.status == "running"]
-
-    async def get_run(self, thread_id: str, run_id: str) -> Run:
-        row = await self._read_one("get_run", {"thread_id": thread_id, "run_id": run_id})
-        if row is None:
-            raise errors.RunNotFound(f"Run {run_id} not found on thread {thread_id}")
-        return _rows.run(row)
-
-    async def find_run(self, run_id: str) -> Run:
-        row = await self._read_one("get_run_by_id", {"run_id": run_id})
-        if row is None:
-            raise errors.RunNotFound(f"Run {run_id} not found")
-        return _rows.run(row)
-
-    async def list_runs(self, thread_id: str, status: str | None, page: Page) -> list[Run]:
-        if await self._read_one("get_thread", {"thread_id": thread_id}) is None:
-            raise errors.ThreadNotFound(f"Thread {thread_id} not found")
-        params = {"thread_id": thread_id, "status": status, "limit": page.limit, "offset": page.offset}
-        return [_rows.run(r) for r in await self._read_all("list_runs", params)]
-
-    async def inflight_runs(self, status: str | None, assistant_id: str | None, limit: int) -> list[Run]:
-        params = {"status": status, "assistant_id": assistant_id, "limit": limit}
-        return [_rows.run(r) for r in await self._read_all("inflight_runs_matching", params)]
-
-    async def delete_run(self, thread_id: str, run_id: str) -> None:
-        def tx(db: sqlite3.Connection) -> None:
-            row = self._one("get_run", {"thread_id": thread_id, "run_id": run_id}, db)
-            if row is None:
-                raise errors.RunNotFound(f"Run {run_id} not found on thread {thread_id}")
-            if row["status"] in ("pending", "running"):
-                raise errors.Conflict(f"Run {run_id} is {row['status']}; cancel it before deleting it")
-            db.execute(Q["delete_run"], {"thread_id": thread_id, "run_id": run_id})
-
-        return await self._write(tx)
-
-    async def cancel_run(self, thread_id: str, run_id: str, action: CancelAction) -> Run:
-        """Pending runs end ``interrupted`` at once; running ones are flagged for their worker."""
-
-        def tx(db: sqlite3.Connection) -> Run:
-            row = self._one("get_run", {"thread_id": thread_id, "run_id": run_id}, db)
-            if row is None:
-                raise errors.RunNotFound(f"Run {run_id} not found on thread {thread_id}")
-            run = _rows.run(row)
-            if run.finished:
-                raise errors.RunNotFound(
-                    f"Run {run_id} is already {run.status}: only pending or running runs can be cancelled"
-                )
-            now = _now()
-            self._cancel_all(db, [run], action, now)
-            db.execute(Q["settle_thread_status"], {"thread_id": thread_id, "now": now})
-            after = self._one("get_run_by_id", {"run_id": run_id}, db)
-            return run if after is None else _rows.run(after)
-
-        return await self._write(tx)
-
-    # ------------------------------------------------------------------ the worker's side
-
-    async def claim_runs(self, worker_id: str, limit: int, lease_s: float) -> list[Run]:
-        def tx(db: sqlite3.Connection) -> list[Run]:
-            now = utcnow()
-            params = {
-                "worker_id": worker_id,
-                "limit": limit,
-                "now": _rows.ts(now),
-                "lease_expires_at": _rows.ts(now + timedelta(seconds=lease_s)),
-            }
-            return [_rows.run(r) for r in self._all("claim_runs", params, db)]
-
-        return await self._write(tx)
-
-    async def renew_lease(self, run: Run, worker_id: str, lease_s: float) -> str | None:
-        """Extend the lease; return the cancel action asked for, if any. Raise ``LeaseLost`` if not ours."""
-
-        def tx(db: sqlite3.Connection) -> str | None:
-            params = {
-                "run_id": run.run_id,
-                "attempt": run.attempt,
-                "worker_id": worker_id,
-                "lease_expires_at": _rows.ts(utcnow() + timedelta(seconds=lease_s)),
-            }
-            row = self._one("renew_lease", params, db)
-            if row is None:
-                raise errors.LeaseLost(f"Run {run.run_id} attempt {run.attempt} is no longer held")
-            action: str | None = row["cancel_action"]
-            return action
-
-        return await self._write(tx)
-
-    async def finish_run(self, run: Run, outcome: RunOutcome) -> None:
-        def tx(db: sqlite3.Connection) -> None:
-            now = _now()
-            params = {
-                "run_id": run.run_id,
-                "attempt": run.attempt,
-                "status": outcome.status,
-                "output": _dump(outcome.output),
-                "error": _dump(outcome.error),
-                "now": now,
-            }
-            if self._one("finish_run", params, db) is None:
-                raise errors.LeaseLost(f"Run {run.run_id} attempt {run.attempt} is no longer held")
-            thread_params = {
-                "thread_id": run.thread_id,
-                "status": outcome.thread_status,
-                "values": _dump(outcome.thread_values),
-                "interrupts": _dump(outcome.interrupts),
-                "error": _dump(outcome.error),
-                "now": now,
-            }
-            db.execute(Q["set_thread_after_run"], thread_params)
-
-        return await self._write(tx)
-
-    async def rollback_run(self, run: Run, outcome: RunOutcome) -> None:
-        """Delete a run its worker rolled back, and set its thread to the state it went back to."""
-
-        def tx(db: sqlite3.Connection) -> None:
-            now = _now()
-            if self._one("rollback_run", {"run_id": run.run_id, "attempt": run.attempt}, db) is None:
-                raise errors.LeaseLost(f"Run {run.run_id} attempt {run.attempt} is no longer held")
-            thread_params = {
-                "thread_id": run.thread_id,
-                "status": outcome.thread_status,
-                "values": _dump(outcome.thread_values),
-                "interrupts": _dump(outcome.interrupts),
-                "now": now,
-            }
-            db.execute(Q["set_thread_after_rollback"], thread_params)
-
-        return await self._write(tx)
-
-    async def release_run(self, run: Run) -> None:
-        """Give a claimed run back (shutdown): it is claimed again, its progress kept in checkpoints."""
-
-        def tx(db: sqlite3.Connection) -> None:
-            params = {"run_id": run.run_id, "attempt": run.attempt, "now": _now()}
-            if self._one("release_run", params, db) is None:
-                raise errors.LeaseLost(f"Run {run.run_id} attempt {run.attempt} is no longer held")
-
-        return await self._write(tx)
-
-    async def reap_expired(self, max_attempts: int, *, all_running: bool = False) -> list[Run]:
-        """Return runs whose lease expired to ``pending``, or end them in error after ``max_attempts``.
-
-        ``all_running`` treats every running run as expired: embedded mode calls it at start-up, when
-        the data-dir lock proves that no other process can be executing them.
-        """
-
-        def tx(db: sqlite3.Connection) -> list[Run]:
-            now = _now()
-            query = "all_running_runs" if all_running else "expired_runs"
-            expired = [_rows.run(r) for r in self._all(query, {"now": now}, db)]
-            for r in expired:
-                params = {"run_id": r.run_id, "attempt": r.attempt, "now": now}
-                if r.cancel_action == "rollback":  # its worker died before undoing it: the next one will
-                    self._all("release_run", params, db)
-                    continue
-                if r.cancel_action is not None:  # cancelled, then its worker died: it stays cancelled
-                    cancelled = {"status": "interrupted", "output": None, "error": None}
-                    self._all("finish_run", {**params, **cancelled}, db)
-                    db.execute(Q["settle_thread_status"], {"thread_id": r.thread_id, "now": now})
-                    continue
-                if r.attempt < max_attempts:
-                    self._all("release_run", params, db)
-                    continue
-                error = {
-                    "error": "RunAttemptsExhausted",
-                    "message": f"the run's worker stopped {r.attempt} times without finishing it "
-                    f"(max_attempts={max_attempts}); the last one's lease expired",
-                }
-                outcome = {"status": "error", "output": _dump({"__error__": error}), "error": _dump(error)}
-                self._all("finish_run", {**params, **outcome}, db)
-                thread_params = {
-                    "thread_id": r.thread_id,
-                    "status": "error",
-                    "values": None,
-                    "interrupts": "{}",
-                    "error": _dump(error),
-                    "now": now,
-                }
-                db.execute(Q["set_thread_after_run"], thread_params)
-            return expired
-
-        return await self._write(tx)
-
-
-def _page(page: Page, default_sort: str) -> dict[str, Any]:
-    return {
-        "limit": page.limit,
-        "offset": page.offset,
-        "sort_by": page.sort_by or default_sort,
-        "sort_order": page.sort_order if page.sort_order in ("asc", "desc") else "desc",
-    }
+    async def _read(self, fn: Callable[[Db], T]) -> T:
+        return await self._reader.run(lambda db: fn(cast(Db, db)))
 
 
 async def delete_saver_runs(conn: aiosqlite.Connection, thread_id: str, run_ids: Sequence[str]) -> None:
