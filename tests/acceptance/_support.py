@@ -47,6 +47,7 @@ GRAPH_IDS = (
     "tokens",
     "approval",
     "two_questions",
+    "draft_and_sign",
 )
 # Namespace of the official server's system assistant ids (langgraph_api's NAMESPACE_GRAPH).
 ASSISTANT_NAMESPACE = UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
@@ -139,8 +140,8 @@ class Server:
         if official:
             # The official CLI resolves graph paths against its working directory (the data directory), so it
             # gets a copy of the config and the graphs there.
-            for name in (self.config.name, "graphs.py"):
-                shutil.copy(self.config.parent / name, self.data_dir / name)
+            for path in (self.config, *self.config.parent.glob("graphs*.py")):
+                shutil.copy(path, self.data_dir / path.name)
             common = ["--config", str(self.data_dir / self.config.name), "--host", "127.0.0.1"]
             return [official, "dev", *common, "--port", str(self.port), "--no-browser", "--no-reload"]
         common = ["--config", str(self.config), "--host", "127.0.0.1", "--port", str(self.port)]
