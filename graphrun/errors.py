@@ -64,3 +64,7 @@ class LeaseLost(GraphrunError):
 
 class DataDirLocked(GraphrunError):
     """The data directory is in use by another graphrun process."""
+
+
+class StoreUnavailable(GraphrunError):
+    """The database is unreachable right now; retry the request shortly."""

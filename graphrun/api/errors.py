@@ -18,6 +18,7 @@ STATUS: dict[type[errors.GraphrunError], int] = {
     errors.Conflict: 409,
     errors.WaitTimedOut: 504,
     errors.ShuttingDown: 503,
+    errors.StoreUnavailable: 503,
     errors.ConfigError: 500,
     errors.GraphrunError: 500,
 }

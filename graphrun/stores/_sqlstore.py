@@ -77,6 +77,12 @@ class SqlStore:
     def _migrations(self) -> list[tuple[int, str, str]]:
         raise NotImplementedError
 
+    def _lock_thread(self, db: Db, thread_id: str) -> None:
+        """Where the dialect needs it (Postgres), hold the thread's row for the rest of the transaction:
+        whoever decides a thread's status from its runs must see the runs others add meanwhile."""
+        if "lock_thread" in self._q:
+            db.execute(self._q["lock_thread"], {"thread_id": thread_id})
+
     def _one(self, query: str, params: Mapping[str, Any], db: Db) -> Any:
         return db.execute(self._q[query], params).fetchone()
 
@@ -211,7 +217,12 @@ class SqlStore:
             row = self._one("get_assistant_version", {"assistant_id": assistant_id, "version": version}, db)
             if row is None:
                 raise errors.AssistantNotFound(f"Assistant {assistant_id} has no version {version}")
-            params = {k: row[k] for k in (*_ASSISTANT_FIELDS, "assistant_id", "version")}
+            chosen = _rows.assistant(row)
+            params: dict[str, Any] = {
+                k: getattr(chosen, k) for k in (*_ASSISTANT_FIELDS, "assistant_id", "version")
+            }
+            for key in ("config", "context", "metadata"):
+                params[key] = _dump(params[key])
             db.execute(self._q["set_assistant_current"], {**params, "now": _now()})
             return _rows.assistant(self._one("get_assistant", {"assistant_id": assistant_id}, db))
 
@@ -340,13 +351,21 @@ class SqlStore:
 
     async def create_runs(self, runs: Sequence[NewRun]) -> list[CreatedRun]:
         """Insert several runs in one transaction: all of them, or (on any error) none."""
-        return await self._write(lambda db: [self._create_run(db, new, _now()) for new in runs])
+
+        def tx(db: Db) -> list[CreatedRun]:
+            created = [self._create_run(db, new, _now()) for new in runs]
+            if "notify_new_run" in self._q:  # idle workers of every process wake up on commit
+                db.execute(self._q["notify_new_run"], {})
+            return created
+
+        return await self._write(tx)
 
     def _create_run(self, db: Db, new: NewRun, now: str) -> CreatedRun:
         if self._one("get_thread", {"thread_id": new.thread_id}, db) is None:
             if new.if_not_exists != "create":
                 raise errors.ThreadNotFound(f"Thread {new.thread_id} not found")
             self._insert_thread(db, new.thread_id, {})
+        self._lock_thread(db, new.thread_id)
         inflight = [_rows.run(r) for r in self._all("inflight_runs", {"thread_id": new.thread_id}, db)]
         cancelled: list[Run] = []
         if inflight and new.multitask_strategy == "reject":
@@ -425,6 +444,7 @@ class SqlStore:
         """Pending runs end ``interrupted`` at once; running ones are flagged for their worker."""
 
         def tx(db: Db) -> Run:
+            self._lock_thread(db, thread_id)
             row = self._one("get_run", {"thread_id": thread_id, "run_id": run_id}, db)
             if row is None:
                 raise errors.RunNotFound(f"Run {run_id} not found on thread {thread_id}")
@@ -476,6 +496,7 @@ class SqlStore:
 
     async def finish_run(self, run: Run, outcome: RunOutcome) -> None:
         def tx(db: Db) -> None:
+            self._lock_thread(db, run.thread_id)
             now = _now()
             params = {
                 "run_id": run.run_id,
@@ -503,6 +524,7 @@ class SqlStore:
         """Delete a run its worker rolled back, and set its thread to the state it went back to."""
 
         def tx(db: Db) -> None:
+            self._lock_thread(db, run.thread_id)
             now = _now()
             if self._one("rollback_run", {"run_id": run.run_id, "attempt": run.attempt}, db) is None:
                 raise errors.LeaseLost(f"Run {run.run_id} attempt {run.attempt} is no longer held")
@@ -539,6 +561,7 @@ class SqlStore:
             query = "all_running_runs" if all_running else "expired_runs"
             expired = [_rows.run(r) for r in self._all(query, {"now": now}, db)]
             for r in expired:
+                self._lock_thread(db, r.thread_id)
                 params = {"run_id": r.run_id, "attempt": r.attempt, "now": now}
                 if r.cancel_action == "rollback":  # its worker died before undoing it: the next one will
                     self._all("release_run", params, db)

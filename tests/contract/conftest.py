@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 
 from graphrun.stores.base import ControlStore
+from graphrun.stores.postgres import PostgresStore
 from graphrun.stores.sqlite import SqliteStore
+
+from ._pg import pg_schema
 
 StoreFactory = Callable[[Path], AbstractAsyncContextManager[ControlStore]]
 
@@ -25,8 +28,16 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[ControlStore]:
         yield store
 
 
+@contextlib.asynccontextmanager
+async def postgres_store(tmp_path: Path) -> AsyncIterator[ControlStore]:
+    """A store in a schema of its own, dropped afterwards, on the test database (see _pg.py)."""
+    async with pg_schema() as conninfo, PostgresStore(conninfo, min_size=1, max_size=4) as store:
+        yield store
+
+
 ADAPTERS = [
     pytest.param(sqlite_store, id="sqlite"),
+    pytest.param(postgres_store, id="postgres"),
 ]
 
 

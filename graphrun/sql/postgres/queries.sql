@@ -1,0 +1,271 @@
+-- Named queries of the PostgreSQL control store, the same names and parameters as sqlite/queries.sql
+-- (the logic that runs them is shared: graphrun/stores/_sqlstore.py). Parameters are %(name)s; JSON
+-- arrives as text and is cast to jsonb, times arrive as UTC text and are cast to timestamptz. JSON
+-- filters use jsonb @>, where an empty filter matches everything.
+
+-- name: lock_migrations
+-- Several processes may start at once: one applies the migrations, the others wait and find them done.
+SELECT pg_advisory_xact_lock(7283746501);
+
+-- name: create_migrations_table
+CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+                                              applied_at TIMESTAMPTZ NOT NULL);
+
+-- name: applied_migrations
+SELECT version FROM schema_migrations ORDER BY version;
+
+-- name: record_migration
+INSERT INTO schema_migrations (version, name, applied_at) VALUES (%(version)s, %(name)s, %(now)s::timestamptz);
+
+-- name: lock_thread
+-- Writers that decide a thread's status from its runs take the thread's row first, so that they see
+-- each other's runs (SQLite needs no such lock: it has one writer).
+SELECT thread_id FROM threads WHERE thread_id = %(thread_id)s FOR UPDATE;
+
+-- name: notify_new_run
+SELECT pg_notify('graphrun_new_run', '');
+
+-- ---------------------------------------------------------------- assistants
+
+-- name: get_assistant
+SELECT * FROM assistants WHERE assistant_id = %(assistant_id)s;
+
+-- name: insert_assistant
+INSERT INTO assistants (assistant_id, graph_id, config, context, metadata, name, description, version,
+                        created_at, updated_at)
+VALUES (%(assistant_id)s, %(graph_id)s, %(config)s::jsonb, %(context)s::jsonb, %(metadata)s::jsonb, %(name)s,
+        %(description)s, 1, %(now)s::timestamptz, %(now)s::timestamptz);
+
+-- name: insert_assistant_version
+INSERT INTO assistant_versions (assistant_id, version, graph_id, config, context, metadata, name, description,
+                                created_at)
+VALUES (%(assistant_id)s, %(version)s, %(graph_id)s, %(config)s::jsonb, %(context)s::jsonb, %(metadata)s::jsonb,
+        %(name)s, %(description)s, %(now)s::timestamptz);
+
+-- name: max_assistant_version
+SELECT COALESCE(MAX(version), 0) AS version FROM assistant_versions WHERE assistant_id = %(assistant_id)s;
+
+-- name: get_assistant_version
+SELECT * FROM assistant_versions WHERE assistant_id = %(assistant_id)s AND version = %(version)s;
+
+-- name: set_assistant_current
+UPDATE assistants
+SET graph_id = %(graph_id)s, config = %(config)s::jsonb, context = %(context)s::jsonb,
+    metadata = %(metadata)s::jsonb, name = %(name)s, description = %(description)s, version = %(version)s,
+    updated_at = %(now)s::timestamptz
+WHERE assistant_id = %(assistant_id)s;
+
+-- name: delete_assistant
+DELETE FROM assistants WHERE assistant_id = %(assistant_id)s;
+
+-- name: search_assistants
+SELECT * FROM assistants a
+WHERE (%(graph_id)s::text IS NULL OR a.graph_id = %(graph_id)s::text)
+  AND (%(name)s::text IS NULL OR a.name LIKE '%%' || %(name)s::text || '%%')
+  AND (%(metadata)s::jsonb IS NULL OR a.metadata @> %(metadata)s::jsonb)
+ORDER BY
+  CASE WHEN %(sort_order)s = 'asc' AND %(sort_by)s = 'assistant_id' THEN a.assistant_id END ASC,
+  CASE WHEN %(sort_order)s = 'asc' AND %(sort_by)s = 'graph_id' THEN a.graph_id END ASC,
+  CASE WHEN %(sort_order)s = 'asc' AND %(sort_by)s = 'name' THEN a.name END ASC,
+  CASE WHEN %(sort_order)s = 'asc' AND %(sort_by)s = 'updated_at' THEN a.updated_at END ASC,
+  CASE WHEN %(sort_order)s = 'asc' THEN a.created_at END ASC,
+  CASE WHEN %(sort_order)s = 'desc' AND %(sort_by)s = 'assistant_id' THEN a.assistant_id END DESC,
+  CASE WHEN %(sort_order)s = 'desc' AND %(sort_by)s = 'graph_id' THEN a.graph_id END DESC,
+  CASE WHEN %(sort_order)s = 'desc' AND %(sort_by)s = 'name' THEN a.name END DESC,
+  CASE WHEN %(sort_order)s = 'desc' AND %(sort_by)s = 'updated_at' THEN a.updated_at END DESC,
+  CASE WHEN %(sort_order)s = 'desc' THEN a.created_at END DESC
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: count_assistants
+SELECT COUNT(*) AS n FROM assistants a
+WHERE (%(graph_id)s::text IS NULL OR a.graph_id = %(graph_id)s::text)
+  AND (%(name)s::text IS NULL OR a.name LIKE '%%' || %(name)s::text || '%%')
+  AND (%(metadata)s::jsonb IS NULL OR a.metadata @> %(metadata)s::jsonb);
+
+-- name: list_assistant_versions
+SELECT * FROM assistant_versions v
+WHERE v.assistant_id = %(assistant_id)s
+  AND (%(metadata)s::jsonb IS NULL OR v.metadata @> %(metadata)s::jsonb)
+ORDER BY v.version DESC
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- ---------------------------------------------------------------- threads
+
+-- name: get_thread
+SELECT * FROM threads WHERE thread_id = %(thread_id)s;
+
+-- name: insert_thread
+-- A thread another process creates at the same moment is not an error: both then use it.
+INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at, metadata, status, state_values,
+                     interrupts, config)
+VALUES (%(thread_id)s, %(now)s::timestamptz, %(now)s::timestamptz, %(now)s::timestamptz, %(metadata)s::jsonb,
+        'idle', %(values)s::jsonb, '{}', %(config)s::jsonb)
+ON CONFLICT (thread_id) DO NOTHING;
+
+-- name: set_thread_metadata
+UPDATE threads SET metadata = %(metadata)s::jsonb, updated_at = %(now)s::timestamptz
+WHERE thread_id = %(thread_id)s;
+
+-- name: set_thread_state
+UPDATE threads
+SET state_values = %(values)s::jsonb, interrupts = %(interrupts)s::jsonb, state_updated_at = %(now)s::timestamptz,
+    updated_at = %(now)s::timestamptz,
+    status = CASE WHEN status = 'busy' THEN 'busy' ELSE %(status)s::text END
+WHERE thread_id = %(thread_id)s;
+
+-- name: delete_thread
+DELETE FROM threads WHERE thread_id = %(thread_id)s;
+
+-- name: search_threads
+SELECT * FROM threads t
+WHERE (%(status)s::text IS NULL OR t.status = %(status)s::text)
+  AND (%(ids)s::jsonb IS NULL OR t.thread_id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb)))
+  AND (%(metadata)s::jsonb IS NULL OR %(metadata)s::jsonb = '{}'::jsonb OR t.metadata @> %(metadata)s::jsonb)
+  AND (%(values)s::jsonb IS NULL OR %(values)s::jsonb = '{}'::jsonb OR t.state_values @> %(values)s::jsonb)
+ORDER BY
+  CASE WHEN %(sort_order)s = 'asc' AND %(sort_by)s = 'thread_id' THEN t.thread_id END ASC,
+  CASE WHEN %(sort_order)s = 'asc' AND %(sort_by)s = 'status' THEN t.status END ASC,
+  CASE WHEN %(sort_order)s = 'asc' AND %(sort_by)s = 'updated_at' THEN t.updated_at END ASC,
+  CASE WHEN %(sort_order)s = 'asc' AND %(sort_by)s = 'state_updated_at' THEN t.state_updated_at END ASC,
+  CASE WHEN %(sort_order)s = 'asc' THEN t.created_at END ASC,
+  CASE WHEN %(sort_order)s = 'desc' AND %(sort_by)s = 'thread_id' THEN t.thread_id END DESC,
+  CASE WHEN %(sort_order)s = 'desc' AND %(sort_by)s = 'status' THEN t.status END DESC,
+  CASE WHEN %(sort_order)s = 'desc' AND %(sort_by)s = 'updated_at' THEN t.updated_at END DESC,
+  CASE WHEN %(sort_order)s = 'desc' AND %(sort_by)s = 'state_updated_at' THEN t.state_updated_at END DESC,
+  CASE WHEN %(sort_order)s = 'desc' THEN t.created_at END DESC
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: count_threads
+SELECT COUNT(*) AS n FROM threads t
+WHERE (%(status)s::text IS NULL OR t.status = %(status)s::text)
+  AND (%(metadata)s::jsonb IS NULL OR %(metadata)s::jsonb = '{}'::jsonb OR t.metadata @> %(metadata)s::jsonb)
+  AND (%(values)s::jsonb IS NULL OR %(values)s::jsonb = '{}'::jsonb OR t.state_values @> %(values)s::jsonb);
+
+-- name: mark_thread_busy
+UPDATE threads SET status = 'busy', metadata = metadata || %(metadata)s::jsonb, updated_at = %(now)s::timestamptz
+WHERE thread_id = %(thread_id)s;
+
+-- name: set_thread_after_run
+UPDATE threads
+SET status = CASE WHEN EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = %(thread_id)s
+                                 AND r.status IN ('pending', 'running')) THEN 'busy' ELSE %(status)s::text END,
+    state_values = COALESCE(%(values)s::jsonb, state_values),
+    interrupts = %(interrupts)s::jsonb, error = %(error)s::jsonb, updated_at = %(now)s::timestamptz,
+    state_updated_at = %(now)s::timestamptz
+WHERE thread_id = %(thread_id)s;
+
+-- name: settle_thread_status
+-- After a run left without executing (cancelled while pending, deleted): busy only while runs are in flight.
+UPDATE threads
+SET status = CASE WHEN EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = %(thread_id)s
+                                 AND r.status IN ('pending', 'running')) THEN 'busy'
+                  WHEN status = 'busy' THEN 'idle' ELSE status END,
+    updated_at = %(now)s::timestamptz
+WHERE thread_id = %(thread_id)s;
+
+-- name: set_thread_after_rollback
+UPDATE threads
+SET status = CASE WHEN EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = %(thread_id)s
+                                 AND r.status IN ('pending', 'running')) THEN 'busy' ELSE %(status)s::text END,
+    state_values = %(values)s::jsonb, interrupts = %(interrupts)s::jsonb, error = NULL,
+    updated_at = %(now)s::timestamptz, state_updated_at = %(now)s::timestamptz
+WHERE thread_id = %(thread_id)s;
+
+-- ---------------------------------------------------------------- runs
+
+-- name: insert_run
+INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, status, metadata, multitask_strategy, request,
+                  created_at, updated_at, available_at)
+VALUES (%(run_id)s, %(thread_id)s, %(assistant_id)s, %(graph_id)s, 'pending', %(metadata)s::jsonb,
+        %(multitask_strategy)s, %(request)s::jsonb, %(now)s::timestamptz, %(now)s::timestamptz,
+        %(available_at)s::timestamptz);
+
+-- name: get_run
+SELECT * FROM runs WHERE run_id = %(run_id)s AND thread_id = %(thread_id)s;
+
+-- name: get_run_by_id
+SELECT * FROM runs WHERE run_id = %(run_id)s;
+
+-- name: inflight_runs
+SELECT * FROM runs WHERE thread_id = %(thread_id)s AND status IN ('pending', 'running') ORDER BY created_at;
+
+-- name: inflight_runs_matching
+SELECT * FROM runs
+WHERE status IN ('pending', 'running') AND (%(status)s::text IS NULL OR status = %(status)s::text)
+  AND (%(assistant_id)s::text IS NULL OR assistant_id = %(assistant_id)s::text)
+ORDER BY created_at
+LIMIT %(limit)s;
+
+-- name: list_runs
+SELECT * FROM runs
+WHERE thread_id = %(thread_id)s AND (%(status)s::text IS NULL OR status = %(status)s::text)
+ORDER BY created_at DESC, run_id DESC
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: delete_run
+DELETE FROM runs WHERE run_id = %(run_id)s AND thread_id = %(thread_id)s;
+
+-- name: delete_pending_run
+DELETE FROM runs WHERE run_id = %(run_id)s AND status = 'pending';
+
+-- name: cancel_pending_run
+UPDATE runs SET status = 'interrupted', cancel_action = %(action)s, updated_at = %(now)s::timestamptz
+WHERE run_id = %(run_id)s AND status = 'pending';
+
+-- name: request_cancel_running
+UPDATE runs SET cancel_action = %(action)s, updated_at = %(now)s::timestamptz
+WHERE run_id = %(run_id)s AND status = 'running';
+
+-- name: claim_runs
+-- The oldest pending run of each thread that has nothing running, if it is ready; at most %(limit)s of
+-- them, skipping rows another worker is claiming at this moment (SKIP LOCKED). Only a thread's oldest
+-- pending run is a candidate, so two workers never take two runs of one thread.
+UPDATE runs
+SET status = 'running', attempt = attempt + 1, lease_owner = %(worker_id)s,
+    lease_expires_at = %(lease_expires_at)s::timestamptz, updated_at = %(now)s::timestamptz
+WHERE run_id IN (
+    SELECT r.run_id FROM runs r
+    WHERE r.run_id IN (
+        SELECT c.run_id FROM (
+            SELECT DISTINCT ON (p.thread_id) p.run_id, p.thread_id, p.available_at, p.created_at
+            FROM runs p WHERE p.status = 'pending'
+            ORDER BY p.thread_id, p.created_at, p.run_id
+        ) c
+        WHERE c.available_at <= %(now)s::timestamptz
+          AND NOT EXISTS (SELECT 1 FROM runs b WHERE b.thread_id = c.thread_id AND b.status = 'running')
+        ORDER BY c.available_at, c.created_at
+        LIMIT %(limit)s
+    )
+    FOR UPDATE SKIP LOCKED
+)
+AND status = 'pending'
+RETURNING *;
+
+-- name: renew_lease
+UPDATE runs SET lease_expires_at = %(lease_expires_at)s::timestamptz
+WHERE run_id = %(run_id)s AND attempt = %(attempt)s AND lease_owner = %(worker_id)s AND status = 'running'
+RETURNING cancel_action;
+
+-- name: finish_run
+UPDATE runs
+SET status = %(status)s, output = %(output)s::jsonb, error = %(error)s::jsonb, lease_owner = NULL,
+    lease_expires_at = NULL, updated_at = %(now)s::timestamptz
+WHERE run_id = %(run_id)s AND attempt = %(attempt)s AND status = 'running'
+RETURNING thread_id;
+
+-- name: release_run
+UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = %(now)s::timestamptz
+WHERE run_id = %(run_id)s AND attempt = %(attempt)s AND status = 'running'
+RETURNING thread_id;
+
+-- name: rollback_run
+DELETE FROM runs WHERE run_id = %(run_id)s AND attempt = %(attempt)s AND status = 'running'
+RETURNING thread_id;
+
+-- name: expired_runs
+-- Locked so that two reapers never handle one run; one being reaped elsewhere is left to that reaper.
+SELECT * FROM runs WHERE status = 'running' AND lease_expires_at < %(now)s::timestamptz
+FOR UPDATE SKIP LOCKED;
+
+-- name: all_running_runs
+SELECT * FROM runs WHERE status = 'running' FOR UPDATE SKIP LOCKED;

@@ -1,0 +1,187 @@
+"""The PostgreSQL control store of production mode, and the LISTEN/NOTIFY wake-up of idle workers.
+
+The logic is ``SqlStore``'s; this adapter runs each transaction on a connection from a
+``psycopg_pool.ConnectionPool`` (psycopg's synchronous API) on a thread of its own executor, as the SQLite
+adapter does with ``sqlite3``: one thread hop per call, one body of control-store logic for both
+databases. A transaction that meets a deadlock (possible between a reaper and a worker finishing the
+same run) is retried whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+import psycopg
+import structlog
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from graphrun import errors, sql
+from graphrun.stores._sqlstore import Db, SqlStore
+
+log = structlog.get_logger("graphrun.stores.postgres")
+
+T = TypeVar("T")
+NEW_RUN_CHANNEL = "graphrun_new_run"
+_RETRIES = 3
+# Errors after which the whole transaction can simply run again.
+_RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.row_factory = dict_row
+
+
+class PostgresStore(SqlStore):
+    """``ControlStore`` on PostgreSQL. Use as ``async with PostgresStore(uri) as store``; entering it
+    applies the migrations (under an advisory lock, so several processes may start at once)."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 20,
+        max_idle_s: float = 300.0,
+        max_lifetime_s: float = 3600.0,
+        migrate: bool = True,
+    ) -> None:
+        super().__init__(sql.queries("postgres"))
+        self.conninfo = conninfo
+        self._migrate_on_open = migrate
+        self._pool = ConnectionPool(
+            conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            max_idle=max_idle_s,
+            max_lifetime=max_lifetime_s,
+            configure=_configure,
+            open=False,
+            name="graphrun-control",
+        )
+        self._executor = ThreadPoolExecutor(max_workers=max_size, thread_name_prefix="graphrun-pg")
+
+    async def __aenter__(self) -> PostgresStore:
+        await self._run(lambda: self._pool.open(wait=True, timeout=10.0))
+        if self._migrate_on_open:
+            await self.migrate()
+        return self
+
+    async def __aexit__(self, *exc: object | TracebackType | None) -> None:
+        await self._run(self._pool.close)
+        self._executor.shutdown(wait=True)
+
+    async def migrate(self) -> None:
+        await self._write(self._migrate)
+
+    def _migrations(self) -> list[tuple[int, str, str]]:
+        return sql.migrations("postgres")
+
+    async def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless a connection answers now (for ``/ready``)."""
+        await self._read(lambda db: db.execute("SELECT 1", {}).fetchone())
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await asyncio.shield(loop.run_in_executor(self._executor, fn))
+
+    def _transaction(self, fn: Callable[[Db], T]) -> T:
+        for attempt in range(1, _RETRIES + 1):
+            try:
+                with self._pool.connection() as conn, conn.transaction():
+                    return fn(cast(Db, conn))
+            except _RETRYABLE as exc:
+                if attempt == _RETRIES:
+                    raise
+                log.info("transaction_retried", error=type(exc).__name__, attempt=attempt)
+            except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
+                raise errors.StoreUnavailable(f"PostgreSQL is unreachable: {exc}") from exc
+            except TimeoutError as exc:  # the pool found no working connection in time
+                raise errors.StoreUnavailable(f"PostgreSQL is unreachable: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    async def _write(self, fn: Callable[[Db], T]) -> T:
+        return await self._run(lambda: self._transaction(fn))
+
+    async def _read(self, fn: Callable[[Db], T]) -> T:
+        return await self._run(lambda: self._transaction(fn))
+
+
+class PgWakeup:
+    """Idle workers wake when a run is created in any process: ``create_runs`` NOTIFYs in its
+    transaction, this LISTENs. When the listening connection is lost, ``wait`` degrades to its timeout
+    (polling) and the listener reconnects."""
+
+    def __init__(self, conninfo: str, reconnect_s: float = 2.0) -> None:
+        self._conninfo = conninfo
+        self._reconnect_s = reconnect_s
+        self._event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> PgWakeup:
+        self._task = asyncio.create_task(self._listen(), name="graphrun-pg-listen")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def notify_local(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout_s: float) -> None:
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout_s)
+        except TimeoutError:
+            return
+        finally:
+            self._event.clear()
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async for _ in self._notifications():
+                    self._event.set()
+            except (psycopg.Error, OSError) as exc:
+                log.warning("pg_listen_lost", error=str(exc))
+            await asyncio.sleep(self._reconnect_s)
+
+    async def _notifications(self) -> AsyncIterator[None]:
+        async with await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True) as conn:
+            await conn.execute(f"LISTEN {NEW_RUN_CHANNEL}")
+            self._event.set()  # runs created while we were not listening: look once
+            async for _ in conn.notifies():
+                yield None
+
+
+def wait_for_postgres(conninfo: str, timeout_s: float) -> None:
+    """Block until PostgreSQL accepts a connection, or raise ``StoreUnavailable`` naming why."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with psycopg.connect(conninfo, connect_timeout=5):
+                return
+        except psycopg.OperationalError as exc:
+            if time.monotonic() >= deadline:
+                raise errors.StoreUnavailable(
+                    f"PostgreSQL at {_redacted(conninfo)} is unreachable: {exc}"
+                ) from exc
+            time.sleep(0.5)
+
+
+def _redacted(conninfo: str) -> str:
+    """The connection string without its password, for messages."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        return "<invalid connection string>"
+    params.pop("password", None)
+    return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in params.items()})
