@@ -80,6 +80,7 @@ class Thread:
     interrupts: dict[str, list[Json]]
     config: Json
     error: Json | None
+    ttl_minutes: float | None = None  # deleted when not updated for this long (None: the default TTL)
 
 
 @dataclass(frozen=True)

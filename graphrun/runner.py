@@ -192,6 +192,16 @@ class Runner:
         async with self._graphs.graph(run.graph_id, config) as graph:
             return await self._outcome(graph, config, "interrupted", None)
 
+    async def sweep_expired_threads(self, limit: int = 100) -> list[str]:
+        """Delete threads past their TTL (their own, else ``GRAPHRUN_THREAD_TTL_MINUTES``): the thread,
+        its runs and its checkpoints. A run created on one meanwhile is cancelled with it."""
+        expired = await self._store.expired_threads(self._settings.thread_ttl_minutes, limit)
+        for thread_id in expired:
+            inflight = await delete_thread(self._store, self._graphs.persistence.checkpointer, thread_id)
+            for run in inflight:
+                await self._bus.cancel(run.run_id, "interrupt")
+        return expired
+
     async def cleanup(self, run: Run) -> None:
         """Stateless runs delete their temporary thread (and its checkpoints) unless asked to keep it."""
         if run.request.deletes_thread:

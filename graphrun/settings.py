@@ -19,8 +19,14 @@ from graphrun.errors import ConfigError
 ENV_PREFIX = "GRAPHRUN_"
 
 
-def _setting(default: Any, unit: str, help: str) -> Any:
-    return field(default=default, metadata={"unit": unit, "help": help})
+def _setting(default: Any, unit: str, help: str, env: str | None = None) -> Any:
+    """A field of ``Settings``; ``env`` names its variable when it is not ``GRAPHRUN_<NAME>`` (the
+    official server's ``DATABASE_URI`` and ``REDIS_URI``)."""
+    return field(default=default, metadata={"unit": unit, "help": help, "env": env})
+
+
+def env_name(f: dataclasses.Field[Any]) -> str:
+    return str(f.metadata["env"] or ENV_PREFIX + f.name.upper())
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,43 @@ class Settings:
     wait_timeout_s: float = _setting(3600.0, "s", "longest a /wait or /join request holds the connection")
     webhook_timeout_s: float = _setting(10.0, "s", "timeout of one webhook POST")
     webhook_retries: int = _setting(3, "retries", "retries of a webhook after a connection error or a 5xx")
+    # Production mode: PostgreSQL and Redis, by the names the official server uses.
+    database_uri: str = _setting(
+        "",
+        "uri",
+        "PostgreSQL for the control store, checkpointer and store; empty: embedded SQLite",
+        "DATABASE_URI",
+    )
+    redis_uri: str = _setting(
+        "", "uri", "Redis for run events and cancel signals across processes; empty: in process", "REDIS_URI"
+    )
+    checkpointer: str = _setting(
+        "",
+        "kind",
+        "postgres, sqlite, memory, redis, mongodb or module:attr; empty: postgres with a DATABASE_URI",
+    )
+    checkpointer_uri: str = _setting(
+        "", "uri", "where the checkpointer connects when it is not DATABASE_URI (redis://, mongodb://)"
+    )
+    store: str = _setting(
+        "",
+        "kind",
+        "long-term store: postgres, sqlite, memory, redis, mongodb or module:attr; empty: as checkpointer",
+    )
+    store_uri: str = _setting("", "uri", "where the store connects when it is not DATABASE_URI")
+    pg_pool_min_size: int = _setting(2, "connections", "connections the PostgreSQL pool keeps open")
+    pg_pool_max_size: int = _setting(20, "connections", "most connections the PostgreSQL pool opens")
+    pg_pool_max_idle_s: float = _setting(
+        300.0, "s", "an idle pooled connection above the minimum is closed after this"
+    )
+    pg_pool_max_lifetime_s: float = _setting(3600.0, "s", "a pooled connection is replaced after this")
+    thread_ttl_minutes: float = _setting(
+        0.0, "min", "threads not updated for this long are deleted; 0: never"
+    )
+    ttl_sweep_interval_s: float = _setting(60.0, "s", "how often expired threads are looked for")
+    stream_max_events: int = _setting(
+        10_000, "events", "events kept per run stream in Redis (older ones are trimmed)"
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -56,7 +99,7 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
-            name = ENV_PREFIX + f.name.upper()
+            name = env_name(f)
             if name in env:
                 values[f.name] = _parse(name, env[name], type(f.default))
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -75,9 +118,13 @@ class Settings:
             raise ConfigError(
                 f"GRAPHRUN_DEFAULT_DURABILITY must be sync, async or exit, not {self.default_durability!r}"
             )
-        for name in ("worker_concurrency", "max_attempts"):
+        for name in ("worker_concurrency", "max_attempts", "pg_pool_min_size", "stream_max_events"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
+        if self.pg_pool_max_size < self.pg_pool_min_size:
+            raise ConfigError("GRAPHRUN_PG_POOL_MAX_SIZE must be at least GRAPHRUN_PG_POOL_MIN_SIZE")
+        if self.thread_ttl_minutes < 0:
+            raise ConfigError("GRAPHRUN_THREAD_TTL_MINUTES must be 0 (never) or more")
         if self.webhook_retries < 0:
             raise ConfigError(f"{ENV_PREFIX}WEBHOOK_RETRIES must be 0 or more")
         if not 1 <= self.port <= 65535:
@@ -115,6 +162,6 @@ def export_env(values: Mapping[str, str]) -> None:
 def describe() -> list[tuple[str, str, str, str]]:
     """(env name, default, unit, help) for every setting, in declaration order."""
     return [
-        (ENV_PREFIX + f.name.upper(), str(f.default), f.metadata["unit"], f.metadata["help"])
+        (env_name(f), str(f.default), f.metadata["unit"], f.metadata["help"])
         for f in dataclasses.fields(Settings)
     ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -53,6 +54,7 @@ class Worker:
         worker_id: str | None = None,
         recover_orphans: bool = False,
         webhooks: Webhooks | None = None,
+        wakeup: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -61,6 +63,7 @@ class Worker:
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
         self._recover_orphans = recover_orphans
         self._webhooks = webhooks
+        self._wakeup = wakeup  # besides the bus: e.g. PostgreSQL LISTEN/NOTIFY across processes
         self._active: dict[str, _Active] = {}
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -79,6 +82,7 @@ class Worker:
         self._loops = [
             asyncio.create_task(self._claim_loop(), name=f"{self.worker_id}:claim"),
             asyncio.create_task(self._reap_loop(), name=f"{self.worker_id}:reap"),
+            asyncio.create_task(self._sweep_loop(), name=f"{self.worker_id}:sweep"),
         ]
         # Heartbeats go on through the shutdown below: runs still finishing must keep their leases.
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name=f"{self.worker_id}:heartbeat")
@@ -126,7 +130,23 @@ class Worker:
             for run in runs:
                 self._start(run)
             if not runs:
-                await self._bus.wait_new_run(self._settings.poll_interval_s)
+                await self._wait_for_runs(self._settings.poll_interval_s)
+
+    async def _wait_for_runs(self, timeout_s: float) -> None:
+        """Until a run may be waiting: told by the bus, by the extra wake-up, or at the poll interval."""
+        if self._wakeup is None:
+            await self._bus.wait_new_run(timeout_s)
+            return
+        waits = [
+            asyncio.create_task(self._bus.wait_new_run(timeout_s)),
+            asyncio.create_task(self._wakeup(timeout_s)),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
 
     def _start(self, run: Run) -> None:
         previous = self._active.get(run.run_id)
@@ -245,6 +265,18 @@ class Worker:
                     continue
                 if action is not None:
                     await self._on_cancel(run_id, action)
+
+    async def _sweep_loop(self) -> None:
+        """Delete threads past their TTL. Every worker sweeps; deleting a thread twice is harmless."""
+        while True:
+            await asyncio.sleep(self._settings.ttl_sweep_interval_s)
+            try:
+                swept = await self._runner.sweep_expired_threads()
+            except Exception:
+                log.exception("ttl_sweep_failed")
+                continue
+            if swept:
+                log.info("threads_expired", threads=swept)
 
     async def _reap_loop(self) -> None:
         while True:

@@ -105,14 +105,31 @@ class AssistantLatest(Body):
     version: int = Field(ge=1)
 
 
+class ThreadTTL(Body):
+    """A thread's time to live, as the SDK sends it: deleted when not updated for ``ttl`` minutes."""
+
+    ttl: float = Field(gt=0, le=MAX_TTL_MINUTES)
+    strategy: Literal["delete"] = "delete"
+
+
 class ThreadCreate(Body):
     thread_id: str | None = None
     metadata: Json = Field(default_factory=dict)
     if_exists: Literal["raise", "do_nothing"] = "raise"
+    ttl: ThreadTTL | None = None
+
+    @property
+    def ttl_minutes(self) -> float | None:
+        return self.ttl.ttl if self.ttl else None
 
 
 class ThreadPatch(Body):
     metadata: Json = Field(default_factory=dict)
+    ttl: ThreadTTL | None = None
+
+    @property
+    def ttl_minutes(self) -> float | None:
+        return self.ttl.ttl if self.ttl else None
 
 
 class ThreadSearch(Body):

@@ -59,6 +59,7 @@ def thread(row: Mapping[str, Any]) -> Thread:
         interrupts=_json(row["interrupts"], {}),
         config=_json(row["config"], {}),
         error=_json(row["error"]),
+        ttl_minutes=row["ttl_minutes"],
     )
 
 

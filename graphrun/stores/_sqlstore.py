@@ -230,24 +230,34 @@ class SqlStore:
 
     # ------------------------------------------------------------------ threads
 
-    async def create_thread(self, thread_id: str, metadata: Json, if_exists: str) -> Thread:
+    async def create_thread(
+        self, thread_id: str, metadata: Json, if_exists: str, ttl_minutes: float | None = None
+    ) -> Thread:
         def tx(db: Db) -> Thread:
             existing = self._one("get_thread", {"thread_id": thread_id}, db)
             if existing is not None:
                 if if_exists == "do_nothing":
                     return _rows.thread(existing)
                 raise errors.AlreadyExists(f"Thread {thread_id} already exists")
-            self._insert_thread(db, thread_id, metadata)
+            self._insert_thread(db, thread_id, metadata, ttl_minutes=ttl_minutes)
             return _rows.thread(self._one("get_thread", {"thread_id": thread_id}, db))
 
         return await self._write(tx)
 
-    def _insert_thread(self, db: Db, thread_id: str, metadata: Json, values: Json | None = None) -> None:
+    def _insert_thread(
+        self,
+        db: Db,
+        thread_id: str,
+        metadata: Json,
+        values: Json | None = None,
+        ttl_minutes: float | None = None,
+    ) -> None:
         params = {
             "thread_id": thread_id,
             "metadata": _dump(metadata),
             "values": _dump(values),
             "config": "{}",
+            "ttl_minutes": ttl_minutes,
             "now": _now(),
         }
         db.execute(self._q["insert_thread"], params)
@@ -258,19 +268,29 @@ class SqlStore:
             raise errors.ThreadNotFound(f"Thread {thread_id} not found")
         return _rows.thread(row)
 
-    async def update_thread(self, thread_id: str, metadata: Json) -> Thread:
-        """Merge ``metadata`` into the thread's: top-level keys replaced whole, as Postgres' ``||``."""
+    async def update_thread(self, thread_id: str, metadata: Json, ttl_minutes: float | None = None) -> Thread:
+        """Merge ``metadata`` into the thread's: top-level keys replaced whole, as Postgres' ``||``; a
+        ``ttl_minutes`` replaces the thread's TTL."""
 
         def tx(db: Db) -> Thread:
             row = self._one("get_thread", {"thread_id": thread_id}, db)
             if row is None:
                 raise errors.ThreadNotFound(f"Thread {thread_id} not found")
             merged = {**_rows.thread(row).metadata, **metadata}
-            params = {"thread_id": thread_id, "metadata": _dump(merged), "now": _now()}
+            params = {
+                "thread_id": thread_id,
+                "metadata": _dump(merged),
+                "ttl_minutes": ttl_minutes,
+                "now": _now(),
+            }
             db.execute(self._q["set_thread_metadata"], params)
             return _rows.thread(self._one("get_thread", {"thread_id": thread_id}, db))
 
         return await self._write(tx)
+
+    async def expired_threads(self, default_ttl_minutes: float, limit: int) -> list[str]:
+        params = {"default_ttl_minutes": default_ttl_minutes, "limit": limit, "now": _now()}
+        return [row["thread_id"] for row in await self._read_all("expired_threads", params)]
 
     async def delete_thread(self, thread_id: str) -> list[Run]:
         """Delete the thread and its runs; return the runs that were in flight (the caller cancels them)."""
@@ -328,7 +348,7 @@ class SqlStore:
             if row is None:
                 raise errors.ThreadNotFound(f"Thread {source_id} not found")
             source = _rows.thread(row)
-            self._insert_thread(db, target_id, source.metadata, source.values)
+            self._insert_thread(db, target_id, source.metadata, source.values, source.ttl_minutes)
             db.execute(
                 self._q["set_thread_state"],
                 {

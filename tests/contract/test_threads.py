@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -269,3 +270,51 @@ async def test_delete_idle_thread_returns_no_runs(store: ControlStore) -> None:
     thread = await _thread(store)
     assert await store.delete_thread(thread.thread_id) == []
     assert await store.count_threads({}, {}, None) == 0
+
+
+# ---------------------------------------------------------------- time to live
+
+TINY_TTL_MIN = 0.0005  # 30 ms
+
+
+async def test_a_thread_past_its_own_ttl_is_expired(store: ControlStore) -> None:
+    short = new_id()
+    await store.create_thread(short, {}, "raise", ttl_minutes=TINY_TTL_MIN)
+    await store.create_thread(new_id(), {}, "raise", ttl_minutes=60)
+    await store.create_thread(new_id(), {}, "raise")  # no TTL of its own, and no default
+
+    await asyncio.sleep(0.1)
+
+    assert await store.expired_threads(0, 100) == [short]
+    assert (await store.get_thread(short)).ttl_minutes == TINY_TTL_MIN
+
+
+async def test_the_default_ttl_applies_to_threads_without_their_own(store: ControlStore) -> None:
+    plain = new_id()
+    await store.create_thread(plain, {}, "raise")
+    await store.create_thread(new_id(), {}, "raise", ttl_minutes=60)
+
+    await asyncio.sleep(0.1)
+
+    assert await store.expired_threads(TINY_TTL_MIN, 100) == [plain]
+    assert await store.expired_threads(0, 100) == []
+
+
+async def test_a_busy_thread_never_expires(store: ControlStore) -> None:
+    run = await add_run(store, new_id())
+    await store.update_thread(run.thread_id, {}, ttl_minutes=TINY_TTL_MIN)
+
+    await asyncio.sleep(0.1)
+
+    assert await store.expired_threads(TINY_TTL_MIN, 100) == []
+
+
+async def test_updating_a_thread_sets_its_ttl_and_restarts_the_clock(store: ControlStore) -> None:
+    thread_id = new_id()
+    await store.create_thread(thread_id, {}, "raise")
+    await asyncio.sleep(0.1)
+
+    await store.update_thread(thread_id, {"k": "v"}, ttl_minutes=1)
+
+    assert await store.expired_threads(0, 100) == []
+    assert (await store.get_thread(thread_id)).ttl_minutes == 1

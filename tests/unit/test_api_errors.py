@@ -26,6 +26,7 @@ EXPECTED_STATUS: dict[type[errors.GraphrunError], int] = {
     errors.AlreadyExists: 409,
     errors.WaitTimedOut: 504,
     errors.ShuttingDown: 503,
+    errors.StoreUnavailable: 503,
     errors.LeaseLost: 500,
     errors.DataDirLocked: 500,
 }

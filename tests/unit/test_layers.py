@@ -26,13 +26,16 @@ LAYERS: dict[str, int] = {
     "wire": 2,
     "graphs": 3,
     "checkpointer": 3,
+    "savers": 3,
     "streams": 3,
     "runner": 4,
     "webhooks": 4,
+    "redisbus": 4,  # an EventBus over Redis: above streams, whose protocol and types it implements
     "api": 5,
     "worker": 5,
-    "cli": 6,
-    "__main__": 7,  # `python -m graphrun`, a shim over cli
+    "serve": 6,
+    "cli": 7,
+    "__main__": 8,  # `python -m graphrun`, a shim over cli
 }
 
 

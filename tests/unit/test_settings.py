@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from graphrun.errors import ConfigError
-from graphrun.settings import ENV_PREFIX, Settings, describe
+from graphrun.settings import ENV_PREFIX, Settings, describe, env_name
 
 
 def test_defaults() -> None:
@@ -115,7 +115,11 @@ def test_describe_lists_every_field() -> None:
     rows = describe()
     fields = dataclasses.fields(Settings)
 
-    assert [name for name, *_ in rows] == [ENV_PREFIX + f.name.upper() for f in fields]
+    assert [name for name, *_ in rows] == [env_name(f) for f in fields]
+    assert {env_name(f) for f in fields if not env_name(f).startswith(ENV_PREFIX)} == {
+        "DATABASE_URI",
+        "REDIS_URI",
+    }
     for (name, default, unit, help_text), f in zip(rows, fields, strict=True):
         assert default == str(f.default), name
         assert unit, name
@@ -131,6 +135,12 @@ OTHER_STRING_VALUES = {
     "log_format": "console",
     "cors_allow_origins": "https://a.example",
     "default_durability": "async",
+    "database_uri": "postgresql://u@db/graphrun",
+    "redis_uri": "redis://cache:6379/0",
+    "checkpointer": "memory",
+    "checkpointer_uri": "mongodb://m",
+    "store": "memory",
+    "store_uri": "redis://s",
 }
 
 
@@ -150,7 +160,7 @@ def test_every_field_can_be_set_from_the_env() -> None:
             value = default + 1.0
         else:
             value = OTHER_STRING_VALUES[f.name]
-        environ[ENV_PREFIX + f.name.upper()] = str(value)
+        environ[env_name(f)] = str(value)
         expected[f.name] = value
 
     settings = Settings.from_env(environ=environ)

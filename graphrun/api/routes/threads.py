@@ -32,7 +32,8 @@ delete_wait_s = 10.0
 @router.post("")
 async def create_thread(body: schemas.ThreadCreate, svc: Svc) -> Json:
     thread_id = require_uuid(body.thread_id, "thread_id") if body.thread_id else new_id()
-    return schemas.thread_json(await svc.store.create_thread(thread_id, body.metadata, body.if_exists))
+    thread = await svc.store.create_thread(thread_id, body.metadata, body.if_exists, body.ttl_minutes)
+    return schemas.thread_json(thread)
 
 
 @router.post("/search")
@@ -55,7 +56,7 @@ async def get_thread(thread_id: uuid.UUID, svc: Svc) -> Json:
 
 @router.patch("/{thread_id}")
 async def update_thread(thread_id: uuid.UUID, body: schemas.ThreadPatch, svc: Svc) -> Json:
-    return schemas.thread_json(await svc.store.update_thread(str(thread_id), body.metadata))
+    return schemas.thread_json(await svc.store.update_thread(str(thread_id), body.metadata, body.ttl_minutes))
 
 
 @router.delete("/{thread_id}", status_code=204)

@@ -97,14 +97,27 @@ SELECT * FROM threads WHERE thread_id = %(thread_id)s;
 -- name: insert_thread
 -- A thread another process creates at the same moment is not an error: both then use it.
 INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at, metadata, status, state_values,
-                     interrupts, config)
+                     interrupts, config, ttl_minutes)
 VALUES (%(thread_id)s, %(now)s::timestamptz, %(now)s::timestamptz, %(now)s::timestamptz, %(metadata)s::jsonb,
-        'idle', %(values)s::jsonb, '{}', %(config)s::jsonb)
+        'idle', %(values)s::jsonb, '{}', %(config)s::jsonb, %(ttl_minutes)s::float8)
 ON CONFLICT (thread_id) DO NOTHING;
 
 -- name: set_thread_metadata
-UPDATE threads SET metadata = %(metadata)s::jsonb, updated_at = %(now)s::timestamptz
+UPDATE threads
+SET metadata = %(metadata)s::jsonb, ttl_minutes = COALESCE(%(ttl_minutes)s::float8, ttl_minutes),
+    updated_at = %(now)s::timestamptz
 WHERE thread_id = %(thread_id)s;
+
+-- name: expired_threads
+-- Threads with nothing in flight, not updated for their TTL (their own, else the default; a NULL or 0
+-- default means never).
+SELECT thread_id FROM threads
+WHERE status != 'busy'
+  AND COALESCE(ttl_minutes, NULLIF(%(default_ttl_minutes)s::float8, 0)) IS NOT NULL
+  AND updated_at + COALESCE(ttl_minutes, NULLIF(%(default_ttl_minutes)s::float8, 0)) * interval '1 minute'
+      < %(now)s::timestamptz
+ORDER BY updated_at
+LIMIT %(limit)s;
 
 -- name: set_thread_state
 UPDATE threads

@@ -76,11 +76,22 @@ SELECT * FROM threads WHERE thread_id = :thread_id;
 
 -- name: insert_thread
 INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at, metadata, status, state_values,
-                     interrupts, config)
-VALUES (:thread_id, :now, :now, :now, :metadata, 'idle', :values, '{}', :config);
+                     interrupts, config, ttl_minutes)
+VALUES (:thread_id, :now, :now, :now, :metadata, 'idle', :values, '{}', :config, :ttl_minutes);
 
 -- name: set_thread_metadata
-UPDATE threads SET metadata = :metadata, updated_at = :now WHERE thread_id = :thread_id;
+UPDATE threads SET metadata = :metadata, ttl_minutes = COALESCE(:ttl_minutes, ttl_minutes), updated_at = :now
+WHERE thread_id = :thread_id;
+
+-- name: expired_threads
+-- Threads with nothing in flight, not updated for their TTL (their own, else :default_ttl_minutes; a
+-- NULL or 0 default means never).
+SELECT thread_id FROM threads
+WHERE status != 'busy'
+  AND COALESCE(ttl_minutes, NULLIF(:default_ttl_minutes, 0)) IS NOT NULL
+  AND (julianday(:now) - julianday(updated_at)) * 1440.0 > COALESCE(ttl_minutes, NULLIF(:default_ttl_minutes, 0))
+ORDER BY updated_at
+LIMIT :limit;
 
 -- name: set_thread_state
 UPDATE threads

@@ -1,0 +1,271 @@
+"""Wiring the processes: settings and config in, stores, savers, bus, API and worker started and stopped.
+
+Embedded mode (``graphrun dev``) is one process on SQLite. Production mode runs the same API and worker
+on PostgreSQL (control store, savers) and Redis (run events, cancels), as one process (``serve``) or as
+separate ``api`` and ``worker`` processes, any number of each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
+
+import structlog
+import uvicorn
+
+from graphrun.api import create_app
+from graphrun.api.deps import Services
+from graphrun.checkpointer import open_persistence
+from graphrun.config import LanggraphConfig, load_config
+from graphrun.errors import ConfigError, DataDirLocked
+from graphrun.graphs import GraphRegistry, check_graph, load_graphs
+from graphrun.models import system_assistant_id
+from graphrun.runner import Runner
+from graphrun.settings import Settings
+from graphrun.stores.postgres import PgWakeup, PostgresStore, wait_for_postgres
+from graphrun.stores.sqlite import SqliteStore
+from graphrun.streams import EventBus, LocalBus
+from graphrun.webhooks import Webhooks
+from graphrun.worker import Worker
+
+log = structlog.get_logger("graphrun.serve")
+
+# After SIGTERM, how long open HTTP requests (streams, waits) may go on before the server closes them.
+http_shutdown_timeout_s = 10
+
+
+def prepare_config(settings: Settings) -> LanggraphConfig:
+    config = load_config(settings.config)
+    if config.auth and config.auth.get("path"):
+        raise ConfigError(
+            f"{config.path}: key 'auth.path' is set, but graphrun does not enforce custom auth yet; "
+            "remove it to serve without auth rather than believe the server is protected"
+        )
+    return config
+
+
+async def serve_embedded(settings: Settings, config: LanggraphConfig) -> None:
+    """``graphrun dev``: one process, SQLite under the data dir, API and worker together."""
+    loaded = load_graphs(config)
+    for key in config.not_applied:
+        log.warning("config_key_not_applied", file=str(config.path), key=key)
+    with _data_dir_lock(settings.data_dir), _listen(settings.host, settings.port) as sock:
+        async with _services(settings, config, loaded) as svc:
+            runner = Runner(settings, svc.store, svc.bus, svc.graphs)
+            server = _Server(
+                uvicorn.Config(
+                    create_app(svc),
+                    log_config=None,
+                    timeout_graceful_shutdown=http_shutdown_timeout_s,
+                ),
+                on_shutdown=svc.draining.set,
+            )
+            # The data-dir lock proves no other process executes its runs: the worker recovers orphans.
+            webhooks = Webhooks(settings, config.webhook_headers, config.webhook_fields)
+            async with (
+                webhooks,
+                Worker(settings, svc.store, svc.bus, runner, recover_orphans=True, webhooks=webhooks),
+            ):
+                log.info(
+                    "server_started",
+                    url=f"http://{settings.host}:{settings.port}",
+                    graphs=svc.graphs.graph_ids,
+                )
+                await server.serve(sockets=[sock])
+
+
+@contextlib.contextmanager
+def _listen(host: str, port: int) -> Iterator[socket.socket]:
+    """Bind before anything starts, so that a taken port is one clear error, not a worker that
+    claims runs for a server that never serves."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"GRAPHRUN_HOST={host!r} cannot be resolved: {exc}") from exc
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    with sock:
+        yield sock
+
+
+@contextlib.asynccontextmanager
+async def _services(settings: Settings, config: LanggraphConfig, loaded: dict) -> AsyncIterator[Services]:  # type: ignore[type-arg]
+    async with (
+        SqliteStore(settings.data_dir / "graphrun.sqlite") as store,
+        open_persistence(settings, config.store) as persistence,
+    ):
+        registry = GraphRegistry(loaded, persistence)
+        for graph_id in registry.graph_ids:
+            await check_graph(registry, graph_id)
+            await store.ensure_system_assistant(
+                system_assistant_id(graph_id), graph_id, registry.description(graph_id)
+            )
+        yield Services(settings, store, LocalBus(settings.stream_buffer_ttl_s), registry)
+
+
+@contextlib.contextmanager
+def _data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """One embedded server per data dir: SQLite and the start-up recovery both rely on it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / "graphrun.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise DataDirLocked(f"data directory {data_dir} is in use by another graphrun process") from exc
+        yield
+    finally:
+        os.close(fd)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its signal handling: it re-raises SIGTERM after serving, which would kill the process
+    before the worker's graceful shutdown runs. We stop it ourselves instead, and tell the API first, so that
+    open waits and streams end cleanly (503 / end of stream) rather than being cut off."""
+
+    def __init__(self, config: uvicorn.Config, on_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_shutdown = on_shutdown
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: int) -> None:
+        log.info("shutdown_requested", signal=signal.Signals(sig).name)
+        self._on_shutdown()
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
+
+
+# ---------------------------------------------------------------- production mode
+
+# How long a production process waits for PostgreSQL at start-up before it gives up with a clear error.
+startup_timeout_s = 15.0
+
+
+def _require_production(settings: Settings, command: str, roles: Sequence[str]) -> None:
+    if not settings.database_uri:
+        raise ConfigError(
+            f"graphrun {command} needs DATABASE_URI (a PostgreSQL connection string); "
+            "for a single process on SQLite use `graphrun dev`"
+        )
+    if not settings.redis_uri and len(roles) == 1:
+        raise ConfigError(
+            f"graphrun {command} needs REDIS_URI: API and worker processes share run events and cancels "
+            "through Redis (`graphrun serve` runs both in one process and can do without)"
+        )
+
+
+async def migrate(settings: Settings, config: LanggraphConfig) -> None:
+    """``graphrun migrate``: the control store's schema and the savers' own (``setup``), then exit."""
+    _require_production(settings, "migrate", ("api", "worker"))
+    await asyncio.to_thread(wait_for_postgres, settings.database_uri, startup_timeout_s)
+    async with _postgres_store(settings), open_persistence(settings, config.store):
+        log.info("migrated")
+
+
+def _postgres_store(settings: Settings) -> PostgresStore:
+    return PostgresStore(
+        settings.database_uri,
+        min_size=settings.pg_pool_min_size,
+        max_size=settings.pg_pool_max_size,
+        max_idle_s=settings.pg_pool_max_idle_s,
+        max_lifetime_s=settings.pg_pool_max_lifetime_s,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _bus(settings: Settings) -> AsyncIterator[EventBus]:
+    if not settings.redis_uri:
+        yield LocalBus(settings.stream_buffer_ttl_s)
+        return
+    from graphrun.redisbus import RedisBus  # only production mode needs redis
+
+    async with RedisBus(
+        settings.redis_uri,
+        buffer_ttl_s=settings.stream_buffer_ttl_s,
+        stream_max_events=settings.stream_max_events,
+    ) as bus:
+        yield bus
+
+
+async def serve_production(
+    settings: Settings, config: LanggraphConfig, roles: Sequence[str], command: str
+) -> None:
+    """``graphrun serve|api|worker``: the API, a worker, or both, on PostgreSQL and Redis."""
+    _require_production(settings, command, roles)
+    loaded = load_graphs(config)
+    for key in config.not_applied:
+        log.warning("config_key_not_applied", file=str(config.path), key=key)
+    await asyncio.to_thread(wait_for_postgres, settings.database_uri, startup_timeout_s)
+    async with contextlib.AsyncExitStack() as stack:
+        sock = stack.enter_context(_listen(settings.host, settings.port)) if "api" in roles else None
+        store = await stack.enter_async_context(_postgres_store(settings))
+        persistence = await stack.enter_async_context(open_persistence(settings, config.store))
+        bus = await stack.enter_async_context(_bus(settings))
+        registry = GraphRegistry(loaded, persistence)
+        for graph_id in registry.graph_ids:
+            await check_graph(registry, graph_id)
+            await store.ensure_system_assistant(
+                system_assistant_id(graph_id), graph_id, registry.description(graph_id)
+            )
+        svc = Services(settings, store, bus, registry)
+        if "worker" in roles:
+            wakeup = await stack.enter_async_context(PgWakeup(settings.database_uri))
+            webhooks = await stack.enter_async_context(
+                Webhooks(settings, config.webhook_headers, config.webhook_fields)
+            )
+            runner = Runner(settings, store, bus, registry)
+            await stack.enter_async_context(
+                Worker(settings, store, bus, runner, webhooks=webhooks, wakeup=wakeup.wait)
+            )
+        log.info("process_started", command=command, roles=list(roles), graphs=registry.graph_ids)
+        if sock is not None:
+            server = _Server(
+                uvicorn.Config(
+                    create_app(svc), log_config=None, timeout_graceful_shutdown=http_shutdown_timeout_s
+                ),
+                on_shutdown=svc.draining.set,
+            )
+            await server.serve(sockets=[sock])
+        else:
+            await _until_signalled()
+
+
+async def _until_signalled() -> None:
+    """A process without an HTTP server (``graphrun worker``) runs until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: int) -> None:
+        log.info("shutdown_requested", signal=signal.Signals(sig).name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
