@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import structlog
 from langgraph.errors import GraphDrained
@@ -54,7 +55,7 @@ class Worker:
         worker_id: str | None = None,
         recover_orphans: bool = False,
         webhooks: Webhooks | None = None,
-        wakeup: Callable[[float], Awaitable[None]] | None = None,
+        wakeup: Callable[[float], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
