@@ -1,0 +1,130 @@
+"""``scripts/services``: the test command finds or starts PostgreSQL and Redis, or says what is missing.
+
+Each test runs the script as ``scripts/test`` does, with its probes pointed at loopback ports where nothing
+listens, so that the machine's own servers are invisible to it: it must then start throwaway servers (and stop
+them afterwards), use the ones its variables name, or fail with a message that names the variable to set.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "services"
+
+
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _env(**overrides: str) -> dict[str, str]:
+    """This process's environment without the servers it was given, and with nothing at the usual ports."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPHRUN_TEST_", "GRAPHRUN_SERVICES_"))}
+    env["GRAPHRUN_SERVICES_PROBE_PG_PORT"] = str(_unused_port())
+    env["GRAPHRUN_SERVICES_PROBE_REDIS_PORT"] = str(_unused_port())
+    env.update(overrides)
+    return env
+
+
+def _services(env: dict[str, str], *command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SCRIPT), *command],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+
+
+def _exported(stdout: str) -> dict[str, str]:
+    pairs = (line.partition("=") for line in stdout.splitlines())
+    return {name: value for name, _, value in pairs if name.startswith("GRAPHRUN_TEST_")}
+
+
+@pytest.mark.parametrize(
+    ("need", "variable", "how"),
+    [
+        ("postgres", "GRAPHRUN_TEST_DATABASE_URI", "apt-get install postgresql"),
+        ("redis", "GRAPHRUN_TEST_REDIS_URI", "apt-get install redis-server"),
+        ("redis-stack", "GRAPHRUN_TEST_REDIS_STACK_URI", "Redis 8 or redis-stack-server"),
+    ],
+)
+def test_a_server_it_can_neither_find_nor_start_stops_the_run_with_what_to_do(
+    tmp_path: Path, need: str, variable: str, how: str
+) -> None:
+    """No server, binary or download: exit 1 before the command runs, naming the variable and the fix."""
+    ran = tmp_path / "command-ran"
+    env = _env(
+        GRAPHRUN_SERVICES_NEED=need,
+        GRAPHRUN_SERVICES_DIR=str(tmp_path / "services"),
+        GRAPHRUN_SERVICES_SKIP_SYSTEM_BINARIES="1",
+        GRAPHRUN_SERVICES_NO_DOWNLOAD="1",
+    )
+
+    done = _services(env, "touch", str(ran))
+
+    assert done.returncode == 1, done.stderr
+    assert not ran.exists()
+    error = done.stderr.split("services: error: ", 1)[1]
+    assert variable in error
+    assert how in error
+
+
+# Run under the started servers: use them, then ask a nested run, which may neither start nor fetch anything.
+UNDER_SERVICES = """
+set -euo pipefail
+env
+"$PYTHON" -c "$USE_SERVERS"
+GRAPHRUN_SERVICES_SKIP_SYSTEM_BINARIES=1 GRAPHRUN_SERVICES_NO_DOWNLOAD=1 "$SERVICES" env | sed 's/^/nested_/'
+"""
+USE_SERVERS = """
+import os, psycopg, redis
+with psycopg.connect(os.environ["GRAPHRUN_TEST_DATABASE_URI"]) as conn:
+    print("database", conn.execute("select current_database()").fetchone()[0])
+redis.Redis.from_url(os.environ["GRAPHRUN_TEST_REDIS_URI"]).set("graphrun-services-test", 1, ex=5)
+"""
+
+
+def test_starts_throwaway_servers_when_none_answer_and_stops_them_after() -> None:
+    """The servers it starts serve the command and a nested run uses them; they are gone after the command."""
+    env = _env(
+        GRAPHRUN_SERVICES_NEED="postgres redis",
+        PYTHON=sys.executable,
+        USE_SERVERS=USE_SERVERS,
+        SERVICES=str(SCRIPT),
+    )
+
+    done = _services(env, "bash", "-c", UNDER_SERVICES)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("started a throwaway server") == 2
+    exported = _exported(done.stdout)
+    database, plain = exported["GRAPHRUN_TEST_DATABASE_URI"], exported["GRAPHRUN_TEST_REDIS_URI"]
+    for probed in (env["GRAPHRUN_SERVICES_PROBE_PG_PORT"], env["GRAPHRUN_SERVICES_PROBE_REDIS_PORT"]):
+        assert f":{probed}/" not in database + plain
+    name = database.rsplit("/", 1)[1]
+    assert name.startswith("graphrun_test_")
+    assert f"database {name}" in done.stdout
+    nested_lines = (
+        line.removeprefix("nested_") for line in done.stdout.splitlines() if line.startswith("nested_")
+    )
+    nested = _exported("\n".join(nested_lines))
+    assert nested["GRAPHRUN_TEST_REDIS_URI"] == plain
+    assert nested["GRAPHRUN_TEST_DATABASE_URI"].rsplit("/", 1)[0] == database.rsplit("/", 1)[0]
+
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(database, connect_timeout=3).close()
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis.from_url(plain, socket_connect_timeout=3).ping()
