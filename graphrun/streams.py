@@ -63,7 +63,7 @@ class EventBus(Protocol):
     def subscribe(
         self, run_id: str, after: str | None, tick_s: float
     ) -> AsyncGenerator[StreamEvent | None, None]: ...
-    def has_event(self, run_id: str, event_id: str) -> bool | None: ...
+    async def has_event(self, run_id: str, event_id: str) -> bool | None: ...
     async def publish_thread(self, thread_id: str, event: str, data: Any) -> StreamEvent: ...
     def subscribe_thread(
         self, thread_id: str, after: str | None, tick_s: float
@@ -169,7 +169,7 @@ class LocalBus:
         self._append_thread(thread_id, item)
         return item
 
-    def has_event(self, run_id: str, event_id: str) -> bool | None:
+    async def has_event(self, run_id: str, event_id: str) -> bool | None:
         """Is ``event_id`` one of the run's events? None when this process cannot tell: it holds none of
         the run's events (not started, expired, or published by another process)."""
         self._expire()

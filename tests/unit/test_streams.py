@@ -290,9 +290,9 @@ async def test_has_event_tells_a_run_s_ids_from_others() -> None:
     mine = await published(bus, "run-1", 2)
     other = await published(bus, "run-2", 1)
 
-    assert bus.has_event("run-1", mine[1].id) is True
-    assert bus.has_event("run-1", other[0].id) is False
-    assert bus.has_event("run-3", mine[0].id) is None  # nothing of run-3 here: cannot tell
+    assert await bus.has_event("run-1", mine[1].id) is True
+    assert await bus.has_event("run-1", other[0].id) is False
+    assert await bus.has_event("run-3", mine[0].id) is None  # nothing of run-3 here: cannot tell
 
 
 async def next_events(sub: AsyncIterator[StreamEvent | None], count: int) -> list[StreamEvent]:

@@ -235,7 +235,7 @@ async def join_stream(
 ) -> StreamingResponse:
     run = await svc.store.get_run(str(thread_id), str(run_id))
     after = event_id(last_event_id)
-    if after is not None and after != "-1" and svc.bus.has_event(run.run_id, after) is False:
+    if after is not None and after != "-1" and await svc.bus.has_event(run.run_id, after) is False:
         raise errors.InvalidRequest(f"Last-Event-ID {after!r} is not an event of run {run.run_id}")
     return _stream_response(svc, run, cancel_on_disconnect, after=after)
 
