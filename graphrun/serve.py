@@ -202,11 +202,15 @@ async def _bus(settings: Settings) -> AsyncIterator[EventBus]:
         return
     from graphrun.redisbus import RedisBus  # only production mode needs redis
 
-    async with RedisBus(
-        settings.redis_uri,
-        buffer_ttl_s=settings.stream_buffer_ttl_s,
-        stream_max_events=settings.stream_max_events,
-    ) as bus:
+    try:
+        bus = RedisBus(
+            settings.redis_uri,
+            buffer_ttl_s=settings.stream_buffer_ttl_s,
+            stream_max_events=settings.stream_max_events,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"REDIS_URI is not a Redis URL: {exc}") from exc
+    async with bus:
         yield bus
 
 

@@ -74,6 +74,7 @@ class EventBus(Protocol):
     async def wait_new_run(self, timeout_s: float) -> None: ...
     async def cancel(self, run_id: str, action: str) -> None: ...
     def on_cancel(self, handler: CancelHandler) -> None: ...
+    async def ping(self) -> bool: ...
 
 
 class LocalBus:
@@ -289,6 +290,9 @@ class LocalBus:
 
     def on_cancel(self, handler: CancelHandler) -> None:
         self._cancel_handlers.append(handler)
+
+    async def ping(self) -> bool:
+        return True  # in process: always there
 
 
 def _id_key(event_id: str) -> tuple[int, int]:

@@ -55,3 +55,10 @@ async def test_docs_page_is_served(http: httpx.AsyncClient) -> None:
 async def test_unknown_path_is_404(http: httpx.AsyncClient) -> None:
     r = await http.get("/no-such-endpoint")
     assert r.status_code == 404
+
+
+async def test_ready_names_each_dependency(http: httpx.AsyncClient) -> None:
+    body = (await http.get("/ready")).json()
+
+    assert body["status"] == "ok"
+    assert body["checks"] == {"process": "ok", "control_store": "ok", "checkpointer": "ok", "event_bus": "ok"}

@@ -35,8 +35,9 @@ async def info(svc: Svc) -> Json:
 
 @router.get("/ready")
 async def ready(svc: Svc) -> JSONResponse:
-    """Ready to serve: the control store and the checkpointer answer."""
-    checks: dict[str, str] = {}
+    """Ready to serve: not shutting down, and the control store, the checkpointer and the event bus
+    (Redis in production mode) answer. A load balancer takes a process out of rotation on 503."""
+    checks: dict[str, str] = {"process": "draining" if svc.draining.is_set() else "ok"}
     try:
         await svc.store.count_assistants(None, {}, None)
         checks["control_store"] = "ok"
@@ -49,6 +50,10 @@ async def ready(svc: Svc) -> JSONResponse:
         checks["checkpointer"] = "ok"
     except Exception as exc:
         checks["checkpointer"] = f"error: {type(exc).__name__}: {exc}"
+    try:
+        checks["event_bus"] = "ok" if await svc.bus.ping() else "error: unreachable"
+    except Exception as exc:
+        checks["event_bus"] = f"error: {type(exc).__name__}: {exc}"
     healthy = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ok" if healthy else "unavailable", "checks": checks}, 200 if healthy else 503
