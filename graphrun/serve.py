@@ -21,12 +21,12 @@ import uvicorn
 
 from graphrun.api import create_app
 from graphrun.api.deps import Services
-from graphrun.checkpointer import open_persistence
 from graphrun.config import LanggraphConfig, load_config
 from graphrun.errors import ConfigError, DataDirLocked
 from graphrun.graphs import GraphRegistry, check_graph, load_graphs
 from graphrun.models import system_assistant_id
 from graphrun.runner import Runner
+from graphrun.savers import open_persistence
 from graphrun.settings import Settings
 from graphrun.stores.postgres import PgWakeup, PostgresStore, wait_for_postgres
 from graphrun.stores.sqlite import SqliteStore

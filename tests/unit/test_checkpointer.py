@@ -17,7 +17,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, StateSnapshot, interrupt
 from typing_extensions import TypedDict
 
-from graphrun.checkpointer import copy_thread, delete_runs, store_ttl
+from graphrun.checkpointer import copy_thread, delete_runs
+from graphrun.savers import store_ttl
 
 
 class Steps(TypedDict):
