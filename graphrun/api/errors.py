@@ -3,6 +3,9 @@ server writes them."""
 
 from __future__ import annotations
 
+import psycopg
+import psycopg_pool
+import redis.exceptions
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -67,8 +70,17 @@ def _plain(errs: object) -> object:
     return str(errs)
 
 
+# A database that does not answer, met inside a saver (LangGraph's calls do not go through our stores):
+# the client may retry, as for StoreUnavailable.
+_UNAVAILABLE = (psycopg.OperationalError, psycopg_pool.PoolTimeout, redis.exceptions.ConnectionError)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     """A bug or an unreachable dependency: logged with its traceback, answered as JSON like every error."""
+    if isinstance(exc, _UNAVAILABLE):
+        log.warning("request_unavailable", method=request.method, path=request.url.path, error=str(exc))
+        detail = f"a database is unreachable ({type(exc).__name__}); retry shortly"
+        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
     log.error("request_failed", method=request.method, path=request.url.path, exc_info=exc)
     return JSONResponse({"detail": f"Internal server error ({type(exc).__name__})"}, status_code=500)
 

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import inspect
 
+import httpx
+import psycopg
 import pytest
+import redis.exceptions
+from fastapi import FastAPI
 
 from graphrun import errors
+from graphrun.api import errors as api_errors
 from graphrun.api.errors import status_for
 
 EXPECTED_STATUS: dict[type[errors.GraphrunError], int] = {
@@ -60,3 +65,38 @@ def test_subclass_outside_the_table_uses_its_parent() -> None:
 def test_docstring_is_the_default_message() -> None:
     assert errors.ThreadNotFound().message == "Thread not found."
     assert errors.ThreadNotFound("Thread t-1 not found").message == "Thread t-1 not found"
+
+
+def _app_raising(exc: Exception) -> FastAPI:
+    app = FastAPI()
+    api_errors.install(app)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise exc
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [psycopg.OperationalError("connection refused"), redis.exceptions.ConnectionError("refused")],
+    ids=["postgres", "redis"],
+)
+async def test_an_unreachable_database_inside_a_saver_is_a_503_to_retry(exc: Exception) -> None:
+    transport = httpx.ASGITransport(app=_app_raising(exc), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/boom")
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert "unreachable" in response.json()["detail"]
+
+
+async def test_any_other_exception_is_a_500_in_json() -> None:
+    transport = httpx.ASGITransport(app=_app_raising(KeyError("x")), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/boom")
+
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal server error (KeyError)"}
