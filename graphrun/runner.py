@@ -20,10 +20,11 @@ from langgraph.pregel import Pregel
 from langgraph.runtime import RunControl
 from langgraph.types import Command
 
-from graphrun import encoding
+from graphrun import encoding, errors
 from graphrun.checkpointer import delete_runs, delete_thread
 from graphrun.graphs import GraphRegistry, thread_interrupts
 from graphrun.models import Run, RunOutcome, run_output, thread_status_after
+from graphrun.savers import UNAVAILABLE
 from graphrun.settings import Settings
 from graphrun.stores.base import ControlStore
 from graphrun.streams import EventBus
@@ -80,6 +81,10 @@ class Runner:
             return await self._outcome(graph, config, "interrupted", None)
         except GraphDrained:
             raise  # the worker asked to stop at a step boundary; it re-queues the run
+        except UNAVAILABLE as exc:
+            # The checkpointer's (or a node's) database does not answer: not the graph's fault. The worker
+            # hands the run back; it continues from its last checkpoint once the database is back.
+            raise errors.StoreUnavailable(f"run {run.run_id} stopped: {type(exc).__name__}: {exc}") from exc
         except TimeoutError as exc:
             if not deadline.expired():  # a node's own timeout: an error like any other
                 return await self._error(graph, run, config, exc)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import psycopg
+import redis.exceptions
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     BaseCheckpointSaver,
@@ -53,9 +54,22 @@ from graphrun.settings import Settings
 from graphrun.stores.pgsaver import serialised_setup
 from graphrun.types import Persistence
 
+# Errors that mean a database does not answer right now (not that a request or a graph is wrong): the
+# API answers 503 to retry, and a run that meets one is handed back rather than failed.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    StoreUnavailable,
+    psycopg.OperationalError,
+    PoolTimeout,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
 KINDS = ("postgres", "sqlite", "memory", "redis", "mongodb")
 # How long opening the PostgreSQL pool waits for its first connections before giving up (s).
 pool_open_timeout_s = 10.0
+# Longest a query waits for a pooled connection: when the database is down, fail fast (503) instead of
+# holding requests for psycopg_pool's default 30 s.
+pool_wait_s = 5.0
 # How long a Redis or MongoDB server may take to answer the first command before giving up (s).
 connect_timeout_s = 10.0
 # How often expired store items are deleted when langgraph.json does not say (minutes, as TTLConfig).
@@ -245,6 +259,7 @@ class _Opener:
                 max_size=s.pg_pool_max_size,
                 max_idle=s.pg_pool_max_idle_s,
                 max_lifetime=s.pg_pool_max_lifetime_s,
+                timeout=pool_wait_s,
                 # What the official savers require of their connections.
                 kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
                 open=False,

@@ -13,7 +13,6 @@ Shutdown, in order (``Worker.__aexit__``), sized for Kubernetes' ``terminationGr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -181,6 +180,10 @@ class Worker:
                         await self._release(run)
                         return
                     outcome = RunOutcome.cancelled()
+                except errors.StoreUnavailable as exc:
+                    log.warning("run_handed_back", attempt=run.attempt, reason=exc.message)
+                    await self._release(run)
+                    return
                 except Exception as exc:
                     log.exception("run_crashed")
                     outcome = RunOutcome.crashed(exc)
@@ -225,9 +228,15 @@ class Worker:
         await self._runner.cleanup(run)
 
     async def _release(self, run: Run) -> None:
-        with contextlib.suppress(errors.LeaseLost):
+        """Give the run back to pending. If the database does not answer, its lease expires instead and
+        a reaper gives it back."""
+        try:
             await asyncio.shield(self._store.release_run(run))
             log.info("run_released", attempt=run.attempt)
+        except errors.LeaseLost:
+            pass
+        except errors.StoreUnavailable as exc:
+            log.warning("run_release_failed", attempt=run.attempt, reason=exc.message)
         self._bus.notify_new_run()
 
     async def _on_cancel(self, run_id: str, action: str) -> None:

@@ -3,15 +3,13 @@ server writes them."""
 
 from __future__ import annotations
 
-import psycopg
-import psycopg_pool
-import redis.exceptions
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from graphrun import errors
+from graphrun.savers import UNAVAILABLE
 
 log = structlog.get_logger("graphrun.api")
 
@@ -70,14 +68,9 @@ def _plain(errs: object) -> object:
     return str(errs)
 
 
-# A database that does not answer, met inside a saver (LangGraph's calls do not go through our stores):
-# the client may retry, as for StoreUnavailable.
-_UNAVAILABLE = (psycopg.OperationalError, psycopg_pool.PoolTimeout, redis.exceptions.ConnectionError)
-
-
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     """A bug or an unreachable dependency: logged with its traceback, answered as JSON like every error."""
-    if isinstance(exc, _UNAVAILABLE):
+    if isinstance(exc, UNAVAILABLE):  # met inside a saver: LangGraph's calls do not go through our stores
         log.warning("request_unavailable", method=request.method, path=request.url.path, error=str(exc))
         detail = f"a database is unreachable ({type(exc).__name__}); retry shortly"
         return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})

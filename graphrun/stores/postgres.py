@@ -30,6 +30,9 @@ log = structlog.get_logger("graphrun.stores.postgres")
 T = TypeVar("T")
 NEW_RUN_CHANNEL = "graphrun_new_run"
 _RETRIES = 3
+# Longest a transaction waits for a pooled connection: with the database down, answer 503 fast rather
+# than hold the request for psycopg_pool's default 30 s.
+connection_wait_s = 5.0
 # Errors after which the whole transaction can simply run again.
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
@@ -61,6 +64,7 @@ class PostgresStore(SqlStore):
             max_size=max_size,
             max_idle=max_idle_s,
             max_lifetime=max_lifetime_s,
+            timeout=connection_wait_s,
             configure=_configure,
             open=False,
             name="graphrun-control",

@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, TypedDict
 
+import psycopg
 import pytest
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import START, StateGraph
@@ -44,6 +45,7 @@ class State(TypedDict):
 class Calls:
     starts: int = 0
     ends: int = 0
+    outages: int = 0  # the first this many starts meet a database that does not answer
 
 
 @dataclass
@@ -84,6 +86,8 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 
     async def slow_step(state: State) -> State:
         calls.starts += 1
+        if calls.starts <= calls.outages:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
         await asyncio.sleep(STEP_S)
         calls.ends += 1
         return {"log": ["step"]}
@@ -151,3 +155,14 @@ async def test_a_rollback_its_worker_did_not_finish_is_done_by_the_next_attempt(
         await rig.store.find_run(run_id)
     assert rig.calls.starts == 1, "the rolled-back run was executed again"
     assert (await rig.store.get_thread(thread_id)).status == "idle"
+
+
+async def test_a_run_that_meets_an_unreachable_database_is_handed_back_not_failed(rig: Rig) -> None:
+    """A database error is not the graph's fault: the run goes back to pending and succeeds later."""
+    rig.calls.outages = 1
+    thread_id, run_id = await rig.submit()
+
+    assert await rig.bus.wait_done(run_id, 10)
+    run = await rig.store.get_run(thread_id, run_id)
+    assert (run.status, run.attempt) == ("success", 2)
+    assert rig.calls.starts == 2

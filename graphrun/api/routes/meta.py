@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
@@ -38,23 +41,30 @@ async def ready(svc: Svc) -> JSONResponse:
     """Ready to serve: not shutting down, and the control store, the checkpointer and the event bus
     (Redis in production mode) answer. A load balancer takes a process out of rotation on 503."""
     checks: dict[str, str] = {"process": "draining" if svc.draining.is_set() else "ok"}
-    try:
-        await svc.store.count_assistants(None, {}, None)
-        checks["control_store"] = "ok"
-    except Exception as exc:
-        checks["control_store"] = f"error: {type(exc).__name__}: {exc}"
-    try:
-        await svc.graphs.persistence.checkpointer.aget_tuple(
-            {"configurable": {"thread_id": "graphrun-ready"}}
-        )
-        checks["checkpointer"] = "ok"
-    except Exception as exc:
-        checks["checkpointer"] = f"error: {type(exc).__name__}: {exc}"
-    try:
-        checks["event_bus"] = "ok" if await svc.bus.ping() else "error: unreachable"
-    except Exception as exc:
-        checks["event_bus"] = f"error: {type(exc).__name__}: {exc}"
+    checks["control_store"] = await _check(svc.store.count_assistants(None, {}, None))
+    checks["checkpointer"] = await _check(
+        svc.graphs.persistence.checkpointer.aget_tuple({"configurable": {"thread_id": "graphrun-ready"}})
+    )
+    checks["event_bus"] = await _check(svc.bus.ping())
     healthy = all(v == "ok" for v in checks.values())
     return JSONResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks}, 200 if healthy else 503
+        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        200 if healthy else 503,
+        headers=None if healthy else {"Retry-After": "1"},
     )
+
+
+# Longest /ready waits on one dependency: a probe must get an answer before its own timeout.
+ready_check_timeout_s = 2.0
+
+
+async def _check(probe: Awaitable[object]) -> str:
+    """``ok``, or what went wrong: an error, a dependency that said no, or one that did not answer."""
+    try:
+        async with asyncio.timeout(ready_check_timeout_s):
+            answer = await probe
+    except TimeoutError:
+        return f"error: no answer within {ready_check_timeout_s:g}s"
+    except Exception as exc:
+        return f"error: {type(exc).__name__}: {exc}"
+    return "error: unreachable" if answer is False else "ok"

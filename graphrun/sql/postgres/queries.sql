@@ -34,13 +34,15 @@ SELECT * FROM assistants WHERE assistant_id = %(assistant_id)s;
 INSERT INTO assistants (assistant_id, graph_id, config, context, metadata, name, description, version,
                         created_at, updated_at)
 VALUES (%(assistant_id)s, %(graph_id)s, %(config)s::jsonb, %(context)s::jsonb, %(metadata)s::jsonb, %(name)s,
-        %(description)s, 1, %(now)s::timestamptz, %(now)s::timestamptz);
+        %(description)s, 1, %(now)s::timestamptz, %(now)s::timestamptz)
+ON CONFLICT (assistant_id) DO NOTHING;  -- processes starting together each ensure the system assistants
 
 -- name: insert_assistant_version
 INSERT INTO assistant_versions (assistant_id, version, graph_id, config, context, metadata, name, description,
                                 created_at)
 VALUES (%(assistant_id)s, %(version)s, %(graph_id)s, %(config)s::jsonb, %(context)s::jsonb, %(metadata)s::jsonb,
-        %(name)s, %(description)s, %(now)s::timestamptz);
+        %(name)s, %(description)s, %(now)s::timestamptz)
+ON CONFLICT (assistant_id, version) DO NOTHING;
 
 -- name: max_assistant_version
 SELECT COALESCE(MAX(version), 0) AS version FROM assistant_versions WHERE assistant_id = %(assistant_id)s;
