@@ -170,7 +170,8 @@ class RedisBus:
         was unreachable and the event was dropped."""
         body = encoding.dumps(data)
         key = self._run_key(run_id)
-        pipe = self._redis.pipeline(transaction=True)
+        # One round trip, without MULTI/EXEC: the run's and the thread's streams need not change atomically.
+        pipe = self._redis.pipeline(transaction=False)
         pipe.xadd(key, {"event": event, "data": body}, maxlen=self._stream_max_events, approximate=True)
         pipe.pexpire(key, self._idle_run_ttl_ms)
         if thread_id is not None:

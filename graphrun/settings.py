@@ -79,8 +79,10 @@ class Settings:
         "long-term store: postgres, sqlite, memory, redis, mongodb or module:attr; empty: as checkpointer",
     )
     store_uri: str = _setting("", "uri", "where the store connects when it is not DATABASE_URI")
-    pg_pool_min_size: int = _setting(2, "connections", "connections the PostgreSQL pool keeps open")
-    pg_pool_max_size: int = _setting(20, "connections", "most connections the PostgreSQL pool opens")
+    pg_pool_min_size: int = _setting(1, "connections", "connections each PostgreSQL pool keeps open")
+    pg_pool_max_size: int = _setting(
+        10, "connections", "most connections each PostgreSQL pool opens (a process has two)"
+    )
     pg_pool_max_idle_s: float = _setting(
         300.0, "s", "an idle pooled connection above the minimum is closed after this"
     )

@@ -129,7 +129,7 @@ class Worker:
                 runs = []
             for run in runs:
                 self._start(run)
-            if not runs:
+            if len(runs) < free:  # nothing more is ready now: wait to be told (or poll)
                 await self._wait_for_runs(self._settings.poll_interval_s)
 
     async def _wait_for_runs(self, timeout_s: float) -> None:
@@ -267,6 +267,8 @@ class Worker:
                         active.handle.run, self.worker_id, self._settings.lease_s
                     )
                 except errors.LeaseLost:
+                    if self._active.get(run_id) is not active or active.handle.finishing:
+                        continue  # it ended while we renewed: nothing was lost
                     log.warning("run_lease_lost", run_id=run_id)
                     active.task.cancel()
                     continue

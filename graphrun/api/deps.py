@@ -30,7 +30,8 @@ class Services:
         return self.graphs.persistence.store
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    """Async, so that FastAPI calls it on the event loop rather than in its thread pool."""
     svc: Any = request.app.state.services
     assert isinstance(svc, Services)
     return svc
