@@ -43,7 +43,7 @@ from redis.exceptions import RedisError
 
 from graphrun import encoding
 from graphrun.errors import ConfigError
-from graphrun.streams import CancelHandler, StreamEvent
+from graphrun.streams import CancelHandler, StreamEvent, wait_and_clear
 from graphrun.types import Json
 
 log = structlog.get_logger("graphrun.redisbus")
@@ -451,12 +451,7 @@ class RedisBus:
             await self._write("notify_new_run", pipe)
 
     async def wait_new_run(self, timeout_s: float) -> None:
-        try:
-            await asyncio.wait_for(self._new_run.wait(), timeout_s)
-        except TimeoutError:
-            return
-        finally:
-            self._new_run.clear()
+        await wait_and_clear(self._new_run, timeout_s)
 
     async def cancel(self, run_id: str, action: str) -> None:
         """Call the cancel handlers of every process: this one's directly, the others' through Redis

@@ -277,12 +277,7 @@ class LocalBus:
         self._new_run.set()
 
     async def wait_new_run(self, timeout_s: float) -> None:
-        try:
-            await asyncio.wait_for(self._new_run.wait(), timeout_s)
-        except TimeoutError:
-            return
-        finally:
-            self._new_run.clear()
+        await wait_and_clear(self._new_run, timeout_s)
 
     async def cancel(self, run_id: str, action: str) -> None:
         for handler in self._cancel_handlers:
@@ -293,6 +288,16 @@ class LocalBus:
 
     async def ping(self) -> bool:
         return True  # in process: always there
+
+
+async def wait_and_clear(event: asyncio.Event, timeout_s: float) -> None:
+    """Wait until ``event`` is set or ``timeout_s`` passes, then clear it: a wake-up is consumed once."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout_s)
+    except TimeoutError:
+        return
+    finally:
+        event.clear()
 
 
 def _id_key(event_id: str) -> tuple[int, int]:
