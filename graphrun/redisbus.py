@@ -92,6 +92,7 @@ class RedisBus:
         stream_max_events: int = 10_000,
         thread_log_events: int = 10_000,
         idle_run_ttl_s: float = 86_400.0,
+        share_wakeups: bool = True,
     ) -> None:
         """``redis``: a URL, or a client made with ``decode_responses=False`` (events are bytes). A client
         made here has no socket timeout (blocking reads take as long as a tick); every command is bounded
@@ -113,6 +114,9 @@ class RedisBus:
         self._stream_max_events = stream_max_events
         self._thread_log_events = thread_log_events
         self._channels = {f"{prefix}:{kind}".encode(): kind for kind in ("cancel", "new_run", "done")}
+        # False when something else wakes other processes' workers (PostgreSQL NOTIFY in production mode):
+        # a second signal per run would only make idle workers claim twice.
+        self._share_wakeups = share_wakeups
         self._sender = uuid.uuid4().hex  # tells this bus's own messages, already delivered here, from others'
         self._cancel_handlers: list[CancelHandler] = []
         self._new_run = asyncio.Event()
@@ -437,6 +441,8 @@ class RedisBus:
         """Wake the idle workers of this process now, and of every process through Redis (in the
         background: publishes are coalesced, one always following the last call)."""
         self._new_run.set()
+        if not self._share_wakeups:
+            return
         if self._notifier is not None and not self._notifier.done():
             self._notify_again = True
             return

@@ -207,6 +207,7 @@ async def _bus(settings: Settings) -> AsyncIterator[EventBus]:
             settings.redis_uri,
             buffer_ttl_s=settings.stream_buffer_ttl_s,
             stream_max_events=settings.stream_max_events,
+            share_wakeups=False,  # PgWakeup (LISTEN/NOTIFY) wakes the workers of other processes
         )
     except ValueError as exc:
         raise ConfigError(f"REDIS_URI is not a Redis URL: {exc}") from exc

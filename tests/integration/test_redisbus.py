@@ -543,6 +543,24 @@ async def test_a_new_run_on_one_process_wakes_the_workers_of_another(bus: RedisB
         await waiter
 
 
+async def test_wake_ups_can_stay_in_process(redis_uri: str, prefix: str, other: RedisBus) -> None:
+    """``share_wakeups=False`` (production mode, where PostgreSQL NOTIFY wakes other processes): this
+    process's workers wake, other processes hear nothing from Redis."""
+    async with RedisBus(redis_uri, prefix=prefix, share_wakeups=False) as quiet:
+        waiter = asyncio.create_task(other.wait_new_run(timeout_s=3600), name="waiter")
+        quiet.notify_new_run()
+        async with asyncio.timeout(BOUND_S):
+            await quiet.wait_new_run(timeout_s=3600)  # at once, in process
+        # A message sent after it: once it is here, a shared wake-up would be too.
+        marker = Recorder()
+        other.on_cancel(marker)
+        await quiet.cancel("marker", "interrupt")
+        await marker.wait_for("marker")
+        done, _ = await asyncio.wait([waiter], timeout=TICK_S)
+        assert not done, "the wake-up went to another process"
+        waiter.cancel()
+
+
 async def test_a_wake_up_is_consumed_once_and_not_echoed_back(bus: RedisBus, other: RedisBus) -> None:
     marker = Recorder()
     bus.on_cancel(marker)
