@@ -50,7 +50,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from graphrun.errors import ConfigError, StoreUnavailable
-from graphrun.settings import Settings
+from graphrun.settings import Settings, redacted
 from graphrun.stores.pgsaver import serialised_setup
 from graphrun.types import Persistence
 
@@ -419,20 +419,3 @@ def _import_file(path: Path) -> Any:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def redacted(uri: str) -> str:
-    """A URI or connection string without its password, for messages."""
-    if "://" not in uri:
-        try:
-            params = psycopg.conninfo.conninfo_to_dict(uri)
-        except psycopg.ProgrammingError:
-            return "<invalid connection string>"
-        params.pop("password", None)
-        return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in params.items()})
-    scheme, _, rest = uri.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not at:
-        return uri
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else f"{scheme}://{user}@{host}"

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg.conninfo
+
 from graphrun.errors import ConfigError
 
 ENV_PREFIX = "GRAPHRUN_"
@@ -167,3 +169,20 @@ def describe() -> list[tuple[str, str, str, str]]:
         (env_name(f), str(f.default), f.metadata["unit"], f.metadata["help"])
         for f in dataclasses.fields(Settings)
     ]
+
+
+def redacted(uri: str) -> str:
+    """A URI or connection string without its password, for messages."""
+    if "://" not in uri:
+        try:
+            params = psycopg.conninfo.conninfo_to_dict(uri)
+        except psycopg.ProgrammingError:
+            return "<invalid connection string>"
+        params.pop("password", None)
+        return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in params.items()})
+    scheme, _, rest = uri.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at:
+        return uri
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else f"{scheme}://{user}@{host}"

@@ -23,6 +23,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from graphrun import errors, sql
+from graphrun.settings import redacted
 from graphrun.stores._sqlstore import Db, SqlStore
 
 log = structlog.get_logger("graphrun.stores.postgres")
@@ -176,16 +177,6 @@ def wait_for_postgres(conninfo: str, timeout_s: float) -> None:
         except psycopg.OperationalError as exc:
             if time.monotonic() >= deadline:
                 raise errors.StoreUnavailable(
-                    f"PostgreSQL at {_redacted(conninfo)} is unreachable: {exc}"
+                    f"PostgreSQL at {redacted(conninfo)} is unreachable: {exc}"
                 ) from exc
             time.sleep(0.5)
-
-
-def _redacted(conninfo: str) -> str:
-    """The connection string without its password, for messages."""
-    try:
-        params = psycopg.conninfo.conninfo_to_dict(conninfo)
-    except psycopg.ProgrammingError:
-        return "<invalid connection string>"
-    params.pop("password", None)
-    return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in params.items()})

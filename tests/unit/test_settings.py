@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from graphrun.errors import ConfigError
-from graphrun.settings import ENV_PREFIX, Settings, describe, env_name
+from graphrun.settings import ENV_PREFIX, Settings, describe, env_name, redacted
 
 
 def test_defaults() -> None:
@@ -166,3 +166,17 @@ def test_every_field_can_be_set_from_the_env() -> None:
     settings = Settings.from_env(environ=environ)
 
     assert dataclasses.asdict(settings) == expected
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("postgresql://app:s3cret@db:5432/graphrun", "postgresql://app:***@db:5432/graphrun"),
+        ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("postgresql://app@db/graphrun", "postgresql://app@db/graphrun"),
+        ("host=db user=app password=s3cret dbname=graphrun", "user=app dbname=graphrun host=db"),
+    ],
+    ids=["uri", "uri-password-only", "no-password", "conninfo"],
+)
+def test_redacted_hides_the_password(uri: str, shown: str) -> None:
+    assert redacted(uri) == shown
