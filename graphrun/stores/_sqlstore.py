@@ -83,6 +83,24 @@ class SqlStore:
         if "lock_thread" in self._q:
             db.execute(self._q["lock_thread"], {"thread_id": thread_id})
 
+    def _assistant_in(self, db: Db, assistant_id: str) -> Assistant:
+        row = self._one("get_assistant", {"assistant_id": assistant_id}, db)
+        if row is None:
+            raise errors.AssistantNotFound(f"Assistant {assistant_id} not found")
+        return _rows.assistant(row)
+
+    def _thread_in(self, db: Db, thread_id: str) -> Thread:
+        row = self._one("get_thread", {"thread_id": thread_id}, db)
+        if row is None:
+            raise errors.ThreadNotFound(f"Thread {thread_id} not found")
+        return _rows.thread(row)
+
+    def _run_in(self, db: Db, thread_id: str, run_id: str) -> Run:
+        row = self._one("get_run", {"thread_id": thread_id, "run_id": run_id}, db)
+        if row is None:
+            raise errors.RunNotFound(f"Run {run_id} not found on thread {thread_id}")
+        return _rows.run(row)
+
     def _one(self, query: str, params: Mapping[str, Any], db: Db) -> Any:
         return db.execute(self._q[query], params).fetchone()
 
@@ -148,19 +166,13 @@ class SqlStore:
         return await self._write(tx)
 
     async def get_assistant(self, assistant_id: str) -> Assistant:
-        row = await self._read_one("get_assistant", {"assistant_id": assistant_id})
-        if row is None:
-            raise errors.AssistantNotFound(f"Assistant {assistant_id} not found")
-        return _rows.assistant(row)
+        return await self._read(lambda db: self._assistant_in(db, assistant_id))
 
     async def update_assistant(self, assistant_id: str, changes: Json) -> Assistant:
         """A new version from the current one with ``changes`` applied; it becomes the current version."""
 
         def tx(db: Db) -> Assistant:
-            row = self._one("get_assistant", {"assistant_id": assistant_id}, db)
-            if row is None:
-                raise errors.AssistantNotFound(f"Assistant {assistant_id} not found")
-            current = _rows.assistant(row)
+            current = self._assistant_in(db, assistant_id)
             fields: dict[str, Any] = {k: getattr(current, k) for k in _ASSISTANT_FIELDS}
             fields.update({k: v for k, v in changes.items() if k in _ASSISTANT_FIELDS and v is not None})
             fields["metadata"] = {
@@ -263,20 +275,14 @@ class SqlStore:
         db.execute(self._q["insert_thread"], params)
 
     async def get_thread(self, thread_id: str) -> Thread:
-        row = await self._read_one("get_thread", {"thread_id": thread_id})
-        if row is None:
-            raise errors.ThreadNotFound(f"Thread {thread_id} not found")
-        return _rows.thread(row)
+        return await self._read(lambda db: self._thread_in(db, thread_id))
 
     async def update_thread(self, thread_id: str, metadata: Json, ttl_minutes: float | None = None) -> Thread:
         """Merge ``metadata`` into the thread's: top-level keys replaced whole, as Postgres' ``||``; a
         ``ttl_minutes`` replaces the thread's TTL."""
 
         def tx(db: Db) -> Thread:
-            row = self._one("get_thread", {"thread_id": thread_id}, db)
-            if row is None:
-                raise errors.ThreadNotFound(f"Thread {thread_id} not found")
-            merged = {**_rows.thread(row).metadata, **metadata}
+            merged = {**self._thread_in(db, thread_id).metadata, **metadata}
             params = {
                 "thread_id": thread_id,
                 "metadata": _dump(merged),
@@ -344,10 +350,7 @@ class SqlStore:
 
     async def copy_thread(self, source_id: str, target_id: str) -> Thread:
         def tx(db: Db) -> Thread:
-            row = self._one("get_thread", {"thread_id": source_id}, db)
-            if row is None:
-                raise errors.ThreadNotFound(f"Thread {source_id} not found")
-            source = _rows.thread(row)
+            source = self._thread_in(db, source_id)
             self._insert_thread(db, target_id, source.metadata, source.values, source.ttl_minutes)
             db.execute(
                 self._q["set_thread_state"],
@@ -428,10 +431,7 @@ class SqlStore:
         return [r for r in runs if r.status == "running"]
 
     async def get_run(self, thread_id: str, run_id: str) -> Run:
-        row = await self._read_one("get_run", {"thread_id": thread_id, "run_id": run_id})
-        if row is None:
-            raise errors.RunNotFound(f"Run {run_id} not found on thread {thread_id}")
-        return _rows.run(row)
+        return await self._read(lambda db: self._run_in(db, thread_id, run_id))
 
     async def find_run(self, run_id: str) -> Run:
         row = await self._read_one("get_run_by_id", {"run_id": run_id})
@@ -451,11 +451,9 @@ class SqlStore:
 
     async def delete_run(self, thread_id: str, run_id: str) -> None:
         def tx(db: Db) -> None:
-            row = self._one("get_run", {"thread_id": thread_id, "run_id": run_id}, db)
-            if row is None:
-                raise errors.RunNotFound(f"Run {run_id} not found on thread {thread_id}")
-            if row["status"] in ("pending", "running"):
-                raise errors.Conflict(f"Run {run_id} is {row['status']}; cancel it before deleting it")
+            run = self._run_in(db, thread_id, run_id)
+            if not run.finished:
+                raise errors.Conflict(f"Run {run_id} is {run.status}; cancel it before deleting it")
             db.execute(self._q["delete_run"], {"thread_id": thread_id, "run_id": run_id})
 
         return await self._write(tx)
@@ -465,10 +463,7 @@ class SqlStore:
 
         def tx(db: Db) -> Run:
             self._lock_thread(db, thread_id)
-            row = self._one("get_run", {"thread_id": thread_id, "run_id": run_id}, db)
-            if row is None:
-                raise errors.RunNotFound(f"Run {run_id} not found on thread {thread_id}")
-            run = _rows.run(row)
+            run = self._run_in(db, thread_id, run_id)
             if run.finished:
                 raise errors.RunNotFound(
                     f"Run {run_id} is already {run.status}: only pending or running runs can be cancelled"
