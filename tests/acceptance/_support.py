@@ -260,3 +260,21 @@ async def slow_steps_done(client: LangGraphClient, thread_id: str, at_least: int
     )
     done: list[int] = as_dict(state["values"])["done"]
     return done
+
+
+def sse_events(lines: list[str]) -> list[tuple[str | None, str, str]]:
+    """(id, event, raw data) of each complete SSE event in ``lines``, as an EventSource would parse them."""
+    found: list[tuple[str | None, str, str]] = []
+    event_id: str | None = None
+    name, data = "", ""
+    for line in lines:
+        if line.startswith("id: "):
+            event_id = line[4:]
+        elif line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            data = line[6:]
+        elif line == "" and name:
+            found.append((event_id, name, data))
+            event_id, name, data = None, "", ""
+    return found

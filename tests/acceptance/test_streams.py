@@ -9,27 +9,14 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from ._support import Server, as_dict, eventually
+from ._support import Server, as_dict, eventually, sse_events
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 
 
 def _events(lines: list[str]) -> list[tuple[str | None, str, object]]:
-    """(id, event, data) of each SSE event, as an EventSource would parse them."""
-    found: list[tuple[str | None, str, object]] = []
-    event_id: str | None = None
-    name, data = "", ""
-    for line in lines:
-        if line.startswith("id: "):
-            event_id = line[4:]
-        elif line.startswith("event: "):
-            name = line[7:]
-        elif line.startswith("data: "):
-            data = line[6:]
-        elif line == "" and name:
-            found.append((event_id, name, json.loads(data)))
-            event_id, name, data = None, "", ""
-    return found
+    """(id, event, data) of each SSE event, its data decoded."""
+    return [(event_id, name, json.loads(data)) for event_id, name, data in sse_events(lines)]
 
 
 async def test_a_delayed_run_waits_for_its_time(client: LangGraphClient) -> None:

@@ -1,4 +1,4 @@
-"""Where the saver tests connect, and a place of their own per test on each server.
+"""Where the saver and control-store tests connect, and a place of their own per test on each server.
 
 PostgreSQL: ``GRAPHRUN_TEST_DATABASE_URI`` (default: the local server), a fresh schema per test.
 Redis with the JSON and Search modules: ``GRAPHRUN_TEST_REDIS_STACK_URI`` (no default: ``scripts/services``

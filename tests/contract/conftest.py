@@ -16,8 +16,7 @@ import pytest
 from graphrun.stores.base import ControlStore
 from graphrun.stores.postgres import PostgresStore
 from graphrun.stores.sqlite import SqliteStore
-
-from ._pg import pg_schema
+from tests.conformance._servers import pg_schema
 
 StoreFactory = Callable[[Path], AbstractAsyncContextManager[ControlStore]]
 
@@ -30,7 +29,7 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[ControlStore]:
 
 @contextlib.asynccontextmanager
 async def postgres_store(tmp_path: Path) -> AsyncIterator[ControlStore]:
-    """A store in a schema of its own, dropped afterwards, on the test database (see _pg.py)."""
+    """A store in a schema of its own on the test database, dropped afterwards (conformance/_servers.py)."""
     async with pg_schema() as conninfo, PostgresStore(conninfo, min_size=1, max_size=4) as store:
         yield store
 

@@ -10,8 +10,7 @@ import pytest
 
 from graphrun import sql
 from graphrun.stores.postgres import PostgresStore
-
-from ._pg import pg_schema
+from tests.conformance._servers import pg_schema
 
 _PARAM = re.compile(r"%\((\w+)\)s")
 

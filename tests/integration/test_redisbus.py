@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -29,6 +28,7 @@ from graphrun import encoding
 from graphrun.errors import ConfigError
 from graphrun.redisbus import NO_ID, RedisBus
 from graphrun.streams import EventBus, StreamEvent
+from tests.acceptance import _support
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -155,15 +155,8 @@ def payloads(events: list[StreamEvent]) -> list[tuple[str, Any]]:
 async def eventually(
     probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], *, what: str, timeout_s: float = BOUND_S
 ) -> T:
-    """Poll ``probe`` until ``done(result)``; fail with the last result after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = await probe()
-        if done(result):
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last value: {result!r}")
-        await asyncio.sleep(0.05)
+    """The acceptance tests' ``eventually``, bounded as every wait here is."""
+    return await _support.eventually(probe, done, timeout_s=timeout_s, what=what)
 
 
 class Recorder:

@@ -16,13 +16,11 @@ group, so that a signal reaches the whole process.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +38,10 @@ import redis
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from psycopg import sql
+
+from tests.acceptance import _support
+from tests.acceptance._support import free_port as free_port
+from tests.acceptance._support import sse_events as sse_events
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "langgraph.json"
@@ -82,13 +84,6 @@ class ServiceMissing(RuntimeError):
     """A server the tests need does not answer; the message says which and how to provide it."""
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def eventually(
     probe: Callable[[], Awaitable[T]],
     done: Callable[[T], bool],
@@ -97,16 +92,9 @@ async def eventually(
     interval_s: float = 0.2,
     what: str = "condition",
 ) -> T:
-    """Poll ``probe`` until ``done(result)``; fail with the last result after ``timeout_s`` seconds (a
-    deadline far beyond what the condition needs: it only bounds a test that would otherwise hang)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = await probe()
-        if done(result):
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last value: {result!r}")
-        await asyncio.sleep(interval_s)
+    """The acceptance tests' ``eventually`` with the longer deadline processes on a busy machine need (it
+    only bounds a test that would otherwise hang)."""
+    return await _support.eventually(probe, done, timeout_s=timeout_s, interval_s=interval_s, what=what)
 
 
 def _with_path(uri: str, path: str) -> str:
@@ -591,21 +579,3 @@ def check_chat_messages(values: object, text: str, steps: int) -> list[int]:
     ids = [m["id"] for m in messages]
     assert len(set(ids)) == len(ids), f"duplicate message ids: {ids}"
     return [int(m["response_metadata"]["pid"]) for m in messages[1:]]
-
-
-def sse_events(lines: list[str]) -> list[tuple[str | None, str, str]]:
-    """(id, event, raw data) of each complete SSE event in ``lines``, as an EventSource would parse them."""
-    found: list[tuple[str | None, str, str]] = []
-    event_id: str | None = None
-    name, data = "", ""
-    for line in lines:
-        if line.startswith("id: "):
-            event_id = line[4:]
-        elif line.startswith("event: "):
-            name = line[7:]
-        elif line.startswith("data: "):
-            data = line[6:]
-        elif line == "" and name:
-            found.append((event_id, name, data))
-            event_id, name, data = None, "", ""
-    return found
