@@ -7,7 +7,7 @@ is dropped ``stream_buffer_ttl_s`` after the run ends.
 A thread's stream (``GET /threads/{id}/stream``) is the events of every run on the thread, each run's end
 (a ``metadata`` event ``{"status": "run_done"}``) and the thread's state updates, in publish order. Its
 log keeps at most ``thread_log_events`` events and goes when no one has watched or written it for
-``stream_buffer_ttl_s``.
+``stream_buffer_ttl_s`` (it is looked at again at most that much later).
 """
 
 from __future__ import annotations
@@ -118,19 +118,25 @@ class LocalBus:
             buf = self._runs.get(run_id)
             if buf is not None and buf.finished_at is not None and buf.finished_at < cutoff:
                 del self._runs[run_id]
-        # Thread logs likewise, by the time they were last written or left (a later touch re-queues them).
+        # Thread logs are queued once, when made; one found written or watched since is queued again
+        # rather than on every event, so the queue holds one entry per live log.
+        now = self._clock()
         while self._thread_touches and self._thread_touches[0][0] < cutoff:
             _, thread_id = self._thread_touches.popleft()
             log = self._threads.get(thread_id)
-            if log is not None and not log.watchers and log.touched_at < cutoff:
+            if log is None:
+                continue
+            if not log.watchers and log.touched_at < cutoff:
                 del self._threads[thread_id]
+            else:
+                self._thread_touches.append((now, thread_id))
 
     def _thread_log(self, thread_id: str) -> _ThreadLog:
         log = self._threads.get(thread_id)
         if log is None:
             log = self._threads[thread_id] = _ThreadLog(collections.deque())
+            self._thread_touches.append((self._clock(), thread_id))
         log.touched_at = self._clock()
-        self._thread_touches.append((log.touched_at, thread_id))
         return log
 
     def _append_thread(self, thread_id: str, item: StreamEvent) -> None:
@@ -199,7 +205,9 @@ class LocalBus:
     async def _follow_thread(
         self, thread_id: str, log: _ThreadLog, position: int, tick_s: float
     ) -> AsyncGenerator[StreamEvent | None, None]:
-        self._threads.setdefault(thread_id, log)  # in case it expired since the subscription began
+        if thread_id not in self._threads:  # it expired since the subscription began: it lives again
+            self._threads[thread_id] = log
+            self._thread_touches.append((self._clock(), thread_id))
         log.watchers += 1
         try:
             while True:
@@ -215,7 +223,6 @@ class LocalBus:
         finally:
             log.watchers -= 1
             log.touched_at = self._clock()
-            self._thread_touches.append((log.touched_at, thread_id))
 
     async def subscribe(
         self, run_id: str, after: str | None, tick_s: float

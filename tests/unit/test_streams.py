@@ -379,3 +379,28 @@ async def test_an_unwatched_thread_log_expires_a_watched_one_stays() -> None:
         assert [encoding.loads(e.data) for e in await next_events(sub, 1)] == [{"n": 3}]
     finally:
         await close(sub)
+
+
+async def _replays_anything(bus: LocalBus, thread_id: str) -> bool:
+    sub = bus.subscribe_thread(thread_id, "-1", TICK_S)
+    try:
+        async with asyncio.timeout(BOUND_S):
+            return await anext(sub) is not None
+    finally:
+        await close(sub)
+
+
+async def test_a_thread_log_written_again_lives_on_then_expires() -> None:
+    clock = FakeClock()
+    bus = LocalBus(buffer_ttl_s=10, clock=clock)
+    await bus.publish("run-1", "values", {}, thread_id="t")
+    clock.now += 8
+    await bus.publish("run-2", "values", {}, thread_id="t")
+
+    clock.now += 3  # 11 s after it was made, 3 s after it was last written
+    assert await _replays_anything(bus, "t")
+
+    clock.now += 25  # well past the TTL since the last write or watch
+    bus.buffered_runs  # noqa: B018 - reading it runs the expiry
+    clock.now += 11
+    assert not await _replays_anything(bus, "t")
