@@ -8,21 +8,18 @@ from graphrun import errors
 from graphrun.api.deps import Services
 from graphrun.checkpointer import delete_thread
 from graphrun.models import Run
-from graphrun.types import Json
+from graphrun.types import CancelAction, Json
 
 # How often a waiting request re-reads the run's row, in case its completion was not seen on the bus
 # (the run finished before this process subscribed, or on another process).
 recheck_interval_s = 1.0
 
 
-async def cancel(svc: Services, thread_id: str, run_id: str, action: str) -> Run:
-    run = await svc.store.cancel_run(thread_id, run_id, action)  # type: ignore[arg-type]
+async def cancel(svc: Services, thread_id: str, run_id: str, action: CancelAction) -> Run:
+    run = await svc.store.cancel_run(thread_id, run_id, action)
     if run.status == "running":
         await svc.bus.cancel(run_id, action)
-    elif run.status in (
-        "interrupted",
-        "pending",
-    ):  # it was pending: it ends here (or was deleted), never having run
+    else:  # it was pending: it ended here (interrupted, or deleted by a rollback), never having run
         await svc.bus.finish(run_id, run.output, thread_id=thread_id)
         if run.request.deletes_thread:
             await delete_thread(svc.store, svc.graphs.persistence.checkpointer, run.thread_id)

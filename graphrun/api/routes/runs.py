@@ -371,15 +371,16 @@ async def _thread_events(
                 return
             if event is None:
                 yield sse.HEARTBEAT
-            elif _thread_mode(event.event) in modes or (
-                "run_modes" in modes and event.event != "state_update"
-            ):
+            elif modes & _thread_modes(event.event):
                 yield sse.frame(event.event, event.data, event.id)
 
 
-def _thread_mode(event: str) -> str:
-    """The thread stream mode an event belongs to besides ``run_modes`` (every run event)."""
-    return {"metadata": "lifecycle", "state_update": "state_update"}.get(event, "run_modes")
+def _thread_modes(event: str) -> set[str]:
+    """The thread stream modes that carry an event: ``run_modes`` every run's events (``metadata``
+    included), ``lifecycle`` only ``metadata``, ``state_update`` only state updates."""
+    if event == "state_update":
+        return {"state_update"}
+    return {"run_modes", "lifecycle"} if event == "metadata" else {"run_modes"}
 
 
 def event_id(value: str | None) -> str | None:
