@@ -83,6 +83,12 @@ class SqlStore:
         if "lock_thread" in self._q:
             db.execute(self._q["lock_thread"], {"thread_id": thread_id})
 
+    def _locked_thread(self, db: Db, thread_id: str) -> Any:
+        """The thread's row (None: no such thread), held as ``_lock_thread`` holds it, in one statement."""
+        if "lock_thread" in self._q:
+            return self._one("lock_thread", {"thread_id": thread_id}, db)
+        return self._one("get_thread", {"thread_id": thread_id}, db)
+
     def _assistant_in(self, db: Db, assistant_id: str) -> Assistant:
         row = self._one("get_assistant", {"assistant_id": assistant_id}, db)
         if row is None:
@@ -246,13 +252,12 @@ class SqlStore:
         self, thread_id: str, metadata: Json, if_exists: str, ttl_minutes: float | None = None
     ) -> Thread:
         def tx(db: Db) -> Thread:
-            existing = self._one("get_thread", {"thread_id": thread_id}, db)
-            if existing is not None:
-                if if_exists == "do_nothing":
-                    return _rows.thread(existing)
-                raise errors.AlreadyExists(f"Thread {thread_id} already exists")
-            self._insert_thread(db, thread_id, metadata, ttl_minutes=ttl_minutes)
-            return _rows.thread(self._one("get_thread", {"thread_id": thread_id}, db))
+            created = self._insert_thread(db, thread_id, metadata, ttl_minutes=ttl_minutes)
+            if created is not None:
+                return _rows.thread(created)
+            if if_exists == "do_nothing":
+                return self._thread_in(db, thread_id)
+            raise errors.AlreadyExists(f"Thread {thread_id} already exists")
 
         return await self._write(tx)
 
@@ -263,7 +268,8 @@ class SqlStore:
         metadata: Json,
         values: Json | None = None,
         ttl_minutes: float | None = None,
-    ) -> None:
+    ) -> Any:
+        """Insert the thread; return its row, or None if it already existed."""
         params = {
             "thread_id": thread_id,
             "metadata": _dump(metadata),
@@ -272,7 +278,7 @@ class SqlStore:
             "ttl_minutes": ttl_minutes,
             "now": _now(),
         }
-        db.execute(self._q["insert_thread"], params)
+        return db.execute(self._q["insert_thread"], params).fetchone()
 
     async def get_thread(self, thread_id: str) -> Thread:
         return await self._read(lambda db: self._thread_in(db, thread_id))
@@ -376,20 +382,16 @@ class SqlStore:
         """Insert several runs in one transaction: all of them, or (on any error) none."""
 
         def tx(db: Db) -> list[CreatedRun]:
-            created = [self._create_run(db, new, _now()) for new in runs]
-            if "notify_new_run" in self._q:  # idle workers of every process wake up on commit
-                db.execute(self._q["notify_new_run"], {})
-            return created
+            return [self._create_run(db, new, _now()) for new in runs]
 
         return await self._write(tx)
 
     def _create_run(self, db: Db, new: NewRun, now: str) -> CreatedRun:
-        if self._one("get_thread", {"thread_id": new.thread_id}, db) is None:
-            if new.if_not_exists != "create":
-                raise errors.ThreadNotFound(f"Thread {new.thread_id} not found")
-            self._insert_thread(db, new.thread_id, {})
-        self._lock_thread(db, new.thread_id)
-        inflight = [_rows.run(r) for r in self._all("inflight_runs", {"thread_id": new.thread_id}, db)]
+        # A thread this transaction creates has no runs, and no one else can see it yet.
+        fresh = new.if_not_exists == "create" and self._insert_thread(db, new.thread_id, {}) is not None
+        if not fresh and self._locked_thread(db, new.thread_id) is None:
+            raise errors.ThreadNotFound(f"Thread {new.thread_id} not found")
+        inflight = [] if fresh else self._inflight(db, new.thread_id)
         cancelled: list[Run] = []
         if inflight and new.multitask_strategy == "reject":
             raise errors.ThreadBusy(
@@ -398,7 +400,8 @@ class SqlStore:
             )
         if inflight and new.multitask_strategy in ("interrupt", "rollback"):
             cancelled = self._cancel_all(db, inflight, new.multitask_strategy, now)
-        db.execute(
+        stamp = _dump({"graph_id": new.graph_id, "assistant_id": new.assistant_id})
+        row = db.execute(
             self._q["insert_run"],
             {
                 "run_id": new.run_id,
@@ -409,15 +412,17 @@ class SqlStore:
                 "multitask_strategy": new.multitask_strategy,
                 "request": _rows.request_json(new.request),
                 "available_at": _rows.ts(new.available_at),
+                "stamp": stamp,
                 "now": now,
             },
-        )
-        stamp = {"graph_id": new.graph_id, "assistant_id": new.assistant_id}
-        db.execute(
-            self._q["mark_thread_busy"], {"thread_id": new.thread_id, "metadata": _dump(stamp), "now": now}
-        )
-        run = _rows.run(self._one("get_run_by_id", {"run_id": new.run_id}, db))
-        return CreatedRun(run=run, cancelled=cancelled)
+        ).fetchone()
+        # Where the dialect's insert_run does not also mark the thread busy (and wake the workers):
+        if "mark_thread_busy" in self._q:
+            db.execute(self._q["mark_thread_busy"], {"thread_id": new.thread_id, "stamp": stamp, "now": now})
+        return CreatedRun(run=_rows.run(row), cancelled=cancelled)
+
+    def _inflight(self, db: Db, thread_id: str) -> list[Run]:
+        return [_rows.run(r) for r in self._all("inflight_runs", {"thread_id": thread_id}, db)]
 
     def _cancel_all(self, db: Db, runs: Sequence[Run], action: str, now: str) -> list[Run]:
         """Pending runs end now (``interrupted``, or deleted by a rollback); running ones are flagged

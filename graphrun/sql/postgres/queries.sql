@@ -19,11 +19,8 @@ INSERT INTO schema_migrations (version, name, applied_at) VALUES (%(version)s, %
 
 -- name: lock_thread
 -- Writers that decide a thread's status from its runs take the thread's row first, so that they see
--- each other's runs (SQLite needs no such lock: it has one writer).
-SELECT thread_id FROM threads WHERE thread_id = %(thread_id)s FOR UPDATE;
-
--- name: notify_new_run
-SELECT pg_notify('graphrun_new_run', '');
+-- each other's runs (SQLite needs no such lock: it has one writer). Returns the row (none: no thread).
+SELECT * FROM threads WHERE thread_id = %(thread_id)s FOR UPDATE;
 
 -- ---------------------------------------------------------------- assistants
 
@@ -102,7 +99,8 @@ INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at, metada
                      interrupts, config, ttl_minutes)
 VALUES (%(thread_id)s, %(now)s::timestamptz, %(now)s::timestamptz, %(now)s::timestamptz, %(metadata)s::jsonb,
         'idle', %(values)s::jsonb, '{}', %(config)s::jsonb, %(ttl_minutes)s::float8)
-ON CONFLICT (thread_id) DO NOTHING;
+ON CONFLICT (thread_id) DO NOTHING
+RETURNING *;  -- no row: the thread already existed
 
 -- name: set_thread_metadata
 UPDATE threads
@@ -156,10 +154,6 @@ WHERE (%(status)s::text IS NULL OR t.status = %(status)s::text)
   AND (%(metadata)s::jsonb IS NULL OR %(metadata)s::jsonb = '{}'::jsonb OR t.metadata @> %(metadata)s::jsonb)
   AND (%(values)s::jsonb IS NULL OR %(values)s::jsonb = '{}'::jsonb OR t.state_values @> %(values)s::jsonb);
 
--- name: mark_thread_busy
-UPDATE threads SET status = 'busy', metadata = metadata || %(metadata)s::jsonb, updated_at = %(now)s::timestamptz
-WHERE thread_id = %(thread_id)s;
-
 -- name: set_thread_after_run
 UPDATE threads
 SET status = CASE WHEN EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = %(thread_id)s
@@ -189,11 +183,22 @@ WHERE thread_id = %(thread_id)s;
 -- ---------------------------------------------------------------- runs
 
 -- name: insert_run
-INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, status, metadata, multitask_strategy, request,
-                  created_at, updated_at, available_at)
-VALUES (%(run_id)s, %(thread_id)s, %(assistant_id)s, %(graph_id)s, 'pending', %(metadata)s::jsonb,
-        %(multitask_strategy)s, %(request)s::jsonb, %(now)s::timestamptz, %(now)s::timestamptz,
-        %(available_at)s::timestamptz);
+-- One statement (one round trip) that also does what SQLite's mark_thread_busy does, and wakes the idle
+-- workers of every process when the transaction commits (PgWakeup LISTENs).
+WITH run AS (
+    INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, status, metadata, multitask_strategy, request,
+                      created_at, updated_at, available_at)
+    VALUES (%(run_id)s, %(thread_id)s, %(assistant_id)s, %(graph_id)s, 'pending', %(metadata)s::jsonb,
+            %(multitask_strategy)s, %(request)s::jsonb, %(now)s::timestamptz, %(now)s::timestamptz,
+            %(available_at)s::timestamptz)
+    RETURNING *
+), busy AS (
+    UPDATE threads SET status = 'busy', metadata = metadata || %(stamp)s::jsonb, updated_at = %(now)s::timestamptz
+    WHERE thread_id = %(thread_id)s
+), woken AS (
+    SELECT pg_notify('graphrun_new_run', '')
+)
+SELECT run.* FROM run, woken;
 
 -- name: get_run
 SELECT * FROM runs WHERE run_id = %(run_id)s AND thread_id = %(thread_id)s;

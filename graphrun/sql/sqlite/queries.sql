@@ -77,7 +77,9 @@ SELECT * FROM threads WHERE thread_id = :thread_id;
 -- name: insert_thread
 INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at, metadata, status, state_values,
                      interrupts, config, ttl_minutes)
-VALUES (:thread_id, :now, :now, :now, :metadata, 'idle', :values, '{}', :config, :ttl_minutes);
+VALUES (:thread_id, :now, :now, :now, :metadata, 'idle', :values, '{}', :config, :ttl_minutes)
+ON CONFLICT (thread_id) DO NOTHING
+RETURNING *;  -- no row: the thread already existed
 
 -- name: set_thread_metadata
 UPDATE threads SET metadata = :metadata, ttl_minutes = COALESCE(:ttl_minutes, ttl_minutes), updated_at = :now
@@ -124,7 +126,7 @@ WHERE (:status IS NULL OR t.status = :status)
   AND json_contains(t.state_values, :values);
 
 -- name: mark_thread_busy
-UPDATE threads SET status = 'busy', metadata = json_patch(metadata, :metadata), updated_at = :now
+UPDATE threads SET status = 'busy', metadata = json_patch(metadata, :stamp), updated_at = :now
 WHERE thread_id = :thread_id;
 
 -- name: set_thread_after_run
@@ -150,7 +152,8 @@ WHERE thread_id = :thread_id;
 INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, status, metadata, multitask_strategy, request,
                   created_at, updated_at, available_at)
 VALUES (:run_id, :thread_id, :assistant_id, :graph_id, 'pending', :metadata, :multitask_strategy, :request,
-        :now, :now, :available_at);
+        :now, :now, :available_at)
+RETURNING *;
 
 -- name: get_run
 SELECT * FROM runs WHERE run_id = :run_id AND thread_id = :thread_id;
