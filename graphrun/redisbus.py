@@ -64,6 +64,9 @@ listen_poll_s = 1.0
 listen_retry_s = 1.0
 # Most run outputs kept in process for ``output()``; each also stays only ``buffer_ttl_s``.
 output_cache_runs = 10_000
+# An output up to this size (encoded) travels in the run's end message, so that the process waiting for
+# the run has it without reading it back; a larger one is read from its key.
+inline_output_max = 16 * 1024
 
 # What "Redis did not answer" looks like: its own errors, sockets, and our timeouts (TimeoutError).
 _UNREACHABLE = (RedisError, OSError)
@@ -77,6 +80,46 @@ _Entries = list[tuple[str, dict[bytes, bytes]]]
 
 class _Unreachable(Exception):
     """Redis did not answer (already logged)."""
+
+
+class _Writes:
+    """Group commit of the bus's writes: the commands of every write made while a batch is on its way go
+    together in the next one, one round trip, in the order they were made (so a run's events, and its end,
+    stay in order). Under load this turns one round trip per event into one per batch: redis-py spends
+    far more per pipeline than per command. Each writer still waits for its own replies, as if alone."""
+
+    def __init__(self, bus: RedisBus) -> None:
+        self._bus = bus
+        self._queued: list[tuple[Callable[[Pipeline], None], asyncio.Future[list[Any] | None]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def write(self, commands: Callable[[Pipeline], None]) -> list[Any] | None:
+        """Queue ``commands(pipe)``; their replies, or None when Redis was unreachable (dropped)."""
+        reply: asyncio.Future[list[Any] | None] = asyncio.get_running_loop().create_future()
+        self._queued.append((commands, reply))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send(), name="redisbus:writes")
+        return await reply
+
+    async def _send(self) -> None:
+        while self._queued:
+            batch, self._queued = self._queued, []
+            pipe = self._bus._redis.pipeline(transaction=False)
+            ends = []
+            for commands, _ in batch:
+                commands(pipe)
+                ends.append(len(pipe.command_stack))
+            replies = await self._bus._write("write", pipe)
+            start = 0
+            for (_, reply), end in zip(batch, ends, strict=True):
+                if not reply.done():  # its writer may have been cancelled meanwhile
+                    reply.set_result(None if replies is None else replies[start:end])
+                start = end
+
+    async def drain(self, timeout_s: float) -> None:
+        """Let what is queued go out (at most ``timeout_s``)."""
+        if self._sender is not None and not self._sender.done():
+            await asyncio.wait([self._sender], timeout=timeout_s)
 
 
 class RedisBus:
@@ -129,6 +172,11 @@ class RedisBus:
         self._reachable = True
         self._writes_resume_at = 0.0
         self._write_retry_s = write_retry_first_s
+        self._writes = _Writes(self)
+        # Runs whose end message this process received lately, waited for or not (their ids only): a
+        # wait that starts just after a run ended knows to read its output instead of waiting.
+        self._recently_done: collections.OrderedDict[str, float] = collections.OrderedDict()
+        self._subscribed = False  # the listener holds its subscription: no end message is missed
 
     async def __aenter__(self) -> RedisBus:
         self._listener = asyncio.create_task(self._listen(), name=f"redisbus:{self._prefix}:listen")
@@ -139,7 +187,9 @@ class RedisBus:
         return self
 
     async def __aexit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        # A wake-up still being published goes out (bounded); the listener stops; our client closes.
+        # Queued writes and a wake-up still being published go out (bounded); the listener stops; our
+        # client closes.
+        await self._writes.drain(op_timeout_s)
         if self._notifier is not None:
             _, pending = await asyncio.wait([self._notifier], timeout=op_timeout_s)
             for task in pending:
@@ -174,13 +224,14 @@ class RedisBus:
         was unreachable and the event was dropped."""
         body = encoding.dumps(data)
         key = self._run_key(run_id)
-        # One round trip, without MULTI/EXEC: the run's and the thread's streams need not change atomically.
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.xadd(key, {"event": event, "data": body}, maxlen=self._stream_max_events, approximate=True)
-        pipe.pexpire(key, self._idle_run_ttl_ms)
-        if thread_id is not None:
-            self._append_thread(pipe, thread_id, event, body)
-        result = await self._write("publish", pipe)
+
+        def commands(pipe: Pipeline) -> None:
+            pipe.xadd(key, {"event": event, "data": body}, maxlen=self._stream_max_events, approximate=True)
+            pipe.pexpire(key, self._idle_run_ttl_ms)
+            if thread_id is not None:
+                self._append_thread(pipe, thread_id, event, body)
+
+        result = await self._writes.write(commands)
         return StreamEvent(NO_ID if result is None else result[0].decode(), event, body)
 
     async def finish(self, run_id: str, output: Json | None, *, thread_id: str | None = None) -> None:
@@ -188,22 +239,28 @@ class RedisBus:
         self._remember(run_id, output)
         self._wake(run_id)
         key, output_key = self._run_key(run_id), self._output_key(run_id)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.xadd(key, {_DONE: b"1"}, maxlen=self._stream_max_events, approximate=True)
-        pipe.pexpire(key, self._ttl_ms)
-        pipe.set(output_key, encoding.dumps(output), px=self._ttl_ms)
-        if thread_id is not None:
-            done = encoding.dumps({"status": "run_done", "run_id": run_id})
-            self._append_thread(pipe, thread_id, "metadata", done)
-        pipe.publish(self._channel("done"), encoding.dumps({"from": self._sender, "run_id": run_id}))
-        await self._write("finish", pipe)
+        body = encoding.dumps(output)
+        inline = len(body) <= inline_output_max
+        message = encoding.dumps({"from": self._sender, "run_id": run_id, "inline": inline})
+        if inline:
+            message += b"\n" + body
+
+        def commands(pipe: Pipeline) -> None:
+            # In this order on one connection: whoever sees the done marker finds the output.
+            pipe.set(output_key, body, px=self._ttl_ms)
+            pipe.xadd(key, {_DONE: b"1"}, maxlen=self._stream_max_events, approximate=True)
+            pipe.pexpire(key, self._ttl_ms)
+            if thread_id is not None:
+                done = encoding.dumps({"status": "run_done", "run_id": run_id})
+                self._append_thread(pipe, thread_id, "metadata", done)
+            pipe.publish(self._channel("done"), message)
+
+        await self._writes.write(commands)
 
     async def publish_thread(self, thread_id: str, event: str, data: Any) -> StreamEvent:
         """An event of the thread itself (a state update), on its stream only; ``NO_ID`` when dropped."""
         body = encoding.dumps(data)
-        pipe = self._redis.pipeline(transaction=True)
-        self._append_thread(pipe, thread_id, event, body)
-        result = await self._write("publish_thread", pipe)
+        result = await self._writes.write(lambda pipe: self._append_thread(pipe, thread_id, event, body))
         return StreamEvent(NO_ID if result is None else result[0].decode(), event, body)
 
     def _append_thread(self, pipe: Pipeline, thread_id: str, event: str, body: bytes) -> None:
@@ -212,7 +269,7 @@ class RedisBus:
         pipe.pexpire(key, self._ttl_ms)
 
     async def _write(self, op: str, pipe: Pipeline) -> list[Any] | None:
-        """One MULTI; None when it was dropped because Redis is unreachable."""
+        """One pipeline; None when it was dropped because Redis is unreachable."""
         if time.monotonic() < self._writes_resume_at:
             return None
         try:
@@ -384,7 +441,11 @@ class RedisBus:
         waiters = self._done_waiters.setdefault(run_id, set())
         waiters.add(woken)  # before looking, so that an end announced meanwhile is not missed
         try:
-            if self._cached(run_id) or await self._fetch_output(run_id):
+            if self._cached(run_id):
+                return True
+            # While subscribed, an end since the subscription began was heard (``_recently_done``); one
+            # before it is in the run's row, which the caller reads when this times out.
+            if (not self._subscribed or run_id in self._recently_done) and await self._fetch_output(run_id):
                 return True
             try:
                 await asyncio.wait_for(woken.wait(), timeout_s)
@@ -430,6 +491,16 @@ class RedisBus:
             if len(self._outputs) <= output_cache_runs and now - oldest_at <= self._buffer_ttl_s:
                 break
             self._outputs.popitem(last=False)
+
+    def _heard_done(self, run_id: str) -> None:
+        now = time.monotonic()
+        self._recently_done[run_id] = now
+        self._recently_done.move_to_end(run_id)
+        while self._recently_done:
+            oldest_at = next(iter(self._recently_done.values()))
+            if len(self._recently_done) <= output_cache_runs and now - oldest_at <= self._buffer_ttl_s:
+                break
+            self._recently_done.popitem(last=False)
 
     def _wake(self, run_id: str) -> None:
         for waiter in self._done_waiters.get(run_id, ()):
@@ -483,6 +554,7 @@ class RedisBus:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await self._call("listen", functools.partial(pubsub.subscribe, *self._channels))
+                self._subscribed = True
                 self._listen_tried.set()
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=listen_poll_s)
@@ -493,14 +565,17 @@ class RedisBus:
                     self._went_down("listen", exc)
                 self._listen_tried.set()
             finally:
+                self._subscribed = False
                 with contextlib.suppress(*_UNREACHABLE):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
             await asyncio.sleep(listen_retry_s)
 
     async def _dispatch(self, message: dict[str, Any]) -> None:
         kind = self._channels.get(message["channel"])
+        # An end message is its header, then (when the output is small) a newline and the output.
+        header, _, output = bytes(message["data"]).partition(b"\n")
         try:
-            body = encoding.loads(message["data"])
+            body = encoding.loads(header)
             sender, run_id, action = body.get("from"), body.get("run_id"), body.get("action")
         except (ValueError, AttributeError) as exc:  # not JSON, or not an object: not from a RedisBus
             log.warning("redis_message_invalid", channel=message["channel"], error=str(exc))
@@ -510,6 +585,9 @@ class RedisBus:
         if kind == "new_run":
             self._new_run.set()
         elif kind == "done" and isinstance(run_id, str):
+            self._heard_done(run_id)
+            if body.get("inline") and run_id in self._done_waiters:
+                self._remember(run_id, encoding.loads(output))
             self._wake(run_id)
         elif kind == "cancel" and isinstance(run_id, str) and isinstance(action, str):
             await self._run_cancel_handlers(run_id, action)

@@ -29,6 +29,8 @@ async def cancel(svc: Services, thread_id: str, run_id: str, action: CancelActio
 async def await_output(svc: Services, run: Run, timeout_s: float | None = None) -> Json:
     """Block until the run ends (at most ``timeout_s``, default ``GRAPHRUN_WAIT_TIMEOUT_S``); answer
     what ``/wait`` and ``/join`` answer."""
+    if run.finished:  # it ended before it was asked for: its row holds the output
+        return run.output or {}
     limit = svc.settings.wait_timeout_s if timeout_s is None else timeout_s
     deadline = asyncio.get_running_loop().time() + limit
     while not await svc.bus.wait_done(run.run_id, recheck_interval_s):
