@@ -2,8 +2,9 @@
 
 One invocation measures, on the trivial two-node graph of ``bench/trivial/``:
 
-1. ``runs.wait`` on a new thread each (``threads.create`` + ``runs.wait`` timed as one operation, through
-   ``langgraph_sdk``) against ONE ``graphrun api`` and ONE ``graphrun worker`` process on a fresh PostgreSQL
+1. ``runs.wait`` on a new thread each (one request, ``if_not_exists="create"``, through ``langgraph_sdk``;
+   for information also ``threads.create`` + ``runs.wait``, two requests timed as one operation)
+   against ONE ``graphrun api`` and ONE ``graphrun worker`` process on a fresh PostgreSQL
    database (``GRAPHRUN_CHECKPOINTER=postgres``) and Redis, beside the raw ``graph.ainvoke`` of the same
    graph compiled with the stock ``AsyncPostgresSaver`` on a ``psycopg_pool`` pool (its own fresh
    database), at each concurrency level (default 16 and 64). Headline: graphrun/raw throughput, target
@@ -67,7 +68,8 @@ ASSISTANT_ID = "trivial"
 
 RAW = "raw ainvoke+AsyncPostgresSaver"
 RAW_SYNC = "raw ainvoke+AsyncPostgresSaver sync"
-SERVER = "graphrun threads.create+runs.wait"
+SERVER = "graphrun runs.wait, new thread"
+SERVER_TWO = "graphrun threads.create+runs.wait"
 
 DEFAULT_DATABASE_URI = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URI = "redis://127.0.0.1:6379"
@@ -597,11 +599,25 @@ def sdk_client(url: str) -> LangGraphClient:
 
 
 def wait_op(client: LangGraphClient) -> Op:
-    """One served run on a new thread: ``threads.create`` + ``runs.wait``, timed together, result checked."""
+    """One served run on a new thread, as raw ``ainvoke`` on a new ``thread_id``: ``runs.wait`` creates the
+    thread (``if_not_exists="create"``) and the run in one request. Result checked."""
+
+    async def op() -> None:
+        thread_id = str(uuid.uuid4())
+        values = await client.runs.wait(thread_id, ASSISTANT_ID, input=fresh_input(), if_not_exists="create")
+        check_values(values, SERVER)
+
+    return op
+
+
+def two_request_op(client: LangGraphClient) -> Op:
+    """The same, as a client that creates its thread first: ``threads.create`` + ``runs.wait``, timed
+    together. For information."""
 
     async def op() -> None:
         thread = await client.threads.create()
-        check_values(await client.runs.wait(thread["thread_id"], ASSISTANT_ID, input=fresh_input()), SERVER)
+        values = await client.runs.wait(thread["thread_id"], ASSISTANT_ID, input=fresh_input())
+        check_values(values, SERVER_TWO)
 
     return op
 
@@ -611,7 +627,10 @@ async def bench_wait(
 ) -> list[Row]:
     """The first run with a time limit (a worker that never claims fails here), then every level."""
     await asyncio.wait_for(wait_op(client)(), FIRST_RUN_TIMEOUT_S)
-    return await measure_variant(SERVER, wait_op(client), args, args.runs, processes)
+    rows = await measure_variant(SERVER, wait_op(client), args, args.runs, processes)
+    if args.two_requests:
+        rows += await measure_variant(SERVER_TWO, two_request_op(client), args, args.runs, processes)
+    return rows
 
 
 # --- part 2: background runs ----------------------------------------------------------------------------
@@ -951,6 +970,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         dest="raw_sync",
         action="store_false",
         help="skip the raw durability=sync rows (information only)",
+    )
+    parser.add_argument(
+        "--no-two-requests",
+        dest="two_requests",
+        action="store_false",
+        help="skip the threads.create+runs.wait rows (information only)",
     )
     parser.add_argument("--background-runs", type=int, default=1000, help="part 2 runs; 0 skips part 2")
     parser.add_argument("--background-warmup", type=int, default=40, help="untimed part 2 runs first")
