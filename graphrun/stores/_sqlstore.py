@@ -62,6 +62,11 @@ class SqlStore:
         """Run ``fn`` on a connection that sees committed data."""
         raise NotImplementedError
 
+    async def _write_statement(self, fn: Callable[[Db], T]) -> T:
+        """Run ``fn``, which executes one statement: atomic by itself, it needs no transaction around it
+        where the dialect can skip one (a transaction by default)."""
+        return await self._write(fn)
+
     def _migrate(self, db: Db) -> None:
         """Apply the dialect's migrations not applied yet (the caller holds a write transaction)."""
         if "lock_migrations" in self._q:
@@ -268,6 +273,7 @@ class SqlStore:
         metadata: Json,
         values: Json | None = None,
         ttl_minutes: float | None = None,
+        now: str | None = None,
     ) -> Any:
         """Insert the thread; return its row, or None if it already existed."""
         params = {
@@ -276,7 +282,7 @@ class SqlStore:
             "values": _dump(values),
             "config": "{}",
             "ttl_minutes": ttl_minutes,
-            "now": _now(),
+            "now": now or _now(),
         }
         return db.execute(self._q["insert_thread"], params).fetchone()
 
@@ -380,6 +386,13 @@ class SqlStore:
 
     async def create_runs(self, runs: Sequence[NewRun]) -> list[CreatedRun]:
         """Insert several runs in one transaction: all of them, or (on any error) none."""
+        if len(runs) == 1 and runs[0].if_not_exists == "create" and "insert_run_on_new_thread" in self._q:
+            # The common "run on a new thread" in one statement where the dialect has it; when the thread
+            # turns out to exist, nothing was written and the whole transaction below decides.
+            params = self._run_params(runs[0], _now())
+            row = await self._write_statement(lambda db: self._one("insert_run_on_new_thread", params, db))
+            if row is not None:
+                return [CreatedRun(run=_rows.run(row), cancelled=[])]
 
         def tx(db: Db) -> list[CreatedRun]:
             return [self._create_run(db, new, _now()) for new in runs]
@@ -388,7 +401,8 @@ class SqlStore:
 
     def _create_run(self, db: Db, new: NewRun, now: str) -> CreatedRun:
         # A thread this transaction creates has no runs, and no one else can see it yet.
-        fresh = new.if_not_exists == "create" and self._insert_thread(db, new.thread_id, {}) is not None
+        creates = new.if_not_exists == "create"
+        fresh = creates and self._insert_thread(db, new.thread_id, {}, now=now) is not None
         if not fresh and self._locked_thread(db, new.thread_id) is None:
             raise errors.ThreadNotFound(f"Thread {new.thread_id} not found")
         inflight = [] if fresh else self._inflight(db, new.thread_id)
@@ -400,26 +414,28 @@ class SqlStore:
             )
         if inflight and new.multitask_strategy in ("interrupt", "rollback"):
             cancelled = self._cancel_all(db, inflight, new.multitask_strategy, now)
-        stamp = _dump({"graph_id": new.graph_id, "assistant_id": new.assistant_id})
-        row = db.execute(
-            self._q["insert_run"],
-            {
-                "run_id": new.run_id,
-                "thread_id": new.thread_id,
-                "assistant_id": new.assistant_id,
-                "graph_id": new.graph_id,
-                "metadata": _dump(new.metadata),
-                "multitask_strategy": new.multitask_strategy,
-                "request": _rows.request_json(new.request),
-                "available_at": _rows.ts(new.available_at),
-                "stamp": stamp,
-                "now": now,
-            },
-        ).fetchone()
+        params = self._run_params(new, now)
+        row = db.execute(self._q["insert_run"], params).fetchone()
         # Where the dialect's insert_run does not also mark the thread busy (and wake the workers):
         if "mark_thread_busy" in self._q:
-            db.execute(self._q["mark_thread_busy"], {"thread_id": new.thread_id, "stamp": stamp, "now": now})
+            db.execute(self._q["mark_thread_busy"], params)
         return CreatedRun(run=_rows.run(row), cancelled=cancelled)
+
+    @staticmethod
+    def _run_params(new: NewRun, now: str) -> dict[str, Any]:
+        return {
+            "run_id": new.run_id,
+            "thread_id": new.thread_id,
+            "assistant_id": new.assistant_id,
+            "graph_id": new.graph_id,
+            "metadata": _dump(new.metadata),
+            "multitask_strategy": new.multitask_strategy,
+            "request": _rows.request_json(new.request),
+            "available_at": _rows.ts(new.available_at),
+            # What a run stamps on its thread's metadata (as the official server does).
+            "stamp": _dump({"graph_id": new.graph_id, "assistant_id": new.assistant_id}),
+            "now": now,
+        }
 
     def _inflight(self, db: Db, thread_id: str) -> list[Run]:
         return [_rows.run(r) for r in self._all("inflight_runs", {"thread_id": thread_id}, db)]
@@ -494,7 +510,7 @@ class SqlStore:
             }
             return [_rows.run(r) for r in self._all("claim_runs", params, db)]
 
-        return await self._write(tx)
+        return await self._write_statement(tx)
 
     async def renew_lease(self, run: Run, worker_id: str, lease_s: float) -> str | None:
         """Extend the lease; return the cancel action asked for, if any. Raise ``LeaseLost`` if not ours."""
@@ -512,7 +528,7 @@ class SqlStore:
             action: str | None = row["cancel_action"]
             return action
 
-        return await self._write(tx)
+        return await self._write_statement(tx)
 
     async def finish_run(self, run: Run, outcome: RunOutcome) -> None:
         def tx(db: Db) -> None:

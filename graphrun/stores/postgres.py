@@ -102,10 +102,11 @@ class PostgresStore(SqlStore):
         loop = asyncio.get_running_loop()
         return await asyncio.shield(loop.run_in_executor(self._executor, fn))
 
-    def _transaction(self, fn: Callable[[Db], T]) -> T:
+    def _transaction(self, fn: Callable[[Db], T], *, begin: bool = True) -> T:
+        """``fn`` on a pooled connection, in a transaction (``begin``) or as autocommit statements."""
         for attempt in range(1, _RETRIES + 1):
             try:
-                with self._pool.connection() as conn, conn.transaction():
+                with self._pool.connection() as conn, _transaction_if(conn, begin):
                     return fn(cast(Db, conn))
             except _RETRYABLE as exc:
                 if attempt == _RETRIES:
@@ -120,16 +121,15 @@ class PostgresStore(SqlStore):
     async def _write(self, fn: Callable[[Db], T]) -> T:
         return await self._run(lambda: self._transaction(fn))
 
-    async def _read(self, fn: Callable[[Db], T]) -> T:
-        return await self._run(lambda: self._statements(fn))
+    async def _write_statement(self, fn: Callable[[Db], T]) -> T:
+        return await self._run(lambda: self._transaction(fn, begin=False))
 
-    def _statements(self, fn: Callable[[Db], T]) -> T:
-        """``fn`` on an autocommit connection: each statement on its own, no transaction around them."""
-        try:
-            with self._pool.connection() as conn:
-                return fn(cast(Db, conn))
-        except (psycopg.OperationalError, psycopg.errors.AdminShutdown, TimeoutError) as exc:
-            raise errors.StoreUnavailable(f"PostgreSQL is unreachable: {exc}") from exc
+    async def _read(self, fn: Callable[[Db], T]) -> T:
+        return await self._run(lambda: self._transaction(fn, begin=False))
+
+
+def _transaction_if(conn: psycopg.Connection[Any], begin: bool) -> contextlib.AbstractContextManager[Any]:
+    return conn.transaction() if begin else contextlib.nullcontext()
 
 
 class PgWakeup:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from graphrun import errors
@@ -76,6 +78,21 @@ async def test_create_run_with_if_not_exists_create_makes_the_thread(store: Cont
     thread = await store.get_thread(new.thread_id)
     assert thread.status == "busy"
     assert thread.metadata == {"graph_id": GRAPH_ID, "assistant_id": ASSISTANT_ID}
+
+
+async def test_a_thread_made_by_its_run_is_the_thread_made_first(store: ControlStore) -> None:
+    """Postgres makes a run's new thread in one statement of its own: the thread must come out the same
+    as one created, then given the run."""
+    made_by_run = new_run(new_id(), if_not_exists="create")
+    made_first = await store.create_thread(new_id(), {}, "raise")
+    await store.create_run(made_by_run)
+    await store.create_run(new_run(made_first.thread_id, if_not_exists="reject"))
+
+    got, want = await store.get_thread(made_by_run.thread_id), await store.get_thread(made_first.thread_id)
+    same = ("thread_id", "created_at", "updated_at", "state_updated_at")
+    assert dataclasses.replace(got, **{k: getattr(want, k) for k in same}) == want
+    assert got.created_at <= got.updated_at
+    assert [r.run_id for r in await store.claim_runs(WORKER, 10, LEASE_S)] != []
 
 
 async def test_create_run_stamps_the_thread_and_marks_it_busy(store: ControlStore) -> None:

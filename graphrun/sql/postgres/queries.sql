@@ -200,6 +200,29 @@ WITH run AS (
 )
 SELECT run.* FROM run, woken;
 
+-- name: insert_run_on_new_thread
+-- A run on a thread its request creates, in one statement (no transaction around it): the thread is
+-- born busy, stamped as insert_run stamps it. No row: the thread exists, and nothing was written.
+WITH thread AS (
+    INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at, metadata, status, state_values,
+                         interrupts, config, ttl_minutes)
+    VALUES (%(thread_id)s, %(now)s::timestamptz, %(now)s::timestamptz, %(now)s::timestamptz, %(stamp)s::jsonb,
+            'busy', NULL, '{}', '{}', NULL)
+    ON CONFLICT (thread_id) DO NOTHING
+    RETURNING thread_id
+), run AS (
+    INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, status, metadata, multitask_strategy, request,
+                      created_at, updated_at, available_at)
+    SELECT %(run_id)s, thread.thread_id, %(assistant_id)s, %(graph_id)s, 'pending', %(metadata)s::jsonb,
+           %(multitask_strategy)s, %(request)s::jsonb, %(now)s::timestamptz, %(now)s::timestamptz,
+           %(available_at)s::timestamptz
+    FROM thread
+    RETURNING *
+), woken AS (
+    SELECT pg_notify('graphrun_new_run', '')
+)
+SELECT run.* FROM run, woken;
+
 -- name: get_run
 SELECT * FROM runs WHERE run_id = %(run_id)s AND thread_id = %(thread_id)s;
 
