@@ -15,7 +15,8 @@ Keys and channels, under a prefix (``graphrun`` by default):
 
 A finished run's keys go ``buffer_ttl_s`` after it ends, a thread's stream ``buffer_ttl_s`` after its last
 write; a run that never ends (its thread was deleted before it ran) goes ``idle_run_ttl_s`` after its
-last event, so that Redis never holds what nobody will read.
+last event, so that Redis never holds what nobody will read. (Writes push an expiry back only when it
+was set a tenth of its TTL ago or more, so "after its last write" is within that tenth.)
 
 Redis down: the control store holds the truth, so the bus degrades instead of failing. Writes are
 logged and dropped, never raised into the runner or the worker; readers get idle ticks (``None``), on
@@ -62,6 +63,9 @@ read_batch_events = 500
 # after losing Redis.
 listen_poll_s = 1.0
 listen_retry_s = 1.0
+# A stream's expiry is pushed back by a write only when this process last set it at least this fraction
+# of its TTL ago: a run's events are then one XADD each, not an XADD and a PEXPIRE.
+expiry_refresh_fraction = 0.1
 # Most run outputs kept in process for ``output()``; each also stays only ``buffer_ttl_s``.
 output_cache_runs = 10_000
 # An output up to this size (encoded) travels in the run's end message, so that the process waiting for
@@ -110,6 +114,8 @@ class _Writes:
                 commands(pipe)
                 ends.append(len(pipe.command_stack))
             replies = await self._bus._write("write", pipe)
+            if replies is None:  # dropped: the expiries it would have set were not set
+                self._bus._expiry_set.clear()
             start = 0
             for (_, reply), end in zip(batch, ends, strict=True):
                 if not reply.done():  # its writer may have been cancelled meanwhile
@@ -173,6 +179,8 @@ class RedisBus:
         self._writes_resume_at = 0.0
         self._write_retry_s = write_retry_first_s
         self._writes = _Writes(self)
+        # When this process last set each stream's expiry (``_expire``); forgotten when a write is dropped.
+        self._expiry_set: collections.OrderedDict[str, float] = collections.OrderedDict()
         # Runs whose end message this process received lately, waited for or not (their ids only): a
         # wait that starts just after a run ended knows to read its output instead of waiting.
         self._recently_done: collections.OrderedDict[str, float] = collections.OrderedDict()
@@ -227,7 +235,7 @@ class RedisBus:
 
         def commands(pipe: Pipeline) -> None:
             pipe.xadd(key, {"event": event, "data": body}, maxlen=self._stream_max_events, approximate=True)
-            pipe.pexpire(key, self._idle_run_ttl_ms)
+            self._expire(pipe, key, self._idle_run_ttl_ms)
             if thread_id is not None:
                 self._append_thread(pipe, thread_id, event, body)
 
@@ -250,6 +258,7 @@ class RedisBus:
             pipe.set(output_key, body, px=self._ttl_ms)
             pipe.xadd(key, {_DONE: b"1"}, maxlen=self._stream_max_events, approximate=True)
             pipe.pexpire(key, self._ttl_ms)
+            self._expiry_set.pop(key, None)
             if thread_id is not None:
                 done = encoding.dumps({"status": "run_done", "run_id": run_id})
                 self._append_thread(pipe, thread_id, "metadata", done)
@@ -266,7 +275,19 @@ class RedisBus:
     def _append_thread(self, pipe: Pipeline, thread_id: str, event: str, body: bytes) -> None:
         key = self._thread_key(thread_id)
         pipe.xadd(key, {"event": event, "data": body}, maxlen=self._thread_log_events, approximate=True)
-        pipe.pexpire(key, self._ttl_ms)
+        self._expire(pipe, key, self._ttl_ms)
+
+    def _expire(self, pipe: Pipeline, key: str, ttl_ms: int) -> None:
+        """PEXPIRE ``key``, unless this process did within ``expiry_refresh_fraction`` of ``ttl_ms``."""
+        now = time.monotonic()
+        last = self._expiry_set.get(key)
+        if last is not None and now - last < ttl_ms / 1000 * expiry_refresh_fraction:
+            return
+        pipe.pexpire(key, ttl_ms)
+        self._expiry_set[key] = now
+        self._expiry_set.move_to_end(key)
+        if len(self._expiry_set) > output_cache_runs:
+            self._expiry_set.popitem(last=False)
 
     async def _write(self, op: str, pipe: Pipeline) -> list[Any] | None:
         """One pipeline; None when it was dropped because Redis is unreachable."""
