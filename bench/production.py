@@ -34,6 +34,7 @@ import os
 import platform
 import signal
 import socket
+import statistics
 import sys
 import tempfile
 import time
@@ -111,6 +112,7 @@ class Row:
     p99_ms: float
     capped: bool
     cpu: dict[str, float] = field(default_factory=dict)
+    round: int = 1
 
 
 @dataclass(frozen=True)
@@ -162,14 +164,21 @@ def summarize(variant: str, concurrency: int, latencies: Sequence[float], second
     )
 
 
+def round_ratios(rows: Sequence[Row], raw_variant: str) -> dict[int, list[float]]:
+    """graphrun/raw throughput of each round, at every concurrency level where both were measured in it
+    (the two measured back to back, so that both met the machine in the same state)."""
+    found = {(r.variant, r.concurrency, r.round): r.throughput for r in rows}
+    by_level: dict[int, list[float]] = {}
+    for variant, level, rnd in found:
+        if variant == SERVER and (raw_variant, level, rnd) in found:
+            ratio = found[(SERVER, level, rnd)] / found[(raw_variant, level, rnd)]
+            by_level.setdefault(level, []).append(ratio)
+    return by_level
+
+
 def ratios(rows: Sequence[Row], raw_variant: str) -> dict[int, float]:
-    """graphrun/raw throughput at every concurrency level where both were measured."""
-    found = {(r.variant, r.concurrency): r.throughput for r in rows}
-    return {
-        level: found[(SERVER, level)] / found[(raw_variant, level)]
-        for (variant, level) in found
-        if variant == SERVER and (raw_variant, level) in found
-    }
+    """The median of each level's per-round ratios."""
+    return {level: statistics.median(found) for level, found in round_ratios(rows, raw_variant).items()}
 
 
 def fresh_input() -> dict[str, Any]:
@@ -322,21 +331,36 @@ async def run_level(op: Op, runs: int, concurrency: int, max_seconds: float) -> 
     return latencies, time.perf_counter() - begin
 
 
-async def measure_variant(
-    variant: str, op: Op, args: argparse.Namespace, runs: int, processes: Mapping[str, int]
+@dataclass(frozen=True)
+class Variant:
+    """One thing part 1 measures: its name, one operation, and how many to time per level."""
+
+    name: str
+    op: Op
+    runs: int
+
+
+async def measure_rounds(
+    variants: Sequence[Variant], args: argparse.Namespace, processes: Mapping[str, int]
 ) -> list[Row]:
-    """Warm up (untimed), then measure ``op`` at every level, with the CPU each level used."""
+    """Warm every variant up (untimed), then ``--rounds`` rounds; in each, every level of every variant,
+    back to back, with the CPU each used. The machine's speed drifts by more than the differences
+    measured (raw alone moved by a fifth between two runs of this script), so a ratio compares the
+    two variants of one round and the headline is the median of the rounds."""
     warmup = max(args.warmup, 1)
-    await run_level(op, warmup, min(max(args.concurrency), warmup), args.max_seconds)
+    for variant in variants:
+        await run_level(variant.op, warmup, min(max(args.concurrency), warmup), args.max_seconds)
     rows = []
-    for level in args.concurrency:
-        before = cpu_sample(processes)
-        latencies, seconds = await run_level(op, runs, level, args.max_seconds)
-        used = cpu_used(before, cpu_sample(processes))
-        row = summarize(variant, level, latencies, seconds, runs)
-        row = Row(**{**asdict(row), "cpu": used})
-        print_row(row)
-        rows.append(row)
+    for rnd in range(1, args.rounds + 1):
+        for level in args.concurrency:
+            for variant in variants:
+                before = cpu_sample(processes)
+                latencies, seconds = await run_level(variant.op, variant.runs, level, args.max_seconds)
+                used = cpu_used(before, cpu_sample(processes))
+                row = summarize(variant.name, level, latencies, seconds, variant.runs)
+                row = Row(**{**asdict(row), "cpu": used, "round": rnd})
+                print_row(row)
+                rows.append(row)
     return rows
 
 
@@ -434,23 +458,23 @@ def raw_op(graph: Graph, durability: str | None, variant: str) -> Op:
     return op
 
 
-async def bench_raw(uri: str, args: argparse.Namespace) -> list[Row]:
-    """The stock ``AsyncPostgresSaver`` on a pool, set up as the official docs show, on database ``uri``."""
+@contextlib.asynccontextmanager
+async def raw_variants(uri: str | None, args: argparse.Namespace) -> AsyncIterator[list[Variant]]:
+    """The raw variants: the stock ``AsyncPostgresSaver`` on a pool, set up as the official docs show,
+    on database ``uri`` (None: ``--skip-raw``, no variants). On exit, every measured run must have left
+    its thread's checkpoints there."""
+    if uri is None:
+        yield []
+        return
     kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
     async with AsyncConnectionPool(conninfo=uri, max_size=RAW_POOL_MAX_SIZE, kwargs=kwargs) as pool:
         saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]  # the pool's rows are dicts (kwargs)
         await saver.setup()
         graph = load_builder().compile(checkpointer=saver)
-        rows = await measure_variant(RAW, raw_op(graph, None, RAW), args, args.raw_runs, {})
+        variants = [Variant(RAW, raw_op(graph, None, RAW), args.raw_runs)]
         if args.raw_sync:
-            sync_op = raw_op(graph, "sync", RAW_SYNC)
-            rows += await measure_variant(RAW_SYNC, sync_op, args, args.raw_runs, {})
-    async with await psycopg.AsyncConnection.connect(uri, autocommit=True) as monitor:
-        done = await count_checkpointed_threads(monitor)
-    wanted = sum(r.runs for r in rows)
-    if done < wanted:
-        raise BenchError(f"raw: {wanted} runs measured but only {done} threads have checkpoints")
-    return rows
+            variants.append(Variant(RAW_SYNC, raw_op(graph, "sync", RAW_SYNC), args.raw_runs))
+        yield variants
 
 
 # --- graphrun processes ---------------------------------------------------------------------------------
@@ -623,14 +647,15 @@ def two_request_op(client: LangGraphClient) -> Op:
 
 
 async def bench_wait(
-    client: LangGraphClient, args: argparse.Namespace, processes: Mapping[str, int]
+    client: LangGraphClient, raw: Sequence[Variant], args: argparse.Namespace, processes: Mapping[str, int]
 ) -> list[Row]:
-    """The first run with a time limit (a worker that never claims fails here), then every level."""
+    """The first run with a time limit (a worker that never claims fails here), then the rounds, each
+    with the raw variants just before graphrun's."""
     await asyncio.wait_for(wait_op(client)(), FIRST_RUN_TIMEOUT_S)
-    rows = await measure_variant(SERVER, wait_op(client), args, args.runs, processes)
+    variants = [*raw, Variant(SERVER, wait_op(client), args.runs)]
     if args.two_requests:
-        rows += await measure_variant(SERVER_TWO, two_request_op(client), args, args.runs, processes)
-    return rows
+        variants.append(Variant(SERVER_TWO, two_request_op(client), args.runs))
+    return await measure_rounds(variants, args, processes)
 
 
 # --- part 2: background runs ----------------------------------------------------------------------------
@@ -773,11 +798,12 @@ async def bench_background(
 
 
 async def bench_served(
-    args: argparse.Namespace, env: Mapping[str, str], monitor: Monitor
+    args: argparse.Namespace, env: Mapping[str, str], monitor: Monitor, raw: Sequence[Variant]
 ) -> tuple[list[Row], Background | None, dict[str, Any]]:
-    """Migrate, start 1 api + 1 worker for part 1, add workers up to ``--workers`` for part 2, stop all.
-    Returns the rows, part 2's figures, and extras: what each process logged (WARNING and above; the
-    last lines) and the PostgreSQL connections open after each part."""
+    """Migrate, start 1 api + 1 worker for part 1 (measured in rounds with the ``raw`` variants), add
+    workers up to ``--workers`` for part 2, stop all. Returns the rows, part 2's figures, and extras:
+    what each process logged (WARNING and above; the last lines) and the PostgreSQL connections open
+    after each part."""
     await migrate(env)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -794,8 +820,10 @@ async def bench_served(
         await wait_ready(url, processes[0])
         if not args.skip_wait:
             pids = {p.name: p.proc.pid for p in processes}
-            rows = await guarded(bench_wait(client, args, pids), processes)
+            rows = await guarded(bench_wait(client, raw, args, pids), processes)
             connections["part 1"] = await pg_connections(monitor)
+        elif raw:
+            rows = await measure_rounds(raw, args, {p.name: p.proc.pid for p in processes})
         if args.background_runs:
             for i in range(2, args.workers + 1):
                 processes.append(await spawn(f"worker{i}", worker_command, env))
@@ -815,7 +843,10 @@ async def bench_served(
 
 # --- reporting ------------------------------------------------------------------------------------------
 
-HEADER = f"{'variant':<38}{'conc':>6}{'runs':>7}{'seconds':>10}{'runs/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+LEAD = "{:<36}{:>6}{:>6}"  # variant, round, concurrency
+HEADER = LEAD.format("variant", "round", "conc") + "{:>7}{:>10}{:>10}{:>9}{:>9}".format(
+    "runs", "seconds", "runs/s", "p50 ms", "p99 ms"
+)
 CPU_KEYS = ("bench", "api", "worker1", "postgres", "redis", "other", "machine")
 
 
@@ -830,9 +861,9 @@ def print_row(row: Row) -> None:
     mark = "  (time cap)" if row.capped else ""
     if busy_elsewhere(row.cpu, row.seconds):
         mark += f"  (machine busy: {row.cpu['other']:.1f} CPU-s elsewhere)"
+    lead = LEAD.format(row.variant, row.round, row.concurrency)
     print(
-        f"{row.variant:<38}{row.concurrency:>6}{row.runs:>7}{row.seconds:>10.2f}{row.throughput:>10.1f}"
-        f"{row.p50_ms:>9.2f}{row.p99_ms:>9.2f}{mark}",
+        f"{lead}{row.runs:>7}{row.seconds:>10.2f}{row.throughput:>10.1f}{row.p50_ms:>9.2f}{row.p99_ms:>9.2f}{mark}",
         flush=True,
     )
 
@@ -840,10 +871,12 @@ def print_row(row: Row) -> None:
 def print_cpu(rows: Sequence[Row]) -> None:
     """CPU seconds each process used per level, beside the wall time x CPUs available."""
     print("\nCPU seconds used during each level (wall x CPUs is what the machine had):")
-    print(f"{'variant':<38}{'conc':>6}" + "".join(f"{k:>10}" for k in CPU_KEYS) + f"{'wall x cpus':>13}")
+    columns = "".join(f"{k:>10}" for k in CPU_KEYS)
+    print(LEAD.format("variant", "round", "conc") + columns + f"{'wall x cpus':>13}")
     for r in rows:
         cells = "".join(f"{r.cpu[k]:>10.2f}" if k in r.cpu else f"{'-':>10}" for k in CPU_KEYS)
-        print(f"{r.variant:<38}{r.concurrency:>6}{cells}{r.seconds * (os.cpu_count() or 1):>13.2f}")
+        lead = LEAD.format(r.variant, r.round, r.concurrency)
+        print(f"{lead}{cells}{r.seconds * (os.cpu_count() or 1):>13.2f}")
 
 
 def print_background(b: Background) -> None:
@@ -886,6 +919,7 @@ def verdict(rows: Sequence[Row]) -> dict[str, Any]:
     headline = ratios(rows, RAW)
     return {
         "ratios": {str(k): v for k, v in headline.items()},
+        "round_ratios": {str(k): v for k, v in round_ratios(rows, RAW).items()},
         "ratios_vs_raw_sync": {str(k): v for k, v in ratios(rows, RAW_SYNC).items()},
         "target_ratio": TARGET_RATIO,
         "target_met": (min(headline.values()) >= TARGET_RATIO) if headline else None,
@@ -895,7 +929,8 @@ def verdict(rows: Sequence[Row]) -> dict[str, Any]:
 def print_verdict(summary: dict[str, Any]) -> None:
     print()
     for level, ratio in summary["ratios"].items():
-        print(f"ratio graphrun/raw throughput at concurrency {level}: {ratio:.2f}")
+        each = ", ".join(f"{r:.2f}" for r in summary["round_ratios"][level])
+        print(f"ratio graphrun/raw throughput at concurrency {level}: {ratio:.2f} (median of rounds: {each})")
     for level, ratio in summary["ratios_vs_raw_sync"].items():
         print(f"ratio graphrun/raw(durability=sync) at concurrency {level}: {ratio:.2f} (information)")
     met = summary["target_met"]
@@ -960,8 +995,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="Redis server (default: REDIS_URI or %(default)s); its database index is replaced by --redis-db",
     )
     parser.add_argument("--redis-db", type=int, default=DEFAULT_REDIS_DB, help="Redis db index, flushed")
-    parser.add_argument("--runs", type=int, default=1000, help="graphrun runs.wait runs per level")
-    parser.add_argument("--raw-runs", type=int, default=2000, help="raw ainvoke runs per level")
+    parser.add_argument("--runs", type=int, default=1000, help="graphrun runs.wait runs per level and round")
+    parser.add_argument("--raw-runs", type=int, default=1000, help="raw ainvoke runs per level and round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of part 1 (raw, then graphrun, each)")
     parser.add_argument("--concurrency", type=parse_levels, default=[16, 64], help="e.g. 16,64")
     parser.add_argument("--warmup", type=int, default=50, help="untimed runs before each variant")
     parser.add_argument("--max-seconds", type=float, default=30.0, help="stop a level after this many s")
@@ -997,38 +1033,57 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-databases", action="store_true", help="do not drop the databases at the end")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     args = parser.parse_args(argv)
-    if min(args.runs, args.raw_runs, args.workers, args.create_concurrency, args.background_warmup) < 1:
-        parser.error("--runs, --raw-runs, --workers, --create-concurrency, --background-warmup must be >= 1")
+    counts = (args.runs, args.raw_runs, args.rounds, args.workers, args.create_concurrency)
+    if min(*counts, args.background_warmup) < 1:
+        parser.error(
+            "--runs, --raw-runs, --rounds, --workers, --create-concurrency, --background-warmup must be >= 1"
+        )
     if args.background_runs < 0 or args.max_seconds <= 0:
         parser.error("--background-runs must be >= 0 and --max-seconds positive")
     return args
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], Background | None, dict[str, Any]]:
-    """Raw first (no graphrun process running), then graphrun; every database and Redis key is ours."""
+    """The raw baseline and graphrun's processes side by side (measured in turns); every database and
+    Redis key is ours."""
     suffix = uuid.uuid4().hex[:8]
     names = [f"graphrun_bench_{suffix}", f"graphrun_bench_raw_{suffix}"]
     redis_uri = with_redis_db(args.redis_uri, args.redis_db)
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
     async with fresh_databases(args.database_uri, names, args.keep_databases) as (server_db, raw_db):
         print(HEADER, flush=True)
-        rows = [] if args.skip_raw else await bench_raw(raw_db, args)
-        if args.skip_wait and not args.background_runs:
-            return rows, None, {}
-        # Opened before graphrun's processes, which may take every connection the server allows.
-        monitor = await psycopg.AsyncConnection.connect(server_db, autocommit=True)
-        async with monitor, flushed_redis(redis_uri):
-            env = server_env(args, server_db, redis_uri, workdir)
-            served, background, extra = await bench_served(args, env, monitor)
-            limit = await (await monitor.execute("SHOW max_connections")).fetchone()
-            extra["pg_connections"]["max_connections"] = int(limit[0]) if limit else 0
-            done = await count_checkpointed_threads(monitor)
+        async with raw_variants(None if args.skip_raw else raw_db, args) as raw:
+            if args.skip_wait and not args.background_runs:
+                rows = await measure_rounds(raw, args, {})
+                await check_raw(raw_db, rows)
+                return rows, None, {}
+            # Opened before graphrun's processes, which may take every connection the server allows.
+            monitor = await psycopg.AsyncConnection.connect(server_db, autocommit=True)
+            async with monitor, flushed_redis(redis_uri):
+                env = server_env(args, server_db, redis_uri, workdir)
+                rows, background, extra = await bench_served(args, env, monitor, raw)
+                limit = await (await monitor.execute("SHOW max_connections")).fetchone()
+                extra["pg_connections"]["max_connections"] = int(limit[0]) if limit else 0
+                done = await count_checkpointed_threads(monitor)
+        await check_raw(raw_db, rows)
+        served = [r for r in rows if r.variant in (SERVER, SERVER_TWO)]
         wanted = sum(r.runs for r in served) + (background.runs if background else 0)
         if done < wanted:
             raise BenchError(
                 f"graphrun: {wanted} runs checked but only {done} threads have checkpoints in PostgreSQL"
             )
-    return rows + served, background, {**extra, "checkpointed_threads": done}
+    return rows, background, {**extra, "checkpointed_threads": done}
+
+
+async def check_raw(uri: str, rows: Sequence[Row]) -> None:
+    """Every raw run measured left its thread's checkpoints in the raw database."""
+    wanted = sum(r.runs for r in rows if r.variant in (RAW, RAW_SYNC))
+    if not wanted:
+        return
+    async with await psycopg.AsyncConnection.connect(uri, autocommit=True) as monitor:
+        done = await count_checkpointed_threads(monitor)
+    if done < wanted:
+        raise BenchError(f"raw: {wanted} runs measured but only {done} threads have checkpoints")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
