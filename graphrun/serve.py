@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import os
 import signal
 import socket
@@ -57,6 +58,7 @@ async def serve_embedded(settings: Settings, config: LanggraphConfig) -> None:
         log.warning("config_key_not_applied", file=str(config.path), key=key)
     with _data_dir_lock(settings.data_dir), _listen(settings.host, settings.port) as sock:
         async with _services(settings, config, loaded) as svc:
+            _freeze_startup_heap()
             runner = Runner(settings, svc.store, svc.bus, svc.graphs)
             server = _Server(
                 uvicorn.Config(
@@ -235,6 +237,7 @@ async def serve_production(
             await store.ensure_system_assistant(
                 system_assistant_id(graph_id), graph_id, registry.description(graph_id)
             )
+        _freeze_startup_heap()
         svc = Services(settings, store, bus, registry)
         if "worker" in roles:
             wakeup = await stack.enter_async_context(PgWakeup(settings.database_uri))
@@ -256,6 +259,15 @@ async def serve_production(
             await server.serve(sockets=[sock])
         else:
             await _until_signalled()
+
+
+def _freeze_startup_heap() -> None:
+    """What start-up loaded (graphrun, LangGraph, the graphs, FastAPI, the pools) lives as long as the
+    process: take it out of the garbage collector's sight (``gc.freeze``), so that its full collections
+    scan only what requests and runs allocate. On the production benchmark's graph the collector's share
+    of CPU went from about 5 % to under 2 % (bench/README.md)."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _until_signalled() -> None:
