@@ -36,7 +36,18 @@ def migrations(dialect: str) -> list[tuple[int, str, str]]:
 
 
 def statements(script: str) -> list[str]:
-    """The statements of a migration script: comment lines dropped, split on ``;`` at line ends."""
+    """The statements of a migration script: comment lines dropped, split on ``;`` at line ends, except
+    inside a ``$$``-quoted body (a PostgreSQL function's)."""
     lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
-    parts = (s.strip().rstrip(";").strip() for s in "\n".join(lines).split(";\n"))
+    found: list[str] = []
+    pending: list[str] = []
+    for part in "\n".join(lines).split(";\n"):
+        pending.append(part)
+        joined = ";\n".join(pending)
+        if joined.count("$$") % 2 == 0:  # not inside a body: the statement ends here
+            found.append(joined)
+            pending = []
+    if pending:
+        found.append(";\n".join(pending))
+    parts = (s.strip().rstrip(";").strip() for s in found)
     return [p for p in parts if p]

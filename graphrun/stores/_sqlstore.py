@@ -531,27 +531,35 @@ class SqlStore:
         return await self._write_statement(tx)
 
     async def finish_run(self, run: Run, outcome: RunOutcome) -> None:
+        now = _now()
+        params = {
+            "run_id": run.run_id,
+            "attempt": run.attempt,
+            "status": outcome.status,
+            "output": _dump(outcome.output),
+            "error": _dump(outcome.error),
+            "now": now,
+        }
+        thread_params = {
+            "thread_id": run.thread_id,
+            "status": outcome.thread_status,
+            "values": _dump(outcome.thread_values),
+            "interrupts": _dump(outcome.interrupts),
+            "error": _dump(outcome.error),
+            "now": now,
+        }
+        lost = errors.LeaseLost(f"Run {run.run_id} attempt {run.attempt} is no longer held")
+        if "finish_run_and_thread" in self._q:  # the transaction below, as one statement of the dialect's
+            both = {**thread_params, **params, "thread_status": outcome.thread_status}
+            row = await self._write_statement(lambda db: self._one("finish_run_and_thread", both, db))
+            if not row["finished"]:
+                raise lost
+            return
+
         def tx(db: Db) -> None:
             self._lock_thread(db, run.thread_id)
-            now = _now()
-            params = {
-                "run_id": run.run_id,
-                "attempt": run.attempt,
-                "status": outcome.status,
-                "output": _dump(outcome.output),
-                "error": _dump(outcome.error),
-                "now": now,
-            }
             if self._one("finish_run", params, db) is None:
-                raise errors.LeaseLost(f"Run {run.run_id} attempt {run.attempt} is no longer held")
-            thread_params = {
-                "thread_id": run.thread_id,
-                "status": outcome.thread_status,
-                "values": _dump(outcome.thread_values),
-                "interrupts": _dump(outcome.interrupts),
-                "error": _dump(outcome.error),
-                "now": now,
-            }
+                raise lost
             db.execute(self._q["set_thread_after_run"], thread_params)
 
         return await self._write(tx)

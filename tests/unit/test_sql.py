@@ -77,7 +77,13 @@ def test_every_query_the_store_uses_exists(dialect: str) -> None:
     used = set(_STORE_REFERENCE.findall(source))
     # Dialect hooks, run only where defined (Postgres' insert_run marks the thread busy itself, and it
     # creates a run on a new thread in one statement).
-    optional = {"lock_migrations", "lock_thread", "mark_thread_busy", "insert_run_on_new_thread"}
+    optional = {
+        "lock_migrations",
+        "lock_thread",
+        "mark_thread_busy",
+        "insert_run_on_new_thread",
+        "finish_run_and_thread",
+    }
 
     assert used, "the pattern no longer finds the store's query references"
     assert used - optional - set(sql.queries(dialect)) == set()
@@ -165,6 +171,16 @@ def test_query_parameters_are_named_not_positional() -> None:
             "\n\nCREATE TABLE a (x INT);\n\n\nCREATE INDEX a_x ON a (x);\n\n",
             ["CREATE TABLE a (x INT)", "CREATE INDEX a_x ON a (x)"],
             id="blank-lines",
+        ),
+        pytest.param(
+            "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$\nBEGIN\n  PERFORM 1;\n  RETURN 1;\n"
+            "END $$;\nCREATE TABLE a (x INT);\n",
+            [
+                "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$\nBEGIN\n  PERFORM 1;\n  RETURN 1;\n"
+                "END $$",
+                "CREATE TABLE a (x INT)",
+            ],
+            id="function-body",
         ),
     ],
 )

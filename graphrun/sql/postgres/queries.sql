@@ -296,6 +296,12 @@ SET status = %(status)s, output = %(output)s::jsonb, error = %(error)s::jsonb, l
 WHERE run_id = %(run_id)s AND attempt = %(attempt)s AND status = 'running'
 RETURNING thread_id;
 
+-- name: finish_run_and_thread
+-- finish_run and set_thread_after_run in one round trip, without BEGIN/COMMIT (migration 0003).
+SELECT graphrun_finish_run(%(run_id)s, %(attempt)s, %(thread_id)s, %(status)s, %(output)s::jsonb,
+                           %(error)s::jsonb, %(thread_status)s, %(values)s::jsonb, %(interrupts)s::jsonb,
+                           %(now)s::timestamptz) AS finished;
+
 -- name: release_run
 UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = %(now)s::timestamptz
 WHERE run_id = %(run_id)s AND attempt = %(attempt)s AND status = 'running'
