@@ -62,10 +62,20 @@ class SqlStore:
         """Run ``fn`` on a connection that sees committed data."""
         raise NotImplementedError
 
-    async def _write_statement(self, fn: Callable[[Db], T]) -> T:
-        """Run ``fn``, which executes one statement: atomic by itself, it needs no transaction around it
-        where the dialect can skip one (a transaction by default)."""
-        return await self._write(fn)
+    # One statement, atomic by itself: the dialect may run it without a transaction around it, and
+    # without the thread hop of ``_write``/``_read`` (PostgreSQL runs these on an async pool).
+
+    async def _read_one(self, query: str, params: Mapping[str, Any]) -> Any:
+        return await self._read(lambda db: self._one(query, params, db))
+
+    async def _read_all(self, query: str, params: Mapping[str, Any]) -> Any:
+        return await self._read(lambda db: self._all(query, params, db))
+
+    async def _write_one(self, query: str, params: Mapping[str, Any]) -> Any:
+        return await self._write(lambda db: self._one(query, params, db))
+
+    async def _write_all(self, query: str, params: Mapping[str, Any]) -> Any:
+        return await self._write(lambda db: self._all(query, params, db))
 
     def _migrate(self, db: Db) -> None:
         """Apply the dialect's migrations not applied yet (the caller holds a write transaction)."""
@@ -95,34 +105,20 @@ class SqlStore:
         return self._one("get_thread", {"thread_id": thread_id}, db)
 
     def _assistant_in(self, db: Db, assistant_id: str) -> Assistant:
-        row = self._one("get_assistant", {"assistant_id": assistant_id}, db)
-        if row is None:
-            raise errors.AssistantNotFound(f"Assistant {assistant_id} not found")
-        return _rows.assistant(row)
+        return _assistant_found(self._one("get_assistant", {"assistant_id": assistant_id}, db), assistant_id)
 
     def _thread_in(self, db: Db, thread_id: str) -> Thread:
-        row = self._one("get_thread", {"thread_id": thread_id}, db)
-        if row is None:
-            raise errors.ThreadNotFound(f"Thread {thread_id} not found")
-        return _rows.thread(row)
+        return _thread_found(self._one("get_thread", {"thread_id": thread_id}, db), thread_id)
 
     def _run_in(self, db: Db, thread_id: str, run_id: str) -> Run:
         row = self._one("get_run", {"thread_id": thread_id, "run_id": run_id}, db)
-        if row is None:
-            raise errors.RunNotFound(f"Run {run_id} not found on thread {thread_id}")
-        return _rows.run(row)
+        return _run_found(row, thread_id, run_id)
 
     def _one(self, query: str, params: Mapping[str, Any], db: Db) -> Any:
         return db.execute(self._q[query], params).fetchone()
 
     def _all(self, query: str, params: Mapping[str, Any], db: Db) -> Any:
         return db.execute(self._q[query], params).fetchall()
-
-    async def _read_one(self, query: str, params: Mapping[str, Any]) -> Any:
-        return await self._read(lambda db: self._one(query, params, db))
-
-    async def _read_all(self, query: str, params: Mapping[str, Any]) -> Any:
-        return await self._read(lambda db: self._all(query, params, db))
 
     # ------------------------------------------------------------------ assistants
 
@@ -177,7 +173,8 @@ class SqlStore:
         return await self._write(tx)
 
     async def get_assistant(self, assistant_id: str) -> Assistant:
-        return await self._read(lambda db: self._assistant_in(db, assistant_id))
+        row = await self._read_one("get_assistant", {"assistant_id": assistant_id})
+        return _assistant_found(row, assistant_id)
 
     async def update_assistant(self, assistant_id: str, changes: Json) -> Assistant:
         """A new version from the current one with ``changes`` applied; it becomes the current version."""
@@ -287,7 +284,7 @@ class SqlStore:
         return db.execute(self._q["insert_thread"], params).fetchone()
 
     async def get_thread(self, thread_id: str) -> Thread:
-        return await self._read(lambda db: self._thread_in(db, thread_id))
+        return _thread_found(await self._read_one("get_thread", {"thread_id": thread_id}), thread_id)
 
     async def update_thread(self, thread_id: str, metadata: Json, ttl_minutes: float | None = None) -> Thread:
         """Merge ``metadata`` into the thread's: top-level keys replaced whole, as Postgres' ``||``; a
@@ -390,7 +387,7 @@ class SqlStore:
             # The common "run on a new thread" in one statement where the dialect has it; when the thread
             # turns out to exist, nothing was written and the whole transaction below decides.
             params = self._run_params(runs[0], _now())
-            row = await self._write_statement(lambda db: self._one("insert_run_on_new_thread", params, db))
+            row = await self._write_one("insert_run_on_new_thread", params)
             if row is not None:
                 return [CreatedRun(run=_rows.run(row), cancelled=[])]
 
@@ -452,7 +449,8 @@ class SqlStore:
         return [r for r in runs if r.status == "running"]
 
     async def get_run(self, thread_id: str, run_id: str) -> Run:
-        return await self._read(lambda db: self._run_in(db, thread_id, run_id))
+        row = await self._read_one("get_run", {"thread_id": thread_id, "run_id": run_id})
+        return _run_found(row, thread_id, run_id)
 
     async def find_run(self, run_id: str) -> Run:
         row = await self._read_one("get_run_by_id", {"run_id": run_id})
@@ -500,35 +498,29 @@ class SqlStore:
     # ------------------------------------------------------------------ the worker's side
 
     async def claim_runs(self, worker_id: str, limit: int, lease_s: float) -> list[Run]:
-        def tx(db: Db) -> list[Run]:
-            now = utcnow()
-            params = {
-                "worker_id": worker_id,
-                "limit": limit,
-                "now": _rows.ts(now),
-                "lease_expires_at": _rows.ts(now + timedelta(seconds=lease_s)),
-            }
-            return [_rows.run(r) for r in self._all("claim_runs", params, db)]
-
-        return await self._write_statement(tx)
+        now = utcnow()
+        params = {
+            "worker_id": worker_id,
+            "limit": limit,
+            "now": _rows.ts(now),
+            "lease_expires_at": _rows.ts(now + timedelta(seconds=lease_s)),
+        }
+        return [_rows.run(r) for r in await self._write_all("claim_runs", params)]
 
     async def renew_lease(self, run: Run, worker_id: str, lease_s: float) -> str | None:
         """Extend the lease; return the cancel action asked for, if any. Raise ``LeaseLost`` if not ours."""
 
-        def tx(db: Db) -> str | None:
-            params = {
-                "run_id": run.run_id,
-                "attempt": run.attempt,
-                "worker_id": worker_id,
-                "lease_expires_at": _rows.ts(utcnow() + timedelta(seconds=lease_s)),
-            }
-            row = self._one("renew_lease", params, db)
-            if row is None:
-                raise errors.LeaseLost(f"Run {run.run_id} attempt {run.attempt} is no longer held")
-            action: str | None = row["cancel_action"]
-            return action
-
-        return await self._write_statement(tx)
+        params = {
+            "run_id": run.run_id,
+            "attempt": run.attempt,
+            "worker_id": worker_id,
+            "lease_expires_at": _rows.ts(utcnow() + timedelta(seconds=lease_s)),
+        }
+        row = await self._write_one("renew_lease", params)
+        if row is None:
+            raise errors.LeaseLost(f"Run {run.run_id} attempt {run.attempt} is no longer held")
+        action: str | None = row["cancel_action"]
+        return action
 
     async def finish_run(self, run: Run, outcome: RunOutcome) -> None:
         now = _now()
@@ -551,7 +543,7 @@ class SqlStore:
         lost = errors.LeaseLost(f"Run {run.run_id} attempt {run.attempt} is no longer held")
         if "finish_run_and_thread" in self._q:  # the transaction below, as one statement of the dialect's
             both = {**thread_params, **params, "thread_status": outcome.thread_status}
-            row = await self._write_statement(lambda db: self._one("finish_run_and_thread", both, db))
+            row = await self._write_one("finish_run_and_thread", both)
             if not row["finished"]:
                 raise lost
             return
@@ -637,6 +629,24 @@ class SqlStore:
             return expired
 
         return await self._write(tx)
+
+
+def _assistant_found(row: Any, assistant_id: str) -> Assistant:
+    if row is None:
+        raise errors.AssistantNotFound(f"Assistant {assistant_id} not found")
+    return _rows.assistant(row)
+
+
+def _thread_found(row: Any, thread_id: str) -> Thread:
+    if row is None:
+        raise errors.ThreadNotFound(f"Thread {thread_id} not found")
+    return _rows.thread(row)
+
+
+def _run_found(row: Any, thread_id: str, run_id: str) -> Run:
+    if row is None:
+        raise errors.RunNotFound(f"Run {run_id} not found on thread {thread_id}")
+    return _rows.run(row)
 
 
 def _page(page: Page, default_sort: str) -> dict[str, Any]:

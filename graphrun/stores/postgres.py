@@ -6,6 +6,11 @@ adapter does with ``sqlite3``: one thread hop per call, one body of control-stor
 databases. A transaction that meets a deadlock (possible between a reaper and a worker finishing the
 same run) is retried whole.
 
+What is one statement (every call on a run's hot path: reading the assistant, creating a run on a new
+thread, claiming, finishing, renewing a lease, reading a run or thread) skips the thread: it runs on a
+``psycopg_pool.AsyncConnectionPool`` in the event loop. A thread hop cost about 250 µs of CPU per call
+against 100 µs on the async pool (20,000 calls, 16 at a time, on the benchmark machine).
+
 Round trips are what a short run spends most on here, so connections are in autocommit: a read is its
 statements alone, without BEGIN and COMMIT (each statement sees committed data, as it would in a READ
 COMMITTED transaction). psycopg's pipeline mode, which would send a write's statements together, cost
@@ -17,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -25,7 +30,7 @@ from typing import Any, TypeVar, cast
 import psycopg
 import structlog
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from graphrun import errors, sql
 from graphrun.settings import redacted
@@ -48,6 +53,11 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.autocommit = True
 
 
+async def _configure_async(conn: psycopg.AsyncConnection[Any]) -> None:
+    conn.row_factory = dict_row
+    await conn.set_autocommit(True)
+
+
 class PostgresStore(SqlStore):
     """``ControlStore`` on PostgreSQL. Use as ``async with PostgresStore(uri) as store``; entering it
     applies the migrations (under an advisory lock, so several processes may start at once)."""
@@ -65,26 +75,45 @@ class PostgresStore(SqlStore):
         super().__init__(sql.queries("postgres"))
         self.conninfo = conninfo
         self._migrate_on_open = migrate
-        self._pool = ConnectionPool(
+        # Single statements (the hot path) on the async pool; transactions on the synchronous one, which
+        # keeps one connection open and grows only while transactions overlap.
+        self._apool = AsyncConnectionPool(
             conninfo,
             min_size=min_size,
             max_size=max_size,
             max_idle=max_idle_s,
             max_lifetime=max_lifetime_s,
             timeout=connection_wait_s,
-            configure=_configure,
+            configure=_configure_async,
             open=False,
             name="graphrun-control",
+        )
+        self._pool = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=max_size,
+            max_idle=max_idle_s,
+            max_lifetime=max_lifetime_s,
+            timeout=connection_wait_s,
+            configure=_configure,
+            open=False,
+            name="graphrun-control-tx",
         )
         self._executor = ThreadPoolExecutor(max_workers=max_size, thread_name_prefix="graphrun-pg")
 
     async def __aenter__(self) -> PostgresStore:
         await self._run(lambda: self._pool.open(wait=True, timeout=10.0))
+        try:
+            await self._apool.open(wait=True, timeout=10.0)
+        except BaseException:
+            await self._run(self._pool.close)
+            raise
         if self._migrate_on_open:
             await self.migrate()
         return self
 
     async def __aexit__(self, *exc: object | TracebackType | None) -> None:
+        await self._apool.close()
         await self._run(self._pool.close)
         self._executor.shutdown(wait=True)
 
@@ -96,7 +125,7 @@ class PostgresStore(SqlStore):
 
     async def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless a connection answers now (for ``/ready``)."""
-        await self._read(lambda db: db.execute("SELECT 1", {}).fetchone())
+        await self._statement("SELECT 1", {}, fetch_all=False)
 
     async def _run(self, fn: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -121,8 +150,33 @@ class PostgresStore(SqlStore):
     async def _write(self, fn: Callable[[Db], T]) -> T:
         return await self._run(lambda: self._transaction(fn))
 
-    async def _write_statement(self, fn: Callable[[Db], T]) -> T:
-        return await self._run(lambda: self._transaction(fn, begin=False))
+    async def _read_one(self, query: str, params: Mapping[str, Any]) -> Any:
+        return await self._statement(self._q[query], params, fetch_all=False)
+
+    async def _read_all(self, query: str, params: Mapping[str, Any]) -> Any:
+        return await self._statement(self._q[query], params, fetch_all=True)
+
+    async def _write_one(self, query: str, params: Mapping[str, Any]) -> Any:
+        # A caller that is cancelled does not cut the write short (it may already be committed).
+        return await asyncio.shield(self._statement(self._q[query], params, fetch_all=False))
+
+    async def _write_all(self, query: str, params: Mapping[str, Any]) -> Any:
+        return await asyncio.shield(self._statement(self._q[query], params, fetch_all=True))
+
+    async def _statement(self, text: str, params: Mapping[str, Any], *, fetch_all: bool) -> Any:
+        """One statement on the async pool, in autocommit; its rows (all, or the first)."""
+        for attempt in range(1, _RETRIES + 1):
+            try:
+                async with self._apool.connection() as conn:
+                    cursor = await conn.execute(cast(Any, text), params)
+                    return await (cursor.fetchall() if fetch_all else cursor.fetchone())
+            except _RETRYABLE as exc:
+                if attempt == _RETRIES:
+                    raise
+                log.info("statement_retried", error=type(exc).__name__, attempt=attempt)
+            except (psycopg.OperationalError, psycopg.errors.AdminShutdown, TimeoutError) as exc:
+                raise errors.StoreUnavailable(f"PostgreSQL is unreachable: {exc}") from exc
+        raise AssertionError("unreachable")
 
     async def _read(self, fn: Callable[[Db], T]) -> T:
         return await self._run(lambda: self._transaction(fn, begin=False))
