@@ -83,7 +83,7 @@ class Settings:
     store_uri: str = _setting("", "uri", "where the store connects when it is not DATABASE_URI")
     pg_pool_min_size: int = _setting(1, "connections", "connections each PostgreSQL pool keeps open")
     pg_pool_max_size: int = _setting(
-        10, "connections", "most connections each PostgreSQL pool opens (a process has two)"
+        10, "connections", "most connections each PostgreSQL pool opens (a process has three)"
     )
     pg_pool_max_idle_s: float = _setting(
         300.0, "s", "an idle pooled connection above the minimum is closed after this"

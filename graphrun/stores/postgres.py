@@ -76,7 +76,7 @@ class PostgresStore(SqlStore):
         self.conninfo = conninfo
         self._migrate_on_open = migrate
         # Single statements (the hot path) on the async pool; transactions on the synchronous one, which
-        # keeps one connection open and grows only while transactions overlap.
+        # grows only while transactions overlap. With the checkpointer's, a process has three pools.
         self._apool = AsyncConnectionPool(
             conninfo,
             min_size=min_size,
@@ -90,7 +90,7 @@ class PostgresStore(SqlStore):
         )
         self._pool = ConnectionPool(
             conninfo,
-            min_size=1,
+            min_size=min_size,
             max_size=max_size,
             max_idle=max_idle_s,
             max_lifetime=max_lifetime_s,
