@@ -102,6 +102,10 @@ class RunRequest:
     temporary: bool = False
     webhook: str | None = None
     strict_resume: bool = False
+    # The API published the run's opening ``metadata`` event when it wrote the run (a run streamed by the
+    # request that creates it). False: the worker publishes it when it starts the run, so that a
+    # ``runs.wait``, which no one streams as it is created, costs the API no write to the bus.
+    announced: bool = True
 
     @property
     def deletes_thread(self) -> bool:

@@ -127,7 +127,7 @@ class Runner:
         """Stream the graph, publishing the modes the client asked for. ``values`` is always streamed
         too, so that the final state of a plain run is known without reading it back."""
         request = run.request
-        if run.attempt > 1:  # the API announced attempt 1 when it created the run
+        if run.attempt > 1 or not request.announced:  # else the API announced it when it wrote the run
             metadata = {"run_id": run.run_id, "attempt": run.attempt}
             await self._bus.publish(run.run_id, "metadata", metadata, thread_id=run.thread_id)
         resuming = run.attempt > 1 and await self._has_progress(graph, run)

@@ -20,10 +20,18 @@ async def cancel(svc: Services, thread_id: str, run_id: str, action: CancelActio
     if run.status == "running":
         await svc.bus.cancel(run_id, action)
     else:  # it was pending: it ended here (interrupted, or deleted by a rollback), never having run
+        if not run.request.announced:  # its stream still opens with its id
+            await announce(svc, run)
         await svc.bus.finish(run_id, run.output, thread_id=thread_id)
         if run.request.deletes_thread:
             await delete_thread(svc.store, svc.graphs.persistence.checkpointer, run.thread_id)
     return run
+
+
+async def announce(svc: Services, run: Run) -> None:
+    """Open the run's stream with its id and first attempt, as the official server's streams open."""
+    first = {"run_id": run.run_id, "attempt": 1}
+    await svc.bus.publish(run.run_id, "metadata", first, thread_id=run.thread_id)
 
 
 async def await_output(svc: Services, run: Run, timeout_s: float | None = None) -> Json:

@@ -174,6 +174,68 @@ async def test_the_first_event_is_metadata_with_the_run_id_and_there_is_no_end_e
     assert _names(parts) == ["metadata", "updates", "updates"]  # the stream just closes: no `end`
 
 
+async def test_a_waited_run_opens_its_stream_with_metadata_too(
+    server: Server, client: LangGraphClient
+) -> None:
+    """``runs.wait`` is not streamed as it is created, so the worker announces it as it starts it: its
+    resumable stream, replayed from the start, opens like any other."""
+    thread_id = await _thread(client)
+    # stream_resumable is not among the SDK wait() arguments: post the body
+    body = {"assistant_id": "counter", "input": {"count": 0}, "stream_resumable": True}
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        waited = await http.post(f"/threads/{thread_id}/runs/wait", json=body)
+    assert waited.status_code == 200, waited.text
+    run_id = (await client.runs.list(thread_id))[0]["run_id"]
+
+    def replay() -> list[StreamPart]:
+        with get_sync_client(url=server.url, api_key=None, timeout=30) as sync_client:
+            return list(sync_client.runs.join_stream(thread_id, run_id, last_event_id="-1"))
+
+    parts = await asyncio.to_thread(replay)
+
+    assert parts[0].event == "metadata"
+    assert parts[0].data == {"run_id": run_id, "attempt": 1}
+    assert _names(parts).count("metadata") == 1
+
+
+async def test_a_waited_run_cancelled_before_it_starts_still_opens_with_metadata(
+    server: Server, client: LangGraphClient
+) -> None:
+    thread_id = await _thread(client)
+    # Streaming tokens, the model takes 3 s: long enough to hold the thread.
+    slow = _tokens(30, delay_s=0.1)
+    first = await client.runs.create(
+        thread_id, "tokens", input=human("hi"), config=slow, stream_mode=["messages-tuple"]
+    )
+    body = {
+        "assistant_id": "counter",
+        "input": {"count": 0},
+        "stream_resumable": True,
+        "multitask_strategy": "enqueue",
+    }
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        waiting = asyncio.create_task(http.post(f"/threads/{thread_id}/runs/wait", json=body))
+        second = lambda: _second_run(client, thread_id, first["run_id"])  # noqa: E731
+        found = await eventually(second, lambda r: r is not None, what="the queued run")
+        queued = str(found)
+        await client.runs.cancel(thread_id, queued)
+        assert (await waiting).status_code == 200
+
+    def replay() -> list[StreamPart]:
+        with get_sync_client(url=server.url, api_key=None, timeout=30) as sync_client:
+            return list(sync_client.runs.join_stream(thread_id, queued, last_event_id="-1"))
+
+    parts = await asyncio.to_thread(replay)
+
+    assert (await client.runs.get(thread_id, queued))["status"] == "interrupted"
+    assert [(p.event, p.data) for p in parts] == [("metadata", {"run_id": queued, "attempt": 1})]
+    await client.runs.cancel(thread_id, first["run_id"])
+
+
+async def _second_run(client: LangGraphClient, thread_id: str, first: str) -> str | None:
+    return next((r["run_id"] for r in await client.runs.list(thread_id) if r["run_id"] != first), None)
+
+
 # --- each mode alone ----------------------------------------------------------------------------------------
 
 

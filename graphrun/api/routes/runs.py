@@ -23,7 +23,7 @@ from graphrun import errors
 from graphrun.api import schemas, sse
 from graphrun.api._resolve import require_checkpoint, require_uuid, resolve_assistant
 from graphrun.api._resume import check_resume
-from graphrun.api._runs import await_output, cancel, reload
+from graphrun.api._runs import announce, await_output, cancel, reload
 from graphrun.api.deps import Services, Svc
 from graphrun.models import Run, RunRequest, merge_config, new_id, run_json, utcnow
 from graphrun.stores.base import NewRun, Page
@@ -38,12 +38,18 @@ _EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
 # ---------------------------------------------------------------- creating
 
 
-async def _create(svc: Services, body: schemas.RunCreate, thread_id: str | None) -> Run:
-    return (await _submit(svc, [await _new_run(svc, body, thread_id)]))[0]
+async def _create(
+    svc: Services, body: schemas.RunCreate, thread_id: str | None, *, announce: bool = True
+) -> Run:
+    return (await _submit(svc, [await _new_run(svc, body, thread_id, announce=announce)]))[0]
 
 
-async def _new_run(svc: Services, body: schemas.RunCreate, thread_id: str | None) -> NewRun:
-    """Validate a run request and describe the run; nothing is written yet."""
+async def _new_run(
+    svc: Services, body: schemas.RunCreate, thread_id: str | None, *, announce: bool = True
+) -> NewRun:
+    """Validate a run request and describe the run; nothing is written yet. ``announce``: the API opens
+    the run's stream with its ``metadata`` event as it writes the run (else the worker does, as it
+    starts it)."""
     assistant = await resolve_assistant(svc, body.assistant_id)
     if body.command is not None and body.input is not None:
         raise errors.InvalidRequest("give either input or command, not both")
@@ -76,6 +82,7 @@ async def _new_run(svc: Services, body: schemas.RunCreate, thread_id: str | None
         temporary=thread_id is None,
         webhook=body.webhook,
         strict_resume=body.strict_resume,
+        announced=announce,
     )
     return NewRun(
         run_id=new_id(),
@@ -123,9 +130,10 @@ async def _submit(svc: Services, runs: list[NewRun]) -> list[Run]:
     """Write the runs in one transaction, then signal the runs their strategies cancel and the worker."""
     created = await svc.store.create_runs(runs)
     for new, result in zip(runs, created, strict=True):
-        # The run's stream opens with its id, as the official server's does (the worker announces retries).
-        first = {"run_id": result.run.run_id, "attempt": 1}
-        await svc.bus.publish(result.run.run_id, "metadata", first, thread_id=result.run.thread_id)
+        # The run's stream opens with its id, as the official server's does (the worker announces retries,
+        # and the first attempt of a run the API did not announce).
+        if new.request.announced:
+            await announce(svc, result.run)
         for cancelled in result.cancelled:
             await svc.bus.cancel(cancelled.run_id, new.multitask_strategy)
     svc.bus.notify_new_run()
@@ -169,13 +177,13 @@ async def create_batch(body: list[BatchItem], svc: Svc) -> list[Json]:
 
 @router.post("/threads/{thread_id}/runs/wait")
 async def wait_run(thread_id: uuid.UUID, body: schemas.RunCreate, svc: Svc) -> Response:
-    run = await _create(svc, body, str(thread_id))
+    run = await _create(svc, body, str(thread_id), announce=False)
     return JSONResponse(await await_output(svc, run), headers=_location(run, "/join"))
 
 
 @router.post("/runs/wait")
 async def wait_stateless_run(body: schemas.RunCreate, svc: Svc) -> Response:
-    run = await _create(svc, body, None)
+    run = await _create(svc, body, None, announce=False)
     return JSONResponse(await await_output(svc, run), headers=_location(run, "/join"))
 
 
