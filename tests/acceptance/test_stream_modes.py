@@ -203,7 +203,7 @@ async def test_a_waited_run_cancelled_before_it_starts_still_opens_with_metadata
 ) -> None:
     thread_id = await _thread(client)
     # Streaming tokens, the model takes 3 s: long enough to hold the thread.
-    slow = _tokens(30, delay_s=0.1)
+    slow = cast(Any, _tokens(30, delay_s=0.1))
     first = await client.runs.create(
         thread_id, "tokens", input=human("hi"), config=slow, stream_mode=["messages-tuple"]
     )
