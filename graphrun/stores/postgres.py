@@ -46,6 +46,8 @@ _RETRIES = 3
 connection_wait_s = 5.0
 # Errors after which the whole transaction can simply run again.
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+# What "PostgreSQL does not answer" looks like (TimeoutError: the pool found no working connection in time).
+_UNREACHABLE = (psycopg.OperationalError, psycopg.errors.AdminShutdown, TimeoutError)
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
@@ -77,28 +79,18 @@ class PostgresStore(SqlStore):
         self._migrate_on_open = migrate
         # Single statements (the hot path) on the async pool; transactions on the synchronous one, which
         # grows only while transactions overlap. With the checkpointer's, a process has three pools.
+        sizing: dict[str, Any] = {
+            "min_size": min_size,
+            "max_size": max_size,
+            "max_idle": max_idle_s,
+            "max_lifetime": max_lifetime_s,
+            "timeout": connection_wait_s,
+            "open": False,
+        }
         self._apool = AsyncConnectionPool(
-            conninfo,
-            min_size=min_size,
-            max_size=max_size,
-            max_idle=max_idle_s,
-            max_lifetime=max_lifetime_s,
-            timeout=connection_wait_s,
-            configure=_configure_async,
-            open=False,
-            name="graphrun-control",
+            conninfo, configure=_configure_async, name="graphrun-control", **sizing
         )
-        self._pool = ConnectionPool(
-            conninfo,
-            min_size=min_size,
-            max_size=max_size,
-            max_idle=max_idle_s,
-            max_lifetime=max_lifetime_s,
-            timeout=connection_wait_s,
-            configure=_configure,
-            open=False,
-            name="graphrun-control-tx",
-        )
+        self._pool = ConnectionPool(conninfo, configure=_configure, name="graphrun-control-tx", **sizing)
         self._executor = ThreadPoolExecutor(max_workers=max_size, thread_name_prefix="graphrun-pg")
 
     async def __aenter__(self) -> PostgresStore:
@@ -131,20 +123,18 @@ class PostgresStore(SqlStore):
         loop = asyncio.get_running_loop()
         return await asyncio.shield(loop.run_in_executor(self._executor, fn))
 
-    def _transaction(self, fn: Callable[[Db], T], *, begin: bool = True) -> T:
-        """``fn`` on a pooled connection, in a transaction (``begin``) or as autocommit statements."""
+    def _transaction(self, fn: Callable[[Db], T]) -> T:
+        """``fn`` in a transaction on a connection of the synchronous pool (on an executor thread)."""
         for attempt in range(1, _RETRIES + 1):
             try:
-                with self._pool.connection() as conn, _transaction_if(conn, begin):
+                with self._pool.connection() as conn, conn.transaction():
                     return fn(cast(Db, conn))
             except _RETRYABLE as exc:
                 if attempt == _RETRIES:
                     raise
                 log.info("transaction_retried", error=type(exc).__name__, attempt=attempt)
-            except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
-                raise errors.StoreUnavailable(f"PostgreSQL is unreachable: {exc}") from exc
-            except TimeoutError as exc:  # the pool found no working connection in time
-                raise errors.StoreUnavailable(f"PostgreSQL is unreachable: {exc}") from exc
+            except _UNREACHABLE as exc:
+                raise _unavailable(exc) from exc
         raise AssertionError("unreachable")
 
     async def _write(self, fn: Callable[[Db], T]) -> T:
@@ -174,16 +164,17 @@ class PostgresStore(SqlStore):
                 if attempt == _RETRIES:
                     raise
                 log.info("statement_retried", error=type(exc).__name__, attempt=attempt)
-            except (psycopg.OperationalError, psycopg.errors.AdminShutdown, TimeoutError) as exc:
-                raise errors.StoreUnavailable(f"PostgreSQL is unreachable: {exc}") from exc
+            except _UNREACHABLE as exc:
+                raise _unavailable(exc) from exc
         raise AssertionError("unreachable")
 
     async def _read(self, fn: Callable[[Db], T]) -> T:
-        return await self._run(lambda: self._transaction(fn, begin=False))
+        # SqlStore reads through _read_one/_read_all (above); a read of several statements would come here.
+        return await self._run(lambda: self._transaction(fn))
 
 
-def _transaction_if(conn: psycopg.Connection[Any], begin: bool) -> contextlib.AbstractContextManager[Any]:
-    return conn.transaction() if begin else contextlib.nullcontext()
+def _unavailable(exc: BaseException) -> errors.StoreUnavailable:
+    return errors.StoreUnavailable(f"PostgreSQL is unreachable: {exc}")
 
 
 class PgWakeup:
