@@ -50,6 +50,7 @@ from graphrun.types import Json
 log = structlog.get_logger("graphrun.redisbus")
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 # Longest one Redis command may take, beyond a blocking read's own wait, before Redis counts as down.
 op_timeout_s = 5.0
@@ -183,7 +184,7 @@ class RedisBus:
         self._expiry_set: collections.OrderedDict[str, float] = collections.OrderedDict()
         # Runs whose end message this process received lately, waited for or not (their ids only): a
         # wait that starts just after a run ended knows to read its output instead of waiting.
-        self._recently_done: collections.OrderedDict[str, float] = collections.OrderedDict()
+        self._recently_done: collections.OrderedDict[str, tuple[float, None]] = collections.OrderedDict()
         self._subscribed = False  # the listener holds its subscription: no end message is missed
 
     async def __aenter__(self) -> RedisBus:
@@ -504,24 +505,22 @@ class RedisBus:
         return entry is not None and time.monotonic() - entry[0] <= self._buffer_ttl_s
 
     def _remember(self, run_id: str, output: Json | None) -> None:
-        now = time.monotonic()
-        self._outputs[run_id] = (now, output)
-        self._outputs.move_to_end(run_id)
-        while self._outputs:
-            oldest_at = next(iter(self._outputs.values()))[0]
-            if len(self._outputs) <= output_cache_runs and now - oldest_at <= self._buffer_ttl_s:
-                break
-            self._outputs.popitem(last=False)
+        self._keep(self._outputs, run_id, output)
 
     def _heard_done(self, run_id: str) -> None:
+        self._keep(self._recently_done, run_id, None)
+
+    def _keep(self, entries: collections.OrderedDict[str, tuple[float, V]], run_id: str, value: V) -> None:
+        """Put ``run_id`` last in ``entries``, stamped now; drop the oldest beyond ``output_cache_runs``
+        entries or ``buffer_ttl_s`` of age (runs end in clock order, so those are at the front)."""
         now = time.monotonic()
-        self._recently_done[run_id] = now
-        self._recently_done.move_to_end(run_id)
-        while self._recently_done:
-            oldest_at = next(iter(self._recently_done.values()))
-            if len(self._recently_done) <= output_cache_runs and now - oldest_at <= self._buffer_ttl_s:
+        entries[run_id] = (now, value)
+        entries.move_to_end(run_id)
+        while entries:
+            oldest_at = next(iter(entries.values()))[0]
+            if len(entries) <= output_cache_runs and now - oldest_at <= self._buffer_ttl_s:
                 break
-            self._recently_done.popitem(last=False)
+            entries.popitem(last=False)
 
     def _wake(self, run_id: str) -> None:
         for waiter in self._done_waiters.get(run_id, ()):
