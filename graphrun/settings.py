@@ -8,14 +8,17 @@ configuration table equal to them.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg.conninfo
 
+from graphrun import redact
 from graphrun.errors import ConfigError
 
 ENV_PREFIX = "GRAPHRUN_"
@@ -96,6 +99,14 @@ class Settings:
     stream_max_events: int = _setting(
         10_000, "events", "events kept per run stream in Redis (older ones are trimmed)"
     )
+    # Redaction (graphrun.redact): applied to logs, traces, recorded node I/O and client-visible errors.
+    redact_keys: str = _setting(
+        "", "list", "extra keys whose values are masked wherever they appear (comma-separated)"
+    )
+    redact_pii: str = _setting(
+        "email,phone,id_number", "list", "personal data masked: email, phone, id_number; empty: none"
+    )
+    redact_patterns: str = _setting("", "json", "extra regexes whose matches are masked (a JSON list)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -139,10 +150,46 @@ class Settings:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be more than 0 seconds")
         if self.heartbeat_interval_s >= self.lease_s:
             raise ConfigError("GRAPHRUN_HEARTBEAT_INTERVAL_S must be shorter than GRAPHRUN_LEASE_S")
+        self.redactor()  # a bad pattern or PII name stops start-up, not the first log line
+
+    def redactor(self, secret_values: Iterable[str] = ()) -> redact.Redactor:
+        """The process's redactor from the ``GRAPHRUN_REDACT_*`` settings; ``secret_values`` are literal
+        secrets to mask wherever they appear (see ``secret_env_values``)."""
+        try:
+            patterns = json.loads(self.redact_patterns) if self.redact_patterns.strip() else []
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"GRAPHRUN_REDACT_PATTERNS must be a JSON list of regexes: {exc}") from exc
+        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+            raise ConfigError("GRAPHRUN_REDACT_PATTERNS must be a JSON list of regexes (strings)")
+        try:
+            return redact.Redactor(
+                extra_keys=_split(self.redact_keys),
+                pii=_split(self.redact_pii),
+                patterns=patterns,
+                secret_values=secret_values,
+            )
+        except re.error as exc:
+            raise ConfigError(
+                f"GRAPHRUN_REDACT_PATTERNS has an invalid regex {exc.pattern!r}: {exc}"
+            ) from exc
+        except ValueError as exc:
+            raise ConfigError(f"GRAPHRUN_REDACT_PII: {exc}") from exc
 
     @property
     def cors_origins(self) -> list[str]:
-        return [o.strip() for o in self.cors_allow_origins.split(",") if o.strip()]
+        return _split(self.cors_allow_origins)
+
+
+def _split(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def secret_env_values(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The values of environment variables whose names say they hold a secret (``OPENAI_API_KEY``,
+    ``LANGSMITH_API_KEY``, ``*_PASSWORD``, ...): masked literally wherever they would be written."""
+    env = os.environ if environ is None else environ
+    probe = redact.Redactor(pii=())
+    return [value for name, value in env.items() if value and probe.is_secret_key(name)]
 
 
 def _parse(name: str, raw: str, kind: type) -> Any:

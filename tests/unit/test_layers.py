@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "graphrun"
 LAYERS: dict[str, int] = {
     "types": 0,
     "errors": 0,
+    "redact": 0,  # pure and stdlib-only: every layer masks secrets before it writes
     "settings": 1,
     "config": 1,
     "models": 1,

@@ -141,6 +141,9 @@ OTHER_STRING_VALUES = {
     "checkpointer_uri": "mongodb://m",
     "store": "memory",
     "store_uri": "redis://s",
+    "redact_keys": "tenant",
+    "redact_pii": "email",
+    "redact_patterns": '["ACME-[0-9]+"]',
 }
 
 
