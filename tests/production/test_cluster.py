@@ -147,10 +147,11 @@ async def test_100_runs_in_flight_all_succeed_when_a_worker_is_killed_or_stopped
     for its grace period, then hands the rest back at a step boundary and exits 0). All 100 runs end
     ``success``; each thread holds its human message and each step's message exactly once; every run the
     stopped worker held with more work left than it could finish was completed by the other worker."""
-    runs, steps, delay = 100, 8, 0.5
-    # A run with this many steps left could not have finished before the signal took effect: the SIGKILL
-    # is sent right after the look; SIGTERM leaves 2 s of grace (GRAPHRUN_SHUTDOWN_GRACE_S) first.
-    left_at_least = 3 if sig is signal.SIGKILL else 6
+    runs, steps, delay = 100, 12, 0.5
+    # A run the stopped worker holds with this many steps left when the signal is sent cannot finish there:
+    # a SIGKILL stops it at once; SIGTERM leaves 2 s of grace (GRAPHRUN_SHUTDOWN_GRACE_S, at most 4 steps of
+    # 0.5 s) and then lets the step in flight end, so at most 5 more steps run on it.
+    left_at_least = 2 if sig is signal.SIGKILL else 6
     async with cluster.client(0) as a, cluster.client(1) as b:
         threads = [t["thread_id"] for t in await asyncio.gather(*(a.threads.create() for _ in range(runs)))]
         created = await asyncio.gather(
@@ -164,23 +165,32 @@ async def test_100_runs_in_flight_all_succeed_when_a_worker_is_killed_or_stopped
         async def look() -> list[list[dict[str, Any]]]:
             return list(await asyncio.gather(*(_steps_done(a, t) for t in threads)))
 
-        def mid_way(progress: list[list[dict[str, Any]]]) -> dict[int, list[int]]:
-            """Per worker pid: the runs (indexes) it holds with at least ``left_at_least`` steps to go."""
+        def started(progress: list[list[dict[str, Any]]]) -> dict[int, list[int]]:
+            """Per worker pid: the runs (indexes) it holds with a step or more done and half still to go."""
             held: dict[int, list[int]] = {}
             for i, done in enumerate(progress):
-                if done and steps - len(done) >= left_at_least:
+                if done and len(done) <= steps // 2:
                     held.setdefault(_pid(done[-1]), []).append(i)
             return held
 
         progress = await eventually(
             look,
-            lambda p: any(len(v) >= 3 for v in mid_way(p).values()),
+            lambda p: any(len(v) >= 3 for v in started(p).values()),
             interval_s=0.3,
             what="a worker holding runs half done",
         )
-        victim_pid, interrupted = max(mid_way(progress).items(), key=lambda kv: len(kv[1]))
+        victim_pid = max(started(progress).items(), key=lambda kv: len(kv[1]))[0]
         victim = cluster.worker_pids[victim_pid]
         victim.signal(sig)
+        # Which runs had work left when the signal went, read after it was sent: a loaded machine can only
+        # make this look later, showing more steps done, so it never picks a run that could have finished.
+        after_signal = await look()
+        interrupted = [
+            i
+            for i, done in enumerate(after_signal)
+            if victim_pid in {_pid(m) for m in done} and steps - len(done) >= left_at_least
+        ]
+        assert interrupted, f"no run of worker {victim_pid} had {left_at_least} steps left at the signal"
         code = await asyncio.to_thread(victim.wait_exit, 120.0)
         if sig is signal.SIGTERM:
             assert code == 0, f"a worker stopped with SIGTERM exits 0 once drained, not {code}"
