@@ -38,6 +38,10 @@ class InvalidRequest(GraphrunError):
     """The request is invalid."""
 
 
+class BadRequest(InvalidRequest):
+    """The request is malformed."""
+
+
 class Conflict(GraphrunError):
     """The request conflicts with the current state."""
 

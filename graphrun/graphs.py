@@ -1,27 +1,34 @@
 """The graphs a ``langgraph.json`` names: imported once at start-up, compiled with the server's persistence.
 
-A graph may be given as a compiled graph, an uncompiled ``StateGraph``, or a factory taking a config
-(sync or async, or a context manager) that is called for every run, as the LangGraph CLI allows.
+A graph may be given as a compiled graph, an uncompiled ``StateGraph``, or a factory (sync or async, or
+a context manager) that is called for every run and every read of the graph, as the LangGraph CLI
+allows. A factory takes nothing, the config, the server runtime (``langgraph_sdk.runtime.ServerRuntime``:
+why the graph is wanted, the user, the store and, for a run, its context), or both, told apart as the
+official server tells them: by the ``ServerRuntime`` annotation, and here also by the name ``runtime``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib
 import importlib.util
 import inspect
 import sys
+import typing
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import RunnableConfig, ensure_config
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
+from langgraph.store.base import BaseStore
 from langgraph.types import StateSnapshot
+from langgraph_sdk.runtime import ServerRuntime, _ExecutionRuntime, _ReadRuntime
 from pydantic import ConfigDict, create_model
 
 from graphrun import encoding
@@ -29,11 +36,17 @@ from graphrun.config import GraphSpec, LanggraphConfig
 from graphrun.errors import ConfigError
 from graphrun.types import Json, Persistence
 
+# Why the server wants a graph, as the official server tells a factory (``ServerRuntime.access_context``).
+AccessContext = Literal["threads.create_run", "threads.update", "threads.read", "assistants.read"]
+# What a factory is called with: keyword arguments from the run's config and the server runtime.
+_FactoryArgs = Callable[[RunnableConfig, Any], dict[str, Any]]
+
 
 @dataclass(frozen=True)
 class LoadedGraph:
     spec: GraphSpec
     target: Any  # a Pregel, a StateGraph or a factory
+    factory_args: _FactoryArgs | None = None  # for a factory: how it is called
 
     @property
     def is_factory(self) -> bool:
@@ -65,25 +78,28 @@ class GraphRegistry:
     def __contains__(self, graph_id: object) -> bool:
         return graph_id in self._graphs
 
-    def node_names(self, graph_id: str) -> frozenset[str] | None:
-        """The graph's nodes, where they are known before a run (not for factories)."""
-        bound = self._bound.get(graph_id)
-        return frozenset(bound.nodes) if bound is not None else None
-
     def description(self, graph_id: str) -> str | None:
         return self._graphs[graph_id].spec.description
 
     @contextlib.asynccontextmanager
     async def graph(
-        self, graph_id: str, config: RunnableConfig | None = None
+        self,
+        graph_id: str,
+        config: RunnableConfig | None = None,
+        *,
+        access: AccessContext = "assistants.read",
+        context: Any = None,
     ) -> AsyncIterator[Pregel[Any, Any]]:
-        """The graph, compiled with the server's checkpointer and store (factories are called here)."""
+        """The graph, compiled with the server's checkpointer and store. A factory is called here, told
+        why (``access``) and, for a run (``threads.create_run``), given the run's ``context``."""
         bound = self._bound.get(graph_id)
         if bound is not None:
             yield bound
             return
         loaded = self._graphs[graph_id]
-        async with _materialize(loaded, config or {}) as obj:
+        runtime = server_runtime(access, self._persistence.store, context)
+        # As the official server: a factory always gets a whole config (``configurable`` and all).
+        async with _materialize(loaded, ensure_config(config), runtime) as obj:
             yield self._bind(loaded.spec, obj)
 
     def _bind(self, spec: GraphSpec, obj: Any) -> Pregel[Any, Any]:
@@ -102,7 +118,14 @@ def load_graphs(config: LanggraphConfig) -> dict[str, LoadedGraph]:
     for dep in reversed(config.dependencies):
         if str(dep) not in sys.path:
             sys.path.insert(0, str(dep))
-    return {spec.graph_id: LoadedGraph(spec, _import_target(config.path, spec)) for spec in config.graphs}
+    loaded = {}
+    for spec in config.graphs:
+        target = _import_target(config.path, spec)
+        args = None
+        if not isinstance(target, (Pregel, StateGraph)):
+            args = _factory_args(target, f"{config.path}: graphs.{spec.graph_id} ({spec.source})")
+        loaded[spec.graph_id] = LoadedGraph(spec, target, args)
+    return loaded
 
 
 def _import_target(config_path: Path, spec: GraphSpec) -> Any:
@@ -150,13 +173,14 @@ def _import_file(path: Path) -> ModuleType:
 
 
 @contextlib.asynccontextmanager
-async def _materialize(loaded: LoadedGraph, config: RunnableConfig) -> AsyncIterator[Any]:
-    """Yield the graph object; for a factory, call it with the run's config (if it takes one)."""
+async def _materialize(loaded: LoadedGraph, config: RunnableConfig, runtime: Any) -> AsyncIterator[Any]:
+    """Yield the graph object; for a factory, call it with what its signature asks for."""
     if not loaded.is_factory:
         yield loaded.target
         return
     factory: Callable[..., Any] = loaded.target
-    result = factory(config) if _takes_argument(factory) else factory()
+    kwargs = loaded.factory_args(config, runtime) if loaded.factory_args is not None else {}
+    result = factory(config) if kwargs is _POSITIONAL_CONFIG else factory(**kwargs)
     if inspect.isawaitable(result):
         result = await result
     if isinstance(result, contextlib.AbstractAsyncContextManager):
@@ -169,12 +193,71 @@ async def _materialize(loaded: LoadedGraph, config: RunnableConfig) -> AsyncIter
         yield result
 
 
-def _takes_argument(fn: Callable[..., Any]) -> bool:
+def server_runtime(access: AccessContext, store: BaseStore, context: Any = None, user: Any = None) -> Any:
+    """The ``ServerRuntime`` the official server hands a factory: the execution variant (with the run's
+    context) for a run, the read variant otherwise. The classes are the SDK's own, so a factory that
+    checks ``runtime.execution_runtime`` or ``isinstance`` behaves as it does on the official server."""
+    if access == "threads.create_run":
+        return _ExecutionRuntime(access_context=access, user=user, store=store, context=copy.copy(context))
+    return _ReadRuntime(access_context=access, user=user, store=store)
+
+
+# Returned by a factory's argument builder when it takes the config positionally (``*args``).
+_POSITIONAL_CONFIG: dict[str, Any] = {}
+# Names under which a factory's annotations may refer to the runtime and the config.
+_HINT_NAMES: dict[str, Any] = {"ServerRuntime": ServerRuntime, "RunnableConfig": RunnableConfig}
+
+
+def _factory_args(fn: Callable[..., Any], where: str) -> _FactoryArgs:
+    """How to call a factory, decided once at start-up from its signature (0, 1 or 2 parameters: the
+    config and/or the server runtime). Anything else stops start-up with a message saying why."""
     try:
-        params = inspect.signature(fn).parameters.values()
+        params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
-        return False
-    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
+        return lambda config, runtime: {}
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return lambda config, runtime: _POSITIONAL_CONFIG
+    params = [p for p in params if p.kind is not p.VAR_KEYWORD]
+    try:
+        hints = typing.get_type_hints(fn, localns=_HINT_NAMES)
+    except Exception:  # an annotation that does not resolve: fall back to names
+        hints = {}
+    runtime_at = [i for i, p in enumerate(params) if _is_runtime(p, hints)]
+    if len(params) == 0:
+        return lambda config, runtime: {}
+    if len(params) == 1:
+        (name,) = (p.name for p in params)
+        if runtime_at:
+            return lambda config, runtime: {name: runtime}
+        return lambda config, runtime: {name: config}
+    if len(params) == 2 and len(runtime_at) == 1:
+        runtime_name = params[runtime_at[0]].name
+        config_name = params[1 - runtime_at[0]].name
+        return lambda config, runtime: {runtime_name: runtime, config_name: config}
+    names = ", ".join(p.name for p in params)
+    raise ConfigError(
+        f"{where}: a graph factory takes nothing, the config, the server runtime, or the config and "
+        f"the runtime (annotated ServerRuntime or named 'runtime'); this one takes ({names})"
+    )
+
+
+def _is_runtime(param: inspect.Parameter, hints: dict[str, Any]) -> bool:
+    annotation = hints.get(param.name, param.annotation)
+    if annotation is param.empty:
+        return param.name == "runtime"
+    return _is_runtime_annotation(annotation)
+
+
+def _is_runtime_annotation(annotation: Any) -> bool:
+    if annotation is ServerRuntime:
+        return True
+    if isinstance(annotation, type):
+        return issubclass(annotation, (_ExecutionRuntime, _ReadRuntime))
+    origin = typing.get_origin(annotation)
+    if origin is ServerRuntime:
+        return True
+    args = typing.get_args(annotation)
+    return origin is not None and bool(args) and _is_runtime_annotation(args[0])
 
 
 async def check_graph(registry: GraphRegistry, graph_id: str) -> None:

@@ -60,7 +60,10 @@ class Runner:
         run = handle.run
         config = self._config(run)
         try:
-            async with self._graphs.graph(run.graph_id, config) as graph:
+            graph_cm = self._graphs.graph(
+                run.graph_id, config, access="threads.create_run", context=run.request.context
+            )
+            async with graph_cm as graph:
                 return await self._run_graph(graph, run, config, handle)
         except asyncio.CancelledError:
             if handle.cancel_action is None:
@@ -140,7 +143,7 @@ class Runner:
             "interrupt_before": request.interrupt_before,
             "interrupt_after": request.interrupt_after,
             "durability": request.durability or self._settings.default_durability,
-            "context": request.context or None,
+            "context": _graph_context(graph, request.context),
             "control": handle.control,
             "subgraphs": request.stream_subgraphs,
         }
@@ -194,7 +197,7 @@ class Runner:
         as its head now is (the state before the run started)."""
         await delete_runs(self._graphs.persistence.checkpointer, run.thread_id, [run.run_id])
         config = self._config(run)
-        async with self._graphs.graph(run.graph_id, config) as graph:
+        async with self._graphs.graph(run.graph_id, config, access="threads.read") as graph:
             return await self._outcome(graph, config, "interrupted", None)
 
     async def sweep_expired_threads(self, limit: int = 100) -> list[str]:
@@ -273,6 +276,23 @@ async def _events_parts(
             yield chunk if options["subgraphs"] else ((), *chunk)
         else:
             yield (), "events", event
+
+
+def _graph_context(graph: Pregel[Any, Any], context: Json) -> Json:
+    """The run's context as the graph receives it: only the keys its context schema names (the rest
+    may be a mirrored ``configurable``), as the official server filters it. Always a mapping, even an
+    empty one, so that LangGraph builds the schema's defaults (``None`` would leave
+    ``runtime.context`` unset)."""
+    if not context or graph.context_schema is None:
+        return context
+    try:
+        schema = graph.get_context_jsonschema()
+    except Exception:  # a schema that cannot be derived: hand the context over whole
+        return context
+    properties = (schema or {}).get("properties")
+    if not properties:
+        return context
+    return {k: v for k, v in context.items() if k in properties}
 
 
 def _input(value: Any, command: Json | None) -> Any:

@@ -58,6 +58,11 @@ class Settings:
     stream_buffer_ttl_s: float = _setting(120.0, "s", "how long a finished run's events stay joinable")
     sse_keepalive_s: float = _setting(5.0, "s", "interval of SSE heartbeat comments on idle streams")
     wait_timeout_s: float = _setting(3600.0, "s", "longest a /wait or /join request holds the connection")
+    wait_keepalive_s: float = _setting(
+        5.0,
+        "s",
+        "a /wait or /join still waiting is answered 200 and padded with a newline this often",
+    )
     webhook_timeout_s: float = _setting(10.0, "s", "timeout of one webhook POST")
     webhook_retries: int = _setting(3, "retries", "retries of a webhook after a connection error or a 5xx")
     # Production mode: PostgreSQL and Redis, by the names the official server uses.

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
-from graphrun import errors
+import structlog
+from fastapi.responses import JSONResponse
+from starlette.responses import Response, StreamingResponse
+
+from graphrun import encoding, errors
 from graphrun.api.deps import Services
 from graphrun.checkpointer import delete_thread
 from graphrun.models import Run
 from graphrun.types import CancelAction, Json
+
+log = structlog.get_logger("graphrun.api")
 
 # How often a waiting request re-reads the run's row, in case its completion was not seen on the bus
 # (the run finished before this process subscribed, or on another process).
@@ -63,3 +70,43 @@ async def reload(svc: Services, run: Run) -> Run | None:
         return await svc.store.find_run(run.run_id)
     except errors.RunNotFound:
         return None  # a stateless run whose temporary thread is already gone
+
+
+class WaitCut(Exception):
+    """Ends a padded /wait or /join body without its JSON, so that the client reconnects to the run's
+    ``Location`` (the SDK does, up to five times), here or on another API process."""
+
+
+async def wait_response(svc: Services, run: Run, headers: dict[str, str]) -> Response:
+    """``/wait`` and ``/join``: the run's output. A run that ends within ``GRAPHRUN_WAIT_KEEPALIVE_S``
+    is answered as plain JSON (errors keep their status). A longer one is answered 200 at once with a
+    ``\n`` every interval, as the official server pads it, so that proxies and clients see bytes on a
+    held connection (JSON parsers skip leading whitespace), then the output."""
+    waiting = asyncio.ensure_future(await_output(svc, run))
+    done, _ = await asyncio.wait({waiting}, timeout=svc.settings.wait_keepalive_s)
+    if done:
+        return JSONResponse(waiting.result(), headers=headers)
+    return StreamingResponse(
+        _padded(waiting, svc.settings.wait_keepalive_s, run.run_id),
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+async def _padded(waiting: asyncio.Future[Json], interval_s: float, run_id: str) -> AsyncIterator[bytes]:
+    """Once the 200 is sent an error can no longer be a status. A wait that ran out of time says so in
+    the body (``__error__``, which the SDK raises); a server going away or a database not answering
+    cuts the body, and the client rejoins (``WaitCut``)."""
+    try:
+        while not (await asyncio.wait({waiting}, timeout=interval_s))[0]:
+            yield b"\n"
+        try:
+            output = waiting.result()
+        except errors.WaitTimedOut as exc:
+            output = {"__error__": {"error": type(exc).__name__, "message": exc.message}}
+        except errors.GraphrunError as exc:
+            log.info("wait_cut", run_id=run_id, reason=exc.message)
+            raise WaitCut(exc.message) from exc
+        yield encoding.dumps(output)
+    finally:
+        waiting.cancel()  # the client left: stop waiting for it

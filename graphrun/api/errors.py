@@ -15,6 +15,7 @@ log = structlog.get_logger("graphrun.api")
 
 STATUS: dict[type[errors.GraphrunError], int] = {
     errors.NotFound: 404,
+    errors.BadRequest: 400,
     errors.InvalidRequest: 422,
     errors.Conflict: 409,
     errors.WaitTimedOut: 504,

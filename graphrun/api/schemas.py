@@ -142,6 +142,9 @@ class ThreadSearch(Body):
     sort_by: Literal["thread_id", "status", "created_at", "updated_at", "state_updated_at"] | None = None
     sort_order: SortOrder | None = None
     select: list[str] | None = None
+    # Sent by some clients; the official server takes it and orders as it would without it (sort_by
+    # and sort_order decide), so it is accepted, whatever its value, and not applied.
+    order_by: Any = None
 
 
 class ThreadCount(Body):
@@ -271,7 +274,17 @@ class RunsCancel(Body):
 
 class CancelParams(BaseModel):
     wait: bool = False
-    action: CancelAction = "interrupt"
+    action: str = "interrupt"
+
+    @property
+    def cancel_action(self) -> CancelAction:
+        return cancel_action(self.action)
+
+
+def cancel_action(value: str) -> CancelAction:
+    """As the official server: ``rollback`` rolls back; any other value (``cancel``, ``interrupt``, a
+    value a newer client sends) interrupts."""
+    return "rollback" if value == "rollback" else "interrupt"
 
 
 class StoreItemPut(Body):

@@ -50,17 +50,6 @@ async def test_a_batch_with_an_invalid_item_writes_no_run(client: LangGraphClien
     assert await _run_count(client, thread_id) == 0
 
 
-async def test_bulk_cancel_with_an_unknown_action_is_422(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
-
-    response = await client.http.client.post(
-        "/runs/cancel", params={"action": "bogus"}, json={"thread_id": thread_id}
-    )
-
-    assert response.status_code == 422
-    assert "action" in response.json()["detail"]
-
-
 @pytest.mark.parametrize(
     "values",
     [{"trail": 5}, [1, 2]],

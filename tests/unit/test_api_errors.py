@@ -26,6 +26,7 @@ EXPECTED_STATUS: dict[type[errors.GraphrunError], int] = {
     errors.ThreadNotFound: 404,
     errors.RunNotFound: 404,
     errors.InvalidRequest: 422,
+    errors.BadRequest: 400,
     errors.Conflict: 409,
     errors.ThreadBusy: 409,
     errors.AlreadyExists: 409,

@@ -23,11 +23,11 @@ from graphrun import errors
 from graphrun.api import schemas, sse
 from graphrun.api._resolve import require_checkpoint, require_uuid, resolve_assistant
 from graphrun.api._resume import check_resume
-from graphrun.api._runs import announce, await_output, cancel, reload
+from graphrun.api._runs import announce, await_output, cancel, reload, wait_response
 from graphrun.api.deps import Services, Svc
 from graphrun.models import Run, RunRequest, merge_config, new_id, run_json, utcnow
 from graphrun.stores.base import NewRun, Page
-from graphrun.types import CancelAction, Json, RunStatus
+from graphrun.types import Json, RunStatus
 
 router = APIRouter(tags=["runs"])
 
@@ -56,7 +56,6 @@ async def _new_run(
     checkpoint = body.checkpoint.fields() if body.checkpoint else None
     if body.checkpoint_id:
         checkpoint = {**(checkpoint or {}), "checkpoint_id": body.checkpoint_id}
-    _check_breakpoints(svc, assistant.graph_id, body)
     if checkpoint and thread_id is None:
         raise errors.InvalidRequest("a stateless run has no thread, so no checkpoint to start from")
     if thread_id is not None:
@@ -70,7 +69,7 @@ async def _new_run(
         input=body.input,
         command=body.command.model_dump(exclude_unset=True) if body.command else None,
         config=merge_config(assistant.config, body.config),
-        context={**assistant.context, **body.context},
+        context={**assistant.context, **_run_context(body)},
         stream_mode=body.stream_modes,
         stream_subgraphs=body.stream_subgraphs,
         stream_resumable=body.stream_resumable,
@@ -97,6 +96,19 @@ async def _new_run(
     )
 
 
+def _run_context(body: schemas.RunCreate) -> Json:
+    """The request's context, as the official server takes it: ``context``, or else the request's
+    ``config.configurable`` (the runner keeps only the keys the graph's context schema names); giving
+    both is refused."""
+    configurable = body.config.get("configurable") or {}
+    if body.context and configurable:
+        raise errors.BadRequest(
+            "Cannot specify both configurable and context: set context alone (context replaces "
+            "configurable since LangGraph 0.6)"
+        )
+    return dict(body.context or configurable)
+
+
 async def _check_resume(svc: Services, thread_id: str | None, body: schemas.RunCreate) -> None:
     assert body.command is not None
     if thread_id is None:
@@ -108,22 +120,6 @@ async def _check_resume(svc: Services, thread_id: str | None, body: schemas.RunC
             raise
         raise errors.InvalidRequest(f"thread {thread_id} is new: it has no interrupt to resume") from None
     check_resume(thread, body.command.resume)
-
-
-def _check_breakpoints(svc: Services, graph_id: str, body: schemas.RunCreate) -> None:
-    """A breakpoint on a node the graph does not have would silently never fire."""
-    nodes = svc.graphs.node_names(graph_id)
-    if nodes is None:
-        return
-    for field, names in (
-        ("interrupt_before", body.interrupt_before),
-        ("interrupt_after", body.interrupt_after),
-    ):
-        unknown = sorted(set(names) - nodes) if isinstance(names, list) else []
-        if unknown:
-            raise errors.InvalidRequest(
-                f"{field}: graph {graph_id!r} has no node {unknown[0]!r}; nodes: {', '.join(sorted(nodes))}"
-            )
 
 
 async def _submit(svc: Services, runs: list[NewRun]) -> list[Run]:
@@ -178,13 +174,13 @@ async def create_batch(body: list[BatchItem], svc: Svc) -> list[Json]:
 @router.post("/threads/{thread_id}/runs/wait")
 async def wait_run(thread_id: uuid.UUID, body: schemas.RunCreate, svc: Svc) -> Response:
     run = await _create(svc, body, str(thread_id), announce=False)
-    return JSONResponse(await await_output(svc, run), headers=_location(run, "/join"))
+    return await wait_response(svc, run, _location(run, "/join"))
 
 
 @router.post("/runs/wait")
 async def wait_stateless_run(body: schemas.RunCreate, svc: Svc) -> Response:
     run = await _create(svc, body, None, announce=False)
-    return JSONResponse(await await_output(svc, run), headers=_location(run, "/join"))
+    return await wait_response(svc, run, _location(run, "/join"))
 
 
 @router.post("/threads/{thread_id}/runs/stream")
@@ -227,9 +223,9 @@ async def delete_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Svc) -> Respo
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/join")
-async def join_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Svc) -> Json:
+async def join_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Svc) -> Response:
     run = await svc.store.get_run(str(thread_id), str(run_id))
-    return await await_output(svc, run)
+    return await wait_response(svc, run, _location(run, "/join"))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/stream")
@@ -285,7 +281,7 @@ async def cancel_run(
     params: schemas.CancelParams = Depends(),
     svc: Svc,
 ) -> Response:
-    run = await cancel(svc, str(thread_id), str(run_id), params.action)
+    run = await cancel(svc, str(thread_id), str(run_id), params.cancel_action)
     if not params.wait:
         return Response(status_code=202)
     # As the official server: the run's final output, as /join answers it.
@@ -293,9 +289,7 @@ async def cancel_run(
 
 
 @router.post("/runs/cancel")
-async def cancel_runs(
-    *, body: schemas.RunsCancel, action: CancelAction = Query("interrupt"), svc: Svc
-) -> Response:
+async def cancel_runs(*, body: schemas.RunsCancel, action: str = Query("interrupt"), svc: Svc) -> Response:
     """Cancel runs by id on a thread, every in-flight run of a thread, of an assistant, or in a status."""
     status = None if body.status in (None, "all") else body.status
     if body.assistant_id is not None:
@@ -319,7 +313,7 @@ async def cancel_runs(
             targets = [r for r in runs if r.status in ({status} if status else {"pending", "running"})]
     for run in targets:
         with contextlib.suppress(errors.RunNotFound):  # it ended, or was rolled back, meanwhile
-            await cancel(svc, run.thread_id, run.run_id, action)
+            await cancel(svc, run.thread_id, run.run_id, schemas.cancel_action(action))
     return Response(status_code=204)
 
 

@@ -17,7 +17,7 @@ from graphrun.api._resolve import require_checkpoint, require_uuid
 from graphrun.api._runs import await_output, cancel
 from graphrun.api._state import empty_state, state_json
 from graphrun.api.deps import Services, Svc
-from graphrun.graphs import thread_interrupts
+from graphrun.graphs import AccessContext, thread_interrupts
 from graphrun.models import Thread, new_id
 from graphrun.stores.base import Page
 from graphrun.types import Json, ThreadStatus
@@ -66,7 +66,10 @@ async def delete_thread(thread_id: uuid.UUID, svc: Svc) -> Response:
     tid = str(thread_id)
     await svc.store.get_thread(tid)
     for run in await svc.store.list_runs(tid, "running", Page(limit=1000)):
-        stopping = await cancel(svc, tid, run.run_id, "interrupt")
+        try:
+            stopping = await cancel(svc, tid, run.run_id, "interrupt")
+        except errors.RunNotFound:
+            continue  # it ended (or was rolled back) since it was listed: nothing left to stop
         with contextlib.suppress(errors.WaitTimedOut):
             await await_output(svc, stopping, delete_wait_s)
     saver = svc.graphs.persistence.checkpointer
@@ -118,7 +121,7 @@ async def update_state(thread_id: uuid.UUID, body: schemas.ThreadStateUpdate, sv
     if body.checkpoint_id:
         checkpoint["checkpoint_id"] = body.checkpoint_id
     await require_checkpoint(svc, thread.thread_id, checkpoint)
-    async with _thread_graph(svc, thread) as graph:
+    async with _thread_graph(svc, thread, "threads.update") as graph:
         config = _config(thread.thread_id, checkpoint)
         try:
             new_config = await graph.aupdate_state(config, body.values, as_node=body.as_node)
@@ -187,7 +190,9 @@ def _graph_id(thread: Thread) -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def _thread_graph(svc: Services, thread: Thread) -> AsyncIterator[Pregel[Any, Any]]:
+async def _thread_graph(
+    svc: Services, thread: Thread, access: AccessContext = "threads.read"
+) -> AsyncIterator[Pregel[Any, Any]]:
     graph_id = _graph_id(thread)
     if graph_id is None:
         raise errors.Conflict(
@@ -197,7 +202,7 @@ async def _thread_graph(svc: Services, thread: Thread) -> AsyncIterator[Pregel[A
         raise errors.Conflict(
             f"Thread {thread.thread_id} belongs to graph {graph_id!r}, which is not configured"
         )
-    async with svc.graphs.graph(graph_id) as graph:
+    async with svc.graphs.graph(graph_id, access=access) as graph:
         yield graph
 
 

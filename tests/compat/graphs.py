@@ -1,0 +1,87 @@
+"""Graphs for the compatibility tests: a context schema with defaults, factories that take the server
+runtime, and a run that takes a while."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass
+from typing import Any, TypedDict
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+from langgraph_sdk.runtime import ServerRuntime
+
+
+@dataclass
+class Ctx:
+    """As the react-agent template's context: every field has a default."""
+
+    model: str = "default-model"
+    temperature: float = 0.5
+
+
+class State(TypedDict, total=False):
+    seconds: float
+    seen: dict[str, Any]
+
+
+def _report(state: State, runtime: Runtime[Ctx]) -> State:
+    context = runtime.context
+    return {"seen": {"type": type(context).__name__, **(asdict(context) if context is not None else {})}}
+
+
+def _graph(node: Any, name: str) -> CompiledStateGraph[Any, Any, Any, Any]:
+    builder = StateGraph(State, context_schema=Ctx)
+    builder.add_node("report", node)
+    builder.set_entry_point("report")
+    builder.set_finish_point("report")
+    return builder.compile(name=name)
+
+
+ctx = _graph(_report, "ctx")
+
+
+def _runtime_node(runtime: ServerRuntime[Ctx]) -> Any:
+    """A node reporting what the factory was told: why it was called and, for a run, the context."""
+    execution = runtime.execution_runtime
+    told = {
+        "access_context": runtime.access_context,
+        "has_store": runtime.store is not None,
+        "context": execution.context if execution is not None else None,  # the run's context, as sent
+    }
+
+    def report(state: State, runtime: Runtime[Ctx]) -> State:
+        return {"seen": told}
+
+    return report
+
+
+def make_with_runtime(config: RunnableConfig, runtime: ServerRuntime[Ctx]) -> Any:
+    """The official server's two-argument factory: the config and the server runtime."""
+    assert "configurable" in config, "a factory gets a whole config"
+    if runtime.access_context != "threads.create_run":
+        assert runtime.execution_runtime is None, "only a run's factory call carries a context"
+    return _graph(_runtime_node(runtime), "runtime_factory")
+
+
+def make_from_runtime(runtime: ServerRuntime[Ctx]) -> Any:
+    return _graph(_runtime_node(runtime), "runtime_only")
+
+
+def make_named_runtime(config, runtime):  # type: ignore[no-untyped-def]
+    """Unannotated: graphrun tells the runtime by its name (the official server needs the annotation)."""
+    return _graph(_runtime_node(runtime), "named_runtime")
+
+
+async def _sleep(state: State) -> State:
+    await asyncio.sleep(state.get("seconds", 0.0))
+    return {"seen": {"slept": state.get("seconds", 0.0)}}
+
+
+_sleepy = StateGraph(State)
+_sleepy.add_node("sleep", _sleep)
+_sleepy.set_entry_point("sleep")
+_sleepy.set_finish_point("sleep")
+sleepy = _sleepy.compile(name="sleepy")
