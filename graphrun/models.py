@@ -102,6 +102,9 @@ class RunRequest:
     temporary: bool = False
     webhook: str | None = None
     strict_resume: bool = False
+    # "v2": started through the thread-stream protocol (``POST /threads/{id}/commands``); the runner
+    # streams LangGraph's v3 protocol events instead of the stream modes.
+    protocol: str | None = None
     # The API published the run's opening ``metadata`` event when it wrote the run (a run streamed by the
     # request that creates it). False: the worker publishes it when it starts the run, so that a
     # ``runs.wait``, which no one streams as it is created, costs the API no write to the bus.

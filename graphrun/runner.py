@@ -20,7 +20,7 @@ from langgraph.pregel import Pregel
 from langgraph.runtime import RunControl
 from langgraph.types import Command
 
-from graphrun import encoding, errors
+from graphrun import encoding, errors, protocol
 from graphrun.checkpointer import delete_runs, delete_thread
 from graphrun.graphs import GraphRegistry, thread_interrupts
 from graphrun.models import Run, RunOutcome, run_output, thread_status_after
@@ -148,14 +148,34 @@ class Runner:
             "subgraphs": request.stream_subgraphs,
         }
         seen = _Seen()
-        parts = _events_parts if wire.wants_events else _astream_parts
+        if request.protocol == "v2":
+            parts = _protocol_parts
+        else:
+            parts = _events_parts if wire.wants_events else _astream_parts
         async with contextlib.aclosing(parts(graph, graph_input, run, run_config, options)) as stream:
             async for namespace, mode, chunk in stream:
+                if mode == "protocol":
+                    await self._publish_protocol(run, seen, chunk)
+                    continue
                 if mode == "values" and not namespace:
                     seen.observe(chunk)
                 for name, data in wire.part(namespace, mode, chunk):
                     await self._bus.publish(run.run_id, name, data, thread_id=run.thread_id)
         return seen
+
+    async def _publish_protocol(self, run: Run, seen: _Seen, event: Json) -> None:
+        """One of LangGraph's v3 protocol events, published as the official server publishes it: named
+        ``<method>|<namespace…>``, the event itself as data (the API numbers them per connection)."""
+        published = protocol.run_event(event)
+        if published is None:
+            return
+        name, envelope = published
+        params = envelope["params"]
+        if name == "values":
+            seen.observe(params.get("data"))
+            if params.get("interrupts"):
+                seen.interrupted = True
+        await self._bus.publish(run.run_id, name, envelope, thread_id=run.thread_id)
 
     async def _has_progress(self, graph: Pregel[Any, Any], run: Run) -> bool:
         """Did an earlier attempt of this run checkpoint? Then the new attempt continues from there."""
@@ -276,6 +296,18 @@ async def _events_parts(
             yield chunk if options["subgraphs"] else ((), *chunk)
         else:
             yield (), "events", event
+
+
+async def _protocol_parts(
+    graph: Pregel[Any, Any], graph_input: Any, run: Run, config: RunnableConfig, options: dict[str, Any]
+) -> AsyncGenerator[_Part, None]:
+    """LangGraph's v3 protocol events (``astream_events(version="v3")``), for a run started through the
+    thread-stream protocol: LangGraph owns the stream modes and subgraphs there."""
+    kwargs = {k: v for k, v in options.items() if k not in ("stream_mode", "subgraphs")}
+    stream = await graph.astream_events(graph_input, config, version="v3", **kwargs)
+    async with stream:
+        async for event in stream:
+            yield (), "protocol", event
 
 
 def _graph_context(graph: Pregel[Any, Any], context: Json) -> Json:

@@ -8,7 +8,7 @@ from fastapi.middleware.cors import CORSMiddleware
 import graphrun
 from graphrun.api import errors
 from graphrun.api.deps import Services
-from graphrun.api.routes import assistants, meta, runs, store, threads
+from graphrun.api.routes import assistants, meta, protocol, runs, store, threads
 
 
 def create_app(svc: Services) -> FastAPI:
@@ -27,6 +27,6 @@ def create_app(svc: Services) -> FastAPI:
         expose_headers=["content-location", "location"],
     )
     errors.install(app)
-    for module in (meta, assistants, threads, runs, store):
+    for module in (meta, assistants, threads, runs, protocol, store):
         app.include_router(module.router)
     return app

@@ -2,7 +2,8 @@
 production topology (``graphrun api`` + ``graphrun worker`` on a fresh PostgreSQL database and a Redis
 database of their own). Every test runs against both: the two modes keep one contract.
 
-A module may define ``SERVER_ENV: dict[str, str]`` to start its servers with extra settings.
+A module may define ``SERVER_ENV: dict[str, str]`` to start its servers with extra settings, and
+``CONFIG: Path`` to serve another ``langgraph.json``.
 """
 
 from __future__ import annotations
@@ -51,9 +52,10 @@ class Production:
 @pytest.fixture(scope="module", params=["embedded", "production"])
 def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     extra_env: dict[str, str] = dict(getattr(request.module, "SERVER_ENV", {}))
+    config: Path = getattr(request.module, "CONFIG", CONFIG)
     base = tmp_path_factory.mktemp(f"compat-{request.param}")
     if request.param == "embedded":
-        server = Server(config=CONFIG, data_dir=base / "data", log_dir=base / "logs", extra_env=extra_env)
+        server = Server(config=config, data_dir=base / "data", log_dir=base / "logs", extra_env=extra_env)
         try:
             server.start()
             yield server
@@ -64,7 +66,7 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     try:
         with fresh_database("compat") as database_uri, claimed_redis_db() as redis_uri:
             env = production_env(database_uri, redis_uri, **extra_env)
-            cluster = Cluster(procs, env, config=CONFIG)
+            cluster = Cluster(procs, env, config=config)
             try:
                 cluster.migrate()
                 cluster.add_api()

@@ -7,10 +7,13 @@ import asyncio
 from dataclasses import asdict, dataclass
 from typing import Any, TypedDict
 
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.graph import StateGraph
+from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
+from langgraph.types import interrupt
 from langgraph_sdk.runtime import ServerRuntime
 
 
@@ -85,3 +88,51 @@ _sleepy.add_node("sleep", _sleep)
 _sleepy.set_entry_point("sleep")
 _sleepy.set_finish_point("sleep")
 sleepy = _sleepy.compile(name="sleepy")
+
+
+# ---------------------------------------------------------------- for the thread-stream protocol
+
+
+class Asked(TypedDict, total=False):
+    draft: str
+    answer: Any
+
+
+def _draft(state: Asked) -> Asked:
+    return {"draft": "a plan"}
+
+
+def _ask(state: Asked) -> Asked:
+    return {"answer": interrupt({"question": f"approve {state['draft']}?"})}
+
+
+_asks = StateGraph(Asked)
+_asks.add_node("draft", _draft)
+_asks.add_node("ask", _ask)
+_asks.add_edge(START, "draft")
+_asks.add_edge("draft", "ask")
+_asks.add_edge("ask", END)
+asks = _asks.compile(name="asks")
+
+
+async def _chat(state: MessagesState) -> dict[str, Any]:
+    """A model that streams three tokens: the fake edge for a remote provider."""
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="hello there world")]))
+    return {"messages": [await model.ainvoke(state["messages"])]}
+
+
+_chats = StateGraph(MessagesState)
+_chats.add_node("chat", _chat)
+_chats.add_edge(START, "chat")
+_chats.add_edge("chat", END)
+chats = _chats.compile(name="chats")
+
+
+def _fail(state: State) -> State:
+    raise ValueError("the node failed on purpose")
+
+
+_fails = StateGraph(State)
+_fails.add_node("fail", _fail)
+_fails.add_edge(START, "fail")
+fails = _fails.compile(name="fails")

@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "telemetry": 1,
     "stores": 2,
     "wire": 2,
+    "protocol": 2,
     "graphs": 3,
     "checkpointer": 3,
     "savers": 3,

@@ -38,18 +38,31 @@ _EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
 # ---------------------------------------------------------------- creating
 
 
-async def _create(
-    svc: Services, body: schemas.RunCreate, thread_id: str | None, *, announce: bool = True
+async def create(
+    svc: Services,
+    body: schemas.RunCreate,
+    thread_id: str | None,
+    *,
+    announce: bool = True,
+    protocol: str | None = None,
 ) -> Run:
-    return (await _submit(svc, [await _new_run(svc, body, thread_id, announce=announce)]))[0]
+    """Validate and write one run (also for the thread-stream protocol's ``run.start``)."""
+    return (await _submit(svc, [await _new_run(svc, body, thread_id, announce=announce, protocol=protocol)]))[
+        0
+    ]
 
 
 async def _new_run(
-    svc: Services, body: schemas.RunCreate, thread_id: str | None, *, announce: bool = True
+    svc: Services,
+    body: schemas.RunCreate,
+    thread_id: str | None,
+    *,
+    announce: bool = True,
+    protocol: str | None = None,
 ) -> NewRun:
     """Validate a run request and describe the run; nothing is written yet. ``announce``: the API opens
     the run's stream with its ``metadata`` event as it writes the run (else the worker does, as it
-    starts it)."""
+    starts it). ``protocol``: see ``RunRequest.protocol``."""
     assistant = await resolve_assistant(svc, body.assistant_id)
     if body.command is not None and body.input is not None:
         raise errors.InvalidRequest("give either input or command, not both")
@@ -81,6 +94,7 @@ async def _new_run(
         temporary=thread_id is None,
         webhook=body.webhook,
         strict_resume=body.strict_resume,
+        protocol=protocol,
         announced=announce,
     )
     return NewRun(
@@ -146,13 +160,13 @@ def _location(run: Run, suffix: str = "") -> dict[str, str]:
 
 @router.post("/threads/{thread_id}/runs")
 async def create_run(thread_id: uuid.UUID, body: schemas.RunCreate, svc: Svc) -> JSONResponse:
-    run = await _create(svc, body, str(thread_id))
+    run = await create(svc, body, str(thread_id))
     return JSONResponse(run_json(run), headers=_location(run))
 
 
 @router.post("/runs")
 async def create_stateless_run(body: schemas.RunCreate, svc: Svc) -> JSONResponse:
-    run = await _create(svc, body, None)
+    run = await create(svc, body, None)
     return JSONResponse(run_json(run), headers=_location(run))
 
 
@@ -173,25 +187,25 @@ async def create_batch(body: list[BatchItem], svc: Svc) -> list[Json]:
 
 @router.post("/threads/{thread_id}/runs/wait")
 async def wait_run(thread_id: uuid.UUID, body: schemas.RunCreate, svc: Svc) -> Response:
-    run = await _create(svc, body, str(thread_id), announce=False)
+    run = await create(svc, body, str(thread_id), announce=False)
     return await wait_response(svc, run, _location(run, "/join"))
 
 
 @router.post("/runs/wait")
 async def wait_stateless_run(body: schemas.RunCreate, svc: Svc) -> Response:
-    run = await _create(svc, body, None, announce=False)
+    run = await create(svc, body, None, announce=False)
     return await wait_response(svc, run, _location(run, "/join"))
 
 
 @router.post("/threads/{thread_id}/runs/stream")
 async def stream_run(thread_id: uuid.UUID, body: schemas.RunCreate, svc: Svc) -> StreamingResponse:
-    run = await _create(svc, body, str(thread_id))
+    run = await create(svc, body, str(thread_id))
     return _stream_response(svc, run, body.on_disconnect == "cancel")
 
 
 @router.post("/runs/stream")
 async def stream_stateless_run(body: schemas.RunCreate, svc: Svc) -> StreamingResponse:
-    run = await _create(svc, body, None)
+    run = await create(svc, body, None)
     return _stream_response(svc, run, body.on_disconnect == "cancel")
 
 
