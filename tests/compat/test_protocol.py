@@ -356,7 +356,7 @@ async def test_a_run_made_with_runs_wait_shows_on_the_thread_stream(client: Lang
 
 async def test_an_explicit_thread_reattaches_to_its_finished_output(client: LangGraphClient) -> None:
     thread = await client.threads.create()
-    messages = [{"role": "user", "content": "x"}]
+    messages: Any = [{"role": "user", "content": "x"}]
     await client.runs.wait(thread["thread_id"], "chats", input={"messages": messages})
     async with client.threads.stream(thread["thread_id"], assistant_id="chats") as stream:
         output = await asyncio.wait_for(stream.output, 30)
