@@ -191,12 +191,6 @@ async def test_a_state_update_at_a_checkpoint_the_thread_lacks_is_404_and_keeps_
         ("POST", "/assistants/search", {"select": ["nope"], "metadata": {"no": "match"}}, "nope"),
         ("PUT", "/store/items", {"namespace": ["a"], "key": "k", "value": {}, "ttl": 1e300}, "ttl"),
         ("PUT", "/store/items", {"namespace": ["a"], "key": "k", "value": {}, "index": ["text"]}, "index"),
-        (
-            "POST",
-            "/runs/wait",
-            {"assistant_id": "counter", "interrupt_before": ["no_such_node"]},
-            "no_such_node",
-        ),
     ],
     ids=[
         "assistant-config-shape",
@@ -209,7 +203,6 @@ async def test_a_state_update_at_a_checkpoint_the_thread_lacks_is_404_and_keeps_
         "assistant-select-unknown-field",
         "store-ttl-too-large",
         "store-index-unsupported",
-        "breakpoint-on-unknown-node",
     ],
 )
 async def test_out_of_shape_input_is_a_4xx_that_names_it(

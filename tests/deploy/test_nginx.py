@@ -1,0 +1,224 @@
+"""The compose topology's processes, started directly (2 ``graphrun api``, 2 ``graphrun worker``, one
+PostgreSQL database, one Redis database) behind a real nginx running the shipped configuration: streams
+pass through it event by event, ``Last-Event-ID`` resumes through it on the other API, and a rolling
+restart of every process under load loses no run and duplicates no message."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from langgraph_sdk import get_client
+
+from tests.acceptance._support import free_port
+from tests.deploy._nginx import Nginx, NginxMissing
+from tests.production._cluster import (
+    Cluster,
+    Procs,
+    ServiceMissing,
+    chat_input,
+    check_chat_messages,
+    claimed_redis_db,
+    fresh_database,
+    production_env,
+)
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(300)]
+
+
+@dataclass
+class Topology:
+    cluster: Cluster
+    nginx: Nginx
+
+    def logs(self) -> str:
+        return self.cluster.logs() + "\n" + self.nginx.logs()
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    base = tmp_path_factory.mktemp("deploy")
+    procs = Procs(log_dir=base / "logs", work_dir=base / "work")
+    try:
+        with fresh_database("deploy") as database_uri, claimed_redis_db() as redis_uri:
+            cluster = Cluster(procs, production_env(database_uri, redis_uri))
+            cluster.migrate()
+            for _ in range(2):
+                cluster.add_api()
+                cluster.add_worker()
+            cluster.ensure_running()
+            nginx = Nginx(free_port(), [f"127.0.0.1:{api.port}" for api in cluster.apis], base / "nginx")
+            nginx.start()
+            try:
+                yield Topology(cluster, nginx)
+            finally:
+                nginx.stop()
+                procs.stop_all()
+    except (ServiceMissing, NginxMissing) as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+async def _sse(response: httpx.Response) -> Any:
+    """(arrival time, event, data, id) for each SSE event, read line by line as a client reads them."""
+    fields: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if line == "":
+            if "event" in fields:
+                yield (
+                    time.monotonic(),
+                    fields["event"],
+                    orjson.loads(fields.get("data", "null")),
+                    fields.get("id"),
+                )
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            fields[name] = value.lstrip(" ")
+
+
+async def test_a_stream_arrives_through_nginx_event_by_event(topology: Topology) -> None:
+    async with httpx.AsyncClient(base_url=topology.nginx.url, timeout=60) as http:
+        thread = (await http.post("/threads", json={})).json()
+        body = {"assistant_id": "chat", "input": chat_input("hi", 4, 0.5), "stream_mode": "updates"}
+        async with http.stream("POST", f"/threads/{thread['thread_id']}/runs/stream", json=body) as response:
+            assert response.status_code == 200
+            arrivals = [t async for t, event, _, _ in _sse(response) if event == "updates"]
+    assert len(arrivals) == 4
+    # The steps are 0.5 s apart at the source: buffered, they would all arrive together at the end.
+    assert arrivals[-1] - arrivals[0] >= 1.0, (
+        f"arrival gaps {[b - a for a, b in itertools.pairwise(arrivals)]}"
+    )
+
+
+async def test_last_event_id_resumes_through_nginx_on_the_other_api(topology: Topology) -> None:
+    cluster = topology.cluster
+    async with httpx.AsyncClient(base_url=topology.nginx.url, timeout=60) as http:
+        thread_id = (await http.post("/threads", json={})).json()["thread_id"]
+        body = {
+            "assistant_id": "chat",
+            "input": chat_input("resume", 6, 0.4),
+            "stream_mode": "updates",
+            "stream_resumable": True,
+        }
+        first: list[Any] = []
+        async with http.stream("POST", f"/threads/{thread_id}/runs/stream", json=body) as response:
+            run_path = response.headers["content-location"]
+            async for _, event, data, event_id in _sse(response):
+                if event == "updates":
+                    first.append((event_id, data))
+                    if len(first) == 2:
+                        break
+        # Take one API away: whichever served the stream, nginx can only send the resume to the other.
+        stopped = cluster.apis[0]
+        stopped.signal(signal.SIGTERM)
+        assert stopped.wait_exit(30) is not None
+        try:
+            rest: list[Any] = []
+            headers = {"Last-Event-ID": first[-1][0]}
+            async with http.stream("GET", f"{run_path}/stream", headers=headers) as response:
+                assert response.status_code == 200
+                async for _, event, data, event_id in _sse(response):
+                    if event == "updates":
+                        rest.append((event_id, data))
+        finally:
+            cluster.ensure_running()
+    steps = [next(iter(data)) for _, data in first + rest]
+    assert steps == ["step"] * 6, "every step once, none twice, across the two connections"
+    ids = [event_id for event_id, _ in first + rest]
+    assert len(set(ids)) == len(ids)
+
+
+@dataclass
+class Load:
+    """Clients creating chat runs through nginx and joining them, retrying what a restart interrupts."""
+
+    url: str
+    steps: int = 3
+    done: list[tuple[str, str]] = field(default_factory=list)  # (thread id, run id)
+    retries: int = 0
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def client_loop(self, n: int) -> None:
+        async with get_client(url=self.url, api_key=None, timeout=60.0) as client:
+            i = 0
+            while not self.stop.is_set():
+                thread = await self._retry(client.threads.create)
+                text = f"client {n} run {i}"
+                run = await self._retry(
+                    client.runs.create,
+                    thread["thread_id"],
+                    "chat",
+                    input=chat_input(text, self.steps, 0.2),
+                    resend=False,
+                )
+                await self._retry(client.runs.join, thread["thread_id"], run["run_id"])
+                self.done.append((thread["thread_id"], text))
+                i += 1
+
+    async def _retry(self, call: Any, *args: Any, resend: bool = True, **kwargs: Any) -> Any:
+        """A call that a process going away interrupts, again for up to 60 s: after a 502/503/504 (no
+        API took it, or one refused it while draining), and, for calls that cannot create anything
+        twice (``resend``), after a cut connection or body too."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return await call(*args, **kwargs)
+            except (httpx.TransportError, httpx.HTTPStatusError, orjson.JSONDecodeError) as exc:
+                response = getattr(exc, "response", None)
+                status = response.status_code if isinstance(exc, httpx.HTTPStatusError) and response else None
+                retriable = status in (502, 503, 504) or (status is None and resend)
+                if not retriable or time.monotonic() > deadline:
+                    raise
+                self.retries += 1
+                await asyncio.sleep(0.2)
+
+
+async def test_a_rolling_restart_loses_no_run_and_duplicates_no_message(
+    topology: Topology, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cluster = topology.cluster
+    load = Load(topology.nginx.url)
+    clients = [asyncio.create_task(load.client_loop(n)) for n in range(8)]
+    started = time.monotonic()
+    restarts = 0
+    try:
+        await asyncio.sleep(2)
+        for proc in [*cluster.apis, *cluster.workers]:
+            proc.signal(signal.SIGTERM)
+            code = await asyncio.to_thread(proc.wait_exit, 60)
+            assert code == 0, f"{proc.name} exited with {code} on SIGTERM\n{proc.logs()}"
+            await asyncio.to_thread(cluster.ensure_running)
+            restarts += 1
+            await asyncio.sleep(1)
+        await asyncio.sleep(2)
+    finally:
+        load.stop.set()
+        results = await asyncio.gather(*clients, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    elapsed = time.monotonic() - started
+
+    async with get_client(url=topology.nginx.url, api_key=None, timeout=60.0) as client:
+        runs_seen = 0
+        for thread_id, text in load.done:
+            runs = await client.runs.list(thread_id)
+            assert [r["status"] for r in runs] == ["success"], f"thread {thread_id}: {runs}"
+            state = await client.threads.get_state(thread_id)
+            check_chat_messages(state["values"], text, load.steps)
+            runs_seen += len(runs)
+    assert len(load.done) >= 20, "enough load to span the restarts"
+    with capsys.disabled():
+        print(
+            f"\nrolling restart: {restarts} processes restarted one by one in {elapsed:.1f}s; "
+            f"{len(load.done)} runs through nginx, {runs_seen} recorded, all success, no message twice; "
+            f"{load.retries} client retries (502/503/cut connections)"
+        )
