@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from graphrun import __version__, serve
+from graphrun import __version__, redact, serve
 from graphrun import settings as settings_mod
 from graphrun.errors import GraphrunError
 from graphrun.settings import Settings
-from graphrun.telemetry import configure_logging
+from graphrun.telemetry import configure_logging, configure_tracing
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    with contextlib.ExitStack() as stack:
+        return _main(args, stack)
+
+
+def _main(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     try:
         overrides = {
             "config": args.config,
@@ -59,7 +65,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The config's env may set GRAPHRUN_* too: read the settings again once it is in place.
         settings_mod.export_env(config.env)
         settings = Settings.from_env(**overrides)
+        redact.install(settings.redactor(settings_mod.secret_env_values()))
         configure_logging(settings.log_level, settings.log_format)
+        provider = configure_tracing(
+            exporter=settings.otel_traces_exporter,
+            endpoint=settings.otel_exporter_otlp_endpoint,
+            traces_endpoint=settings.otel_exporter_otlp_traces_endpoint,
+            service_name=settings.otel_service_name,
+            role=args.command,
+        )
+        stack.callback(provider.shutdown)  # flushes the spans still queued for export
         if args.command == "dev":
             _run(serve.serve_embedded(settings, config))
         elif args.command == "migrate":

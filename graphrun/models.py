@@ -105,6 +105,9 @@ class RunRequest:
     # "v2": started through the thread-stream protocol (``POST /threads/{id}/commands``); the runner
     # streams LangGraph's v3 protocol events instead of the stream modes.
     protocol: str | None = None
+    # The W3C trace context of the request that wrote the run (``traceparent``): the worker's run span
+    # continues that trace.
+    trace_context: dict[str, str] = field(default_factory=dict)
     # The API published the run's opening ``metadata`` event when it wrote the run (a run streamed by the
     # request that creates it). False: the worker publishes it when it starts the run, so that a
     # ``runs.wait``, which no one streams as it is created, costs the API no write to the bus.

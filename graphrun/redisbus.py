@@ -42,7 +42,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
-from graphrun import encoding
+from graphrun import encoding, metrics
 from graphrun.errors import ConfigError
 from graphrun.streams import CancelHandler, StreamEvent, wait_and_clear
 from graphrun.types import Json
@@ -312,6 +312,7 @@ class RedisBus:
         return result
 
     def _went_down(self, op: str, exc: BaseException) -> None:
+        metrics.BUS_ERRORS.labels(op).inc()
         if self._reachable:
             log.warning("redis_unreachable", op=op, error=str(exc) or type(exc).__name__)
             self._reachable = False

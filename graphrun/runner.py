@@ -20,9 +20,10 @@ from langgraph.pregel import Pregel
 from langgraph.runtime import RunControl
 from langgraph.types import Command
 
-from graphrun import encoding, errors, protocol
+from graphrun import encoding, errors, protocol, redact
 from graphrun.checkpointer import delete_runs, delete_thread
 from graphrun.graphs import GraphRegistry, thread_interrupts
+from graphrun.instrument import RunInstrument, langfuse_handler
 from graphrun.models import Run, RunOutcome, run_output, thread_status_after
 from graphrun.savers import UNAVAILABLE
 from graphrun.settings import Settings
@@ -103,8 +104,10 @@ class Runner:
     async def _error(
         self, graph: Pregel[Any, Any], run: Run, config: RunnableConfig, exc: Exception
     ) -> RunOutcome:
-        log.warning("run_failed", run_id=run.run_id, error=type(exc).__name__, message=str(exc))
-        return await self._failed(graph, run, config, "error", type(exc).__name__, str(exc))
+        # The client sees the exception's message too: with its secrets and personal data masked.
+        message = redact.text(str(exc))
+        log.warning("run_failed", run_id=run.run_id, error=type(exc).__name__, message=message)
+        return await self._failed(graph, run, config, "error", type(exc).__name__, message)
 
     @staticmethod
     def _config(run: Run) -> RunnableConfig:
@@ -121,6 +124,11 @@ class Runner:
         if request.strict_resume:
             configurable[_STRICT_RESUME] = True
         metadata = {**request.config.get("metadata", {}), **run.metadata, **ids, "run_attempt": run.attempt}
+        # Langfuse's handler reads these: one session per thread, the run's user where it names one.
+        metadata.setdefault("langfuse_session_id", run.thread_id)
+        owner = run.metadata.get("owner") or run.metadata.get("user_id")
+        if isinstance(owner, str):
+            metadata.setdefault("langfuse_user_id", owner)
         config: dict[str, Any] = {**request.config, "configurable": configurable, "metadata": metadata}
         return config  # type: ignore[return-value]
 
@@ -135,6 +143,7 @@ class Runner:
             await self._bus.publish(run.run_id, "metadata", metadata, thread_id=run.thread_id)
         resuming = run.attempt > 1 and await self._has_progress(graph, run)
         run_config = _with_checkpoint(config, None if resuming else request.checkpoint)
+        run_config["callbacks"] = self._callbacks(run)
         graph_input: Any = None if resuming else _input(request.input, request.command)
         wire = WireEvents(request.stream_mode)
         # Modes and durability were validated by the API against LangGraph's literals; the row holds str.
@@ -176,6 +185,16 @@ class Runner:
             if params.get("interrupts"):
                 seen.interrupted = True
         await self._bus.publish(run.run_id, name, envelope, thread_id=run.thread_id)
+
+    def _callbacks(self, run: Run) -> list[Any]:
+        """Spans, metrics and recorded node I/O of the run (``RunInstrument``), and Langfuse's handler
+        when its keys are set. LangSmith needs none: LangChain's tracer follows ``LANGSMITH_TRACING``,
+        with the run's ids in the config's metadata."""
+        settings = self._settings
+        callbacks: list[Any] = [RunInstrument(run.graph_id, settings.node_io, settings.node_io_max_chars)]
+        if settings.langfuse_enabled:
+            callbacks.append(langfuse_handler())
+        return callbacks
 
     async def _has_progress(self, graph: Pregel[Any, Any], run: Run) -> bool:
         """Did an earlier attempt of this run checkpoint? Then the new attempt continues from there."""

@@ -49,6 +49,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from graphrun import metrics
 from graphrun.errors import ConfigError, StoreUnavailable
 from graphrun.settings import Settings, redacted
 from graphrun.stores.pgsaver import serialised_setup
@@ -265,6 +266,7 @@ class _Opener:
                 open=False,
                 name="graphrun-savers",
             )
+            metrics.watch_pool(f"savers-{len(self._pools)}", pool)
             try:
                 await pool.open(wait=True, timeout=pool_open_timeout_s)
             except (PoolTimeout, psycopg.Error) as exc:

@@ -20,11 +20,13 @@ from pathlib import Path
 import structlog
 import uvicorn
 
+from graphrun import metrics
 from graphrun.api import create_app
 from graphrun.api.deps import Services
 from graphrun.config import LanggraphConfig, load_config
 from graphrun.errors import ConfigError, DataDirLocked
 from graphrun.graphs import GraphRegistry, check_graph, load_graphs
+from graphrun.instrument import langfuse_handler
 from graphrun.models import system_assistant_id
 from graphrun.runner import Runner
 from graphrun.savers import open_persistence
@@ -56,6 +58,7 @@ async def serve_embedded(settings: Settings, config: LanggraphConfig) -> None:
     loaded = load_graphs(config)
     for key in config.not_applied:
         log.warning("config_key_not_applied", file=str(config.path), key=key)
+    _check_tracers(settings)
     with _data_dir_lock(settings.data_dir), _listen(settings.host, settings.port) as sock:
         async with _services(settings, config, loaded) as svc:
             _freeze_startup_heap()
@@ -64,6 +67,7 @@ async def serve_embedded(settings: Settings, config: LanggraphConfig) -> None:
                 uvicorn.Config(
                     create_app(svc),
                     log_config=None,
+                    access_log=False,  # graphrun.api.observe logs each request, with its ids
                     timeout_graceful_shutdown=http_shutdown_timeout_s,
                 ),
                 on_shutdown=svc.draining.set,
@@ -240,6 +244,9 @@ async def serve_production(
         _freeze_startup_heap()
         svc = Services(settings, store, bus, registry)
         if "worker" in roles:
+            _check_tracers(settings)
+            if "api" not in roles and settings.metrics_port:
+                metrics.serve(settings.metrics_port, settings.host)
             wakeup = await stack.enter_async_context(PgWakeup(settings.database_uri))
             webhooks = await stack.enter_async_context(
                 Webhooks(settings, config.webhook_headers, config.webhook_fields)
@@ -252,13 +259,22 @@ async def serve_production(
         if sock is not None:
             server = _Server(
                 uvicorn.Config(
-                    create_app(svc), log_config=None, timeout_graceful_shutdown=http_shutdown_timeout_s
+                    create_app(svc),
+                    log_config=None,
+                    access_log=False,  # graphrun.api.observe logs each request, with its ids
+                    timeout_graceful_shutdown=http_shutdown_timeout_s,
                 ),
                 on_shutdown=svc.draining.set,
             )
             await server.serve(sockets=[sock])
         else:
             await _until_signalled()
+
+
+def _check_tracers(settings: Settings) -> None:
+    """A tracer the environment asks for must be usable before the first run needs it."""
+    if settings.langfuse_enabled:
+        langfuse_handler()
 
 
 def _freeze_startup_heap() -> None:

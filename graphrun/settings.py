@@ -112,6 +112,42 @@ class Settings:
         "email,phone,id_number", "list", "personal data masked: email, phone, id_number; empty: none"
     )
     redact_patterns: str = _setting("", "json", "extra regexes whose matches are masked (a JSON list)")
+    # Observability (docs/observability.md).
+    node_io: str = _setting(
+        "off", "mode", "record node inputs/outputs in logs and spans: off, summary or full"
+    )
+    node_io_max_chars: int = _setting(2000, "chars", "longest recorded node input or output (full mode)")
+    metrics_port: int = _setting(
+        0, "port", "graphrun worker serves /metrics on this port; 0: none (the API serves it on its own)"
+    )
+    otel_exporter_otlp_endpoint: str = _setting(
+        "",
+        "uri",
+        "OTLP/HTTP endpoint for traces; empty: traces are not exported",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    )
+    otel_exporter_otlp_traces_endpoint: str = _setting(
+        "",
+        "uri",
+        "OTLP/HTTP endpoint for traces only (wins over the general one)",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    )
+    otel_traces_exporter: str = _setting(
+        "", "name", "otlp, console or none; empty: otlp when an endpoint is set", "OTEL_TRACES_EXPORTER"
+    )
+    otel_service_name: str = _setting(
+        "graphrun", "name", "service.name of exported spans", "OTEL_SERVICE_NAME"
+    )
+    langsmith_tracing: str = _setting(
+        "", "bool", "true: every run is traced to LangSmith (with LANGSMITH_API_KEY)", "LANGSMITH_TRACING"
+    )
+    langfuse_public_key: str = _setting(
+        "", "key", "with LANGFUSE_SECRET_KEY: every run is traced to Langfuse", "LANGFUSE_PUBLIC_KEY"
+    )
+    langfuse_host: str = _setting("", "uri", "Langfuse server (default: Langfuse cloud)", "LANGFUSE_HOST")
+    run_retention_days: float = _setting(
+        0.0, "days", "finished runs older than this are deleted (their threads stay); 0: kept"
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -128,6 +164,8 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        if self.node_io not in ("off", "summary", "full"):
+            raise ConfigError(f"GRAPHRUN_NODE_IO must be off, summary or full, not {self.node_io!r}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(
                 f"GRAPHRUN_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {self.log_level!r}"
@@ -179,6 +217,23 @@ class Settings:
             ) from exc
         except ValueError as exc:
             raise ConfigError(f"GRAPHRUN_REDACT_PII: {exc}") from exc
+
+    @property
+    def langsmith_enabled(self) -> bool:
+        return self.langsmith_tracing.strip().lower() == "true"
+
+    @property
+    def langfuse_enabled(self) -> bool:
+        return bool(self.langfuse_public_key)
+
+    @property
+    def traces_exported(self) -> bool:
+        exporter = self.otel_traces_exporter.strip().lower()
+        if exporter == "none":
+            return False
+        return exporter == "console" or bool(
+            self.otel_exporter_otlp_endpoint or self.otel_exporter_otlp_traces_endpoint
+        )
 
     @property
     def cors_origins(self) -> list[str]:

@@ -13,6 +13,7 @@ Shutdown, in order (``Worker.__aexit__``), sized for Kubernetes' ``terminationGr
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -20,9 +21,12 @@ from types import TracebackType
 from typing import Any
 
 import structlog
+from langchain_core.tracers.langchain import wait_for_all_tracers
 from langgraph.errors import GraphDrained
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from graphrun import errors
+from graphrun import errors, metrics, redact, telemetry
 from graphrun.models import Run, RunOutcome
 from graphrun.runner import RunHandle, Runner
 from graphrun.settings import Settings
@@ -33,12 +37,26 @@ from graphrun.webhooks import Webhooks
 log = structlog.get_logger("graphrun.worker")
 
 drain_timeout_s = 10.0
+# The queue depth a worker reports counts at most this many pending runs (it reads their rows).
+_QUEUE_DEPTH_LIMIT = 10_000
 
 
 @dataclass
 class _Active:
     handle: RunHandle
     task: asyncio.Task[None]
+
+
+def _observe(run: Run, outcome: RunOutcome, seconds: float) -> None:
+    metrics.RUNS.labels(run.graph_id, outcome.status).inc()
+    metrics.RUN_DURATION.labels(run.graph_id, outcome.status).observe(seconds)
+    span = trace.get_current_span()
+    span.set_attribute("graphrun.status", outcome.status)
+    if outcome.status in ("error", "timeout"):
+        error = outcome.error or {}
+        span.set_status(
+            Status(StatusCode.ERROR, redact.text(f"{error.get('error')}: {error.get('message')}"))
+        )
 
 
 class Worker:
@@ -113,6 +131,9 @@ class Worker:
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)
+        # LangSmith's tracer sends in the background: what it still holds goes before the process ends.
+        if self._settings.langsmith_enabled:
+            await asyncio.to_thread(wait_for_all_tracers)
         log.info("worker_stopped", worker_id=self.worker_id)
 
     async def _claim_loop(self) -> None:
@@ -160,43 +181,73 @@ class Worker:
         self._active[run.run_id] = _Active(handle, task)
 
     async def _execute(self, handle: RunHandle) -> None:
+        """One attempt of a run, in the run's span (continuing the trace of the request that wrote it),
+        its ids bound to every log line."""
         run = handle.run
         bound = structlog.contextvars.bound_contextvars(
-            run_id=run.run_id, thread_id=run.thread_id, assistant_id=run.assistant_id, graph_id=run.graph_id
+            run_id=run.run_id,
+            thread_id=run.thread_id,
+            assistant_id=run.assistant_id,
+            graph_id=run.graph_id,
+            attempt=run.attempt,
         )
-        with bound:
+        attributes: dict[str, Any] = {
+            "graphrun.run_id": run.run_id,
+            "graphrun.thread_id": run.thread_id,
+            "graphrun.assistant_id": run.assistant_id,
+            "graphrun.graph_id": run.graph_id,
+            "graphrun.attempt": run.attempt,
+        }
+        if run.attempt == 1:  # waited in the queue since it was written (or since its delay ended)
+            ready_at = max(run.created_at, run.available_at or run.created_at)
+            waited = max(0.0, (run.updated_at - ready_at).total_seconds())
+            attributes["graphrun.queue_wait_s"] = waited
+            metrics.QUEUE_WAIT.labels(run.graph_id).observe(waited)
+        span = telemetry.tracer.start_as_current_span(
+            "run",
+            context=telemetry.extract(run.request.trace_context),
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+        )
+        with bound, span, metrics.RUNS_IN_FLIGHT.labels(run.graph_id).track_inprogress():
+            await self._attempt(handle)
+
+    async def _attempt(self, handle: RunHandle) -> None:
+        run = handle.run
+        started = time.perf_counter()
+        try:
+            if run.cancel_action == "rollback":
+                # Rolled back while an earlier attempt ran, whose worker died before undoing it.
+                handle.cancel_action = handle.run.cancel_action
+                handle.finishing = True
+                await asyncio.shield(self._rollback(run))
+                return
+            log.info("run_started", attempt=run.attempt)
             try:
-                if run.cancel_action == "rollback":
-                    # Rolled back while an earlier attempt ran, whose worker died before undoing it.
-                    handle.cancel_action = handle.run.cancel_action
-                    handle.finishing = True
-                    await asyncio.shield(self._rollback(run))
-                    return
-                log.info("run_started", attempt=run.attempt)
-                try:
-                    outcome = await self._runner.execute(handle)
-                except (asyncio.CancelledError, GraphDrained):
-                    if handle.cancel_action is None:  # shutdown, drain or a superseded attempt
-                        await self._release(run)
-                        return
-                    outcome = RunOutcome.cancelled()
-                except errors.StoreUnavailable as exc:
-                    log.warning("run_handed_back", attempt=run.attempt, reason=exc.message)
+                outcome = await self._runner.execute(handle)
+            except (asyncio.CancelledError, GraphDrained):
+                if handle.cancel_action is None:  # shutdown, drain or a superseded attempt
                     await self._release(run)
                     return
-                except Exception as exc:
-                    log.exception("run_crashed")
-                    outcome = RunOutcome.crashed(exc)
-                handle.finishing = True
-                if handle.cancel_action == "rollback":
-                    await asyncio.shield(self._rollback(run))
-                else:
-                    await asyncio.shield(self._finish(run, outcome))
-            finally:
-                active = self._active.get(run.run_id)
-                if active is not None and active.handle is handle:
-                    del self._active[run.run_id]
-                self._slot_freed.set()
+                outcome = RunOutcome.cancelled()
+            except errors.StoreUnavailable as exc:
+                log.warning("run_handed_back", attempt=run.attempt, reason=exc.message)
+                await self._release(run)
+                return
+            except Exception as exc:
+                log.exception("run_crashed")
+                outcome = RunOutcome.crashed(exc)
+            handle.finishing = True
+            _observe(run, outcome, time.perf_counter() - started)
+            if handle.cancel_action == "rollback":
+                await asyncio.shield(self._rollback(run))
+            else:
+                await asyncio.shield(self._finish(run, outcome))
+        finally:
+            active = self._active.get(run.run_id)
+            if active is not None and active.handle is handle:
+                del self._active[run.run_id]
+            self._slot_freed.set()
 
     async def _finish(self, run: Run, outcome: RunOutcome) -> None:
         try:
@@ -295,6 +346,8 @@ class Worker:
             await asyncio.sleep(self._settings.lease_s / 2)
             try:
                 reaped = await self._store.reap_expired(self._settings.max_attempts)
+                pending = await self._store.inflight_runs("pending", None, _QUEUE_DEPTH_LIMIT)
+                metrics.QUEUE_DEPTH.set(len(pending))
             except Exception:
                 log.exception("reap_failed")
                 continue

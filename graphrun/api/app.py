@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 import graphrun
 from graphrun.api import errors
 from graphrun.api.deps import Services
+from graphrun.api.observe import Observe
 from graphrun.api.routes import assistants, meta, protocol, runs, store, threads
 
 
@@ -29,4 +31,10 @@ def create_app(svc: Services) -> FastAPI:
     errors.install(app)
     for module in (meta, assistants, threads, runs, protocol, store):
         app.include_router(module.router)
+    app.add_middleware(Observe)
+    # The request's server span (outermost, so that Observe and the routes run inside it). The official
+    # instrumentation, configured by the standard OTEL_* variables; probes and scrapes make no spans.
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="/ok,/metrics,/health", exclude_spans=["receive", "send"]
+    )
     return app

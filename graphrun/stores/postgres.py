@@ -32,7 +32,7 @@ import structlog
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from graphrun import errors, sql
+from graphrun import errors, metrics, sql
 from graphrun.settings import redacted
 from graphrun.stores._sqlstore import Db, SqlStore
 
@@ -91,6 +91,8 @@ class PostgresStore(SqlStore):
             conninfo, configure=_configure_async, name="graphrun-control", **sizing
         )
         self._pool = ConnectionPool(conninfo, configure=_configure, name="graphrun-control-tx", **sizing)
+        metrics.watch_pool("control", self._apool)
+        metrics.watch_pool("control-tx", self._pool)
         self._executor = ThreadPoolExecutor(max_workers=max_size, thread_name_prefix="graphrun-pg")
 
     async def __aenter__(self) -> PostgresStore:

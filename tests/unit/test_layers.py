@@ -26,6 +26,8 @@ LAYERS: dict[str, int] = {
     "stores": 2,
     "wire": 2,
     "protocol": 2,
+    "metrics": 1,
+    "instrument": 3,
     "graphs": 3,
     "checkpointer": 3,
     "savers": 3,

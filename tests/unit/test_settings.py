@@ -116,9 +116,17 @@ def test_describe_lists_every_field() -> None:
     fields = dataclasses.fields(Settings)
 
     assert [name for name, *_ in rows] == [env_name(f) for f in fields]
+    # The names the official server, OpenTelemetry, LangSmith and Langfuse use keep their names.
     assert {env_name(f) for f in fields if not env_name(f).startswith(ENV_PREFIX)} == {
         "DATABASE_URI",
         "REDIS_URI",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_SERVICE_NAME",
+        "LANGSMITH_TRACING",
+        "LANGFUSE_PUBLIC_KEY",
+        "LANGFUSE_HOST",
     }
     for (name, default, unit, help_text), f in zip(rows, fields, strict=True):
         assert default == str(f.default), name
@@ -144,6 +152,14 @@ OTHER_STRING_VALUES = {
     "redact_keys": "tenant",
     "redact_pii": "email",
     "redact_patterns": '["ACME-[0-9]+"]',
+    "node_io": "summary",
+    "otel_exporter_otlp_endpoint": "http://collector:4318",
+    "otel_exporter_otlp_traces_endpoint": "http://collector:4318/v1/traces",
+    "otel_traces_exporter": "otlp",
+    "otel_service_name": "agents",
+    "langsmith_tracing": "true",
+    "langfuse_public_key": "pk-lf-1",
+    "langfuse_host": "http://langfuse:3000",
 }
 
 

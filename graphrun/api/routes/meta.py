@@ -6,9 +6,10 @@ import asyncio
 from collections.abc import Awaitable
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 import graphrun
+from graphrun import metrics
 from graphrun.api.deps import Svc
 from graphrun.types import Json
 
@@ -32,8 +33,21 @@ async def info(svc: Svc) -> Json:
         "version": graphrun.__version__,
         "server": "graphrun",
         "graphs": svc.graphs.graph_ids,
-        "flags": {"assistants": True, "crons": False, "langsmith": False},
+        "flags": {
+            "assistants": True,
+            "crons": False,
+            "langsmith": svc.settings.langsmith_enabled,
+            "langfuse": svc.settings.langfuse_enabled,
+            "opentelemetry": svc.settings.traces_exported,
+        },
     }
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus() -> Response:
+    """This process's Prometheus metrics (docs/observability.md)."""
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
 
 
 @router.get("/ready")

@@ -25,7 +25,7 @@ import pydantic
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from graphrun import errors, protocol
+from graphrun import errors, metrics, protocol
 from graphrun.api import schemas, sse
 from graphrun.api.deps import Services, Svc
 from graphrun.api.routes.runs import create
@@ -326,14 +326,19 @@ async def _events(
 
     session = protocol.Session(run_lookup, interrupts_pending)
     subscription = svc.bus.subscribe_thread(thread_id, "-1", svc.settings.sse_keepalive_s)
+    gauge = metrics.STREAM_SUBSCRIBERS.labels("protocol")
     async with contextlib.aclosing(subscription) as source:
-        async for item in source:
-            if svc.draining.is_set():
-                return
-            if item is None:
-                yield sse.HEARTBEAT
-                continue
-            for event in await session.feed(item.id, item.event, item.data):
-                if (since is not None and event["seq"] <= since) or not wanted.matches(event):
+        gauge.inc()
+        try:
+            async for item in source:
+                if svc.draining.is_set():
+                    return
+                if item is None:
+                    yield sse.HEARTBEAT
                     continue
-                yield sse.frame(event["method"], orjson.dumps(event), str(event["seq"]))
+                for event in await session.feed(item.id, item.event, item.data):
+                    if (since is not None and event["seq"] <= since) or not wanted.matches(event):
+                        continue
+                    yield sse.frame(event["method"], orjson.dumps(event), str(event["seq"]))
+        finally:
+            gauge.dec()

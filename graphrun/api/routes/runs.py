@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 from starlette.responses import StreamingResponse
 
-from graphrun import errors
+from graphrun import errors, metrics, telemetry
 from graphrun.api import schemas, sse
 from graphrun.api._resolve import require_checkpoint, require_uuid, resolve_assistant
 from graphrun.api._resume import check_resume
@@ -95,6 +95,7 @@ async def _new_run(
         webhook=body.webhook,
         strict_resume=body.strict_resume,
         protocol=protocol,
+        trace_context=telemetry.inject(),
         announced=announce,
     )
     return NewRun(
@@ -358,6 +359,7 @@ async def _events(
     resumable = run.request.stream_resumable
     finished = False
     try:
+        metrics.STREAM_SUBSCRIBERS.labels("run").inc()
         subscription = svc.bus.subscribe(run.run_id, after, svc.settings.sse_keepalive_s)
         async with contextlib.aclosing(subscription) as events:
             async for event in events:
@@ -373,6 +375,7 @@ async def _events(
                 yield sse.frame(event.event, event.data, event.id if resumable else None)
         finished = True
     finally:
+        metrics.STREAM_SUBSCRIBERS.labels("run").dec()
         if not finished and cancel_on_disconnect:
             await asyncio.shield(_cancel_quietly(svc, run))
 
@@ -381,14 +384,16 @@ async def _thread_events(
     svc: Services, thread_id: str, modes: set[str], after: str | None
 ) -> AsyncIterator[bytes]:
     subscription = svc.bus.subscribe_thread(thread_id, after, svc.settings.sse_keepalive_s)
-    async with contextlib.aclosing(subscription) as events:
-        async for event in events:
-            if svc.draining.is_set():
-                return
-            if event is None:
-                yield sse.HEARTBEAT
-            elif modes & _thread_modes(event.event):
-                yield sse.frame(event.event, event.data, event.id)
+    gauge = metrics.STREAM_SUBSCRIBERS.labels("thread")
+    with gauge.track_inprogress():
+        async with contextlib.aclosing(subscription) as events:
+            async for event in events:
+                if svc.draining.is_set():
+                    return
+                if event is None:
+                    yield sse.HEARTBEAT
+                elif modes & _thread_modes(event.event):
+                    yield sse.frame(event.event, event.data, event.id)
 
 
 def _thread_modes(event: str) -> set[str]:
