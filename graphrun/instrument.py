@@ -46,6 +46,7 @@ class RunInstrument(BaseCallbackHandler):
     max_chars: int = 2000
     _open: dict[UUID, _Open] = field(default_factory=dict)
     _tasks: dict[tuple[Any, str], UUID] = field(default_factory=dict)  # the node runs open now
+    _parents: dict[UUID, UUID | None] = field(default_factory=dict)  # open chains -> their parent run
 
     # Called in the event loop, not on a thread: everything here is quick and must see the run's context.
     run_inline = True
@@ -53,6 +54,9 @@ class RunInstrument(BaseCallbackHandler):
 
     def __post_init__(self) -> None:
         super().__init__()
+        # The run's span, current where the run begins: the parent of its top-level spans. (Not the span
+        # current in a callback: another tracer, such as Langfuse's, may have made its own current.)
+        self._root = trace.get_current_span()
 
     # ------------------------------------------------------------ nodes
 
@@ -67,6 +71,7 @@ class RunInstrument(BaseCallbackHandler):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        self._parents[run_id] = parent_run_id
         meta = metadata or {}
         node = meta.get("langgraph_node")
         if not node or (name or _name(serialized)) != node:
@@ -85,6 +90,7 @@ class RunInstrument(BaseCallbackHandler):
         self._record(span, node, "input", inputs)
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._parents.pop(run_id, None)
         opened = self._open.pop(run_id, None)
         if opened is None:
             return
@@ -92,6 +98,7 @@ class RunInstrument(BaseCallbackHandler):
         self._end_node(opened, "ok")
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._parents.pop(run_id, None)
         opened = self._open.pop(run_id, None)
         if opened is None:
             return
@@ -241,10 +248,17 @@ class RunInstrument(BaseCallbackHandler):
     def _start(
         self, name: str, parent_run_id: UUID | None, attributes: dict[str, Any], kind: SpanKind
     ) -> Span:
-        """A span under the nearest open span of an enclosing runnable, else under the run's span (the
-        current one where the run began)."""
-        parent = self._open.get(parent_run_id) if parent_run_id is not None else None
-        ctx = trace.set_span_in_context(parent.span) if parent is not None else None
+        """A span under the nearest open span of an enclosing runnable, else under the run's span."""
+        parent = None
+        ancestor = parent_run_id
+        for _ in range(64):  # runnables between a node and what it calls have no span of their own
+            if ancestor is None:
+                break
+            parent = self._open.get(ancestor)
+            if parent is not None:
+                break
+            ancestor = self._parents.get(ancestor)
+        ctx = trace.set_span_in_context(parent.span if parent is not None else self._root)
         return tracer.start_span(name, context=ctx, kind=kind, attributes=attributes)
 
     def _record(self, span: Span, node: str, which: str, value: Any) -> None:
@@ -258,14 +272,31 @@ class RunInstrument(BaseCallbackHandler):
 def langfuse_handler() -> Any:
     """Langfuse's official LangChain handler (it reads ``LANGFUSE_PUBLIC_KEY``, ``LANGFUSE_SECRET_KEY`` and
     ``LANGFUSE_HOST`` itself); one per run, so each run is one trace."""
+    global _langfuse
     try:
+        from langfuse import Langfuse
         from langfuse.langchain import CallbackHandler
     except ImportError as exc:
         raise errors.ConfigError(
             "LANGFUSE_PUBLIC_KEY is set but the langfuse package is not installed: "
             "pip install 'graphrun[langfuse]'"
         ) from exc
+    if _langfuse is None:
+        # Langfuse sends through OpenTelemetry: on a tracer provider of its own, so that its spans (which
+        # carry raw inputs) never reach graphrun's OTLP exporter, nor graphrun's spans Langfuse.
+        from opentelemetry.sdk.trace import TracerProvider
+
+        _langfuse = Langfuse(tracer_provider=TracerProvider())
     return CallbackHandler()
+
+
+_langfuse: Any = None
+
+
+def flush_langfuse() -> None:
+    """Send what Langfuse still holds (a worker calls this before it exits)."""
+    if _langfuse is not None:
+        _langfuse.flush()
 
 
 def _name(serialized: dict[str, Any] | None) -> str | None:

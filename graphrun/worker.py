@@ -27,6 +27,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from graphrun import errors, metrics, redact, telemetry
+from graphrun.instrument import flush_langfuse
 from graphrun.models import Run, RunOutcome
 from graphrun.runner import RunHandle, Runner
 from graphrun.settings import Settings
@@ -134,6 +135,8 @@ class Worker:
         # LangSmith's tracer sends in the background: what it still holds goes before the process ends.
         if self._settings.langsmith_enabled:
             await asyncio.to_thread(wait_for_all_tracers)
+        if self._settings.langfuse_enabled:
+            await asyncio.to_thread(flush_langfuse)
         log.info("worker_stopped", worker_id=self.worker_id)
 
     async def _claim_loop(self) -> None:
@@ -340,6 +343,14 @@ class Worker:
                 continue
             if swept:
                 log.info("threads_expired", threads=swept)
+            if self._settings.run_retention_days > 0:
+                try:
+                    deleted = await self._store.delete_old_runs(self._settings.run_retention_days, 1000)
+                except Exception:
+                    log.exception("run_retention_sweep_failed")
+                    continue
+                if deleted:
+                    log.info("runs_expired", runs=deleted)
 
     async def _reap_loop(self) -> None:
         while True:

@@ -477,6 +477,11 @@ class SqlStore:
 
         return await self._write(tx)
 
+    async def delete_old_runs(self, days: float, limit: int) -> int:
+        """Delete up to ``limit`` runs that finished more than ``days`` days ago; say how many went."""
+        params = {"days": days, "limit": limit, "now": _now()}
+        return len(await self._write_all("delete_old_runs", params))
+
     async def cancel_run(self, thread_id: str, run_id: str, action: CancelAction) -> Run:
         """Pending runs end ``interrupted`` at once; running ones are flagged for their worker."""
 

@@ -107,6 +107,10 @@ class ControlStore(Protocol):
         ...
 
     async def delete_run(self, thread_id: str, run_id: str) -> None: ...
+    async def delete_old_runs(self, days: float, limit: int) -> int:
+        """Runs that finished more than ``days`` days ago go (their threads stay); how many went."""
+        ...
+
     async def cancel_run(self, thread_id: str, run_id: str, action: CancelAction) -> Run:
         """A running run is flagged for its worker; a pending one ends now: ``interrupted``, or with
         ``rollback`` deleted (then it is returned as it was, still ``pending``). A finished run is

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
@@ -408,3 +409,30 @@ async def test_cancel_a_finished_run_is_not_found(store: ControlStore) -> None:
     with pytest.raises(errors.RunNotFound, match="already success"):
         await store.cancel_run(run.thread_id, run.run_id, "interrupt")
     assert (await store.find_run(run.run_id)).status == "success"
+
+
+async def test_retention_deletes_only_runs_that_finished_long_enough_ago(store: ControlStore) -> None:
+    thread_id = new_id()
+    done = await finished_run(store, thread_id)
+    pending = await add_run(store, new_id())
+    assert await store.delete_old_runs(1.0, 100) == 0, "nothing finished a day ago"
+    await asyncio.sleep(0.05)
+
+    assert await store.delete_old_runs(1e-7, 100) == 1  # ~9 ms: the finished run, not the pending one
+
+    with pytest.raises(errors.RunNotFound):
+        await store.get_run(thread_id, done.run_id)
+    assert (await store.get_run(pending.thread_id, pending.run_id)).status == "pending"
+    await store.get_thread(thread_id)  # the thread stays
+
+
+async def test_retention_deletes_at_most_its_limit_oldest_first(store: ControlStore) -> None:
+    thread_id = new_id()
+    first = await finished_run(store, thread_id)
+    second = await finished_run(store, thread_id)
+    await asyncio.sleep(0.05)
+
+    assert await store.delete_old_runs(1e-7, 1) == 1
+
+    assert [r.run_id for r in await store.list_runs(thread_id, None, Page())] == [second.run_id]
+    assert first.run_id != second.run_id

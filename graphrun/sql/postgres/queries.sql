@@ -248,6 +248,16 @@ LIMIT %(limit)s OFFSET %(offset)s;
 -- name: delete_run
 DELETE FROM runs WHERE run_id = %(run_id)s AND thread_id = %(thread_id)s;
 
+-- name: delete_old_runs
+-- Finished runs that ended more than %(days)s days ago, oldest first, at most %(limit)s (GRAPHRUN_RUN_RETENTION_DAYS).
+DELETE FROM runs WHERE run_id IN (
+    SELECT run_id FROM runs
+    WHERE status NOT IN ('pending', 'running')
+      AND updated_at < %(now)s::timestamptz - %(days)s::float8 * interval '1 day'
+    ORDER BY updated_at
+    LIMIT %(limit)s
+) RETURNING run_id;
+
 -- name: delete_pending_run
 DELETE FROM runs WHERE run_id = %(run_id)s AND status = 'pending';
 

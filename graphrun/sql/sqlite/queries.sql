@@ -181,6 +181,15 @@ LIMIT :limit OFFSET :offset;
 -- name: delete_run
 DELETE FROM runs WHERE run_id = :run_id AND thread_id = :thread_id;
 
+-- name: delete_old_runs
+-- Finished runs that ended more than :days days ago, oldest first, at most :limit (GRAPHRUN_RUN_RETENTION_DAYS).
+DELETE FROM runs WHERE run_id IN (
+    SELECT run_id FROM runs
+    WHERE status NOT IN ('pending', 'running') AND julianday(:now) - julianday(updated_at) > :days
+    ORDER BY updated_at
+    LIMIT :limit
+) RETURNING run_id;
+
 -- name: cancel_pending_run
 UPDATE runs SET status = 'interrupted', cancel_action = :action, updated_at = :now
 WHERE run_id = :run_id AND status = 'pending';
