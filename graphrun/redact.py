@@ -57,6 +57,27 @@ _SECRET_TEXT = [
     r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",  # a JWT
 ]
 
+# One of these is in any text a pattern of _SECRET_TEXT matches (tests/unit/test_redact.py checks it).
+_SECRET_TRIGGERS = (
+    "://",
+    "authorization",
+    "bearer",
+    "key",
+    "token",
+    "secret",
+    "pass",
+    "pwd",
+    "sk-",
+    "pk-lf-",
+    "lsv2_",
+    "gh",
+    "xox",
+    "akia",
+    "aiza",
+    "eyj",
+)
+_DIGIT = re.compile(r"\d")
+
 # Personal data, by name (GRAPHRUN_REDACT_PII chooses which apply). Each is replaced by ``<name>``.
 PII_PATTERNS: dict[str, str] = {
     "email": r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b",
@@ -71,12 +92,15 @@ PII_PATTERNS: dict[str, str] = {
 
 # Literal secret values shorter than this are not masked on their own: they would hit ordinary text.
 min_secret_value_len = 8
+# How many distinct keys ``is_secret_key`` remembers its answer for.
+_KEY_CACHE_SIZE = 4096
 # How deep ``value`` walks nested containers before it masks what is below as a whole.
 max_depth = 32
 
 
 class Redactor:
-    """Masks secrets and personal data. Build one at start-up; calling it is thread-safe (no state)."""
+    """Masks secrets and personal data. Build one at start-up; calling it is thread-safe (its only state
+    is a cache of which keys name secrets)."""
 
     def __init__(
         self,
@@ -90,13 +114,19 @@ class Redactor:
         if unknown:
             raise ValueError(f"unknown PII pattern {unknown[0]!r}; known: {', '.join(PII_PATTERNS)}")
         self._extra_keys = frozenset(_normal_key(k) for k in extra_keys if k.strip())
+        self._key_cache: dict[str, bool] = {}
         parts = list(_SECRET_TEXT)
         values = sorted({v for v in secret_values if len(v) >= min_secret_value_len}, key=len, reverse=True)
         if values:
             parts.append("|".join(re.escape(v) for v in values))
         self._secrets = re.compile("|".join(f"(?:{p})" for p in parts))
+        # Every secret pattern needs one of these (lower-cased) in the text: most log values have none,
+        # and a substring test is far cheaper than the patterns' scan.
+        triggers = (*_SECRET_TRIGGERS, *(v.lower() for v in values))
+        self._triggers = re.compile("|".join(re.escape(t) for t in triggers), re.IGNORECASE)
         named = [(f"pii_{name}", PII_PATTERNS[name]) for name in pii]
         custom = [(f"custom{i}", p) for i, p in enumerate(patterns)]
+        self._custom = bool(custom)
         for _, pattern in custom:
             re.compile(pattern)  # raises re.error naming the bad pattern
         self._pii_names = [name for name, _ in [*named, *custom]]
@@ -107,13 +137,19 @@ class Redactor:
         )
 
     def is_secret_key(self, key: str) -> bool:
-        normal = _normal_key(key)
-        return normal in self._extra_keys or _SECRET_KEY.search(normal) is not None
+        known = self._key_cache.get(key)
+        if known is None:
+            normal = _normal_key(key)
+            known = normal in self._extra_keys or _SECRET_KEY.search(normal) is not None
+            if len(self._key_cache) < _KEY_CACHE_SIZE:  # keys repeat: log fields, state keys
+                self._key_cache[key] = known
+        return known
 
     def text(self, text: str) -> str:
         """``text`` with every secret masked and every piece of personal data replaced by its kind."""
-        masked = self._secrets.sub(_mask_secret, text)
-        if self._pii is not None:
+        masked = self._secrets.sub(_mask_secret, text) if self._triggers.search(text) else text
+        # The built-in PII patterns need an '@' or a digit; an operator's own may need anything.
+        if self._pii is not None and (self._custom or "@" in masked or _DIGIT.search(masked)):
             masked = self._pii.sub(self._mask_pii, masked)
         return masked
 

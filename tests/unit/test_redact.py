@@ -141,3 +141,28 @@ def test_secret_environment_values_are_found_by_name() -> None:
         "EMPTY_TOKEN": "",
     }
     assert sorted(secret_env_values(environ)) == ["sk-abc", "sk-lf-1", "t", "y"]
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "sk-proj-abcdefgh1234",
+        "pk-lf-1234abcd-5678",
+        "lsv2_pt_0123456789abcdef0123",
+        "ghp_abcdefghijklmnopqrstuvwx",
+        "xoxb-1234567890-abcdef",
+        "AKIAABCDEFGHIJKLMNOP",
+        "AIza" + "B" * 35,
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.SflKxwRJSMeKKF2QT4",
+    ],
+)
+def test_a_token_alone_is_masked_whatever_surrounds_it(secret: str) -> None:
+    """The redactor skips its patterns for text holding none of its triggers: each kind of token must
+    hold one."""
+    assert Redactor(pii=()).text(f"value {secret} end") == f"value {MASK} end"
+    assert Redactor(pii=()).text(secret) == MASK
+
+
+def test_uri_passwords_and_pwd_pairs_are_masked_without_other_words() -> None:
+    assert Redactor(pii=()).text("mysql://u:pw12@h/db") == "mysql://u:***@h/db"
+    assert Redactor(pii=()).text("PWD=abc123") == "PWD=***"
