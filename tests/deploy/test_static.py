@@ -236,3 +236,19 @@ def test_nginx_accepts_the_shipped_config(tmp_path: Path) -> None:
     result = nginx.check()
     assert result.returncode == 0, result.stderr
     assert "syntax is ok" in result.stderr
+
+
+def test_the_observability_profile_scrapes_every_process_and_takes_traces() -> None:
+    services = _compose()["services"]
+    profile = {name for name, svc in services.items() if "observability" in svc.get("profiles", [])}
+    assert profile == {"prometheus", "alertmanager", "jaeger", "grafana"}
+    scrape = yaml.safe_load((DEPLOY / "observability" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}
+    assert jobs["graphrun-api"]["static_configs"][0]["targets"] == ["api-1:2024", "api-2:2024"]
+    worker_port = int(services["worker"]["environment"]["GRAPHRUN_METRICS_PORT"])
+    assert jobs["graphrun-worker"]["dns_sd_configs"][0] == {
+        "names": ["worker"],
+        "type": "A",
+        "port": worker_port,
+    }
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" in services["api-1"]["environment"]
