@@ -61,10 +61,9 @@ class CommandError(Exception):
 
 @router.post("/threads/{thread_id}/commands")
 async def command(thread_id: uuid.UUID, request: Request, svc: Svc) -> Response:
-    try:
-        payload = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        return JSONResponse({"detail": "Invalid JSON body"}, status_code=400)
+    payload = await _json_body(request)
+    if isinstance(payload, Response):
+        return payload
     if (
         not isinstance(payload, dict)
         or not isinstance(payload.get("id"), int)
@@ -90,6 +89,14 @@ async def command(thread_id: uuid.UUID, request: Request, svc: Svc) -> Response:
     return JSONResponse(
         {"type": "success", "id": command_id, "result": result, "meta": {"applied_through_seq": 0}}
     )
+
+
+async def _json_body(request: Request) -> Any:
+    """The request's JSON, or the 400 the official server answers for a body that is not JSON."""
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return JSONResponse({"detail": "Invalid JSON body"}, status_code=400)
 
 
 def _object(value: Any) -> Json:
@@ -268,10 +275,9 @@ def _respond_entries(params: Json) -> list[tuple[str, Any]]:
 
 @router.post("/threads/{thread_id}/stream/events")
 async def stream_events(thread_id: uuid.UUID, request: Request, svc: Svc) -> Response:
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        return JSONResponse({"detail": "Invalid JSON body"}, status_code=400)
+    body = await _json_body(request)
+    if isinstance(body, Response):
+        return body
     if not isinstance(body, dict):
         body = {}
     try:
