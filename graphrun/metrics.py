@@ -106,6 +106,12 @@ STREAM_SUBSCRIBERS = Gauge(
     ["kind"],
     registry=REGISTRY,
 )
+BREAKER_STATE = Gauge(
+    "graphrun_circuit_breaker_state",
+    "state of graphrun.resilience circuit breakers: 0 closed, 1 half-open, 2 open",
+    ["provider", "model"],
+    registry=REGISTRY,
+)
 BUS_ERRORS = Counter(
     "graphrun_event_bus_errors_total",
     "event-bus (Redis) operations that failed, by operation",

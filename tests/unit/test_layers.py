@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "protocol": 2,
     "metrics": 1,
     "instrument": 3,
+    "resilience": 2,  # for graph authors: classifier, retries, breakers (reports to metrics)
     "graphs": 3,
     "checkpointer": 3,
     "savers": 3,
