@@ -24,6 +24,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from graphrun import encoding, errors, metrics, redact
+from graphrun.resilience import model_identity, serialized_name
 from graphrun.telemetry import tracer
 
 log = structlog.get_logger("graphrun.node")
@@ -58,6 +59,10 @@ class RunInstrument(BaseCallbackHandler):
         # current in a callback: another tracer, such as Langfuse's, may have made its own current.)
         self._root = trace.get_current_span()
 
+    def running_nodes(self) -> list[tuple[str, float]]:
+        """The nodes executing now (subgraphs' included): name and ``time.perf_counter()`` at start."""
+        return [(o.name, o.started) for o in list(self._open.values()) if o.kind == "node"]
+
     # ------------------------------------------------------------ nodes
 
     def on_chain_start(
@@ -74,7 +79,7 @@ class RunInstrument(BaseCallbackHandler):
         self._parents[run_id] = parent_run_id
         meta = metadata or {}
         node = meta.get("langgraph_node")
-        if not node or (name or _name(serialized)) != node:
+        if not node or (name or serialized_name(serialized)) != node:
             return  # a runnable inside a node, or the graph itself
         task = (meta.get("langgraph_checkpoint_ns"), node)
         if task in self._tasks:
@@ -155,15 +160,7 @@ class RunInstrument(BaseCallbackHandler):
         name: str | None,
     ) -> None:
         meta = metadata or {}
-        provider = str(meta.get("ls_provider") or (params or {}).get("_type") or "unknown")
-        model = str(
-            meta.get("ls_model_name")
-            or (params or {}).get("model")
-            or (params or {}).get("model_name")
-            or name
-            or _name(serialized)
-            or "unknown"
-        )
+        provider, model = model_identity(serialized, meta, params, name)
         attributes = {
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": provider,
@@ -226,7 +223,7 @@ class RunInstrument(BaseCallbackHandler):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        tool = name or _name(serialized) or "tool"
+        tool = name or serialized_name(serialized) or "tool"
         attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool}
         span = self._start(f"execute_tool {tool}", parent_run_id, attributes, SpanKind.INTERNAL)
         self._open[run_id] = _Open(span, time.perf_counter(), "tool", tool)
@@ -297,16 +294,6 @@ def flush_langfuse() -> None:
     """Send what Langfuse still holds (a worker calls this before it exits)."""
     if _langfuse is not None:
         _langfuse.flush()
-
-
-def _name(serialized: dict[str, Any] | None) -> str | None:
-    if not serialized:
-        return None
-    name = serialized.get("name")
-    if isinstance(name, str):
-        return name
-    ids = serialized.get("id")
-    return str(ids[-1]) if isinstance(ids, list) and ids else None
 
 
 def _is_control_flow(error: BaseException) -> bool:

@@ -112,6 +112,20 @@ BREAKER_STATE = Gauge(
     ["provider", "model"],
     registry=REGISTRY,
 )
+RETRIES = Counter(
+    "graphrun_retries_total",
+    "retryable failures graphrun.resilience retried, by failure kind and by what retried "
+    "(decorator: retrying; policy: a node's retry_policy, whose last failed attempt counts too)",
+    ["kind", "via"],
+    registry=REGISTRY,
+)
+RUN_FAILURES = Counter(
+    "graphrun_run_failures_total",
+    "runs that failed, by failure kind (graphrun.resilience.classify) and whether an error boundary "
+    "answered in the thread instead",
+    ["graph_id", "kind", "handled"],
+    registry=REGISTRY,
+)
 BUS_ERRORS = Counter(
     "graphrun_event_bus_errors_total",
     "event-bus (Redis) operations that failed, by operation",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from graphrun import errors, redact
 from graphrun.types import (
     INFLIGHT_RUN_STATUSES,
     TERMINAL_RUN_STATUSES,
@@ -118,6 +119,49 @@ class RunRequest:
         """A stateless run's temporary thread goes when the run ends, unless it asked to keep it."""
         return self.temporary and self.on_completion != "keep"
 
+    @property
+    def timeouts(self) -> Timeouts:
+        return run_timeouts(self.config, self.context)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """A run's own time limits, in seconds: the whole run's (None: ``GRAPHRUN_RUN_TIMEOUT_S``) and each
+    node's (``"*"``: every node not named)."""
+
+    run_s: float | None = None
+    nodes: dict[str, float] = field(default_factory=dict)
+
+    def node_limit(self, node: str) -> float | None:
+        return self.nodes.get(node, self.nodes.get("*"))
+
+
+def run_timeouts(config: Json, context: Json) -> Timeouts:
+    """The limits a run asks for: ``run_timeout_s`` (a number) and ``node_timeout_s`` (a number for every
+    node, or an object of node name to number, ``"*"`` for the rest), read from the run's context or its
+    config's ``configurable`` (the assistant's merged with the request's). ``InvalidRequest`` names a bad
+    value."""
+    given = {**((config or {}).get("configurable") or {}), **(context or {})}
+    run_s = given.get("run_timeout_s")
+    if run_s is not None:
+        run_s = _seconds("run_timeout_s", run_s)
+    nodes_given = given.get("node_timeout_s")
+    nodes: dict[str, float] = {}
+    if isinstance(nodes_given, dict):
+        for node, value in nodes_given.items():
+            nodes[str(node)] = _seconds(f"node_timeout_s.{node}", value)
+    elif nodes_given is not None:
+        nodes["*"] = _seconds("node_timeout_s", nodes_given)
+    return Timeouts(run_s, nodes)
+
+
+def _seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 31_536_000:
+        raise errors.InvalidRequest(
+            f"{name} must be a number of seconds above 0 (at most a year), not {value!r}"
+        )
+    return float(value)
+
 
 @dataclass(frozen=True)
 class Run:
@@ -164,7 +208,7 @@ class RunOutcome:
 
     @classmethod
     def crashed(cls, exc: BaseException) -> RunOutcome:
-        error = {"error": type(exc).__name__, "message": str(exc)}
+        error = {"error": type(exc).__name__, "message": redact.text(str(exc))}
         return cls("error", {"__error__": error}, "error", None, {}, error)
 
 

@@ -333,6 +333,31 @@ class RedisBus:
             return False
         return True
 
+    async def report_breakers(self, reporter: str, states: dict[str, str], ttl_s: float) -> None:
+        """A worker's circuit breakers and their states, kept for ``ttl_s`` (for every API's ``/ready``)."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(f"{self._prefix}:breakers:{reporter}", encoding.dumps(states), px=int(ttl_s * 1000))
+        await self._write("report_breakers", pipe)
+
+    async def breakers(self) -> dict[str, dict[str, str]]:
+        """Every live report: reporter -> breaker -> state (nothing while Redis is unreachable)."""
+        prefix = f"{self._prefix}:breakers:"
+
+        async def read() -> dict[str, dict[str, str]]:
+            keys = [key async for key in self._redis.scan_iter(match=f"{prefix}*", count=100)]
+            values = await self._redis.mget(keys) if keys else []
+            found = {}
+            for key, value in zip(keys, values, strict=True):
+                if value is not None:
+                    name = key.decode() if isinstance(key, bytes) else str(key)
+                    found[name.removeprefix(prefix)] = encoding.loads(value)
+            return found
+
+        try:
+            return await self._call("breakers", read)
+        except _Unreachable:
+            return {}
+
     # ------------------------------------------------------------ reading
 
     async def has_event(self, run_id: str, event_id: str) -> bool | None:

@@ -14,6 +14,11 @@ Built on what LangGraph and LangChain already have, not beside them:
   half-open after ``reset_timeout_s`` (a probe call goes through) → closed on its success, open again on
   its failure. A pure state machine over an injected clock; ``breaker(provider, model)`` gives the one
   shared by every run of the process. An open breaker fails fast with ``CircuitOpen``.
+- ``BreakerGuard``: a LangChain callback the server adds to every run, so that each model call goes
+  through the breaker of its provider and model with no change to the graph.
+- ``error_boundary(graph, message)``: a failed node answers in the thread with ``message`` (an AI
+  message) instead of failing the run; the cause goes to logs and traces.
+- ``public_error(exc)``: a stable code and a message safe to show a client, for a failure.
 
 Written here: LangGraph's ``RetryPolicy`` retries by exception type only and knows no breakers, and the
 retry libraries (tenacity, backoff) know nothing of providers' errors; the classifier is the part that
@@ -33,7 +38,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
+from uuid import UUID
 
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.outputs import LLMResult
 from langgraph.types import RetryPolicy
 
 from graphrun import metrics
@@ -158,8 +166,15 @@ def retry_policy(
         max_interval=max_interval,
         max_attempts=max_attempts,
         jitter=True,
-        retry_on=is_retryable,
+        retry_on=_policy_retries,
     )
+
+
+def _policy_retries(exc: Exception) -> bool:
+    failure = classify(exc)
+    if failure.retryable:
+        metrics.RETRIES.labels(failure.kind, "policy").inc()
+    return failure.retryable
 
 
 def backoff(
@@ -202,6 +217,7 @@ def retrying(
                         failure = classify(exc)
                         if not failure.retryable or attempt == attempts:
                             raise
+                        metrics.RETRIES.labels(failure.kind, "decorator").inc()
                         wait = backoff(
                             attempt, initial=initial, factor=factor, cap=cap, retry_after=failure.retry_after
                         )
@@ -219,6 +235,7 @@ def retrying(
                     failure = classify(exc)
                     if not failure.retryable or attempt == attempts:
                         raise
+                    metrics.RETRIES.labels(failure.kind, "decorator").inc()
                     wait = backoff(
                         attempt, initial=initial, factor=factor, cap=cap, retry_after=failure.retry_after
                     )
@@ -251,6 +268,7 @@ class CircuitBreaker:
     _failures: deque[float] = field(default_factory=deque)
     _opened_at: float = 0.0
     _probing: bool = False
+    _probe_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -269,8 +287,11 @@ class CircuitBreaker:
             state = self._current()
             if state == "closed":
                 return
-            if state == "half_open" and not self._probing:
-                self._probing = True  # this call is the probe
+            if state == "half_open" and (
+                not self._probing or self.clock() - self._probe_at >= self.reset_timeout_s
+            ):
+                # this call is the probe (or replaces one that never reported back)
+                self._probing, self._probe_at = True, self.clock()
                 return
             left = max(0.0, self.reset_timeout_s - (self.clock() - self._opened_at))
             raise CircuitOpen(
@@ -285,11 +306,14 @@ class CircuitBreaker:
             self._report()
 
     def record_failure(self, exc: BaseException | None = None) -> None:
-        """Count a failure (one that ``classify`` calls retryable; others say nothing of the provider)."""
-        if exc is not None and not classify(exc).retryable:
+        """Count a failure that ``classify`` calls retryable. Any other error is the provider answering
+        (a 400, a 401: it is up), so it counts as a success; a call cancelled says nothing either way."""
+        if exc is not None and not isinstance(exc, Exception):
             with self._lock:
-                if self._state == "half_open":
-                    self._probing = False
+                self._probing = False
+            return
+        if exc is not None and not classify(exc).retryable:
+            self.record_success()
             return
         with self._lock:
             now = self.clock()
@@ -343,3 +367,176 @@ def breaker_states() -> dict[str, State]:
     """Every breaker of the process and its state (for a readiness report)."""
     with _breakers_lock:
         return {name: b.state for name, b in _breakers.items()}
+
+
+def reset_breakers() -> None:
+    """Forget every breaker (for tests)."""
+    with _breakers_lock:
+        _breakers.clear()
+
+
+# ---------------------------------------------------------------- model calls through breakers
+
+
+def model_identity(
+    serialized: dict[str, Any] | None,
+    metadata: dict[str, Any] | None,
+    params: dict[str, Any] | None,
+    name: str | None,
+) -> tuple[str, str]:
+    """(provider, model) of a LangChain model call, from what its callbacks are told: the ``ls_*``
+    metadata chat models declare, else their invocation parameters, else their name."""
+    meta, params = metadata or {}, params or {}
+    provider = str(meta.get("ls_provider") or params.get("_type") or "unknown")
+    model = str(
+        meta.get("ls_model_name")
+        or params.get("model")
+        or params.get("model_name")
+        or name
+        or serialized_name(serialized)
+        or "unknown"
+    )
+    return provider, model
+
+
+def serialized_name(serialized: dict[str, Any] | None) -> str | None:
+    if not serialized:
+        return None
+    name = serialized.get("name")
+    if isinstance(name, str):
+        return name
+    ids = serialized.get("id")
+    return str(ids[-1]) if isinstance(ids, list) and ids else None
+
+
+@dataclass(eq=False)  # LangChain keeps handlers in sets: hashable by identity
+class BreakerGuard(BaseCallbackHandler):
+    """Sends every model call of a run through ``breaker(provider, model)``: refused with
+    ``CircuitOpen`` when the breaker is open (raised from the call's start callback, so the provider is
+    not called), its outcome recorded when it ends. Must come before other handlers that open
+    something at a call's start: a refused call never reaches them."""
+
+    failure_threshold: int = 5
+    window_s: float = 60.0
+    reset_timeout_s: float = 30.0
+    _calls: dict[UUID, CircuitBreaker] = field(default_factory=dict)
+
+    run_inline = True
+    raise_error = True  # the point: an open breaker's CircuitOpen must reach the caller
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any] | None,
+        messages: Any,
+        *,
+        run_id: UUID,
+        metadata: dict[str, Any] | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._before(serialized, run_id, metadata, kwargs.get("invocation_params"), name)
+
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any] | None,
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        metadata: dict[str, Any] | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._before(serialized, run_id, metadata, kwargs.get("invocation_params"), name)
+
+    def _before(
+        self,
+        serialized: dict[str, Any] | None,
+        run_id: UUID,
+        metadata: dict[str, Any] | None,
+        params: dict[str, Any] | None,
+        name: str | None,
+    ) -> None:
+        provider, model = model_identity(serialized, metadata, params, name)
+        guard = breaker(
+            provider,
+            model,
+            failure_threshold=self.failure_threshold,
+            window_s=self.window_s,
+            reset_timeout_s=self.reset_timeout_s,
+        )
+        guard.before_call()
+        self._calls[run_id] = guard
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        guard = self._calls.pop(run_id, None)
+        if guard is not None:
+            guard.record_success()
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        guard = self._calls.pop(run_id, None)
+        if guard is not None:
+            guard.record_failure(error)
+
+
+# ---------------------------------------------------------------- what clients see
+
+# A failure's stable code and a message that says what happened without the provider's own text (which
+# can hold request ids, URLs, keys or a user's data), by kind.
+_PUBLIC: dict[Kind, tuple[str, str]] = {
+    "rate_limit": ("rate_limited", "the model provider is rate-limiting requests; try again shortly"),
+    "server": ("provider_error", "the model provider failed to answer; try again"),
+    "timeout": ("timeout", "a call to an upstream service timed out"),
+    "connection": ("provider_unreachable", "an upstream service could not be reached"),
+    "auth": ("provider_auth", "an upstream service refused the server's credentials"),
+    "open": ("circuit_open", "an upstream service keeps failing; calls to it are paused for a moment"),
+}
+_GRAPH_ERROR = ("graph_error", "the run failed in the graph")
+
+
+def public_error(exc: BaseException) -> tuple[str, str]:
+    """(code, message) for a client: stable codes, no detail of the cause."""
+    return _PUBLIC.get(classify(exc).kind, _GRAPH_ERROR)
+
+
+# ---------------------------------------------------------------- error boundary
+
+# The key of a compiled graph's config that carries its boundary. A config key, not an attribute:
+# LangGraph copies a graph (``copy``, ``with_config``) by its constructor's arguments, config included.
+_BOUNDARY_KEY = "graphrun_error_boundary"
+DEFAULT_ERROR_MESSAGE = "Sorry, something went wrong on our side and I could not finish. Please try again."
+
+
+@dataclass(frozen=True)
+class ErrorBoundary:
+    message: str = DEFAULT_ERROR_MESSAGE
+    messages_key: str = "messages"
+
+
+G = TypeVar("G")
+
+
+def error_boundary(graph: G, message: str = DEFAULT_ERROR_MESSAGE, *, messages_key: str = "messages") -> G:
+    """The compiled ``graph``, marked so that graphrun answers a node's unhandled error in the thread:
+    ``message`` is added to ``messages_key`` as an AI message, as if the failed node had said it, and the
+    run ends ``success`` with the thread ``idle``; the real cause (redacted) is logged
+    (``run_error_handled``) and recorded on the run's trace and in ``graphrun_run_failures_total``. Errors
+    outside a node, timeouts and cancellations are not caught. Other servers run the graph unchanged."""
+    if not message.strip():
+        raise ValueError("error_boundary: the message must not be empty")
+    with_config = getattr(graph, "with_config", None)
+    if with_config is None:
+        raise TypeError(f"error_boundary takes a compiled LangGraph graph, not {type(graph).__name__}")
+    boundary = {"message": message, "messages_key": messages_key}
+    marked: G = with_config(**{_BOUNDARY_KEY: boundary})
+    return marked
+
+
+def boundary_of(graph: Any) -> ErrorBoundary | None:
+    """The graph's error boundary, if ``error_boundary`` marked it."""
+    found = (getattr(graph, "config", None) or {}).get(_BOUNDARY_KEY)
+    if not isinstance(found, dict):
+        return None
+    return ErrorBoundary(str(found.get("message") or DEFAULT_ERROR_MESSAGE), str(found["messages_key"]))

@@ -8,23 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.constants import END
 from langgraph.errors import GraphDrained
 from langgraph.pregel import Pregel
 from langgraph.runtime import RunControl
 from langgraph.types import Command
+from opentelemetry import trace
 
-from graphrun import encoding, errors, protocol, redact
+from graphrun import encoding, errors, metrics, protocol, redact, resilience
 from graphrun.checkpointer import delete_runs, delete_thread
 from graphrun.graphs import GraphRegistry, thread_interrupts
 from graphrun.instrument import RunInstrument, langfuse_handler
-from graphrun.models import Run, RunOutcome, run_output, thread_status_after
+from graphrun.models import Run, RunOutcome, Timeouts, run_output, thread_status_after
 from graphrun.savers import UNAVAILABLE
 from graphrun.settings import Settings
 from graphrun.stores.base import ControlStore
@@ -75,10 +79,18 @@ class Runner:
     async def _run_graph(
         self, graph: Pregel[Any, Any], run: Run, config: RunnableConfig, handle: RunHandle
     ) -> RunOutcome:
-        deadline = asyncio.timeout(self._settings.run_timeout_s)
+        settings = self._settings
+        limits = run.request.timeouts
+        instrument = RunInstrument(run.graph_id, settings.node_io, settings.node_io_max_chars)
+        wire = WireEvents(run.request.stream_mode)
+        # The run's own limit and each node's are enforced by timers that first say why (naming the
+        # nodes running then: they are gone once the cancel unwinds them), then expire the deadline.
+        deadline = asyncio.timeout(None)
+        why: list[str] = []
+        watch = _Watch(instrument, limits, limits.run_s or settings.run_timeout_s, deadline, why)
         try:
-            async with deadline:
-                seen = await self._stream(graph, run, config, handle)
+            async with deadline, watch:
+                seen = await self._stream(graph, run, config, handle, instrument, wire)
         except asyncio.CancelledError:
             if handle.cancel_action is None:
                 raise
@@ -91,23 +103,91 @@ class Runner:
             raise errors.StoreUnavailable(f"run {run.run_id} stopped: {type(exc).__name__}: {exc}") from exc
         except TimeoutError as exc:
             if not deadline.expired():  # a node's own timeout: an error like any other
-                return await self._error(graph, run, config, exc)
-            message = f"run exceeded GRAPHRUN_RUN_TIMEOUT_S={self._settings.run_timeout_s:g}s"
-            return await self._failed(graph, run, config, "timeout", "TimeoutError", message)
+                return await self._error(graph, run, config, exc, wire)
+            metrics.RUN_FAILURES.labels(run.graph_id, "timeout", "false").inc()
+            log.warning("run_timed_out", run_id=run.run_id, message=why[0])
+            error_type = "timeout" if settings.error_detail == "safe" else "TimeoutError"
+            return await self._failed(graph, run, config, "timeout", error_type, why[0])
         except Exception as exc:
-            return await self._error(graph, run, config, exc)
+            return await self._error(graph, run, config, exc, wire)
         if _ended_plainly(graph, run, seen):
             values = encoding.jsonable(seen.values)
             return RunOutcome("success", run_output(values, [], None), "idle", values, {})
         return await self._outcome(graph, config, "success", None)
 
     async def _error(
-        self, graph: Pregel[Any, Any], run: Run, config: RunnableConfig, exc: Exception
+        self, graph: Pregel[Any, Any], run: Run, config: RunnableConfig, exc: Exception, wire: WireEvents
     ) -> RunOutcome:
-        # The client sees the exception's message too: with its secrets and personal data masked.
-        message = redact.text(str(exc))
-        log.warning("run_failed", run_id=run.run_id, error=type(exc).__name__, message=message)
-        return await self._failed(graph, run, config, "error", type(exc).__name__, message)
+        """A graph's error: answered in the thread by its error boundary if it has one, else the run's
+        error. Either way the cause, masked, goes to the log and the run's trace."""
+        failure = resilience.classify(exc)
+        cause = redact.text(str(exc))
+        span = trace.get_current_span()
+        span.add_event("exception", {"exception.type": type(exc).__name__, "exception.message": cause})
+        boundary = resilience.boundary_of(graph)
+        if boundary is not None:
+            handled = await self._answer_in_thread(graph, run, config, boundary, wire)
+            if handled is not None:
+                metrics.RUN_FAILURES.labels(run.graph_id, failure.kind, "true").inc()
+                log.warning(
+                    "run_error_handled",
+                    run_id=run.run_id,
+                    error=type(exc).__name__,
+                    kind=failure.kind,
+                    message=cause,
+                )
+                return handled
+        metrics.RUN_FAILURES.labels(run.graph_id, failure.kind, "false").inc()
+        name = type(exc).__name__
+        log.warning("run_failed", run_id=run.run_id, error=name, kind=failure.kind, message=cause)
+        if self._settings.error_detail == "safe":
+            code, text = resilience.public_error(exc)
+            return await self._failed(graph, run, config, "error", code, f"{text} (run {run.run_id})")
+        # As the official server: the exception's type and message (with secrets and personal data masked).
+        return await self._failed(graph, run, config, "error", name, cause)
+
+    async def _answer_in_thread(
+        self,
+        graph: Pregel[Any, Any],
+        run: Run,
+        config: RunnableConfig,
+        boundary: resilience.ErrorBoundary,
+        wire: WireEvents,
+    ) -> RunOutcome | None:
+        """The error boundary: the failed node's pending step is cleared and the boundary's message
+        written as that node's answer; whatever that would run next is cleared too, so the thread is idle.
+        None when there is no failed node to answer for (an error outside the nodes)."""
+        head = _with_checkpoint(config, None)
+        try:
+            state = await graph.aget_state(head)
+            failed = next((t.name for t in state.tasks if t.error is not None), None)
+            if failed is None:
+                return None
+            message = AIMessage(
+                content=boundary.message,
+                id=str(uuid.uuid4()),
+                response_metadata={"graphrun_error_boundary": True},
+            )
+            update = {boundary.messages_key: [message]}
+            await graph.aupdate_state(head, None, as_node=END)
+            await graph.aupdate_state(head, update, as_node=failed)
+            if (await graph.aget_state(head)).next:
+                await graph.aupdate_state(head, None, as_node=END)
+            outcome = await self._outcome(graph, config, "success", None)
+        except Exception:
+            log.exception("error_boundary_failed", run_id=run.run_id)
+            return None
+        if run.request.protocol != "v2":  # a protocol client reads the thread's state instead
+            metadata = {"langgraph_node": failed, "graphrun_error_boundary": True}
+            parts: list[tuple[str, Any]] = [
+                ("updates", {failed: update}),
+                ("messages", (message, metadata)),
+                ("values", outcome.thread_values),
+            ]
+            for mode, chunk in parts:
+                for name, data in wire.part((), mode, chunk):
+                    await self._bus.publish(run.run_id, name, data, thread_id=run.thread_id)
+        return outcome
 
     @staticmethod
     def _config(run: Run) -> RunnableConfig:
@@ -133,7 +213,13 @@ class Runner:
         return config  # type: ignore[return-value]
 
     async def _stream(
-        self, graph: Pregel[Any, Any], run: Run, config: RunnableConfig, handle: RunHandle
+        self,
+        graph: Pregel[Any, Any],
+        run: Run,
+        config: RunnableConfig,
+        handle: RunHandle,
+        instrument: RunInstrument,
+        wire: WireEvents,
     ) -> _Seen:
         """Stream the graph, publishing the modes the client asked for. ``values`` is always streamed
         too, so that the final state of a plain run is known without reading it back."""
@@ -143,9 +229,8 @@ class Runner:
             await self._bus.publish(run.run_id, "metadata", metadata, thread_id=run.thread_id)
         resuming = run.attempt > 1 and await self._has_progress(graph, run)
         run_config = _with_checkpoint(config, None if resuming else request.checkpoint)
-        run_config["callbacks"] = self._callbacks(run)
+        run_config["callbacks"] = self._callbacks(instrument)
         graph_input: Any = None if resuming else _input(request.input, request.command)
-        wire = WireEvents(request.stream_mode)
         # Modes and durability were validated by the API against LangGraph's literals; the row holds str.
         options: dict[str, Any] = {
             "stream_mode": sorted(langgraph_modes(request.stream_mode)),
@@ -186,12 +271,19 @@ class Runner:
                 seen.interrupted = True
         await self._bus.publish(run.run_id, name, envelope, thread_id=run.thread_id)
 
-    def _callbacks(self, run: Run) -> list[Any]:
-        """Spans, metrics and recorded node I/O of the run (``RunInstrument``), and Langfuse's handler
-        when its keys are set. LangSmith needs none: LangChain's tracer follows ``LANGSMITH_TRACING``,
-        with the run's ids in the config's metadata."""
+    def _callbacks(self, instrument: RunInstrument) -> list[Any]:
+        """Model calls through their circuit breakers (first: a refused call must reach no other
+        handler), spans, metrics and recorded node I/O of the run (``RunInstrument``), and Langfuse's
+        handler when its keys are set. LangSmith needs none: LangChain's tracer follows
+        ``LANGSMITH_TRACING``, with the run's ids in the config's metadata."""
         settings = self._settings
-        callbacks: list[Any] = [RunInstrument(run.graph_id, settings.node_io, settings.node_io_max_chars)]
+        callbacks: list[Any] = []
+        if settings.breaker_failures > 0:
+            guard = resilience.BreakerGuard(
+                settings.breaker_failures, settings.breaker_window_s, settings.breaker_reset_s
+            )
+            callbacks.append(guard)
+        callbacks.append(instrument)
         if settings.langfuse_enabled:
             callbacks.append(langfuse_handler())
         return callbacks
@@ -253,6 +345,60 @@ class Runner:
         """Stateless runs delete their temporary thread (and its checkpoints) unless asked to keep it."""
         if run.request.deletes_thread:
             await delete_thread(self._store, self._graphs.persistence.checkpointer, run.thread_id)
+
+
+class _Watch:
+    """Enforces a run's time limit and its nodes' (``Timeouts``) on ``deadline``, an ``asyncio.timeout``:
+    when one is passed it appends why to ``why`` and expires the deadline. The run's limit is one timer;
+    node limits are looked at every tenth of the shortest one."""
+
+    def __init__(
+        self,
+        instrument: RunInstrument,
+        limits: Timeouts,
+        run_s: float,
+        deadline: asyncio.Timeout,
+        why: list[str],
+    ) -> None:
+        self._instrument, self._limits, self._run_s = instrument, limits, run_s
+        self._deadline, self._why = deadline, why
+        self._timer: asyncio.TimerHandle | None = None
+        self._poller: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> _Watch:
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._run_s, self._run_over)
+        if self._limits.nodes:
+            self._poller = asyncio.create_task(self._poll_nodes())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._poller is not None:
+            self._poller.cancel()
+
+    def _expire(self, why: str) -> None:
+        if not self._why:
+            self._why.append(why)
+            self._deadline.reschedule(asyncio.get_running_loop().time())
+
+    def _run_over(self) -> None:
+        source = "its run_timeout_s" if self._limits.run_s else "GRAPHRUN_RUN_TIMEOUT_S"
+        running = sorted({name for name, _ in self._instrument.running_nodes()})
+        where = f" in node {', '.join(repr(n) for n in running)}" if running else ""
+        self._expire(f"run exceeded {source} of {self._run_s:g}s{where}")
+
+    async def _poll_nodes(self) -> None:
+        every = min(1.0, max(0.01, min(self._limits.nodes.values()) / 10))
+        while True:
+            await asyncio.sleep(every)
+            now = time.perf_counter()
+            for name, started in self._instrument.running_nodes():
+                limit = self._limits.node_limit(name)
+                if limit is not None and now - started >= limit:
+                    self._expire(f"node {name!r} exceeded its node_timeout_s of {limit:g}s")
+                    return
 
 
 _NOTHING = object()

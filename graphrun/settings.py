@@ -148,6 +148,18 @@ class Settings:
     run_retention_days: float = _setting(
         0.0, "days", "finished runs older than this are deleted (their threads stay); 0: kept"
     )
+    # Error handling (docs/resilience.md).
+    breaker_failures: int = _setting(
+        5, "failures", "a model's circuit opens after this many retryable failures in the window; 0: off"
+    )
+    breaker_window_s: float = _setting(60.0, "s", "the window in which a circuit's failures are counted")
+    breaker_reset_s: float = _setting(30.0, "s", "how long an open circuit refuses calls before a probe")
+    error_detail: str = _setting(
+        "redacted",
+        "mode",
+        "a failed run's error for clients: redacted (its type and masked message, as the official "
+        "server) or safe (a stable code and a fixed message; the cause only in logs and traces)",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -164,6 +176,10 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        if self.error_detail not in ("redacted", "safe"):
+            raise ConfigError(f"GRAPHRUN_ERROR_DETAIL must be redacted or safe, not {self.error_detail!r}")
+        if self.breaker_failures < 0:
+            raise ConfigError("GRAPHRUN_BREAKER_FAILURES must be 0 (off) or more")
         if self.node_io not in ("off", "summary", "full"):
             raise ConfigError(f"GRAPHRUN_NODE_IO must be off, summary or full, not {self.node_io!r}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

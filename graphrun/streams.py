@@ -75,6 +75,8 @@ class EventBus(Protocol):
     async def cancel(self, run_id: str, action: str) -> None: ...
     def on_cancel(self, handler: CancelHandler) -> None: ...
     async def ping(self) -> bool: ...
+    async def report_breakers(self, reporter: str, states: dict[str, str], ttl_s: float) -> None: ...
+    async def breakers(self) -> dict[str, dict[str, str]]: ...
 
 
 class LocalBus:
@@ -96,6 +98,7 @@ class LocalBus:
         self._cancel_handlers: list[CancelHandler] = []
         self._buffer_ttl_s = buffer_ttl_s
         self._clock = clock
+        self._breakers: dict[str, tuple[float, dict[str, str]]] = {}
 
     @property
     def buffered_runs(self) -> int:
@@ -295,6 +298,18 @@ class LocalBus:
 
     async def ping(self) -> bool:
         return True  # in process: always there
+
+    async def report_breakers(self, reporter: str, states: dict[str, str], ttl_s: float) -> None:
+        """A worker's circuit breakers and their states, kept for ``ttl_s`` (for ``/ready``)."""
+        self._breakers[reporter] = (self._clock() + ttl_s, dict(states))
+
+    async def breakers(self) -> dict[str, dict[str, str]]:
+        """Every live report: reporter -> breaker -> state."""
+        now = self._clock()
+        for reporter, (until, _) in list(self._breakers.items()):
+            if until <= now:
+                del self._breakers[reporter]
+        return {reporter: states for reporter, (_, states) in self._breakers.items()}
 
 
 async def wait_and_clear(event: asyncio.Event, timeout_s: float) -> None:

@@ -26,7 +26,7 @@ from langgraph.errors import GraphDrained
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from graphrun import errors, metrics, redact, telemetry
+from graphrun import errors, metrics, redact, resilience, telemetry
 from graphrun.instrument import flush_langfuse
 from graphrun.models import Run, RunOutcome
 from graphrun.runner import RunHandle, Runner
@@ -102,6 +102,7 @@ class Worker:
             asyncio.create_task(self._claim_loop(), name=f"{self.worker_id}:claim"),
             asyncio.create_task(self._reap_loop(), name=f"{self.worker_id}:reap"),
             asyncio.create_task(self._sweep_loop(), name=f"{self.worker_id}:sweep"),
+            asyncio.create_task(self._breaker_loop(), name=f"{self.worker_id}:breakers"),
         ]
         # Heartbeats go on through the shutdown below: runs still finishing must keep their leases.
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name=f"{self.worker_id}:heartbeat")
@@ -331,6 +332,25 @@ class Worker:
                     continue
                 if action is not None:
                     await self._on_cancel(run_id, action)
+
+    async def _breaker_loop(self) -> None:
+        """Report this process's circuit breakers (``graphrun.resilience``) to the bus, for ``/ready``:
+        within a second of a change, and again every heartbeat while there are any (a report lives one
+        lease, so a dead worker's goes with it)."""
+        reported: dict[str, str] = {}
+        last = 0.0
+        while True:
+            await asyncio.sleep(min(1.0, self._settings.heartbeat_interval_s))
+            states: dict[str, str] = dict(resilience.breaker_states())
+            stale = time.monotonic() - last >= self._settings.heartbeat_interval_s
+            if states == reported and not (states and stale):
+                continue
+            try:
+                await self._bus.report_breakers(self.worker_id, states, self._settings.lease_s)
+            except Exception:
+                log.exception("breaker_report_failed")
+                continue
+            reported, last = states, time.monotonic()
 
     async def _sweep_loop(self) -> None:
         """Delete threads past their TTL. Every worker sweeps; deleting a thread twice is harmless."""

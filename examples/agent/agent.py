@@ -20,6 +20,8 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
 
+from graphrun.resilience import error_boundary, retrying
+
 # The server puts this directory on sys.path (langgraph.json "dependencies"), so siblings
 # are top-level modules at runtime; mypy, run from the repository root, knows them by path.
 if TYPE_CHECKING:
@@ -50,11 +52,15 @@ def _prompt(state: MessagesState) -> list[BaseMessage]:
     return [SystemMessage(SYSTEM_PROMPT), *state["messages"]]
 
 
+# A rate limit, a 5xx, a timeout or a dropped connection is tried again (waiting as long as the
+# provider's Retry-After asks); anything else fails the step at once.
+@retrying(attempts=3, initial=0.5)
 def call_model(state: MessagesState, config: RunnableConfig) -> dict[str, list[BaseMessage]]:
     """Sync agent step, so ``graph.invoke``/``graph.stream`` work in scripts too."""
     return {"messages": [_model_with_tools().invoke(_prompt(state), config)]}
 
 
+@retrying(attempts=3, initial=0.5)
 async def acall_model(state: MessagesState, config: RunnableConfig) -> dict[str, list[BaseMessage]]:
     """Async agent step used by the server; passing ``config`` keeps token streaming wired up."""
     return {"messages": [await _model_with_tools().ainvoke(_prompt(state), config)]}
@@ -80,4 +86,7 @@ def build_graph() -> StateGraph[MessagesState]:
     return builder
 
 
-graph = build_graph().compile(name="agent")
+# Under graphrun, a step that still fails answers in the thread with this instead of failing the run
+# (the cause is in the server's log); elsewhere the graph runs unchanged.
+ERROR_MESSAGE = "Sorry, I could not finish that: a service I rely on is failing. Please try again shortly."
+graph = error_boundary(build_graph().compile(name="agent"), ERROR_MESSAGE)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from langchain.chat_models import init_chat_model
 from langchain_core.language_models import BaseChatModel
 
+from graphrun.testing import with_faults_from_env
+
 # The server imports siblings as top-level modules (this directory is on sys.path); mypy,
 # run from the repository root, knows them by their path-based names.
 if TYPE_CHECKING:
@@ -48,10 +50,15 @@ def _init_provider_model(default_model_id: str) -> BaseChatModel:
     return init_chat_model(name, model_provider=provider)
 
 
-def get_model() -> BaseChatModel:
-    """Return the chat model the environment asks for: OpenAI, then Anthropic, then offline."""
+def _chosen_model() -> BaseChatModel:
     if os.environ.get("OPENAI_API_KEY"):
         return _init_provider_model(DEFAULT_OPENAI_MODEL)
     if os.environ.get("ANTHROPIC_API_KEY"):
         return _init_provider_model(DEFAULT_ANTHROPIC_MODEL)
     return OfflineChatModel()
+
+
+def get_model() -> BaseChatModel:
+    """Return the chat model the environment asks for: OpenAI, then Anthropic, then offline; with
+    injected faults when GRAPHRUN_FAULTS or GRAPHRUN_FAULTS_FILE is set (graphrun.testing)."""
+    return with_faults_from_env(_chosen_model())

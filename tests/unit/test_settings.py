@@ -138,6 +138,7 @@ def test_describe_lists_every_field() -> None:
 
 
 OTHER_STRING_VALUES = {
+    "error_detail": "safe",
     "host": "0.0.0.0",
     "log_level": "DEBUG",
     "log_format": "console",

@@ -9,7 +9,7 @@ from graphrun.api import schemas
 from graphrun.api._resolve import require_graph, require_uuid, resolve_assistant
 from graphrun.api.deps import Services, Svc
 from graphrun.graphs import graph_schemas
-from graphrun.models import Assistant, new_id, utcnow
+from graphrun.models import Assistant, new_id, run_timeouts, utcnow
 from graphrun.stores.base import Page
 from graphrun.types import Json
 
@@ -19,6 +19,7 @@ router = APIRouter(prefix="/assistants", tags=["assistants"])
 @router.post("")
 async def create_assistant(body: schemas.AssistantCreate, svc: Svc) -> Json:
     graph_id = require_graph(svc, body.graph_id)
+    run_timeouts(body.config, body.context)  # its runs' time limits, refused now if they are bad
     assistant_id = require_uuid(body.assistant_id, "assistant_id") if body.assistant_id else new_id()
     now = utcnow()
     draft = Assistant(
@@ -59,6 +60,7 @@ async def update_assistant(assistant_id: str, body: schemas.AssistantPatch, svc:
     current = await resolve_assistant(svc, assistant_id)
     if body.graph_id is not None:
         require_graph(svc, body.graph_id)
+    run_timeouts(body.config or {}, body.context or {})
     updated = await svc.store.update_assistant(current.assistant_id, body.model_dump(exclude_none=True))
     return schemas.assistant_json(updated)
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 import graphrun
 from graphrun import metrics
-from graphrun.api.deps import Svc
+from graphrun.api.deps import Services, Svc
 from graphrun.types import Json
 
 router = APIRouter(tags=["meta"])
@@ -61,8 +61,11 @@ async def ready(svc: Svc) -> JSONResponse:
     )
     checks["event_bus"] = await _check(svc.bus.ping())
     healthy = all(v == "ok" for v in checks.values())
+    body: Json = {"status": "ok" if healthy else "unavailable", "checks": checks}
+    # Reported, never failing readiness: an open circuit is a provider's trouble, not this process's.
+    body["circuit_breakers"] = await _breakers(svc)
     return JSONResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        body,
         200 if healthy else 503,
         headers=None if healthy else {"Retry-After": "1"},
     )
@@ -82,3 +85,21 @@ async def _check(probe: Awaitable[object]) -> str:
     except Exception as exc:
         return f"error: {type(exc).__name__}: {exc}"
     return "error: unreachable" if answer is False else "ok"
+
+
+async def _breakers(svc: Services) -> Json:
+    """The workers' circuit breakers: for each, its worst state across workers and each worker's."""
+    try:
+        async with asyncio.timeout(ready_check_timeout_s):
+            reports = await svc.bus.breakers()
+    except Exception:
+        return {}
+    rank = {"closed": 0, "half_open": 1, "open": 2}
+    found: dict[str, Json] = {}
+    for worker, states in sorted(reports.items()):
+        for name, state in states.items():
+            entry = found.setdefault(name, {"state": state, "workers": {}})
+            entry["workers"][worker] = state
+            if rank.get(state, 0) > rank.get(entry["state"], 0):
+                entry["state"] = state
+    return found

@@ -25,7 +25,7 @@ from graphrun.api._resolve import require_checkpoint, require_uuid, resolve_assi
 from graphrun.api._resume import check_resume
 from graphrun.api._runs import announce, await_output, cancel, reload, wait_response
 from graphrun.api.deps import Services, Svc
-from graphrun.models import Run, RunRequest, merge_config, new_id, run_json, utcnow
+from graphrun.models import Run, RunRequest, merge_config, new_id, run_json, run_timeouts, utcnow
 from graphrun.stores.base import NewRun, Page
 from graphrun.types import Json, RunStatus
 
@@ -98,6 +98,7 @@ async def _new_run(
         trace_context=telemetry.inject(),
         announced=announce,
     )
+    run_timeouts(request.config, request.context)  # a bad run_timeout_s is refused now, not at run time
     return NewRun(
         run_id=new_id(),
         thread_id=thread_id or new_id(),
