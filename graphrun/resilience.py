@@ -306,15 +306,19 @@ class CircuitBreaker:
             self._report()
 
     def record_failure(self, exc: BaseException | None = None) -> None:
-        """Count a failure that ``classify`` calls retryable. Any other error is the provider answering
-        (a 400, a 401: it is up), so it counts as a success; a call cancelled says nothing either way."""
-        if exc is not None and not isinstance(exc, Exception):
-            with self._lock:
-                self._probing = False
-            return
-        if exc is not None and not classify(exc).retryable:
-            self.record_success()
-            return
+        """Count a failure that ``classify`` calls retryable: a 5xx, a timeout, a lost connection. A rate
+        limit says nothing either way (the provider is up and asks to slow down, which ``Retry-After``
+        does; opening the circuit would turn throttling into failure), nor does a cancelled call. Any
+        other error is the provider answering (a 400, a 401: it is up), so it counts as a success."""
+        if exc is not None:
+            neutral = not isinstance(exc, Exception) or classify(exc).kind == "rate_limit"
+            if neutral:
+                with self._lock:
+                    self._probing = False
+                return
+            if not classify(exc).retryable:
+                self.record_success()
+                return
         with self._lock:
             now = self.clock()
             if self._current() == "half_open":

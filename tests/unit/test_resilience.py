@@ -456,3 +456,10 @@ def test_an_error_boundary_survives_the_copies_langgraph_makes() -> None:
     assert marked.invoke({"messages": []}) == {"messages": []}, "the graph itself runs unchanged"
     with pytest.raises(ValueError, match="empty"):
         error_boundary(graph, " ")
+
+
+def test_rate_limits_do_not_open_a_breaker() -> None:
+    b = CircuitBreaker("p/throttled", failure_threshold=2)
+    for _ in range(5):
+        b.record_failure(openai.RateLimitError("slow down", response=_response(429), body=None))
+    assert state(b) == "closed", "a throttling provider is up: Retry-After handles it"
