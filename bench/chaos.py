@@ -142,12 +142,10 @@ async def _retrying(call: Callable[[], Awaitable[Any]], deadline: float) -> Any:
 
 async def one_run(client: LangGraphClient, n: int, finish_within_s: float) -> Outcome:
     started = time.monotonic()
-    text = f"question {n}"
+    question: dict[str, Any] = {"messages": [{"role": "user", "content": f"question {n}"}]}
     try:
         thread_id = (await client.threads.create())["thread_id"]
-        run = await client.runs.create(
-            thread_id, "drill", input={"messages": [{"role": "user", "content": text}]}
-        )
+        run = await client.runs.create(thread_id, "drill", input=question)
     except Exception as exc:
         result, detail = _describe(exc)
         return Outcome(started, time.monotonic(), result, detail)
