@@ -45,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
         if http:
             command.add_argument("--host", help="address to bind (default: GRAPHRUN_HOST or 127.0.0.1)")
             command.add_argument("--port", type=int, help="port (default: GRAPHRUN_PORT or 2024)")
+    relay = commands.add_parser(
+        "alert-relay", help="pass Alertmanager's webhook on to Slack, Feishu and DingTalk (no langgraph.json)"
+    )
+    relay.add_argument("--host", help="address to bind (default: GRAPHRUN_HOST or 127.0.0.1)")
+    relay.add_argument(
+        "--port", type=int, dest="relay_port", help="port (default: GRAPHRUN_ALERT_RELAY_PORT or 9095)"
+    )
     return parser
 
 
@@ -55,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
+    if args.command == "alert-relay":
+        return _alert_relay(args)
     try:
         overrides = {
             "config": args.config,
@@ -82,6 +91,23 @@ def _main(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         else:
             roles = {"serve": ("api", "worker"), "api": ("api",), "worker": ("worker",)}[args.command]
             _run(serve.serve_production(settings, config, roles, args.command))
+    except GraphrunError as exc:
+        print(f"graphrun: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _alert_relay(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.from_env(host=args.host, alert_relay_port=args.relay_port)
+        # A chat system's webhook URL is itself a credential: it is masked like one.
+        urls = [getattr(settings, f"alert_{t}_webhook_url") for t in ("slack", "feishu", "dingtalk")]
+        secrets = [*settings_mod.secret_env_values(), *filter(None, urls)]
+        redact.install(settings.redactor(secrets))
+        configure_logging(settings.log_level, settings.log_format)
+        _run(serve.serve_alert_relay(settings))
     except GraphrunError as exc:
         print(f"graphrun: {exc.message}", file=sys.stderr)
         return 2

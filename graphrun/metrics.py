@@ -112,6 +112,11 @@ BREAKER_STATE = Gauge(
     ["provider", "model"],
     registry=REGISTRY,
 )
+WORKER_HEARTBEAT = Gauge(
+    "graphrun_worker_heartbeat_timestamp_seconds",
+    "when this process's worker last ran its heartbeat (Unix time): stale or absent, no worker works",
+    registry=REGISTRY,
+)
 RETRIES = Counter(
     "graphrun_retries_total",
     "retryable failures graphrun.resilience retried, by failure kind and by what retried "

@@ -20,7 +20,7 @@ from pathlib import Path
 import structlog
 import uvicorn
 
-from graphrun import metrics
+from graphrun import alerts, metrics
 from graphrun.api import create_app
 from graphrun.api.deps import Services
 from graphrun.config import LanggraphConfig, load_config
@@ -84,6 +84,19 @@ async def serve_embedded(settings: Settings, config: LanggraphConfig) -> None:
                     graphs=svc.graphs.graph_ids,
                 )
                 await server.serve(sockets=[sock])
+
+
+async def serve_alert_relay(settings: Settings) -> None:
+    """``graphrun alert-relay``: Alertmanager's webhook to Slack, Feishu and DingTalk (graphrun.alerts)."""
+    with _listen(settings.host, settings.alert_relay_port) as sock:
+        app = alerts.create_app(settings)
+        server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
+        log.info(
+            "alert_relay_started",
+            url=f"http://{settings.host}:{settings.alert_relay_port}",
+            targets=[t for t in alerts.TARGETS if getattr(settings, f"alert_{t}_webhook_url")],
+        )
+        await server.serve(sockets=[sock])
 
 
 @contextlib.contextmanager

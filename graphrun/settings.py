@@ -148,6 +148,19 @@ class Settings:
     run_retention_days: float = _setting(
         0.0, "days", "finished runs older than this are deleted (their threads stay); 0: kept"
     )
+    # graphrun alert-relay (docs/observability.md, "Alerts").
+    alert_relay_port: int = _setting(9095, "port", "port graphrun alert-relay listens on")
+    alert_slack_webhook_url: str = _setting("", "uri", "Slack incoming webhook the relay posts alerts to")
+    alert_feishu_webhook_url: str = _setting("", "uri", "Feishu (Lark) custom bot webhook for alerts")
+    alert_feishu_secret: str = _setting("", "secret", "the Feishu bot's signing secret; empty: unsigned")
+    alert_dingtalk_webhook_url: str = _setting(
+        "", "uri", "DingTalk robot webhook (with its access_token) for alerts"
+    )
+    alert_dingtalk_secret: str = _setting(
+        "", "secret", "the DingTalk robot's signing secret; empty: unsigned"
+    )
+    alert_retries: int = _setting(3, "retries", "retries of an alert after a 5xx, 429 or connection error")
+    alert_timeout_s: float = _setting(10.0, "s", "timeout of one post to a chat system")
     # Error handling (docs/resilience.md).
     breaker_failures: int = _setting(
         5, "failures", "a model's circuit opens after this many retryable failures in the window; 0: off"
@@ -178,6 +191,8 @@ class Settings:
     def validate(self) -> None:
         if self.error_detail not in ("redacted", "safe"):
             raise ConfigError(f"GRAPHRUN_ERROR_DETAIL must be redacted or safe, not {self.error_detail!r}")
+        if self.alert_retries < 0:
+            raise ConfigError("GRAPHRUN_ALERT_RETRIES must be 0 or more")
         if self.breaker_failures < 0:
             raise ConfigError("GRAPHRUN_BREAKER_FAILURES must be 0 (off) or more")
         if self.node_io not in ("off", "summary", "full"):

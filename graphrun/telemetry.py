@@ -68,6 +68,13 @@ def _redacted(logger: Any, name: str, event: MutableMapping[str, Any]) -> Mappin
     return {**{k: v for k, v in event.items() if k in _SAFE_FIELDS}, **cleaned}
 
 
+def _redacted_foreign(logger: Any, name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    """A library's log record (httpx, LangChain…): its message is its own text, URLs with tokens
+    included, so it is masked too."""
+    cleaned = _redacted(logger, name, event)
+    return {**cleaned, "event": redact.value(cleaned.get("event"))}
+
+
 def _json(event: Any, **_: Any) -> str:
     # orjson: several times faster than the stdlib's json on every line
     return orjson.dumps(event, default=repr).decode()
@@ -105,7 +112,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*_SHARED, structlog.processors.format_exc_info, _redacted],
+            foreign_pre_chain=[*_SHARED, structlog.processors.format_exc_info, _redacted_foreign],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )

@@ -315,6 +315,7 @@ class Worker:
 
     async def _heartbeat_loop(self) -> None:
         while True:
+            metrics.WORKER_HEARTBEAT.set_to_current_time()
             await asyncio.sleep(self._settings.heartbeat_interval_s)
             for run_id, active in list(self._active.items()):
                 try:

@@ -7,47 +7,23 @@ and the upstream servers changed to this machine's free port and the test's APIs
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
 
+from tests.deploy._debian import ToolMissing, debian_tool
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-UNPACKED = ROOT / ".graphrun-test" / "nginx"
 
 
-class NginxMissing(RuntimeError):
-    pass
+NginxMissing = ToolMissing
 
 
 def nginx_binary() -> Path:
-    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
-    if found:
-        return Path(found)
-    binary = UNPACKED / "usr" / "sbin" / "nginx"
-    if binary.exists():
-        return binary
-    if not shutil.which("apt-get") or not shutil.which("dpkg"):
-        raise NginxMissing("nginx is not installed and this is not a Debian system: install nginx (1.18+)")
-    UNPACKED.mkdir(parents=True, exist_ok=True)
-    debs = UNPACKED / "debs"
-    debs.mkdir(exist_ok=True)
-    fetched = subprocess.run(
-        ["apt-get", "download", "nginx"], cwd=debs, capture_output=True, text=True, timeout=300, check=False
-    )
-    packages = sorted(debs.glob("nginx_*.deb"))
-    if fetched.returncode != 0 or not packages:
-        raise NginxMissing(
-            "nginx is not installed and `apt-get download nginx` failed "
-            f"({fetched.stderr.strip()[-300:]}): install it with `apt-get install nginx`"
-        )
-    subprocess.run(["dpkg", "-x", str(packages[-1]), str(UNPACKED)], check=True, timeout=120)
-    if not binary.exists():
-        raise NginxMissing(f"unpacked {packages[-1].name} but found no {binary}")
-    return binary
+    return debian_tool("nginx", "nginx", inside="usr/sbin")
 
 
 def render(port: int, upstreams: list[str], work: Path) -> Path:

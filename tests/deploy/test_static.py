@@ -241,7 +241,7 @@ def test_nginx_accepts_the_shipped_config(tmp_path: Path) -> None:
 def test_the_observability_profile_scrapes_every_process_and_takes_traces() -> None:
     services = _compose()["services"]
     profile = {name for name, svc in services.items() if "observability" in svc.get("profiles", [])}
-    assert profile == {"prometheus", "alertmanager", "jaeger", "grafana"}
+    assert profile == {"prometheus", "alertmanager", "alert-relay", "jaeger", "grafana"}
     scrape = yaml.safe_load((DEPLOY / "observability" / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}
     assert jobs["graphrun-api"]["static_configs"][0]["targets"] == ["api-1:2024", "api-2:2024"]

@@ -50,10 +50,12 @@ def _attrs(items: Any) -> dict[str, Any]:
 
 @dataclass
 class Receiver:
-    """Records every request; answers 200 with an empty JSON object (or OTLP's empty response)."""
+    """Records every request; answers 200 with an empty JSON object (or OTLP's empty response), or
+    with the next of ``answers`` (status, JSON body) while there are any."""
 
     port: int = field(default_factory=free_port)
     requests: list[Request] = field(default_factory=list)
+    answers: list[tuple[int, bytes]] = field(default_factory=list)
     _server: http.server.ThreadingHTTPServer | None = None
 
     @property
@@ -79,7 +81,10 @@ class Receiver:
                     payload, kind = b"", "application/x-protobuf"
                 else:
                     payload, kind = b"{}", "application/json"
-                self.send_response(200)
+                status = 200
+                if receiver.answers:
+                    status, payload = receiver.answers.pop(0)
+                self.send_response(status)
                 self.send_header("content-type", kind)
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()

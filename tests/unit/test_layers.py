@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "streams": 3,
     "runner": 4,
     "webhooks": 4,
+    "alerts": 4,  # graphrun alert-relay: Alertmanager's webhook to Slack, Feishu and DingTalk
     "redisbus": 4,  # an EventBus over Redis: above streams, whose protocol and types it implements
     "api": 5,
     "worker": 5,
