@@ -138,6 +138,11 @@ def test_describe_lists_every_field() -> None:
 
 
 OTHER_STRING_VALUES = {
+    "alert_slack_webhook_url": "https://hooks.example/slack",
+    "alert_feishu_webhook_url": "https://hooks.example/feishu",
+    "alert_feishu_secret": "feishu-secret",
+    "alert_dingtalk_webhook_url": "https://hooks.example/dingtalk",
+    "alert_dingtalk_secret": "dingtalk-secret",
     "error_detail": "safe",
     "host": "0.0.0.0",
     "log_level": "DEBUG",
