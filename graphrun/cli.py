@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from graphrun import __version__, redact, serve
 from graphrun import settings as settings_mod
@@ -45,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
         if http:
             command.add_argument("--host", help="address to bind (default: GRAPHRUN_HOST or 127.0.0.1)")
             command.add_argument("--port", type=int, help="port (default: GRAPHRUN_PORT or 2024)")
+    stats = commands.add_parser(
+        "stats", help="conversation analytics of a running server (GET /stats): runs, turns, latency, tokens"
+    )
+    stats.add_argument("--url", default="http://127.0.0.1:2024", help="the server (default: %(default)s)")
+    stats.add_argument("--hours", type=float, default=24.0, help="the window, in hours (default: 24)")
+    stats.add_argument("--graph-id", help="one graph's runs only")
+    stats.add_argument("--json", action="store_true", help="print the JSON answer as it is")
     relay = commands.add_parser(
         "alert-relay", help="pass Alertmanager's webhook on to Slack, Feishu and DingTalk (no langgraph.json)"
     )
@@ -64,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     if args.command == "alert-relay":
         return _alert_relay(args)
+    if args.command == "stats":
+        return _stats(args)
     try:
         overrides = {
             "config": args.config,
@@ -97,6 +109,53 @@ def _main(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"hours": args.hours}
+    if args.graph_id:
+        params["graph_id"] = args.graph_id
+    try:
+        response = httpx.get(f"{args.url.rstrip('/')}/stats", params=params, timeout=60)
+    except httpx.HTTPError as exc:
+        print(f"graphrun: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 2
+    if response.status_code != 200:
+        detail = response.json().get("detail") if "json" in response.headers.get("content-type", "") else ""
+        answer = detail or response.text
+        print(f"graphrun: {args.url} answered {response.status_code}: {answer}", file=sys.stderr)
+        return 2
+    found = response.json()
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    print(render_stats(found))
+    return 0
+
+
+def render_stats(found: dict[str, Any]) -> str:
+    """``GET /stats``'s answer as a few lines for a person."""
+
+    def num(value: Any, unit: str = "") -> str:
+        if value is None:
+            return "-"
+        return f"{value * 100:.2f} %" if unit == "%" else f"{value}{unit}"
+
+    turns, latency = found["turns_per_thread"], found["latency_s"]
+    graph = f", graph {found['graph_id']}" if found["graph_id"] else ""
+    statuses = "  ".join(f"{k} {v}" for k, v in found["runs_by_status"].items())
+    percentiles = "  ".join(f"{p} {num(latency[p], 's')}" for p in ("p50", "p95", "p99"))
+    lines = [
+        f"runs created {found['since']} .. {found['until']}{graph}",
+        f"  threads active   {found['threads_active']}",
+        f"  runs             {found['runs']}  {statuses}",
+        f"  turns per thread avg {num(turns['avg'])}  p95 {num(turns['p95'])}",
+        f"  run latency      {percentiles}",
+        f"  error rate       {num(found['error_rate'], '%')}  timeout rate {num(found['timeout_rate'], '%')}",
+    ]
+    for model, tokens in found["tokens_by_model"].items():
+        lines.append(f"  tokens {model:<24} in {tokens['input']}  out {tokens['output']}")
+    return "\n".join(lines)
 
 
 def _alert_relay(args: argparse.Namespace) -> int:

@@ -48,6 +48,8 @@ class RunInstrument(BaseCallbackHandler):
     _open: dict[UUID, _Open] = field(default_factory=dict)
     _tasks: dict[tuple[Any, str], UUID] = field(default_factory=dict)  # the node runs open now
     _parents: dict[UUID, UUID | None] = field(default_factory=dict)  # open chains -> their parent run
+    # Tokens by "<provider>/<model>": {"input": n, "output": n}, stored with the run (analytics).
+    usage: dict[str, dict[str, int]] = field(default_factory=dict)
 
     # Called in the event loop, not on a thread: everything here is quick and must see the run's context.
     run_inline = True
@@ -185,6 +187,9 @@ class RunInstrument(BaseCallbackHandler):
         provider, model = opened.labels
         usage = _usage(response)
         span = opened.span
+        tally = self.usage.setdefault(f"{provider}/{model}", {"input": 0, "output": 0})
+        tally["input"] += int(usage.get("input_tokens") or 0)
+        tally["output"] += int(usage.get("output_tokens") or 0)
         if usage.get("input_tokens") is not None:
             span.set_attribute("gen_ai.usage.input_tokens", usage["input_tokens"])
             metrics.MODEL_TOKENS.labels(provider, model, "input").inc(usage["input_tokens"])

@@ -200,6 +200,8 @@ class RunOutcome:
     thread_values: Json | None
     interrupts: dict[str, list[Json]]
     error: Json | None = None
+    # Tokens the run's model calls used: {"<provider>/<model>": {"input": n, "output": n}} (analytics).
+    usage: Json | None = None
 
     @classmethod
     def cancelled(cls) -> RunOutcome:
@@ -262,3 +264,34 @@ def run_json(r: Run) -> Json:
         },
         "multitask_strategy": r.multitask_strategy,
     }
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """What the runs created in a time window add up to (``ControlStore.run_stats``): the same numbers
+    from either store. Latencies are seconds from a run's creation to its end (queue wait included),
+    percentiles by nearest rank; rates are shares of the finished runs (None when none finished)."""
+
+    runs: int
+    threads: int
+    by_status: dict[str, int]
+    turns_avg: float | None
+    turns_p95: int | None
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    latency_p99_s: float | None
+    error_rate: float | None
+    timeout_rate: float | None
+    tokens: dict[str, dict[str, int]]
+
+    def json(self) -> Json:
+        return {
+            "runs": self.runs,
+            "threads_active": self.threads,
+            "runs_by_status": self.by_status,
+            "turns_per_thread": {"avg": self.turns_avg, "p95": self.turns_p95},
+            "latency_s": {"p50": self.latency_p50_s, "p95": self.latency_p95_s, "p99": self.latency_p99_s},
+            "error_rate": self.error_rate,
+            "timeout_rate": self.timeout_rate,
+            "tokens_by_model": self.tokens,
+        }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncGenerator
@@ -80,8 +81,20 @@ class Runner:
         self, graph: Pregel[Any, Any], run: Run, config: RunnableConfig, handle: RunHandle
     ) -> RunOutcome:
         settings = self._settings
-        limits = run.request.timeouts
         instrument = RunInstrument(run.graph_id, settings.node_io, settings.node_io_max_chars)
+        outcome = await self._attempt(graph, run, config, handle, instrument)
+        return dataclasses.replace(outcome, usage=instrument.usage or None)
+
+    async def _attempt(
+        self,
+        graph: Pregel[Any, Any],
+        run: Run,
+        config: RunnableConfig,
+        handle: RunHandle,
+        instrument: RunInstrument,
+    ) -> RunOutcome:
+        settings = self._settings
+        limits = run.request.timeouts
         wire = WireEvents(run.request.stream_mode)
         # The run's own limit and each node's are enforced by timers that first say why (naming the
         # nodes running then: they are gone once the cancel unwinds them), then expire the deadline.

@@ -10,7 +10,7 @@ import graphrun
 from graphrun.api import errors
 from graphrun.api.deps import Services
 from graphrun.api.observe import Observe
-from graphrun.api.routes import assistants, meta, protocol, runs, store, threads
+from graphrun.api.routes import assistants, meta, protocol, runs, stats, store, threads
 
 
 def create_app(svc: Services) -> FastAPI:
@@ -29,7 +29,7 @@ def create_app(svc: Services) -> FastAPI:
         expose_headers=["content-location", "location"],
     )
     errors.install(app)
-    for module in (meta, assistants, threads, runs, protocol, store):
+    for module in (meta, assistants, threads, runs, protocol, store, stats):
         app.include_router(module.router)
     app.add_middleware(Observe)
     # The request's server span (outermost, so that Observe and the routes run inside it). The official

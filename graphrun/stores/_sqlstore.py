@@ -14,11 +14,11 @@ same parameters serve both dialects.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from graphrun import encoding, errors, sql
-from graphrun.models import Assistant, Run, RunOutcome, Thread, utcnow
+from graphrun.models import Assistant, Run, RunOutcome, RunStats, Thread, utcnow
 from graphrun.stores import _rows
 from graphrun.stores.base import CreatedRun, NewRun, Page
 from graphrun.types import CancelAction, Json, ThreadStatus
@@ -42,6 +42,12 @@ class Db(Protocol):
 
 def _now() -> str:
     return _rows.ts(utcnow())
+
+
+def _rounded(value: Any, digits: int) -> float | None:
+    """A number the dialects give as float or Decimal, to the precision both agree on (SQLite's
+    julianday arithmetic is good to about 10 microseconds)."""
+    return None if value is None else round(float(value), digits)
 
 
 def _dump(value: Any) -> str | None:
@@ -477,6 +483,35 @@ class SqlStore:
 
         return await self._write(tx)
 
+    async def run_stats(self, since: datetime, until: datetime, graph_id: str | None) -> RunStats:
+        """What the runs created in ``[since, until)`` (of ``graph_id``, or every graph) add up to."""
+        params = {"since": _rows.ts(since), "until": _rows.ts(until), "graph_id": graph_id}
+
+        def read(db: Db) -> RunStats:  # one snapshot for every figure
+            by_status = {r["status"]: int(r["runs"]) for r in self._all("stats_by_status", params, db)}
+            turns = self._one("stats_turns", params, db)
+            latency = self._one("stats_latency", params, db)
+            tokens = {
+                r["model"]: {"input": int(r["input"] or 0), "output": int(r["output"] or 0)}
+                for r in self._all("stats_tokens", params, db)
+            }
+            finished = sum(n for status, n in by_status.items() if status not in ("pending", "running"))
+            return RunStats(
+                runs=sum(by_status.values()),
+                threads=int(turns["threads"]),
+                by_status=by_status,
+                turns_avg=_rounded(turns["turns_avg"], 3),
+                turns_p95=None if turns["turns_p95"] is None else int(turns["turns_p95"]),
+                latency_p50_s=_rounded(latency["p50"], 3),
+                latency_p95_s=_rounded(latency["p95"], 3),
+                latency_p99_s=_rounded(latency["p99"], 3),
+                error_rate=round(by_status.get("error", 0) / finished, 4) if finished else None,
+                timeout_rate=round(by_status.get("timeout", 0) / finished, 4) if finished else None,
+                tokens=tokens,
+            )
+
+        return await self._read(read)
+
     async def delete_old_runs(self, days: float, limit: int) -> int:
         """Delete up to ``limit`` runs that finished more than ``days`` days ago; say how many went."""
         params = {"days": days, "limit": limit, "now": _now()}
@@ -535,6 +570,7 @@ class SqlStore:
             "status": outcome.status,
             "output": _dump(outcome.output),
             "error": _dump(outcome.error),
+            "usage": _dump(outcome.usage),
             "now": now,
         }
         thread_params = {
@@ -603,7 +639,7 @@ class SqlStore:
             expired = [_rows.run(r) for r in self._all(query, {"now": now}, db)]
             for r in expired:
                 self._lock_thread(db, r.thread_id)
-                params = {"run_id": r.run_id, "attempt": r.attempt, "now": now}
+                params = {"run_id": r.run_id, "attempt": r.attempt, "now": now, "usage": None}
                 if r.cancel_action == "rollback":  # its worker died before undoing it: the next one will
                     self._all("release_run", params, db)
                     continue

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from graphrun.models import Assistant, Run, RunOutcome, RunRequest, Thread
+from graphrun.models import Assistant, Run, RunOutcome, RunRequest, RunStats, Thread
 from graphrun.types import CancelAction, IfNotExists, Json, MultitaskStrategy, ThreadStatus
 
 
@@ -107,6 +107,10 @@ class ControlStore(Protocol):
         ...
 
     async def delete_run(self, thread_id: str, run_id: str) -> None: ...
+    async def run_stats(self, since: datetime, until: datetime, graph_id: str | None) -> RunStats:
+        """What the runs created in ``[since, until)`` (of ``graph_id``, or every graph) add up to."""
+        ...
+
     async def delete_old_runs(self, days: float, limit: int) -> int:
         """Runs that finished more than ``days`` days ago go (their threads stay); how many went."""
         ...

@@ -5,8 +5,11 @@ switched on by their environment variables alone (fake receivers at the remote e
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -319,3 +322,54 @@ async def test_langsmith_and_langfuse_trace_runs_when_their_variables_are_set(to
         what="Langfuse to get the session",
     )
     assert all(r.path.startswith("/api/public") for r in topology.langfuse.requests)
+
+
+async def test_stats_count_the_runs_turns_and_tokens_of_a_window(topology: Topology) -> None:
+    async with httpx.AsyncClient(base_url=topology.url, timeout=60) as http:
+        before = (await http.get("/stats", params={"hours": 1, "graph_id": "observed"})).json()
+        thread_id = (await http.post("/threads", json={})).json()["thread_id"]
+        for text in ("one turn", "two turns"):
+            body = {"assistant_id": "observed", "input": {"messages": [{"role": "user", "content": text}]}}
+            assert (await http.post(f"/threads/{thread_id}/runs/wait", json=body)).status_code == 200
+        assert (await _run(http, "another thread")).status_code == 200
+        after = (await http.get("/stats", params={"hours": 1, "graph_id": "observed"})).json()
+        unknown = await http.get("/stats", params={"graph_id": "nope"})
+        bad = await http.get("/stats", params={"hours": 0})
+
+    assert after["runs"] - before["runs"] == 3
+    assert after["threads_active"] - before["threads_active"] == 2
+    assert after["runs_by_status"]["success"] - before["runs_by_status"].get("success", 0) == 3
+    assert after["turns_per_thread"]["p95"] >= 2
+    assert 0 < after["latency_s"]["p50"] <= after["latency_s"]["p95"] <= after["latency_s"]["p99"] < 60
+    model = "fakeprovider/fake-model-1"
+    gained = after["tokens_by_model"][model]["input"] - before["tokens_by_model"].get(model, {}).get(
+        "input", 0
+    )
+    assert gained >= 3 * 2, "each run's model calls' tokens, stored with the run"
+    assert after["runs_by_status"].get("error", 0) == before["runs_by_status"].get("error", 0)
+    assert after["error_rate"] is not None
+    assert unknown.status_code == 404
+    assert "nope" in unknown.json()["detail"]
+    assert bad.status_code == 422
+
+    cli = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "graphrun", "stats", "--url", topology.url, "--graph-id", "observed"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert "threads active" in cli.stdout
+    assert model in cli.stdout
+    refused = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "graphrun", "stats", "--url", topology.url, "--graph-id", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "404" in refused.stderr

@@ -39,7 +39,7 @@ EXPECTED_COLUMNS = {
     "runs": {
         "run_id", "thread_id", "assistant_id", "graph_id", "status", "metadata", "multitask_strategy",
         "request", "created_at", "updated_at", "available_at", "attempt", "lease_owner", "lease_expires_at",
-        "cancel_action", "output", "error",
+        "cancel_action", "output", "error", "usage",
     },
 }  # fmt: skip
 

@@ -302,7 +302,7 @@ RETURNING cancel_action;
 -- name: finish_run
 UPDATE runs
 SET status = %(status)s, output = %(output)s::jsonb, error = %(error)s::jsonb, lease_owner = NULL,
-    lease_expires_at = NULL, updated_at = %(now)s::timestamptz
+    lease_expires_at = NULL, updated_at = %(now)s::timestamptz, usage = %(usage)s::jsonb
 WHERE run_id = %(run_id)s AND attempt = %(attempt)s AND status = 'running'
 RETURNING thread_id;
 
@@ -310,7 +310,7 @@ RETURNING thread_id;
 -- finish_run and set_thread_after_run in one round trip, without BEGIN/COMMIT (migration 0003).
 SELECT graphrun_finish_run(%(run_id)s, %(attempt)s, %(thread_id)s, %(status)s, %(output)s::jsonb,
                            %(error)s::jsonb, %(thread_status)s, %(values)s::jsonb, %(interrupts)s::jsonb,
-                           %(now)s::timestamptz) AS finished;
+                           %(now)s::timestamptz, %(usage)s::jsonb) AS finished;
 
 -- name: release_run
 UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = %(now)s::timestamptz
@@ -328,3 +328,33 @@ FOR UPDATE SKIP LOCKED;
 
 -- name: all_running_runs
 SELECT * FROM runs WHERE status = 'running' FOR UPDATE SKIP LOCKED;
+
+-- Analytics (ControlStore.run_stats): the runs created in [since, until), of one graph or all. The same
+-- numbers on both dialects: percentiles by nearest rank (the smallest value with at least p percent of the
+-- values at or below it: row number * 100 >= p * count).
+
+-- name: stats_by_status
+SELECT status, COUNT(*) AS runs FROM runs WHERE runs.created_at >= %(since)s::timestamptz AND runs.created_at < %(until)s::timestamptz AND (%(graph_id)s::text IS NULL OR graph_id = %(graph_id)s::text) GROUP BY status ORDER BY status;
+
+-- name: stats_turns
+WITH per_thread AS (SELECT thread_id, COUNT(*) AS turns FROM runs WHERE runs.created_at >= %(since)s::timestamptz AND runs.created_at < %(until)s::timestamptz AND (%(graph_id)s::text IS NULL OR graph_id = %(graph_id)s::text) GROUP BY thread_id),
+ranked AS (SELECT turns, ROW_NUMBER() OVER (ORDER BY turns) AS rn, COUNT(*) OVER () AS n FROM per_thread)
+SELECT COUNT(*) AS threads, AVG(turns) AS turns_avg, MIN(CASE WHEN rn * 100 >= 95 * n THEN turns END) AS turns_p95
+FROM ranked;
+
+-- name: stats_latency
+WITH done AS (
+    SELECT EXTRACT(EPOCH FROM (updated_at - created_at))::float8 AS s FROM runs
+    WHERE runs.created_at >= %(since)s::timestamptz AND runs.created_at < %(until)s::timestamptz AND (%(graph_id)s::text IS NULL OR graph_id = %(graph_id)s::text) AND status IN ('success', 'error', 'timeout', 'interrupted')
+),
+ranked AS (SELECT s, ROW_NUMBER() OVER (ORDER BY s) AS rn, COUNT(*) OVER () AS n FROM done)
+SELECT MIN(CASE WHEN rn * 100 >= 50 * n THEN s END) AS p50,
+       MIN(CASE WHEN rn * 100 >= 95 * n THEN s END) AS p95,
+       MIN(CASE WHEN rn * 100 >= 99 * n THEN s END) AS p99
+FROM ranked;
+
+-- name: stats_tokens
+SELECT j.key AS model, SUM((j.value->>'input')::bigint) AS input, SUM((j.value->>'output')::bigint) AS output
+FROM runs, jsonb_each(runs.usage) AS j
+WHERE runs.usage IS NOT NULL AND runs.created_at >= %(since)s::timestamptz AND runs.created_at < %(until)s::timestamptz AND (%(graph_id)s::text IS NULL OR graph_id = %(graph_id)s::text)
+GROUP BY j.key ORDER BY j.key;

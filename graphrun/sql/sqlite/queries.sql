@@ -226,7 +226,7 @@ RETURNING cancel_action;
 -- name: finish_run
 UPDATE runs
 SET status = :status, output = :output, error = :error, lease_owner = NULL, lease_expires_at = NULL,
-    updated_at = :now
+    updated_at = :now, usage = :usage
 WHERE run_id = :run_id AND attempt = :attempt AND status = 'running'
 RETURNING thread_id;
 
@@ -256,3 +256,33 @@ SET status = CASE WHEN EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = :thread_
                                  AND r.status IN ('pending', 'running')) THEN 'busy' ELSE :status END,
     state_values = :values, interrupts = :interrupts, error = NULL, updated_at = :now, state_updated_at = :now
 WHERE thread_id = :thread_id;
+
+-- Analytics (ControlStore.run_stats): the runs created in [since, until), of one graph or all. The same
+-- numbers on both dialects: percentiles by nearest rank (the smallest value with at least p percent of the
+-- values at or below it: row number * 100 >= p * count).
+
+-- name: stats_by_status
+SELECT status, COUNT(*) AS runs FROM runs WHERE runs.created_at >= :since AND runs.created_at < :until AND (:graph_id IS NULL OR graph_id = :graph_id) GROUP BY status ORDER BY status;
+
+-- name: stats_turns
+WITH per_thread AS (SELECT thread_id, COUNT(*) AS turns FROM runs WHERE runs.created_at >= :since AND runs.created_at < :until AND (:graph_id IS NULL OR graph_id = :graph_id) GROUP BY thread_id),
+ranked AS (SELECT turns, ROW_NUMBER() OVER (ORDER BY turns) AS rn, COUNT(*) OVER () AS n FROM per_thread)
+SELECT COUNT(*) AS threads, AVG(turns) AS turns_avg, MIN(CASE WHEN rn * 100 >= 95 * n THEN turns END) AS turns_p95
+FROM ranked;
+
+-- name: stats_latency
+WITH done AS (
+    SELECT (julianday(updated_at) - julianday(created_at)) * 86400.0 AS s FROM runs
+    WHERE runs.created_at >= :since AND runs.created_at < :until AND (:graph_id IS NULL OR graph_id = :graph_id) AND status IN ('success', 'error', 'timeout', 'interrupted')
+),
+ranked AS (SELECT s, ROW_NUMBER() OVER (ORDER BY s) AS rn, COUNT(*) OVER () AS n FROM done)
+SELECT MIN(CASE WHEN rn * 100 >= 50 * n THEN s END) AS p50,
+       MIN(CASE WHEN rn * 100 >= 95 * n THEN s END) AS p95,
+       MIN(CASE WHEN rn * 100 >= 99 * n THEN s END) AS p99
+FROM ranked;
+
+-- name: stats_tokens
+SELECT j.key AS model, SUM(json_extract(j.value, '$.input')) AS input, SUM(json_extract(j.value, '$.output')) AS output
+FROM runs, json_each(runs.usage) AS j
+WHERE runs.usage IS NOT NULL AND runs.created_at >= :since AND runs.created_at < :until AND (:graph_id IS NULL OR graph_id = :graph_id)
+GROUP BY j.key ORDER BY j.key;
