@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,42 +73,51 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     if args.command == "alert-relay":
-        return _alert_relay(args)
+        return _reported(lambda: _alert_relay(args))
     if args.command == "stats":
         return _stats(args)
+    return _reported(lambda: _serve(args, stack))
+
+
+def _reported(command: Callable[[], None]) -> int:
+    """The exit code of ``command``: 2 with the message of a graphrun error, 130 on Ctrl-C."""
     try:
-        overrides = {
-            "config": args.config,
-            "host": getattr(args, "host", None),
-            "port": getattr(args, "port", None),
-        }
-        config = serve.prepare_config(Settings.from_env(**overrides))
-        # The config's env may set GRAPHRUN_* too: read the settings again once it is in place.
-        settings_mod.export_env(config.env)
-        settings = Settings.from_env(**overrides)
-        redact.install(settings.redactor(settings_mod.secret_env_values()))
-        configure_logging(settings.log_level, settings.log_format)
-        provider = configure_tracing(
-            exporter=settings.otel_traces_exporter,
-            endpoint=settings.otel_exporter_otlp_endpoint,
-            traces_endpoint=settings.otel_exporter_otlp_traces_endpoint,
-            service_name=settings.otel_service_name,
-            role=args.command,
-        )
-        stack.callback(provider.shutdown)  # flushes the spans still queued for export
-        if args.command == "dev":
-            _run(serve.serve_embedded(settings, config))
-        elif args.command == "migrate":
-            _run(serve.migrate(settings, config))
-        else:
-            roles = {"serve": ("api", "worker"), "api": ("api",), "worker": ("worker",)}[args.command]
-            _run(serve.serve_production(settings, config, roles, args.command))
+        command()
     except GraphrunError as exc:
         print(f"graphrun: {exc.message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _serve(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+    overrides = {
+        "config": args.config,
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+    }
+    config = serve.prepare_config(Settings.from_env(**overrides))
+    # The config's env may set GRAPHRUN_* too: read the settings again once it is in place.
+    settings_mod.export_env(config.env)
+    settings = Settings.from_env(**overrides)
+    redact.install(settings.redactor(settings_mod.secret_env_values()))
+    configure_logging(settings.log_level, settings.log_format)
+    provider = configure_tracing(
+        exporter=settings.otel_traces_exporter,
+        endpoint=settings.otel_exporter_otlp_endpoint,
+        traces_endpoint=settings.otel_exporter_otlp_traces_endpoint,
+        service_name=settings.otel_service_name,
+        role=args.command,
+    )
+    stack.callback(provider.shutdown)  # flushes the spans still queued for export
+    if args.command == "dev":
+        _run(serve.serve_embedded(settings, config))
+    elif args.command == "migrate":
+        _run(serve.migrate(settings, config))
+    else:
+        roles = {"serve": ("api", "worker"), "api": ("api",), "worker": ("worker",)}[args.command]
+        _run(serve.serve_production(settings, config, roles, args.command))
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -158,21 +167,14 @@ def render_stats(found: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _alert_relay(args: argparse.Namespace) -> int:
-    try:
-        settings = Settings.from_env(host=args.host, alert_relay_port=args.relay_port)
-        # A chat system's webhook URL is itself a credential: it is masked like one.
-        urls = [getattr(settings, f"alert_{t}_webhook_url") for t in ("slack", "feishu", "dingtalk")]
-        secrets = [*settings_mod.secret_env_values(), *filter(None, urls)]
-        redact.install(settings.redactor(secrets))
-        configure_logging(settings.log_level, settings.log_format)
-        _run(serve.serve_alert_relay(settings))
-    except GraphrunError as exc:
-        print(f"graphrun: {exc.message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return 0
+def _alert_relay(args: argparse.Namespace) -> None:
+    settings = Settings.from_env(host=args.host, alert_relay_port=args.relay_port)
+    # A chat system's webhook URL is itself a credential: it is masked like one.
+    urls = [getattr(settings, f"alert_{t}_webhook_url") for t in ("slack", "feishu", "dingtalk")]
+    secrets = [*settings_mod.secret_env_values(), *filter(None, urls)]
+    redact.install(settings.redactor(secrets))
+    configure_logging(settings.log_level, settings.log_format)
+    _run(serve.serve_alert_relay(settings))
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:
