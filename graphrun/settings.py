@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import limits
 import psycopg.conninfo
 
 from graphrun import redact
@@ -45,6 +46,14 @@ class Settings:
     log_level: str = _setting("INFO", "level", "DEBUG, INFO, WARNING or ERROR")
     log_format: str = _setting("json", "name", "json (one event per line) or console")
     cors_allow_origins: str = _setting("*", "list", "comma-separated origins allowed by CORS")
+    rate_limit: str = _setting(
+        "",
+        "rate",
+        "requests each client address may make, e.g. 100/minute (shared through Redis); empty: none",
+    )
+    max_body_bytes: int = _setting(
+        10 * 1024 * 1024, "bytes", "a request body larger than this is refused with 413; 0: no limit"
+    )
     worker_concurrency: int = _setting(32, "runs", "runs one worker executes at once")
     poll_interval_s: float = _setting(1.0, "s", "how often an idle worker looks for runs it was not told of")
     lease_s: float = _setting(30.0, "s", "how long a claimed run stays owned without a heartbeat")
@@ -191,6 +200,15 @@ class Settings:
     def validate(self) -> None:
         if self.error_detail not in ("redacted", "safe"):
             raise ConfigError(f"GRAPHRUN_ERROR_DETAIL must be redacted or safe, not {self.error_detail!r}")
+        if self.rate_limit:
+            try:
+                limits.parse(self.rate_limit)
+            except ValueError:
+                raise ConfigError(
+                    f"GRAPHRUN_RATE_LIMIT {self.rate_limit!r} is not a rate such as 100/minute"
+                ) from None
+        if self.max_body_bytes < 0:
+            raise ConfigError("GRAPHRUN_MAX_BODY_BYTES must be 0 (no limit) or more")
         if self.alert_retries < 0:
             raise ConfigError("GRAPHRUN_ALERT_RETRIES must be 0 or more")
         if self.breaker_failures < 0:

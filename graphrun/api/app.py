@@ -9,6 +9,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 import graphrun
 from graphrun.api import errors
 from graphrun.api.deps import Services
+from graphrun.api.limits import BodyLimit, RateLimit
 from graphrun.api.observe import Observe
 from graphrun.api.routes import assistants, meta, protocol, runs, stats, store, threads
 
@@ -31,6 +32,9 @@ def create_app(svc: Services) -> FastAPI:
     errors.install(app)
     for module in (meta, assistants, threads, runs, protocol, store, stats):
         app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=svc.settings.max_body_bytes)
+    if svc.settings.rate_limit:
+        app.add_middleware(RateLimit, limit=svc.settings.rate_limit, redis_uri=svc.settings.redis_uri)
     app.add_middleware(Observe)
     # The request's server span (outermost, so that Observe and the routes run inside it). The official
     # instrumentation, configured by the standard OTEL_* variables; probes and scrapes make no spans.

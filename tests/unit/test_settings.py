@@ -148,6 +148,7 @@ OTHER_STRING_VALUES = {
     "log_level": "DEBUG",
     "log_format": "console",
     "cors_allow_origins": "https://a.example",
+    "rate_limit": "100/minute",
     "default_durability": "async",
     "database_uri": "postgresql://u@db/graphrun",
     "redis_uri": "redis://cache:6379/0",

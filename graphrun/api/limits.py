@@ -1,0 +1,128 @@
+"""The request body limit (``GRAPHRUN_MAX_BODY_BYTES``): a body over it is answered 413 before a route
+sees it, so nothing is written. Pure ASGI: a ``Content-Length`` over the limit is refused at once, and a
+body without one (chunked) is read up to the limit before the app sees it. Starlette and uvicorn bound
+headers but not bodies, hence this."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+import structlog
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = structlog.get_logger("graphrun.http")
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.max_bytes <= 0:
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._refuse(send, f"{int(length)} bytes")
+            return
+        if length is not None:
+            await self.app(scope, receive, send)  # within the limit: the server reads no more than it says
+            return
+        # No length (chunked): read it all first, up to the limit, then hand it over. (Raising from a
+        # receive the app awaits would reach FastAPI's body parsing, which answers 400.)
+        messages: list[Message] = []
+        received = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                await self._refuse(send, f"more than {self.max_bytes} bytes")
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send, size: str) -> None:
+        detail = (
+            f"the request body ({size}) is over the limit of {self.max_bytes} bytes "
+            "(GRAPHRUN_MAX_BODY_BYTES); nothing was done"
+        )
+        body = json.dumps({"detail": detail}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class RateLimit:
+    """Requests per client (its address) within ``GRAPHRUN_RATE_LIMIT`` (the ``limits`` library's
+    notation, e.g. ``100/minute``), over a moving window; past it, 429 with ``Retry-After``. The window
+    lives in process memory, or in Redis when the API has one (production mode), so that every API process
+    counts the same requests. Probes and scrapes are not counted. If Redis cannot be reached the request
+    goes through (an outage of the limiter must not become one of the API), logged once per outage."""
+
+    EXEMPT = frozenset({"/ok", "/ready", "/metrics"})
+
+    def __init__(self, app: ASGIApp, limit: str, redis_uri: str = "") -> None:
+        self.app = app
+        self.limit = parse_rate_limit(limit)
+        if redis_uri:
+            storage: Any = RedisStorage(
+                "async+" + redis_uri, implementation="redispy", key_prefix="graphrun:ratelimit"
+            )
+        else:
+            storage = MemoryStorage()
+        self.limiter = MovingWindowRateLimiter(storage)
+        self._failing = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("unknown", 0))[0]
+        try:
+            allowed = await self.limiter.hit(self.limit, client)
+            retry_after = 0
+            if not allowed:
+                stats = await self.limiter.get_window_stats(self.limit, client)
+                retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        except Exception as exc:
+            if not self._failing:
+                log.warning("rate_limit_unavailable", error=f"{type(exc).__name__}: {exc}")
+                self._failing = True
+            await self.app(scope, receive, send)
+            return
+        self._failing = False
+        if allowed:
+            await self.app(scope, receive, send)
+            return
+        detail = f"too many requests from {client}: the limit is {self.limit} (GRAPHRUN_RATE_LIMIT)"
+        body = json.dumps({"detail": detail}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(retry_after).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def parse_rate_limit(text: str) -> RateLimitItem:
+    """``100/minute`` (or ``100 per minute``, ``10/second``…); ``ValueError`` says what is wrong."""
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise ValueError(f"GRAPHRUN_RATE_LIMIT {text!r} is not a rate such as 100/minute") from exc
