@@ -49,7 +49,7 @@ class Settings:
     rate_limit: str = _setting(
         "",
         "rate",
-        "requests each client address may make, e.g. 100/minute (shared through Redis); empty: none",
+        "requests a client address may make, e.g. 100/minute (shared through Redis); empty: none",
     )
     max_body_bytes: int = _setting(
         10 * 1024 * 1024, "bytes", "a request body larger than this is refused with 413; 0: no limit"
