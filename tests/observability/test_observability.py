@@ -352,24 +352,18 @@ async def test_stats_count_the_runs_turns_and_tokens_of_a_window(topology: Topol
     assert "nope" in unknown.json()["detail"]
     assert bad.status_code == 422
 
-    cli = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "graphrun", "stats", "--url", topology.url, "--graph-id", "observed"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    cli = await _graphrun_stats(topology.url, "observed")
     assert cli.returncode == 0, cli.stderr
     assert "threads active" in cli.stdout
     assert model in cli.stdout
-    refused = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "graphrun", "stats", "--url", topology.url, "--graph-id", "nope"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    refused = await _graphrun_stats(topology.url, "nope")
     assert refused.returncode == 2
     assert "404" in refused.stderr
+
+
+async def _graphrun_stats(url: str, graph_id: str) -> subprocess.CompletedProcess[str]:
+    """``graphrun stats`` as a person runs it, against ``url``."""
+    argv = [sys.executable, "-m", "graphrun", "stats", "--url", url, "--graph-id", graph_id]
+    return await asyncio.to_thread(
+        subprocess.run, argv, capture_output=True, text=True, timeout=60, check=False
+    )
