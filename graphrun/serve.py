@@ -242,6 +242,12 @@ async def serve_production(
     loaded = load_graphs(config)
     for key in config.not_applied:
         log.warning("config_key_not_applied", file=str(config.path), key=key)
+    if "api" in roles and not (settings.api_keys or settings.api_keys_file):
+        log.warning(
+            "authentication_off",
+            message="every client can read and change every thread: set GRAPHRUN_API_KEYS or "
+            "GRAPHRUN_API_KEYS_FILE, or keep the API behind a gateway that authenticates",
+        )
     await asyncio.to_thread(wait_for_postgres, settings.database_uri, startup_timeout_s)
     async with contextlib.AsyncExitStack() as stack:
         sock = stack.enter_context(_listen(settings.host, settings.port)) if "api" in roles else None

@@ -46,6 +46,12 @@ class Settings:
     log_level: str = _setting("INFO", "level", "DEBUG, INFO, WARNING or ERROR")
     log_format: str = _setting("json", "name", "json (one event per line) or console")
     cors_allow_origins: str = _setting("*", "list", "comma-separated origins allowed by CORS")
+    api_keys: str = _setting(
+        "", "list", "owner=key entries (comma-separated) a request must carry one of; empty: no keys"
+    )
+    api_keys_file: str = _setting(
+        "", "path", "a file of '<owner> sha256:<hex>' lines, keys a request may carry; empty: none"
+    )
     rate_limit: str = _setting(
         "",
         "rate",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 import graphrun
-from graphrun.api import errors
+from graphrun.api import auth, errors
 from graphrun.api.deps import Services
 from graphrun.api.limits import BodyLimit, RateLimit
 from graphrun.api.observe import Observe
@@ -35,6 +37,12 @@ def create_app(svc: Services) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=svc.settings.max_body_bytes)
     if svc.settings.rate_limit:
         app.add_middleware(RateLimit, limit=svc.settings.rate_limit, redis_uri=svc.settings.redis_uri)
+    settings = svc.settings
+    digests = auth.load_keys(
+        settings.api_keys, Path(settings.api_keys_file) if settings.api_keys_file else None
+    )
+    if digests:
+        app.add_middleware(auth.ApiKeys, digests=digests)
     app.add_middleware(Observe)
     # The request's server span (outermost, so that Observe and the routes run inside it). The official
     # instrumentation, configured by the standard OTEL_* variables; probes and scrapes make no spans.

@@ -1,6 +1,6 @@
 """``GRAPHRUN_RATE_LIMIT``: a client past its rate gets 429 with ``Retry-After`` and a message; probes and
 scrapes are not counted. (The limit shared by several API processes through Redis is tested in
-tests/production/test_rate_limit.py.)"""
+tests/production/test_limits.py.)"""
 
 from __future__ import annotations
 

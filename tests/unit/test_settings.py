@@ -148,6 +148,8 @@ OTHER_STRING_VALUES = {
     "log_level": "DEBUG",
     "log_format": "console",
     "cors_allow_origins": "https://a.example",
+    "api_keys": "alice=alice-key-0123456789abcdef",
+    "api_keys_file": "/etc/graphrun/keys.txt",
     "rate_limit": "100/minute",
     "default_durability": "async",
     "database_uri": "postgresql://u@db/graphrun",

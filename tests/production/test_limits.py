@@ -1,5 +1,6 @@
-"""``GRAPHRUN_RATE_LIMIT`` in production mode: two API processes count one client's requests together,
-through Redis, so spreading requests over them does not raise the limit."""
+"""Production mode's request limits, and its warning when no API keys are set. ``GRAPHRUN_RATE_LIMIT``:
+two API processes count one client's requests together, through Redis, so spreading requests over them
+does not raise the limit."""
 
 from __future__ import annotations
 
@@ -25,3 +26,11 @@ async def test_two_apis_share_one_clients_limit(procs: Procs) -> None:
                 codes.append((await http.post(f"{api.url}/threads/count", json={})).status_code)
 
     assert codes == [200] * 6 + [429, 429], "six in all across both APIs, not six each"
+
+
+def test_an_api_without_keys_warns_loudly_at_start_up(cluster: Cluster) -> None:
+    api_log, worker_log = cluster.apis[0].output(), cluster.workers[0].output()
+
+    assert '"event":"authentication_off"' in api_log.replace(" ", "")
+    assert "GRAPHRUN_API_KEYS" in api_log
+    assert "authentication_off" not in worker_log, "a worker serves no clients"

@@ -1,0 +1,89 @@
+"""Built-in API keys (``GRAPHRUN_API_KEYS``, ``GRAPHRUN_API_KEYS_FILE``): every request but the probes
+must carry one of them, as ``x-api-key`` (what the official SDKs send for ``api_key``) or
+``Authorization: Bearer``. Keys are kept as SHA-256 digests and compared in constant time. Each names an
+owner; per-owner isolation is not built yet (issue 12), so every key sees everything.
+
+Written here: a dozen lines of ASGI; the auth libraries for FastAPI are per-route dependencies, and
+these must guard every route, the streaming ones included."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from graphrun.errors import ConfigError
+
+# Probes answer without a key: a load balancer or kubelet has none.
+OPEN_PATHS = frozenset({"/ok", "/ready"})
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def load_keys(keys: str, keys_file: Path | None) -> dict[str, str]:
+    """Digest → owner, from ``owner=key`` entries (comma-separated; a bare key is owner ``default``) and
+    a file of ``<owner> sha256:<hex digest>`` lines (``#`` comments)."""
+    found: dict[str, str] = {}
+    for entry in filter(None, (e.strip() for e in keys.split(","))):
+        owner, sep, key = entry.partition("=")
+        owner, key = (owner, key) if sep else ("default", owner)
+        if len(key) < 16:
+            raise ConfigError(f"GRAPHRUN_API_KEYS: the key of {owner!r} is shorter than 16 characters")
+        found[digest(key)] = owner
+    if keys_file is not None:
+        try:
+            lines = keys_file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ConfigError(f"GRAPHRUN_API_KEYS_FILE {keys_file}: {exc.strerror}") from exc
+        for number, line in enumerate(lines, 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            parts = line.split()
+            if len(parts) != 2 or not parts[1].startswith("sha256:") or len(parts[1]) != 7 + 64:
+                raise ConfigError(
+                    f"GRAPHRUN_API_KEYS_FILE {keys_file}:{number}: expected '<owner> sha256:<64 hex digits>'"
+                )
+            found[parts[1].removeprefix("sha256:").lower()] = parts[0]
+    return found
+
+
+class ApiKeys:
+    def __init__(self, app: ASGIApp, digests: dict[str, str]) -> None:
+        self.app = app
+        self.digests = digests
+
+    def owner(self, presented: str) -> str | None:
+        given = digest(presented)
+        found = None
+        for known, owner in self.digests.items():  # every digest compared: the time says nothing
+            if hmac.compare_digest(given, known):
+                found = owner
+        return found
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        presented = headers.get(b"x-api-key", b"").decode(errors="replace")
+        authorization = headers.get(b"authorization", b"").decode(errors="replace")
+        if not presented and authorization.lower().startswith("bearer "):
+            presented = authorization[7:].strip()
+        if presented and self.owner(presented) is not None:
+            await self.app(scope, receive, send)
+            return
+        detail = "missing or unknown API key: send it as x-api-key or Authorization: Bearer"
+        body = json.dumps({"detail": detail}).encode()
+        response_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"www-authenticate", b"Bearer"),
+        ]
+        await send({"type": "http.response.start", "status": 401, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,90 @@
+"""Built-in API keys: the official SDK's ``api_key`` (``x-api-key``) and ``Authorization: Bearer`` are let
+in, keys from the setting and from a file of digests alike; anything else is 401 with a message; probes
+need no key. (Per-owner isolation is not built: every key sees everything.)"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from langgraph_sdk import get_client
+
+from ._support import CONFIG, Server
+
+ALICE = "alice-key-0123456789abcdef"
+BOB = "bob-key-fedcba9876543210"
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    base = tmp_path_factory.mktemp("keys")
+    keys_file = base / "keys.txt"
+    keys_file.write_text(
+        f"# bob's key, as its digest only\nbob sha256:{hashlib.sha256(BOB.encode()).hexdigest()}\n"
+    )
+    env = {"GRAPHRUN_API_KEYS": f"alice={ALICE}", "GRAPHRUN_API_KEYS_FILE": str(keys_file)}
+    server = Server(config=CONFIG, data_dir=base / "data", log_dir=base / "logs", extra_env=env)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_the_sdks_api_key_and_a_bearer_token_are_let_in(keyed: Server) -> None:
+    async with get_client(url=keyed.url, api_key=ALICE) as alice:
+        thread = await alice.threads.create()
+        run = await alice.runs.wait(thread["thread_id"], "echo", input={"messages": []})
+    assert run is not None
+    async with httpx.AsyncClient(base_url=keyed.url, headers={"authorization": f"Bearer {BOB}"}) as bob:
+        answer = await bob.get(f"/threads/{thread['thread_id']}")
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"x-api-key": "not-a-key-of-anyone"},
+        {"authorization": "Bearer"},
+        {"authorization": f"Basic {ALICE}"},
+    ],
+    ids=["none", "unknown", "empty-bearer", "basic"],
+)
+async def test_without_a_known_key_every_route_is_401(keyed: Server, headers: dict[str, str]) -> None:
+    async with httpx.AsyncClient(base_url=keyed.url, headers=headers) as http:
+        answers = [
+            await http.post("/threads", json={}),
+            await http.post("/threads/search", json={}),
+            await http.get("/info"),
+            await http.post("/runs/wait", json={"assistant_id": "echo", "input": {}}),
+            await http.get("/metrics"),
+        ]
+    for answer in answers:
+        assert answer.status_code == 401, answer.request.url
+        assert "API key" in answer.json()["detail"]
+        assert answer.headers["www-authenticate"] == "Bearer"
+
+
+async def test_probes_need_no_key(keyed: Server) -> None:
+    async with httpx.AsyncClient(base_url=keyed.url) as http:
+        assert (await http.get("/ok")).status_code == 200
+        assert (await http.get("/ready")).status_code == 200
+
+
+def test_a_bad_keys_file_stops_start_up_with_a_message(tmp_path: Path) -> None:
+    keys_file = tmp_path / "keys.txt"
+    keys_file.write_text("alice plaintext-key\n")
+    server = Server(
+        config=CONFIG,
+        data_dir=tmp_path / "data",
+        log_dir=tmp_path / "logs",
+        extra_env={"GRAPHRUN_API_KEYS_FILE": str(keys_file)},
+    )
+    with pytest.raises(RuntimeError):
+        server.start()
+    server.stop()
+    assert "expected '<owner> sha256:<64 hex digits>'" in server.logs()
