@@ -267,6 +267,15 @@ class FaultyChatModel(BaseChatModel):
         tools, options = bound
         return self.inner.bind_tools(tools, **options)
 
+    def _delivered(self, outcome: Outcome, chunks: Sequence[BaseMessage]) -> Iterator[ChatGenerationChunk]:
+        """The wrapped model's chunks; for ``break``, half of them, then the connection drops."""
+        for index, chunk in enumerate(chunks):
+            if outcome == "break" and index >= max(1, len(chunks) // 2):
+                self._fail(outcome)
+            yield ChatGenerationChunk(message=_as_chunk(chunk))
+        if outcome == "break":
+            self._fail(outcome)
+
     # ------------------------------------------------------------ calling
 
     async def _agenerate(
@@ -313,12 +322,8 @@ class FaultyChatModel(BaseChatModel):
         if outcome != "break":
             self._fail(outcome)
         chunks = [c async for c in self._target(kwargs).astream(messages, _QUIET, stop=stop)]
-        for index, chunk in enumerate(chunks):
-            if outcome == "break" and index >= max(1, len(chunks) // 2):
-                self._fail(outcome)  # half the answer is out: then the connection drops
-            yield ChatGenerationChunk(message=_as_chunk(chunk))
-        if outcome == "break":
-            self._fail(outcome)
+        for chunk in self._delivered(outcome, chunks):
+            yield chunk
 
     def _stream(
         self,
@@ -334,12 +339,7 @@ class FaultyChatModel(BaseChatModel):
         if outcome != "break":
             self._fail(outcome)
         chunks = list(self._target(kwargs).stream(messages, _QUIET, stop=stop))
-        for index, chunk in enumerate(chunks):
-            if outcome == "break" and index >= max(1, len(chunks) // 2):
-                self._fail(outcome)
-            yield ChatGenerationChunk(message=_as_chunk(chunk))
-        if outcome == "break":
-            self._fail(outcome)
+        yield from self._delivered(outcome, chunks)
 
 
 def _as_chunk(message: BaseMessage) -> AIMessageChunk:

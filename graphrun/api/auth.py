@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from graphrun.api.limits import send_error
 from graphrun.errors import ConfigError
 
 # Probes answer without a key: a load balancer or kubelet has none.
@@ -79,11 +79,4 @@ class ApiKeys:
             await self.app(scope, receive, send)
             return
         detail = "missing or unknown API key: send it as x-api-key or Authorization: Bearer"
-        body = json.dumps({"detail": detail}).encode()
-        response_headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"www-authenticate", b"Bearer"),
-        ]
-        await send({"type": "http.response.start", "status": 401, "headers": response_headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, 401, detail, [(b"www-authenticate", b"Bearer")])

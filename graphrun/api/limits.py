@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -17,6 +18,16 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("graphrun.http")
+
+
+async def send_error(
+    send: Send, status: int, detail: str, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer a request from ASGI middleware as the API answers errors: ``{"detail": …}``."""
+    body = json.dumps({"detail": detail}).encode()
+    start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": body})
 
 
 class BodyLimit:
@@ -61,10 +72,7 @@ class BodyLimit:
             f"the request body ({size}) is over the limit of {self.max_bytes} bytes "
             "(GRAPHRUN_MAX_BODY_BYTES); nothing was done"
         )
-        body = json.dumps({"detail": detail}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, 413, detail)
 
 
 class RateLimit:
@@ -110,14 +118,7 @@ class RateLimit:
             await self.app(scope, receive, send)
             return
         detail = f"too many requests from {client}: the limit is {self.limit} (GRAPHRUN_RATE_LIMIT)"
-        body = json.dumps({"detail": detail}).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"retry-after", str(retry_after).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 429, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, 429, detail, [(b"retry-after", str(retry_after).encode())])
 
 
 def parse_rate_limit(text: str) -> RateLimitItem:
