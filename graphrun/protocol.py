@@ -92,10 +92,11 @@ class RunInfo:
     status: str
 
 
-# The store lookups a session needs: a run of the thread (None once deleted), and whether the thread has
-# interrupts pending now.
+# The store lookups a session needs: a run of the thread (None once deleted), and whether the thread waits
+# now at interrupts that this run left (it is the thread's latest started run: a replayed older run's end
+# must not take the interrupts of a later one).
 RunLookup = Callable[[str], Awaitable[RunInfo | None]]
-InterruptsPending = Callable[[], Awaitable[bool]]
+InterruptsPending = Callable[[str], Awaitable[bool]]
 
 
 class Session:
@@ -161,7 +162,7 @@ class Session:
         }.get(info.status if info is not None else "success", "running")
         if status == "running":
             return
-        if status == "completed" and await self._interrupts_pending():
+        if status == "completed" and await self._interrupts_pending(self._run_id or ""):
             status = "interrupted"
         for namespace, current in list(self._namespaces.items()):
             if namespace and current not in TERMINAL:

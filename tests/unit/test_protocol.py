@@ -38,14 +38,17 @@ def test_a_filter_takes_namespaces_by_prefix_down_to_its_depth() -> None:
 
 
 class _Thread:
-    def __init__(self, status: str, interrupted: bool) -> None:
-        self.status, self.interrupted = status, interrupted
+    """A thread whose runs all ended ``status``; when ``interrupted``, it waits at interrupts that its
+    latest run, ``waiting_run``, left."""
+
+    def __init__(self, status: str, interrupted: bool, waiting_run: str = "r1") -> None:
+        self.status, self.interrupted, self.waiting_run = status, interrupted, waiting_run
 
     async def run(self, run_id: str) -> RunInfo | None:
         return RunInfo("asks", self.status)
 
-    async def pending(self) -> bool:
-        return self.interrupted
+    async def pending(self, run_id: str) -> bool:
+        return self.interrupted and run_id == self.waiting_run
 
 
 def _feed(session: Session, items: list[tuple[str, str, Any]]) -> list[dict[str, Any]]:
@@ -99,6 +102,22 @@ def test_a_run_ends_with_the_lifecycle_of_its_status(status: str, interrupted: b
         [("1-0", "metadata", {"run_id": "r1"}), ("1-1", "metadata", {"run_id": "r1", "status": "run_done"})],
     )
     assert [e["params"]["data"]["event"] for e in events] == ["running", phase]
+
+
+def test_a_replayed_run_does_not_take_the_interrupts_of_a_later_one() -> None:
+    # r1 completed; r2, started after it, now waits at an interrupt. Replaying the thread from its start,
+    # r1 still ends completed.
+    thread = _Thread("success", interrupted=True, waiting_run="r2")
+    events = _feed(
+        Session(thread.run, thread.pending),
+        [
+            ("1-0", "metadata", {"run_id": "r1"}),
+            ("1-1", "metadata", {"run_id": "r1", "status": "run_done"}),
+            ("2-0", "metadata", {"run_id": "r2"}),
+            ("2-1", "metadata", {"run_id": "r2", "status": "run_done"}),
+        ],
+    )
+    assert [e["params"]["data"]["event"] for e in events] == ["running", "completed", "running", "interrupted"]
 
 
 def test_an_error_fails_the_run_once_with_its_message() -> None:

@@ -29,6 +29,7 @@ from graphrun import errors, metrics, protocol
 from graphrun.api import schemas, sse
 from graphrun.api.deps import Services, Svc
 from graphrun.api.routes.runs import create
+from graphrun.stores.base import Page
 from graphrun.types import Json
 
 router = APIRouter(tags=["threads"])
@@ -325,9 +326,13 @@ async def _events(
             return protocol.RunInfo(run.graph_id, run.status)
         return None
 
-    async def interrupts_pending() -> bool:
+    async def interrupts_pending(run_id: str) -> bool:
         with contextlib.suppress(errors.NotFound):
-            return bool((await svc.store.get_thread(thread_id)).interrupts)
+            if not (await svc.store.get_thread(thread_id)).interrupts:
+                return False
+            recent = await svc.store.list_runs(thread_id, None, Page(limit=20))
+            started = next((r.run_id for r in recent if r.status != "pending"), None)
+            return started == run_id
         return False
 
     session = protocol.Session(run_lookup, interrupts_pending)
