@@ -117,7 +117,8 @@ def test_a_replayed_run_does_not_take_the_interrupts_of_a_later_one() -> None:
             ("2-1", "metadata", {"run_id": "r2", "status": "run_done"}),
         ],
     )
-    assert [e["params"]["data"]["event"] for e in events] == ["running", "completed", "running", "interrupted"]
+    phases = [e["params"]["data"]["event"] for e in events]
+    assert phases == ["running", "completed", "running", "interrupted"]
 
 
 def test_an_error_fails_the_run_once_with_its_message() -> None:
