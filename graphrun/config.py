@@ -47,6 +47,8 @@ _GRAPH_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 # Valid langgraph.json keys that graphrun does not act on yet (checkpointer TTL and serde, custom HTTP
 # routes and middleware, webhook settings, UI bundles).
 _NOT_APPLIED = ("checkpointer", "http", "ui", "ui_config")
+# Of `http`, `cors` is applied (graphrun.api.app).
+_HTTP_APPLIED = frozenset({"cors"})
 # Of `webhooks`, `headers` and `allowed_fields` are applied; the URL policy is not yet.
 _WEBHOOKS_NOT_APPLIED = ("url", "env_prefix")
 WEBHOOK_FIELDS = frozenset(
@@ -136,7 +138,8 @@ def load_config(path: Path) -> LanggraphConfig:
         webhook_headers=_webhook_headers(path, webhooks),
         webhook_fields=_webhook_fields(path, webhooks),
         not_applied=(
-            *(k for k in _NOT_APPLIED if raw.get(k) is not None),
+            *(k for k in _NOT_APPLIED if raw.get(k) is not None and k != "http"),
+            *(f"http.{k}" for k in (raw.get("http") or {}) if k not in _HTTP_APPLIED),
             *(f"webhooks.{k}" for k in _WEBHOOKS_NOT_APPLIED if webhooks.get(k) is not None),
         ),
     )

@@ -34,6 +34,21 @@ class RunNotFound(NotFound):
     """Run not found."""
 
 
+class Forbidden(GraphrunError):
+    """Forbidden: the caller's authorization does not allow this."""
+
+
+class Refused(GraphrunError):
+    """An auth handler refused the request with its own status (its ``HTTPException``)."""
+
+    def __init__(
+        self, message: str | None = None, status: int = 401, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
 class InvalidRequest(GraphrunError):
     """The request is invalid."""
 

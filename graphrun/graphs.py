@@ -28,6 +28,7 @@ from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore
 from langgraph.types import StateSnapshot
+from langgraph_sdk import Auth
 from langgraph_sdk.runtime import ServerRuntime, _ExecutionRuntime, _ReadRuntime
 from pydantic import ConfigDict, create_model
 
@@ -126,6 +127,31 @@ def load_graphs(config: LanggraphConfig) -> dict[str, LoadedGraph]:
             args = _factory_args(target, f"{config.path}: graphs.{spec.graph_id} ({spec.source})")
         loaded[spec.graph_id] = LoadedGraph(spec, target, args)
     return loaded
+
+
+def load_auth(config: LanggraphConfig) -> Auth | None:
+    """The ``langgraph_sdk.Auth`` object ``auth.path`` names (``./auth.py:auth`` or ``pkg.mod:auth``),
+    imported as graphs are; None without ``auth.path``."""
+    source = (config.auth or {}).get("path")
+    if not source:
+        return None
+    where = f"{config.path}: auth.path ({source})"
+    target, _, attr = str(source).rpartition(":")
+    try:
+        if target.endswith(".py") or "/" in target:
+            module = _import_file((config.base_dir / target).resolve())
+        else:
+            module = importlib.import_module(target)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.message}") from exc
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"{where}: module not found: {exc.name}") from exc
+    except Exception as exc:
+        raise ConfigError(f"{where}: importing it failed: {type(exc).__name__}: {exc}") from exc
+    auth = getattr(module, attr, None)
+    if not isinstance(auth, Auth):
+        raise ConfigError(f"{where}: {attr!r} is {type(auth).__name__}, not a langgraph_sdk.Auth")
+    return auth
 
 
 def _import_target(config_path: Path, spec: GraphSpec) -> Any:

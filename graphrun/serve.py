@@ -19,13 +19,15 @@ from pathlib import Path
 
 import structlog
 import uvicorn
+from fastapi import FastAPI
+from langgraph_sdk import Auth
 
 from graphrun import alerts, metrics
 from graphrun.api import create_app
 from graphrun.api.deps import Services
 from graphrun.config import LanggraphConfig, load_config
 from graphrun.errors import ConfigError, DataDirLocked
-from graphrun.graphs import GraphRegistry, check_graph, load_graphs
+from graphrun.graphs import GraphRegistry, check_graph, load_auth, load_graphs
 from graphrun.instrument import langfuse_handler
 from graphrun.models import system_assistant_id
 from graphrun.runner import Runner
@@ -44,18 +46,22 @@ http_shutdown_timeout_s = 10
 
 
 def prepare_config(settings: Settings) -> LanggraphConfig:
-    config = load_config(settings.config)
-    if config.auth and config.auth.get("path"):
-        raise ConfigError(
-            f"{config.path}: key 'auth.path' is set, but graphrun does not enforce custom auth yet; "
-            "remove it to serve without auth rather than believe the server is protected"
-        )
-    return config
+    return load_config(settings.config)
+
+
+def _app(svc: Services, config: LanggraphConfig, custom_auth: Auth | None) -> FastAPI:
+    return create_app(
+        svc,
+        custom_auth=custom_auth,
+        auth_config=config.auth,
+        cors=(config.http or {}).get("cors"),
+    )
 
 
 async def serve_embedded(settings: Settings, config: LanggraphConfig) -> None:
     """``graphrun dev``: one process, SQLite under the data dir, API and worker together."""
     loaded = load_graphs(config)
+    custom_auth = load_auth(config)
     for key in config.not_applied:
         log.warning("config_key_not_applied", file=str(config.path), key=key)
     _check_tracers(settings)
@@ -65,7 +71,7 @@ async def serve_embedded(settings: Settings, config: LanggraphConfig) -> None:
             runner = Runner(settings, svc.store, svc.bus, svc.graphs)
             server = _Server(
                 uvicorn.Config(
-                    create_app(svc),
+                    _app(svc, config, custom_auth),
                     log_config=None,
                     access_log=False,  # graphrun.api.observe logs each request, with its ids
                     timeout_graceful_shutdown=http_shutdown_timeout_s,
@@ -240,13 +246,15 @@ async def serve_production(
     """``graphrun serve|api|worker``: the API, a worker, or both, on PostgreSQL and Redis."""
     _require_production(settings, command, roles)
     loaded = load_graphs(config)
+    custom_auth = load_auth(config)
     for key in config.not_applied:
         log.warning("config_key_not_applied", file=str(config.path), key=key)
-    if "api" in roles and not (settings.api_keys or settings.api_keys_file):
+    if "api" in roles and not (settings.api_keys or settings.api_keys_file or custom_auth):
         log.warning(
             "authentication_off",
             message="every client can read and change every thread: set GRAPHRUN_API_KEYS or "
-            "GRAPHRUN_API_KEYS_FILE, or keep the API behind a gateway that authenticates",
+            "GRAPHRUN_API_KEYS_FILE, or auth.path in langgraph.json, or keep the API behind a gateway "
+            "that authenticates",
         )
     await asyncio.to_thread(wait_for_postgres, settings.database_uri, startup_timeout_s)
     async with contextlib.AsyncExitStack() as stack:
@@ -278,7 +286,7 @@ async def serve_production(
         if sock is not None:
             server = _Server(
                 uvicorn.Config(
-                    create_app(svc),
+                    _app(svc, config, custom_auth),
                     log_config=None,
                     access_log=False,  # graphrun.api.observe logs each request, with its ids
                     timeout_graceful_shutdown=http_shutdown_timeout_s,

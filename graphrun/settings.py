@@ -45,7 +45,20 @@ class Settings:
     port: int = _setting(2024, "port", "port the HTTP server listens on")
     log_level: str = _setting("INFO", "level", "DEBUG, INFO, WARNING or ERROR")
     log_format: str = _setting("json", "name", "json (one event per line) or console")
-    cors_allow_origins: str = _setting("*", "list", "comma-separated origins allowed by CORS")
+    cors_allow_origins: str = _setting(
+        "",
+        "list",
+        "comma-separated origins allowed by CORS (http.cors in langgraph.json wins); empty: every "
+        "origin without auth, none with it",
+    )
+    auth_open_paths: str = _setting(
+        "/ok,/ready",
+        "list",
+        "paths answered without authentication (comma-separated); add /metrics or /docs to open them",
+    )
+    max_streams_per_owner: int = _setting(
+        100, "streams", "open event streams one caller may hold on an API process; 0: no bound"
+    )
     api_keys: str = _setting(
         "", "list", "owner=key entries (comma-separated) a request must carry one of; empty: no keys"
     )
@@ -55,7 +68,8 @@ class Settings:
     rate_limit: str = _setting(
         "",
         "rate",
-        "requests a client address may make, e.g. 100/minute (shared through Redis); empty: none",
+        "requests a client (its API key, else its address) may make, e.g. 100/minute (shared through "
+        "Redis); empty: none",
     )
     max_body_bytes: int = _setting(
         10 * 1024 * 1024, "bytes", "a request body larger than this is refused with 413; 0: no limit"
@@ -293,6 +307,16 @@ class Settings:
     @property
     def cors_origins(self) -> list[str]:
         return _split(self.cors_allow_origins)
+
+    def cors_origins_for(self, auth_on: bool) -> list[str]:
+        """The configured origins; by default every origin without auth, and none with it."""
+        if self.cors_allow_origins.strip():
+            return self.cors_origins
+        return [] if auth_on else ["*"]
+
+    @property
+    def open_paths(self) -> list[str]:
+        return _split(self.auth_open_paths)
 
 
 def _split(raw: str) -> list[str]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 
 from graphrun import errors
+from graphrun.api.authz import Access, as_uuid, in_scope
 from graphrun.api.deps import Services
-from graphrun.models import Assistant, system_assistant_id
+from graphrun.models import Assistant, Run, Thread, system_assistant_id
 from graphrun.types import Json
 
 
@@ -18,8 +19,27 @@ def require_uuid(value: str, what: str) -> str:
         raise errors.InvalidRequest(f"{what} must be a UUID, got {value!r}") from exc
 
 
-async def resolve_assistant(svc: Services, assistant_id: str) -> Assistant:
-    """A graph id stands for its system assistant; anything else must be an assistant's UUID."""
+async def resolve_assistant(
+    svc: Services,
+    assistant_id: str,
+    access: Access | None = None,
+    action: str = "read",
+    value: Json | None = None,
+) -> Assistant:
+    """A graph id stands for its system assistant; anything else must be an assistant's UUID. With
+    ``access``, one the caller may not ``action`` is missing, as the official server answers it;
+    ``value`` is what the handler sees (and may change)."""
+    found = await _assistant(svc, assistant_id)
+    if access is not None and access.on:
+        value = {} if value is None else value
+        value.setdefault("assistant_id", as_uuid(found.assistant_id))
+        scope = await access.scope("assistants", action, value)
+        if not in_scope(scope, found.metadata):
+            raise errors.AssistantNotFound(f"Assistant {assistant_id} not found")
+    return found
+
+
+async def _assistant(svc: Services, assistant_id: str) -> Assistant:
     if assistant_id in svc.graphs:
         return await svc.store.get_assistant(system_assistant_id(assistant_id))
     try:
@@ -53,3 +73,40 @@ async def require_checkpoint(svc: Services, thread_id: str, checkpoint: Json | N
     }
     if await svc.graphs.persistence.checkpointer.aget_tuple({"configurable": configurable}) is None:
         raise errors.NotFound(f"Thread {thread_id} has no checkpoint {checkpoint_id!r}")
+
+
+async def owned_thread(
+    svc: Services, access: Access, thread_id: str, action: str = "read", value: Json | None = None
+) -> Thread:
+    """The thread, if the caller may ``action`` it; one it may not is missing (404, never 403: an id
+    says nothing of threads one cannot see). ``value`` is what the handler sees (and may change)."""
+    value = {} if value is None else value
+    value.setdefault("thread_id", as_uuid(thread_id))
+    scope = await access.scope("threads", action, value)
+    thread = await svc.store.get_thread(thread_id)
+    if not in_scope(scope, thread.metadata):
+        raise errors.ThreadNotFound(f"Thread {thread_id} not found")
+    return thread
+
+
+async def owned_run(svc: Services, access: Access, thread_id: str, run_id: str, action: str = "read") -> Run:
+    """A run of a thread the caller may ``action``: runs are reached through their thread's access, as
+    the official server checks them."""
+    if access.on:
+        await owned_thread(svc, access, thread_id, action)
+    return await svc.store.get_run(thread_id, run_id)
+
+
+async def unless_foreign(svc: Services, access: Access, thread_id: str) -> None:
+    """Refuse (404) a thread that exists and that the caller may not read; a thread not yet written
+    passes (a stream opened before the run that creates the thread)."""
+    if not access.on:
+        return
+    try:
+        await owned_thread(svc, access, thread_id)
+    except errors.ThreadNotFound:
+        try:
+            await svc.store.get_thread(thread_id)
+        except errors.ThreadNotFound:
+            return
+        raise

@@ -2,51 +2,141 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from langgraph_sdk import Auth
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from starlette.routing import Match
+from starlette.types import Scope
 
 import graphrun
-from graphrun.api import auth, errors
+from graphrun import errors as graphrun_errors
+from graphrun.api import auth, authz, errors
 from graphrun.api.deps import Services
-from graphrun.api.limits import BodyLimit, RateLimit
+from graphrun.api.limits import BodyLimit, RateLimit, StreamBound
 from graphrun.api.observe import Observe
 from graphrun.api.routes import assistants, meta, protocol, runs, stats, store, threads
 
+# The keys of ``http.cors`` in langgraph.json, as Starlette's CORSMiddleware takes them.
+CORS_KEYS = frozenset(
+    {
+        "allow_origins",
+        "allow_methods",
+        "allow_headers",
+        "allow_credentials",
+        "allow_origin_regex",
+        "expose_headers",
+        "max_age",
+    }
+)
 
-def create_app(svc: Services) -> FastAPI:
+
+def create_app(
+    svc: Services,
+    *,
+    custom_auth: Auth | None = None,
+    auth_config: Mapping[str, Any] | None = None,
+    cors: Mapping[str, Any] | None = None,
+) -> FastAPI:
+    """``custom_auth``: the ``langgraph_sdk.Auth`` of ``auth.path`` (``auth_config`` its section);
+    ``cors``: ``http.cors`` of langgraph.json."""
     app = FastAPI(
         title="graphrun",
         version=graphrun.__version__,
         description="A production runtime for LangGraph agents, speaking the LangGraph Server API.",
     )
     app.state.services = svc
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=svc.settings.cors_origins,
-        allow_methods=["*"],
-        allow_headers=["*"],
-        # Browser clients read the run id from Content-Location and reconnect via Location.
-        expose_headers=["content-location", "location"],
-    )
+    settings = svc.settings
+    policy = _policy(svc, app, custom_auth)
+    app.state.policy = policy
     errors.install(app)
     for module in (meta, assistants, threads, runs, protocol, store, stats):
         app.include_router(module.router)
-    app.add_middleware(BodyLimit, max_bytes=svc.settings.max_body_bytes)
-    if svc.settings.rate_limit:
-        app.add_middleware(RateLimit, limit=svc.settings.rate_limit, redis_uri=svc.settings.redis_uri)
-    settings = svc.settings
-    digests = auth.load_keys(
-        settings.api_keys, Path(settings.api_keys_file) if settings.api_keys_file else None
-    )
-    if digests:
-        app.add_middleware(auth.ApiKeys, digests=digests)
+    # Outermost last: Observe, the rate limit, the body limit, CORS (so that refusals carry its headers
+    # and preflights need no credentials), authentication, the stream bound (per authenticated caller).
+    if settings.max_streams_per_owner:
+        app.add_middleware(StreamBound, limit=settings.max_streams_per_owner)
+    if policy is not None:
+        app.add_middleware(authz.Authenticate, policy=policy, open_paths=frozenset(settings.open_paths))
+    app.add_middleware(CORSMiddleware, **_cors(svc, cors, policy is not None))
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.rate_limit:
+        app.add_middleware(RateLimit, limit=settings.rate_limit, redis_uri=settings.redis_uri)
     app.add_middleware(Observe)
+    _security_schemes(app, (auth_config or {}).get("openapi"))
     # The request's server span (outermost, so that Observe and the routes run inside it). The official
     # instrumentation, configured by the standard OTEL_* variables; probes and scrapes make no spans.
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls="/ok,/metrics,/health", exclude_spans=["receive", "send"]
     )
     return app
+
+
+def _policy(svc: Services, app: FastAPI, custom_auth: Auth | None) -> authz.Policy | None:
+    settings = svc.settings
+    digests = auth.load_keys(
+        settings.api_keys, Path(settings.api_keys_file) if settings.api_keys_file else None
+    )
+    if custom_auth is not None and digests:
+        raise graphrun_errors.ConfigError(
+            "both auth.path (langgraph.json) and GRAPHRUN_API_KEYS/GRAPHRUN_API_KEYS_FILE are set: "
+            "use one (your @auth.authenticate handler can check API keys itself)"
+        )
+    if custom_auth is not None:
+        return authz.CustomPolicy(custom_auth, lambda scope: _path_params(app, scope))
+    if digests:
+        return authz.KeysPolicy(digests)
+    return None
+
+
+def _path_params(app: FastAPI, scope: Scope) -> dict[str, str]:
+    """The path parameters of the route a request goes to, before routing (authentication runs first)."""
+    for route in app.router.routes:
+        match, child = route.matches(scope)
+        if match == Match.FULL:
+            return {k: str(v) for k, v in child.get("path_params", {}).items()}
+    return {}
+
+
+def _cors(svc: Services, cors: Mapping[str, Any] | None, auth_on: bool) -> dict[str, Any]:
+    """``http.cors`` of langgraph.json when given, else the setting; the setting's default is every
+    origin without auth and none with it (a browser page of any site must not use a user's key)."""
+    options: dict[str, Any] = {
+        "allow_origins": svc.settings.cors_origins_for(auth_on),
+        "allow_methods": ["*"],
+        "allow_headers": ["*"],
+        # Browser clients read the run id from Content-Location and reconnect via Location.
+        "expose_headers": ["content-location", "location"],
+    }
+    if cors:
+        unknown = sorted(set(cors) - CORS_KEYS)
+        if unknown:
+            raise graphrun_errors.ConfigError(
+                f"http.cors: unknown key {unknown[0]!r} (known: {', '.join(sorted(CORS_KEYS))})"
+            )
+        options.update(cors)
+    return options
+
+
+def _security_schemes(app: FastAPI, openapi: Any) -> None:
+    """``auth.openapi``: its ``securitySchemes`` and ``security`` go into ``/openapi.json``, as the
+    official server documents them, so that generated clients send credentials."""
+    if not openapi:
+        return
+    if not isinstance(openapi, Mapping):
+        raise graphrun_errors.ConfigError("auth.openapi must be an object (securitySchemes, security)")
+    base = app.openapi
+
+    def schema() -> dict[str, Any]:
+        document = base()
+        schemes = openapi.get("securitySchemes") or {}
+        document.setdefault("components", {}).setdefault("securitySchemes", {}).update(schemes)
+        if "security" in openapi:
+            document["security"] = openapi["security"]
+        return document
+
+    app.openapi = schema  # type: ignore[method-assign]

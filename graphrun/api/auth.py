@@ -1,10 +1,7 @@
-"""Built-in API keys (``GRAPHRUN_API_KEYS``, ``GRAPHRUN_API_KEYS_FILE``): every request but the probes
-must carry one of them, as ``x-api-key`` (what the official SDKs send for ``api_key``) or
+"""Built-in API keys (``GRAPHRUN_API_KEYS``, ``GRAPHRUN_API_KEYS_FILE``): every request but the open
+paths must carry one of them, as ``x-api-key`` (what the official SDKs send for ``api_key``) or
 ``Authorization: Bearer``. Keys are kept as SHA-256 digests and compared in constant time. Each names an
-owner; per-owner isolation is not built yet (issue 12), so every key sees everything.
-
-Written here: a dozen lines of ASGI; the auth libraries for FastAPI are per-route dependencies, and
-these must guard every route, the streaming ones included."""
+owner, whose resources only it sees (``graphrun.api.authz.KeysPolicy``)."""
 
 from __future__ import annotations
 
@@ -12,13 +9,7 @@ import hashlib
 import hmac
 from pathlib import Path
 
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from graphrun.api.limits import send_error
 from graphrun.errors import ConfigError
-
-# Probes answer without a key: a load balancer or kubelet has none.
-OPEN_PATHS = frozenset({"/ok", "/ready"})
 
 
 def digest(key: str) -> str:
@@ -54,8 +45,9 @@ def load_keys(keys: str, keys_file: Path | None) -> dict[str, str]:
 
 
 class ApiKeys:
-    def __init__(self, app: ASGIApp, digests: dict[str, str]) -> None:
-        self.app = app
+    """The configured keys, by digest; ``owner`` finds a presented key's owner."""
+
+    def __init__(self, digests: dict[str, str]) -> None:
         self.digests = digests
 
     def owner(self, presented: str) -> str | None:
@@ -65,18 +57,3 @@ class ApiKeys:
             if hmac.compare_digest(given, known):
                 found = owner
         return found
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        presented = headers.get(b"x-api-key", b"").decode(errors="replace")
-        authorization = headers.get(b"authorization", b"").decode(errors="replace")
-        if not presented and authorization.lower().startswith("bearer "):
-            presented = authorization[7:].strip()
-        if presented and self.owner(presented) is not None:
-            await self.app(scope, receive, send)
-            return
-        detail = "missing or unknown API key: send it as x-api-key or Authorization: Bearer"
-        await send_error(send, 401, detail, [(b"www-authenticate", b"Bearer")])

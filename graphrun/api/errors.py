@@ -15,6 +15,7 @@ log = structlog.get_logger("graphrun.api")
 
 STATUS: dict[type[errors.GraphrunError], int] = {
     errors.NotFound: 404,
+    errors.Forbidden: 403,
     errors.BadRequest: 400,
     errors.InvalidRequest: 422,
     errors.Conflict: 409,
@@ -27,6 +28,8 @@ STATUS: dict[type[errors.GraphrunError], int] = {
 
 
 def status_for(exc: errors.GraphrunError) -> int:
+    if isinstance(exc, errors.Refused):
+        return exc.status
     for cls in type(exc).__mro__:
         if cls in STATUS:
             return STATUS[cls]
@@ -37,6 +40,8 @@ async def _graphrun_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.GraphrunError)
     status = status_for(exc)
     headers = {"Retry-After": "1"} if status == 503 else None
+    if isinstance(exc, errors.Refused):
+        headers = exc.headers
     return JSONResponse({"detail": exc.message}, status_code=status, headers=headers)
 
 

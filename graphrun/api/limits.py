@@ -5,6 +5,7 @@ headers but not bodies, hence this."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -100,7 +101,7 @@ class RateLimit:
         if scope["type"] != "http" or scope["path"] in self.EXEMPT:
             await self.app(scope, receive, send)
             return
-        client = (scope.get("client") or ("unknown", 0))[0]
+        client = _client(scope)
         try:
             allowed = await self.limiter.hit(self.limit, client)
             retry_after = 0
@@ -117,8 +118,53 @@ class RateLimit:
         if allowed:
             await self.app(scope, receive, send)
             return
-        detail = f"too many requests from {client}: the limit is {self.limit} (GRAPHRUN_RATE_LIMIT)"
+        who = "this API key" if client.startswith("key:") else client
+        detail = f"too many requests from {who}: the limit is {self.limit} (GRAPHRUN_RATE_LIMIT)"
         await send_error(send, 429, detail, [(b"retry-after", str(retry_after).encode())])
+
+
+def _client(scope: Scope) -> str:
+    """Whom a request counts against: its credential (an API key or bearer token, by digest, so that
+    clients behind one address are told apart and one key is one budget), else its address."""
+    headers = dict(scope["headers"])
+    credential = headers.get(b"x-api-key") or headers.get(b"authorization")
+    if credential:
+        return "key:" + hashlib.sha256(credential).hexdigest()[:32]
+    return str((scope.get("client") or ("unknown", 0))[0])
+
+
+class StreamBound:
+    """At most ``limit`` open event streams (``…/stream``, ``…/stream/events``) per caller in this API
+    process (``GRAPHRUN_MAX_STREAMS_PER_OWNER``); past it, 429 with ``Retry-After``. The caller is the
+    authenticated owner, else the client address. It sits inside authentication, which names the
+    caller."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.open: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path.endswith("/stream") or path.endswith("/stream/events")):
+            await self.app(scope, receive, send)
+            return
+        caller = scope.get("state", {}).get("caller")
+        owner = caller.identity if caller is not None else _client(scope)
+        if self.open.get(owner, 0) >= self.limit:
+            detail = (
+                f"too many open streams: {self.limit} per caller (GRAPHRUN_MAX_STREAMS_PER_OWNER); "
+                "close one, or join a run's stream once rather than many times"
+            )
+            await send_error(send, 429, detail, [(b"retry-after", b"1")])
+            return
+        self.open[owner] = self.open.get(owner, 0) + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.open[owner] -= 1
+            if not self.open[owner]:
+                del self.open[owner]
 
 
 def parse_rate_limit(text: str) -> RateLimitItem:

@@ -218,18 +218,27 @@ class SqlStore:
         return await self._write(tx)
 
     async def search_assistants(
-        self, graph_id: str | None, metadata: Json, name: str | None, page: Page
+        self,
+        graph_id: str | None,
+        metadata: Json,
+        name: str | None,
+        page: Page,
+        *,
+        scope: list[Json] | None = None,
     ) -> list[Assistant]:
         params = {
             "graph_id": graph_id,
             "metadata": _dump(metadata),
+            "scope": _dump(scope),
             "name": name,
             **_page(page, "created_at"),
         }
         return [_rows.assistant(r) for r in await self._read_all("search_assistants", params)]
 
-    async def count_assistants(self, graph_id: str | None, metadata: Json, name: str | None) -> int:
-        params = {"graph_id": graph_id, "metadata": _dump(metadata), "name": name}
+    async def count_assistants(
+        self, graph_id: str | None, metadata: Json, name: str | None, *, scope: list[Json] | None = None
+    ) -> int:
+        params = {"graph_id": graph_id, "metadata": _dump(metadata), "name": name, "scope": _dump(scope)}
         return int((await self._read_one("count_assistants", params))["n"])
 
     async def list_assistant_versions(self, assistant_id: str, metadata: Json, page: Page) -> list[Assistant]:
@@ -332,9 +341,12 @@ class SqlStore:
         status: ThreadStatus | None,
         ids: Sequence[str] | None,
         page: Page,
+        *,
+        scope: list[Json] | None = None,
     ) -> list[Thread]:
         params = {
             "metadata": _dump(metadata),
+            "scope": _dump(scope),
             "values": _dump(values),
             "status": status,
             "ids": _dump(list(ids)) if ids is not None else None,
@@ -342,8 +354,15 @@ class SqlStore:
         }
         return [_rows.thread(r) for r in await self._read_all("search_threads", params)]
 
-    async def count_threads(self, metadata: Json, values: Json, status: ThreadStatus | None) -> int:
-        params = {"metadata": _dump(metadata), "values": _dump(values), "status": status}
+    async def count_threads(
+        self, metadata: Json, values: Json, status: ThreadStatus | None, *, scope: list[Json] | None = None
+    ) -> int:
+        params = {
+            "metadata": _dump(metadata),
+            "values": _dump(values),
+            "status": status,
+            "scope": _dump(scope),
+        }
         return int((await self._read_one("count_threads", params))["n"])
 
     async def set_thread_state(
@@ -436,7 +455,7 @@ class SqlStore:
             "request": _rows.request_json(new.request),
             "available_at": _rows.ts(new.available_at),
             # What a run stamps on its thread's metadata (as the official server does).
-            "stamp": _dump({"graph_id": new.graph_id, "assistant_id": new.assistant_id}),
+            "stamp": _dump({**new.thread_stamp, "graph_id": new.graph_id, "assistant_id": new.assistant_id}),
             "now": now,
         }
 
@@ -470,8 +489,10 @@ class SqlStore:
         params = {"thread_id": thread_id, "status": status, "limit": page.limit, "offset": page.offset}
         return [_rows.run(r) for r in await self._read_all("list_runs", params)]
 
-    async def inflight_runs(self, status: str | None, assistant_id: str | None, limit: int) -> list[Run]:
-        params = {"status": status, "assistant_id": assistant_id, "limit": limit}
+    async def inflight_runs(
+        self, status: str | None, assistant_id: str | None, limit: int, *, scope: list[Json] | None = None
+    ) -> list[Run]:
+        params = {"status": status, "assistant_id": assistant_id, "limit": limit, "scope": _dump(scope)}
         return [_rows.run(r) for r in await self._read_all("inflight_runs_matching", params)]
 
     async def delete_run(self, thread_id: str, run_id: str) -> None:

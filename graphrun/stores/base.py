@@ -7,7 +7,7 @@ Two adapters implement it (SQLite for embedded mode, PostgreSQL for production) 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -28,6 +28,9 @@ class NewRun:
     request: RunRequest
     available_at: datetime
     if_not_exists: IfNotExists = "reject"
+    # More metadata the run stamps on its thread, beside its graph and assistant (the owner, when the
+    # caller's authorization adds one: a thread the run creates belongs to its caller).
+    thread_stamp: Json = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,10 +62,20 @@ class ControlStore(Protocol):
     async def get_assistant(self, assistant_id: str) -> Assistant: ...
     async def update_assistant(self, assistant_id: str, changes: Json) -> Assistant: ...
     async def delete_assistant(self, assistant_id: str) -> None: ...
+    # ``scope``, on searches and counts: what the caller's authorization lets it see, as metadata filters
+    # (a resource is in scope when its metadata contains one of them); None restricts nothing.
     async def search_assistants(
-        self, graph_id: str | None, metadata: Json, name: str | None, page: Page
+        self,
+        graph_id: str | None,
+        metadata: Json,
+        name: str | None,
+        page: Page,
+        *,
+        scope: list[Json] | None = None,
     ) -> list[Assistant]: ...
-    async def count_assistants(self, graph_id: str | None, metadata: Json, name: str | None) -> int: ...
+    async def count_assistants(
+        self, graph_id: str | None, metadata: Json, name: str | None, *, scope: list[Json] | None = None
+    ) -> int: ...
     async def list_assistant_versions(
         self, assistant_id: str, metadata: Json, page: Page
     ) -> list[Assistant]: ...
@@ -89,8 +102,12 @@ class ControlStore(Protocol):
         status: ThreadStatus | None,
         ids: Sequence[str] | None,
         page: Page,
+        *,
+        scope: list[Json] | None = None,
     ) -> list[Thread]: ...
-    async def count_threads(self, metadata: Json, values: Json, status: ThreadStatus | None) -> int: ...
+    async def count_threads(
+        self, metadata: Json, values: Json, status: ThreadStatus | None, *, scope: list[Json] | None = None
+    ) -> int: ...
     async def set_thread_state(
         self, thread_id: str, values: Json | None, interrupts: dict[str, list[Json]], status: ThreadStatus
     ) -> None: ...
@@ -102,8 +119,11 @@ class ControlStore(Protocol):
     async def get_run(self, thread_id: str, run_id: str) -> Run: ...
     async def find_run(self, run_id: str) -> Run: ...
     async def list_runs(self, thread_id: str, status: str | None, page: Page) -> list[Run]: ...
-    async def inflight_runs(self, status: str | None, assistant_id: str | None, limit: int) -> list[Run]:
-        """Pending and running runs on every thread, oldest first; ``status`` narrows to one of the two."""
+    async def inflight_runs(
+        self, status: str | None, assistant_id: str | None, limit: int, *, scope: list[Json] | None = None
+    ) -> list[Run]:
+        """Pending and running runs on every thread (in ``scope``), oldest first; ``status`` narrows to
+        one of the two."""
         ...
 
     async def delete_run(self, thread_id: str, run_id: str) -> None: ...

@@ -1,6 +1,6 @@
 """Built-in API keys: the official SDK's ``api_key`` (``x-api-key``) and ``Authorization: Bearer`` are let
 in, keys from the setting and from a file of digests alike; anything else is 401 with a message; probes
-need no key. (Per-owner isolation is not built: every key sees everything.)"""
+need no key. Each key's owner sees only its own resources (tests/security/test_isolation.py)."""
 
 from __future__ import annotations
 
@@ -40,8 +40,11 @@ async def test_the_sdks_api_key_and_a_bearer_token_are_let_in(keyed: Server) -> 
         run = await alice.runs.wait(thread["thread_id"], "echo", input={"messages": []})
     assert run is not None
     async with httpx.AsyncClient(base_url=keyed.url, headers={"authorization": f"Bearer {BOB}"}) as bob:
-        answer = await bob.get(f"/threads/{thread['thread_id']}")
-    assert answer.status_code == 200, answer.text
+        own = await bob.post("/threads", json={})
+        assert own.status_code == 200, own.text
+        assert (await bob.get(f"/threads/{own.json()['thread_id']}")).status_code == 200
+        alices = await bob.get(f"/threads/{thread['thread_id']}")
+    assert alices.status_code == 404, alices.text
 
 
 @pytest.mark.parametrize(

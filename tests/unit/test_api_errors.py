@@ -35,6 +35,8 @@ EXPECTED_STATUS: dict[type[errors.GraphrunError], int] = {
     errors.StoreUnavailable: 503,
     errors.LeaseLost: 500,
     errors.DataDirLocked: 500,
+    errors.Forbidden: 403,
+    errors.Refused: 401,  # by default; an auth handler's HTTPException sets its own (below)
 }
 
 
@@ -54,6 +56,10 @@ def test_every_error_class_has_an_expected_status() -> None:
 def test_status_for(cls: type[errors.GraphrunError], status: int) -> None:
     assert status_for(cls()) == status
     assert status_for(cls("with a custom message")) == status
+
+
+def test_a_refusal_keeps_the_auth_handlers_status() -> None:
+    assert status_for(errors.Refused("slow down", 429, {"Retry-After": "3"})) == 429
 
 
 def test_subclass_outside_the_table_uses_its_parent() -> None:

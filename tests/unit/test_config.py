@@ -280,10 +280,14 @@ def test_invalid_config(tmp_path: Path, raw: object, fragments: tuple[str, ...])
 
 
 def test_keys_graphrun_does_not_act_on_are_named(tmp_path: Path) -> None:
-    raw = {"graphs": {"agent": VALID_GRAPH}, "checkpointer": {"ttl": {"strategy": "delete"}}, "http": {}}
+    raw = {
+        "graphs": {"agent": VALID_GRAPH},
+        "checkpointer": {"ttl": {"strategy": "delete"}},
+        "http": {"cors": {"allow_origins": ["https://a.example"]}, "app": "./app.py:app"},
+    }
     path = write_config(tmp_path, raw)
 
-    assert load_config(path).not_applied == ("checkpointer", "http")
+    assert load_config(path).not_applied == ("checkpointer", "http.app")  # http.cors is applied
 
 
 def test_webhook_headers_and_fields_are_applied_the_url_policy_is_named(tmp_path: Path) -> None:

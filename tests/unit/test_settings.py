@@ -28,7 +28,8 @@ def test_defaults() -> None:
     assert settings.max_attempts == 3
     assert settings.default_durability == "sync"
     assert settings.stream_buffer_ttl_s == 120.0
-    assert settings.cors_origins == ["*"]
+    assert settings.cors_origins_for(auth_on=False) == ["*"]
+    assert settings.cors_origins_for(auth_on=True) == []  # no wildcard by default once auth is on
 
 
 @pytest.mark.parametrize(
@@ -148,6 +149,7 @@ OTHER_STRING_VALUES = {
     "log_level": "DEBUG",
     "log_format": "console",
     "cors_allow_origins": "https://a.example",
+    "auth_open_paths": "/ok,/ready,/metrics",
     "api_keys": "alice=alice-key-0123456789abcdef",
     "api_keys_file": "/etc/graphrun/keys.txt",
     "rate_limit": "100/minute",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from fastapi import APIRouter, Query, Response
 
 from graphrun import errors
 from graphrun.api import schemas
 from graphrun.api._resolve import require_graph, require_uuid, resolve_assistant
+from graphrun.api.authz import Access, AccessDep, as_uuid, in_scope
 from graphrun.api.deps import Services, Svc
 from graphrun.graphs import graph_schemas
 from graphrun.models import Assistant, new_id, run_timeouts, utcnow
@@ -17,17 +20,35 @@ router = APIRouter(prefix="/assistants", tags=["assistants"])
 
 
 @router.post("")
-async def create_assistant(body: schemas.AssistantCreate, svc: Svc) -> Json:
+async def create_assistant(body: schemas.AssistantCreate, svc: Svc, access: AccessDep) -> Json:
     graph_id = require_graph(svc, body.graph_id)
     run_timeouts(body.config, body.context)  # its runs' time limits, refused now if they are bad
     assistant_id = require_uuid(body.assistant_id, "assistant_id") if body.assistant_id else new_id()
+    metadata = body.metadata
+    if access.on:
+        value: Json = {
+            "assistant_id": as_uuid(assistant_id),
+            "graph_id": graph_id,
+            "config": body.config,
+            "context": body.context,
+            "metadata": dict(metadata),
+            "if_exists": body.if_exists,
+            "name": body.name,
+            "description": body.description,
+        }
+        scope = await access.scope("assistants", "create", value)
+        metadata = value["metadata"]
+        if body.assistant_id and body.if_exists == "do_nothing":
+            with contextlib.suppress(errors.AssistantNotFound):  # another's assistant is not handed over
+                if not in_scope(scope, (await svc.store.get_assistant(assistant_id)).metadata):
+                    raise errors.AlreadyExists(f"Assistant {assistant_id} already exists")
     now = utcnow()
     draft = Assistant(
         assistant_id=assistant_id,
         graph_id=graph_id,
         config=body.config,
         context=body.context,
-        metadata=body.metadata,
+        metadata=metadata,
         name=body.name or "Untitled",
         description=body.description,
         version=1,
@@ -38,43 +59,72 @@ async def create_assistant(body: schemas.AssistantCreate, svc: Svc) -> Json:
 
 
 @router.post("/search")
-async def search_assistants(body: schemas.AssistantSearch, svc: Svc) -> list[Json]:
+async def search_assistants(body: schemas.AssistantSearch, svc: Svc, access: AccessDep) -> list[Json]:
     page = Page(body.limit, body.offset, body.sort_by, body.sort_order or "desc")
-    found = await svc.store.search_assistants(body.graph_id, body.metadata, body.name, page)
+    scope = await _search_scope(access, body, body.limit, body.offset)
+    found = await svc.store.search_assistants(body.graph_id, body.metadata, body.name, page, scope=scope)
     items = [schemas.assistant_json(a) for a in found]
     return schemas.select(items, body.select, schemas.ASSISTANT_FIELDS)
 
 
 @router.post("/count")
-async def count_assistants(body: schemas.AssistantCount, svc: Svc) -> int:
-    return await svc.store.count_assistants(body.graph_id, body.metadata, body.name)
+async def count_assistants(body: schemas.AssistantCount, svc: Svc, access: AccessDep) -> int:
+    scope = await _search_scope(access, body, None, None)
+    return await svc.store.count_assistants(body.graph_id, body.metadata, body.name, scope=scope)
+
+
+async def _search_scope(
+    access: Access,
+    body: schemas.AssistantSearch | schemas.AssistantCount,
+    limit: int | None,
+    offset: int | None,
+) -> list[Json] | None:
+    value: Json = {
+        "graph_id": body.graph_id,
+        "metadata": dict(body.metadata or {}),
+        "name": body.name,
+        "limit": limit,
+        "offset": offset,
+    }
+    return await access.scope("assistants", "search", value)
 
 
 @router.get("/{assistant_id}")
-async def get_assistant(assistant_id: str, svc: Svc) -> Json:
-    return schemas.assistant_json(await resolve_assistant(svc, assistant_id))
+async def get_assistant(assistant_id: str, svc: Svc, access: AccessDep) -> Json:
+    return schemas.assistant_json(await resolve_assistant(svc, assistant_id, access))
 
 
 @router.patch("/{assistant_id}")
-async def update_assistant(assistant_id: str, body: schemas.AssistantPatch, svc: Svc) -> Json:
-    current = await resolve_assistant(svc, assistant_id)
+async def update_assistant(
+    assistant_id: str, body: schemas.AssistantPatch, svc: Svc, access: AccessDep
+) -> Json:
+    changes = body.model_dump(exclude_none=True)
+    value: Json = {
+        "metadata": dict(body.metadata or {}),
+        **{k: v for k, v in changes.items() if k != "metadata"},
+    }
+    current = await resolve_assistant(svc, assistant_id, access, "update", value)
+    if value["metadata"]:
+        changes["metadata"] = value["metadata"]
     if body.graph_id is not None:
         require_graph(svc, body.graph_id)
     run_timeouts(body.config or {}, body.context or {})
-    updated = await svc.store.update_assistant(current.assistant_id, body.model_dump(exclude_none=True))
+    updated = await svc.store.update_assistant(current.assistant_id, changes)
     return schemas.assistant_json(updated)
 
 
 @router.delete("/{assistant_id}", status_code=204)
-async def delete_assistant(assistant_id: str, svc: Svc) -> Response:
-    current = await resolve_assistant(svc, assistant_id)
+async def delete_assistant(assistant_id: str, svc: Svc, access: AccessDep) -> Response:
+    current = await resolve_assistant(svc, assistant_id, access, "delete")
     await svc.store.delete_assistant(current.assistant_id)
     return Response(status_code=204)
 
 
 @router.post("/{assistant_id}/versions")
-async def list_versions(assistant_id: str, body: schemas.AssistantVersionsSearch, svc: Svc) -> list[Json]:
-    current = await resolve_assistant(svc, assistant_id)
+async def list_versions(
+    assistant_id: str, body: schemas.AssistantVersionsSearch, svc: Svc, access: AccessDep
+) -> list[Json]:
+    current = await resolve_assistant(svc, assistant_id, access)
     versions = await svc.store.list_assistant_versions(
         current.assistant_id, body.metadata, Page(body.limit, body.offset)
     )
@@ -82,14 +132,16 @@ async def list_versions(assistant_id: str, body: schemas.AssistantVersionsSearch
 
 
 @router.post("/{assistant_id}/latest")
-async def set_latest(assistant_id: str, body: schemas.AssistantLatest, svc: Svc) -> Json:
-    current = await resolve_assistant(svc, assistant_id)
+async def set_latest(assistant_id: str, body: schemas.AssistantLatest, svc: Svc, access: AccessDep) -> Json:
+    current = await resolve_assistant(svc, assistant_id, access, "update")
     return schemas.assistant_json(await svc.store.set_assistant_latest(current.assistant_id, body.version))
 
 
 @router.get("/{assistant_id}/graph")
-async def get_graph(*, assistant_id: str, xray: bool | int = Query(False, ge=0), svc: Svc) -> Json:
-    assistant = await resolve_assistant(svc, assistant_id)
+async def get_graph(
+    *, assistant_id: str, xray: bool | int = Query(False, ge=0), svc: Svc, access: AccessDep
+) -> Json:
+    assistant = await resolve_assistant(svc, assistant_id, access)
     async with svc.graphs.graph(assistant.graph_id, assistant.config) as graph:  # type: ignore[arg-type]
         drawing = await graph.aget_graph(xray=xray)
         result: Json = drawing.to_json()
@@ -97,24 +149,28 @@ async def get_graph(*, assistant_id: str, xray: bool | int = Query(False, ge=0),
 
 
 @router.get("/{assistant_id}/schemas")
-async def get_schemas(assistant_id: str, svc: Svc) -> Json:
-    assistant = await resolve_assistant(svc, assistant_id)
+async def get_schemas(assistant_id: str, svc: Svc, access: AccessDep) -> Json:
+    assistant = await resolve_assistant(svc, assistant_id, access)
     async with svc.graphs.graph(assistant.graph_id, assistant.config) as graph:  # type: ignore[arg-type]
         return await graph_schemas(graph, assistant.graph_id)
 
 
 @router.get("/{assistant_id}/subgraphs")
-async def get_subgraphs(*, assistant_id: str, recurse: bool = False, svc: Svc) -> Json:
-    return await _subgraphs(svc, assistant_id, None, recurse)
+async def get_subgraphs(*, assistant_id: str, recurse: bool = False, svc: Svc, access: AccessDep) -> Json:
+    return await _subgraphs(svc, access, assistant_id, None, recurse)
 
 
 @router.get("/{assistant_id}/subgraphs/{namespace}")
-async def get_subgraph(*, assistant_id: str, namespace: str, recurse: bool = False, svc: Svc) -> Json:
-    return await _subgraphs(svc, assistant_id, namespace, recurse)
+async def get_subgraph(
+    *, assistant_id: str, namespace: str, recurse: bool = False, svc: Svc, access: AccessDep
+) -> Json:
+    return await _subgraphs(svc, access, assistant_id, namespace, recurse)
 
 
-async def _subgraphs(svc: Services, assistant_id: str, namespace: str | None, recurse: bool) -> Json:
-    assistant = await resolve_assistant(svc, assistant_id)
+async def _subgraphs(
+    svc: Services, access: Access, assistant_id: str, namespace: str | None, recurse: bool
+) -> Json:
+    assistant = await resolve_assistant(svc, assistant_id, access)
     found: Json = {}
     async with svc.graphs.graph(assistant.graph_id, assistant.config) as graph:  # type: ignore[arg-type]
         async for ns, sub in graph.aget_subgraphs(namespace=namespace, recurse=recurse):

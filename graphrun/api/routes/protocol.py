@@ -27,6 +27,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from graphrun import errors, metrics, protocol
 from graphrun.api import schemas, sse
+from graphrun.api._resolve import unless_foreign
+from graphrun.api.authz import Access, AccessDep
 from graphrun.api.deps import Services, Svc
 from graphrun.api.routes.runs import create
 from graphrun.stores.base import Page
@@ -61,7 +63,8 @@ class CommandError(Exception):
 
 
 @router.post("/threads/{thread_id}/commands")
-async def command(thread_id: uuid.UUID, request: Request, svc: Svc) -> Response:
+async def command(thread_id: uuid.UUID, request: Request, svc: Svc, access: AccessDep) -> Response:
+    await unless_foreign(svc, access, str(thread_id))
     payload = await _json_body(request)
     if isinstance(payload, Response):
         return payload
@@ -84,7 +87,7 @@ async def command(thread_id: uuid.UUID, request: Request, svc: Svc) -> Response:
     try:
         if method not in _METHODS:
             raise CommandError("unknown_command", f"Unknown protocol command: {method}")
-        result = await _dispatch(svc, str(thread_id), method, params)
+        result = await _dispatch(svc, access, str(thread_id), method, params)
     except CommandError as exc:
         return JSONResponse(_error(command_id, exc.code, exc.message))
     return JSONResponse(
@@ -108,11 +111,11 @@ def _error(command_id: Any, code: str, message: str) -> Json:
     return {"type": "error", "id": command_id, "error": code, "message": message}
 
 
-async def _dispatch(svc: Services, thread_id: str, method: str, params: Json) -> Json:
+async def _dispatch(svc: Services, access: Access, thread_id: str, method: str, params: Json) -> Json:
     if method == "run.start":
-        return await _run_start(svc, thread_id, params)
+        return await _run_start(svc, access, thread_id, params)
     if method == "input.respond":
-        return await _input_respond(svc, thread_id, params)
+        return await _input_respond(svc, access, thread_id, params)
     if method == "subscription.subscribe":
         try:
             _filter(params)
@@ -127,7 +130,7 @@ async def _dispatch(svc: Services, thread_id: str, method: str, params: Json) ->
     raise CommandError("no_such_run", "No active run is bound to this thread.")
 
 
-async def _run_start(svc: Services, thread_id: str, params: Json) -> Json:
+async def _run_start(svc: Services, access: Access, thread_id: str, params: Json) -> Json:
     assistant_id = params.get("assistant_id")
     if not isinstance(assistant_id, str) or not assistant_id:
         raise CommandError("invalid_argument", "run.start requires an assistant_id.")
@@ -164,7 +167,7 @@ async def _run_start(svc: Services, thread_id: str, params: Json) -> Json:
         "if_not_exists": "create",
         "multitask_strategy": strategy if strategy in _MULTITASK else "enqueue",
     }
-    run = await _start(svc, thread_id, body)
+    run = await _start(svc, access, thread_id, body)
     return {"run_id": run}
 
 
@@ -183,7 +186,7 @@ def _check_tracer(tracer: Any) -> None:
             raise CommandError("invalid_argument", f"langsmith_tracer.{key} must be a string.")
 
 
-async def _start(svc: Services, thread_id: str, body: Json) -> str:
+async def _start(svc: Services, access: Access, thread_id: str, body: Json) -> str:
     """Write the run as ``POST /threads/{id}/runs`` would; any refusal is the command's error."""
     try:
         run_body = schemas.RunCreate.model_validate({k: v for k, v in body.items() if v is not None})
@@ -191,7 +194,7 @@ async def _start(svc: Services, thread_id: str, body: Json) -> str:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
         raise CommandError("invalid_argument", problems) from None
     try:
-        run = await create(svc, run_body, thread_id, protocol="v2")
+        run = await create(svc, run_body, thread_id, access, protocol="v2")
     except errors.GraphrunError as exc:
         raise CommandError("unknown_error", exc.message) from None
     return run.run_id
@@ -217,7 +220,7 @@ async def _pending_interrupts(svc: Services, thread_id: str) -> set[str] | None:
         await asyncio.sleep(0.05)
 
 
-async def _input_respond(svc: Services, thread_id: str, params: Json) -> Json:
+async def _input_respond(svc: Services, access: Access, thread_id: str, params: Json) -> Json:
     entries = _respond_entries(params)
     pending = await _pending_interrupts(svc, thread_id)
     if pending is None:
@@ -235,6 +238,7 @@ async def _input_respond(svc: Services, thread_id: str, params: Json) -> Json:
             command[key] = params[key]
     await _start(
         svc,
+        access,
         thread_id,
         {
             "assistant_id": assistant_id,
@@ -275,7 +279,8 @@ def _respond_entries(params: Json) -> list[tuple[str, Any]]:
 
 
 @router.post("/threads/{thread_id}/stream/events")
-async def stream_events(thread_id: uuid.UUID, request: Request, svc: Svc) -> Response:
+async def stream_events(thread_id: uuid.UUID, request: Request, svc: Svc, access: AccessDep) -> Response:
+    await unless_foreign(svc, access, str(thread_id))
     body = await _json_body(request)
     if isinstance(body, Response):
         return body

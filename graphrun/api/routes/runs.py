@@ -21,9 +21,10 @@ from starlette.responses import StreamingResponse
 
 from graphrun import errors, metrics, telemetry
 from graphrun.api import schemas, sse
-from graphrun.api._resolve import require_checkpoint, require_uuid, resolve_assistant
+from graphrun.api._resolve import owned_run, owned_thread, require_checkpoint, require_uuid, resolve_assistant
 from graphrun.api._resume import check_resume
 from graphrun.api._runs import announce, await_output, cancel, reload, wait_response
+from graphrun.api.authz import Access, AccessDep, as_uuid, in_scope, stamp_of
 from graphrun.api.deps import Services, Svc
 from graphrun.models import Run, RunRequest, merge_config, new_id, run_json, run_timeouts, utcnow
 from graphrun.stores.base import NewRun, Page
@@ -42,20 +43,21 @@ async def create(
     svc: Services,
     body: schemas.RunCreate,
     thread_id: str | None,
+    access: Access,
     *,
     announce: bool = True,
     protocol: str | None = None,
 ) -> Run:
     """Validate and write one run (also for the thread-stream protocol's ``run.start``)."""
-    return (await _submit(svc, [await _new_run(svc, body, thread_id, announce=announce, protocol=protocol)]))[
-        0
-    ]
+    new = await _new_run(svc, body, thread_id, access, announce=announce, protocol=protocol)
+    return (await _submit(svc, [new]))[0]
 
 
 async def _new_run(
     svc: Services,
     body: schemas.RunCreate,
     thread_id: str | None,
+    access: Access,
     *,
     announce: bool = True,
     protocol: str | None = None,
@@ -63,7 +65,8 @@ async def _new_run(
     """Validate a run request and describe the run; nothing is written yet. ``announce``: the API opens
     the run's stream with its ``metadata`` event as it writes the run (else the worker does, as it
     starts it). ``protocol``: see ``RunRequest.protocol``."""
-    assistant = await resolve_assistant(svc, body.assistant_id)
+    assistant = await resolve_assistant(svc, body.assistant_id, access)
+    metadata, thread_stamp = await _authorize_run(svc, access, body, thread_id, assistant.assistant_id)
     if body.command is not None and body.input is not None:
         raise errors.InvalidRequest("give either input or command, not both")
     checkpoint = body.checkpoint.fields() if body.checkpoint else None
@@ -104,12 +107,46 @@ async def _new_run(
         thread_id=thread_id or new_id(),
         assistant_id=assistant.assistant_id,
         graph_id=assistant.graph_id,
-        metadata=body.metadata,
+        metadata=metadata,
         multitask_strategy=body.multitask_strategy,
         request=request,
         available_at=utcnow() + timedelta(seconds=body.after_seconds or 0),
         if_not_exists="create" if thread_id is None else body.if_not_exists,
+        thread_stamp=thread_stamp,
     )
+
+
+async def _authorize_run(
+    svc: Services, access: Access, body: schemas.RunCreate, thread_id: str | None, assistant_id: str
+) -> tuple[Json, Json]:
+    """The caller's ``threads.create_run``: the run's metadata (a handler may add to it), and what a
+    thread the run creates must carry to be the caller's. An existing thread must be in scope."""
+    if not access.on:
+        return body.metadata, {}
+    value: Json = {
+        "thread_id": as_uuid(thread_id) if thread_id else None,
+        "assistant_id": as_uuid(assistant_id),
+        "run_id": None,
+        "status": "pending",
+        "metadata": dict(body.metadata),
+        "prevent_insert_if_inflight": body.multitask_strategy == "reject",
+        "multitask_strategy": body.multitask_strategy,
+        "if_not_exists": body.if_not_exists,
+        "after_seconds": body.after_seconds,
+        "kwargs": body.model_dump(
+            include={"input", "command", "config", "context", "stream_mode", "webhook"}, exclude_unset=True
+        ),
+    }
+    scope = await access.scope("threads", "create_run", value)
+    if thread_id is not None:
+        try:
+            existing = await svc.store.get_thread(thread_id)
+        except errors.ThreadNotFound:
+            existing = None  # a new thread: the run writes it with the caller's stamp
+        if existing is not None and not in_scope(scope, existing.metadata):
+            raise errors.ThreadNotFound(f"Thread {thread_id} not found")
+    metadata = value.get("metadata")
+    return (metadata if isinstance(metadata, dict) else body.metadata), stamp_of(scope)
 
 
 def _run_context(body: schemas.RunCreate) -> Json:
@@ -161,14 +198,16 @@ def _location(run: Run, suffix: str = "") -> dict[str, str]:
 
 
 @router.post("/threads/{thread_id}/runs")
-async def create_run(thread_id: uuid.UUID, body: schemas.RunCreate, svc: Svc) -> JSONResponse:
-    run = await create(svc, body, str(thread_id))
+async def create_run(
+    thread_id: uuid.UUID, body: schemas.RunCreate, svc: Svc, access: AccessDep
+) -> JSONResponse:
+    run = await create(svc, body, str(thread_id), access)
     return JSONResponse(run_json(run), headers=_location(run))
 
 
 @router.post("/runs")
-async def create_stateless_run(body: schemas.RunCreate, svc: Svc) -> JSONResponse:
-    run = await create(svc, body, None)
+async def create_stateless_run(body: schemas.RunCreate, svc: Svc, access: AccessDep) -> JSONResponse:
+    run = await create(svc, body, None, access)
     return JSONResponse(run_json(run), headers=_location(run))
 
 
@@ -177,37 +216,39 @@ class BatchItem(schemas.RunCreate):
 
 
 @router.post("/runs/batch")
-async def create_batch(body: list[BatchItem], svc: Svc) -> list[Json]:
+async def create_batch(body: list[BatchItem], svc: Svc, access: AccessDep) -> list[Json]:
     """Every item is validated, then all runs are written in one transaction: a bad item (or a thread
     that is missing or busy) leaves nothing half-written."""
     new_runs = []
     for item in body:
         thread_id = require_uuid(item.thread_id, "thread_id") if item.thread_id else None
-        new_runs.append(await _new_run(svc, item, thread_id))
+        new_runs.append(await _new_run(svc, item, thread_id, access))
     return [run_json(run) for run in await _submit(svc, new_runs)]
 
 
 @router.post("/threads/{thread_id}/runs/wait")
-async def wait_run(thread_id: uuid.UUID, body: schemas.RunCreate, svc: Svc) -> Response:
-    run = await create(svc, body, str(thread_id), announce=False)
+async def wait_run(thread_id: uuid.UUID, body: schemas.RunCreate, svc: Svc, access: AccessDep) -> Response:
+    run = await create(svc, body, str(thread_id), access, announce=False)
     return await wait_response(svc, run, _location(run, "/join"))
 
 
 @router.post("/runs/wait")
-async def wait_stateless_run(body: schemas.RunCreate, svc: Svc) -> Response:
-    run = await create(svc, body, None, announce=False)
+async def wait_stateless_run(body: schemas.RunCreate, svc: Svc, access: AccessDep) -> Response:
+    run = await create(svc, body, None, access, announce=False)
     return await wait_response(svc, run, _location(run, "/join"))
 
 
 @router.post("/threads/{thread_id}/runs/stream")
-async def stream_run(thread_id: uuid.UUID, body: schemas.RunCreate, svc: Svc) -> StreamingResponse:
-    run = await create(svc, body, str(thread_id))
+async def stream_run(
+    thread_id: uuid.UUID, body: schemas.RunCreate, svc: Svc, access: AccessDep
+) -> StreamingResponse:
+    run = await create(svc, body, str(thread_id), access)
     return _stream_response(svc, run, body.on_disconnect == "cancel")
 
 
 @router.post("/runs/stream")
-async def stream_stateless_run(body: schemas.RunCreate, svc: Svc) -> StreamingResponse:
-    run = await create(svc, body, None)
+async def stream_stateless_run(body: schemas.RunCreate, svc: Svc, access: AccessDep) -> StreamingResponse:
+    run = await create(svc, body, None, access)
     return _stream_response(svc, run, body.on_disconnect == "cancel")
 
 
@@ -222,25 +263,30 @@ async def list_runs(
     offset: int = Query(0, ge=0, le=schemas.MAX_OFFSET),
     status: RunStatus | None = None,
     svc: Svc,
+    access: AccessDep,
 ) -> list[Json]:
+    if access.on:
+        await owned_thread(svc, access, str(thread_id))
     runs = await svc.store.list_runs(str(thread_id), status, Page(limit, offset))
     return [run_json(r) for r in runs]
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}")
-async def get_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Svc) -> Json:
-    return run_json(await svc.store.get_run(str(thread_id), str(run_id)))
+async def get_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Svc, access: AccessDep) -> Json:
+    return run_json(await owned_run(svc, access, str(thread_id), str(run_id)))
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
-async def delete_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Svc) -> Response:
+async def delete_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Svc, access: AccessDep) -> Response:
+    if access.on:
+        await owned_thread(svc, access, str(thread_id), "delete")
     await svc.store.delete_run(str(thread_id), str(run_id))
     return Response(status_code=204)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/join")
-async def join_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Svc) -> Response:
-    run = await svc.store.get_run(str(thread_id), str(run_id))
+async def join_run(thread_id: uuid.UUID, run_id: uuid.UUID, svc: Svc, access: AccessDep) -> Response:
+    run = await owned_run(svc, access, str(thread_id), str(run_id))
     return await wait_response(svc, run, _location(run, "/join"))
 
 
@@ -252,8 +298,9 @@ async def join_stream(
     cancel_on_disconnect: bool = False,
     last_event_id: str | None = Header(None),
     svc: Svc,
+    access: AccessDep,
 ) -> StreamingResponse:
-    run = await svc.store.get_run(str(thread_id), str(run_id))
+    run = await owned_run(svc, access, str(thread_id), str(run_id))
     after = event_id(last_event_id)
     if after is not None and after != "-1" and await svc.bus.has_event(run.run_id, after) is False:
         raise errors.InvalidRequest(f"Last-Event-ID {after!r} is not an event of run {run.run_id}")
@@ -268,11 +315,12 @@ async def join_thread_stream(
     stream_modes: str | None = None,
     last_event_id: str | None = Header(None),
     svc: Svc,
+    access: AccessDep,
 ) -> StreamingResponse:
     """Every run's events on the thread, from now on (or after ``Last-Event-ID``), until the client
     leaves. ``stream_modes`` (a comma list) is what the official server reads; the SDK sends
     ``stream_mode``: both are taken."""
-    await svc.store.get_thread(str(thread_id))
+    await owned_thread(svc, access, str(thread_id))
     modes: set[str] = set(stream_mode)
     if stream_modes is not None:
         modes = {m.strip() for m in stream_modes.split(",") if m.strip()}
@@ -296,7 +344,9 @@ async def cancel_run(
     run_id: uuid.UUID,
     params: schemas.CancelParams = Depends(),
     svc: Svc,
+    access: AccessDep,
 ) -> Response:
+    await owned_run(svc, access, str(thread_id), str(run_id), "update")
     run = await cancel(svc, str(thread_id), str(run_id), params.cancel_action)
     if not params.wait:
         return Response(status_code=202)
@@ -305,22 +355,28 @@ async def cancel_run(
 
 
 @router.post("/runs/cancel")
-async def cancel_runs(*, body: schemas.RunsCancel, action: str = Query("interrupt"), svc: Svc) -> Response:
-    """Cancel runs by id on a thread, every in-flight run of a thread, of an assistant, or in a status."""
+async def cancel_runs(
+    *, body: schemas.RunsCancel, action: str = Query("interrupt"), svc: Svc, access: AccessDep
+) -> Response:
+    """Cancel runs by id on a thread, every in-flight run of a thread, of an assistant, or in a status;
+    of the threads the caller may update."""
     status = None if body.status in (None, "all") else body.status
+    scope = await access.scope("threads", "update", {"thread_id": None})
     if body.assistant_id is not None:
         if body.thread_id is not None or body.run_ids is not None or body.status is not None:
             raise errors.InvalidRequest("give assistant_id alone, without thread_id, run_ids or status")
-        assistant = await resolve_assistant(svc, body.assistant_id)
-        targets = await svc.store.inflight_runs(None, assistant.assistant_id, _CANCEL_LIMIT)
+        assistant = await resolve_assistant(svc, body.assistant_id, access)
+        targets = await svc.store.inflight_runs(None, assistant.assistant_id, _CANCEL_LIMIT, scope=scope)
     elif body.thread_id is None:
         if body.status is None or body.run_ids is not None:
             raise errors.InvalidRequest(
                 "say which runs to cancel: thread_id (with run_ids or status), status, or assistant_id"
             )
-        targets = await svc.store.inflight_runs(status, None, _CANCEL_LIMIT)
+        targets = await svc.store.inflight_runs(status, None, _CANCEL_LIMIT, scope=scope)
     else:
         thread_id = require_uuid(body.thread_id, "thread_id")
+        if access.on:
+            await owned_thread(svc, access, thread_id, "update")
         if body.run_ids is not None:
             ids = [require_uuid(r, "run_ids[]") for r in body.run_ids]
             targets = [await svc.store.get_run(thread_id, r) for r in ids]  # 404 before cancelling anything

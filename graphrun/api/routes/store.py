@@ -9,6 +9,7 @@ from langgraph.store.base import Item
 
 from graphrun import errors
 from graphrun.api import schemas
+from graphrun.api.authz import Access, AccessDep
 from graphrun.api.deps import Svc
 from graphrun.types import Json
 
@@ -34,14 +35,33 @@ def _namespace(labels: list[str]) -> tuple[str, ...]:
     return tuple(labels)
 
 
+async def _allowed(access: Access, action: str, value: Json) -> tuple[str, ...] | None:
+    """The namespace the caller's ``store`` handler leaves (it may rewrite it, to keep each user in
+    their own); None: the caller may see nothing there."""
+    await access.scope("store", action, value)
+    namespace = value.get("namespace")
+    return None if namespace is None else tuple(namespace)
+
+
 @router.put("/items", status_code=204)
-async def put_item(body: schemas.StoreItemPut, svc: Svc) -> Response:
+async def put_item(body: schemas.StoreItemPut, svc: Svc, access: AccessDep) -> Response:
     if body.index:  # a list of fields to embed; `false` (do not index) is what happens anyway
         raise errors.InvalidRequest(
             "index needs store.index (semantic search), which graphrun does not support yet"
         )
     ttl_minutes = body.ttl  # the API's ttl is in minutes, as the store's
-    await svc.kv.aput(_namespace(body.namespace), body.key, body.value, index=body.index, ttl=ttl_minutes)
+    value: Json = {
+        "namespace": _namespace(body.namespace),
+        "key": body.key,
+        "value": body.value,
+        "index": None,
+    }
+    namespace = await _allowed(access, "put", value)
+    if namespace is None:
+        raise errors.Forbidden(f"not allowed to write store namespace {body.namespace!r}")
+    await svc.kv.aput(
+        _namespace(list(namespace)), body.key, value["value"], index=body.index, ttl=ttl_minutes
+    )
     return Response(status_code=204)
 
 
@@ -52,28 +72,45 @@ async def get_item(
     namespace: str = Query("", description="labels joined by '.'"),
     refresh_ttl: bool | None = None,
     svc: Svc,
+    access: AccessDep,
 ) -> Json | None:
     labels = namespace.split(".") if namespace else []
-    item = await svc.kv.aget(_namespace(labels), key, refresh_ttl=refresh_ttl)
+    allowed = await _allowed(access, "get", {"namespace": _namespace(labels), "key": key})
+    if allowed is None:
+        return None
+    item = await svc.kv.aget(_namespace(list(allowed)), key, refresh_ttl=refresh_ttl)
     # The official server answers a missing item with 200 and null, and clients rely on it.
     return _item_json(item) if item is not None else None
 
 
 @router.delete("/items", status_code=204)
-async def delete_item(body: schemas.StoreItemDelete, svc: Svc) -> Response:
-    await svc.kv.adelete(_namespace(body.namespace), body.key)
+async def delete_item(body: schemas.StoreItemDelete, svc: Svc, access: AccessDep) -> Response:
+    namespace = await _allowed(access, "delete", {"namespace": _namespace(body.namespace), "key": body.key})
+    if namespace is None:
+        raise errors.Forbidden(f"not allowed to delete from store namespace {body.namespace!r}")
+    await svc.kv.adelete(_namespace(list(namespace)), body.key)
     return Response(status_code=204)
 
 
 @router.post("/items/search")
-async def search_items(body: schemas.StoreSearch, svc: Svc) -> Json:
+async def search_items(body: schemas.StoreSearch, svc: Svc, access: AccessDep) -> Json:
     if body.query is not None:
         raise errors.InvalidRequest(
             "query (semantic search) needs store.index, which graphrun does not support yet"
         )
+    value: Json = {
+        "namespace": tuple(body.namespace_prefix),
+        "filter": body.filter,
+        "limit": body.limit,
+        "offset": body.offset,
+        "query": body.query,
+    }
+    prefix = await _allowed(access, "search", value)
+    if prefix is None:
+        return {"items": []}
     try:
         items = await svc.kv.asearch(
-            tuple(body.namespace_prefix),
+            prefix,
             filter=body.filter,
             limit=body.limit,
             offset=body.offset,
@@ -85,9 +122,19 @@ async def search_items(body: schemas.StoreSearch, svc: Svc) -> Json:
 
 
 @router.post("/namespaces")
-async def list_namespaces(body: schemas.StoreNamespaces, svc: Svc) -> Json:
+async def list_namespaces(body: schemas.StoreNamespaces, svc: Svc, access: AccessDep) -> Json:
+    value: Json = {
+        "namespace": tuple(body.prefix or ()),
+        "suffix": tuple(body.suffix) if body.suffix else None,
+        "max_depth": body.max_depth,
+        "limit": body.limit,
+        "offset": body.offset,
+    }
+    prefix = await _allowed(access, "list_namespaces", value)
+    if prefix is None:
+        return {"namespaces": []}
     namespaces = await svc.kv.alist_namespaces(
-        prefix=tuple(body.prefix) if body.prefix else None,
+        prefix=prefix or None,
         suffix=tuple(body.suffix) if body.suffix else None,
         max_depth=body.max_depth,
         limit=body.limit,

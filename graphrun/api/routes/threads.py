@@ -13,9 +13,10 @@ from langgraph.pregel import Pregel
 
 from graphrun import checkpointer, encoding, errors
 from graphrun.api import schemas
-from graphrun.api._resolve import require_checkpoint, require_uuid
+from graphrun.api._resolve import owned_thread, require_checkpoint, require_uuid
 from graphrun.api._runs import await_output, cancel
 from graphrun.api._state import empty_state, state_json
+from graphrun.api.authz import AccessDep, as_uuid, in_scope
 from graphrun.api.deps import Services, Svc
 from graphrun.graphs import AccessContext, thread_interrupts
 from graphrun.models import Thread, new_id
@@ -30,41 +31,74 @@ delete_wait_s = 10.0
 
 
 @router.post("")
-async def create_thread(body: schemas.ThreadCreate, svc: Svc) -> Json:
+async def create_thread(body: schemas.ThreadCreate, svc: Svc, access: AccessDep) -> Json:
     thread_id = require_uuid(body.thread_id, "thread_id") if body.thread_id else new_id()
-    thread = await svc.store.create_thread(thread_id, body.metadata, body.if_exists, body.ttl_minutes)
+    metadata = body.metadata
+    if access.on:
+        value: Json = {
+            "thread_id": as_uuid(thread_id),
+            "metadata": dict(metadata),
+            "if_exists": body.if_exists,
+            "ttl": body.ttl.model_dump() if body.ttl else None,
+        }
+        scope = await access.scope("threads", "create", value)
+        metadata = value["metadata"]
+        if body.thread_id and body.if_exists == "do_nothing":
+            with contextlib.suppress(errors.ThreadNotFound):  # another's thread is not handed over
+                if not in_scope(scope, (await svc.store.get_thread(thread_id)).metadata):
+                    raise errors.AlreadyExists(f"Thread {thread_id} already exists")
+    thread = await svc.store.create_thread(thread_id, metadata, body.if_exists, body.ttl_minutes)
     return schemas.thread_json(thread)
 
 
 @router.post("/search")
-async def search_threads(body: schemas.ThreadSearch, svc: Svc) -> list[Json]:
+async def search_threads(body: schemas.ThreadSearch, svc: Svc, access: AccessDep) -> list[Json]:
     ids = [require_uuid(i, "ids[]") for i in body.ids] if body.ids is not None else None
     page = Page(body.limit, body.offset, body.sort_by, body.sort_order or "desc")
-    found = await svc.store.search_threads(body.metadata, body.values, body.status, ids, page)
+    scope = await access.scope("threads", "search", _search_value(body, body.limit, body.offset))
+    found = await svc.store.search_threads(body.metadata, body.values, body.status, ids, page, scope=scope)
     return schemas.select([schemas.thread_json(t) for t in found], body.select, schemas.THREAD_FIELDS)
 
 
 @router.post("/count")
-async def count_threads(body: schemas.ThreadCount, svc: Svc) -> int:
-    return await svc.store.count_threads(body.metadata, body.values, body.status)
+async def count_threads(body: schemas.ThreadCount, svc: Svc, access: AccessDep) -> int:
+    scope = await access.scope("threads", "search", _search_value(body, None, None))
+    return await svc.store.count_threads(body.metadata, body.values, body.status, scope=scope)
+
+
+def _search_value(
+    body: schemas.ThreadSearch | schemas.ThreadCount, limit: int | None, offset: int | None
+) -> Json:
+    """A thread search as a ``threads.search`` handler sees it."""
+    return {
+        "metadata": dict(body.metadata or {}),
+        "values": body.values,
+        "status": body.status,
+        "limit": limit,
+        "offset": offset,
+    }
 
 
 @router.get("/{thread_id}")
-async def get_thread(thread_id: uuid.UUID, svc: Svc) -> Json:
-    return schemas.thread_json(await svc.store.get_thread(str(thread_id)))
+async def get_thread(thread_id: uuid.UUID, svc: Svc, access: AccessDep) -> Json:
+    return schemas.thread_json(await owned_thread(svc, access, str(thread_id)))
 
 
 @router.patch("/{thread_id}")
-async def update_thread(thread_id: uuid.UUID, body: schemas.ThreadPatch, svc: Svc) -> Json:
-    return schemas.thread_json(await svc.store.update_thread(str(thread_id), body.metadata, body.ttl_minutes))
+async def update_thread(thread_id: uuid.UUID, body: schemas.ThreadPatch, svc: Svc, access: AccessDep) -> Json:
+    value: Json = {"metadata": dict(body.metadata)}
+    await owned_thread(svc, access, str(thread_id), "update", value)
+    return schemas.thread_json(
+        await svc.store.update_thread(str(thread_id), value["metadata"], body.ttl_minutes)
+    )
 
 
 @router.delete("/{thread_id}", status_code=204)
-async def delete_thread(thread_id: uuid.UUID, svc: Svc) -> Response:
+async def delete_thread(thread_id: uuid.UUID, svc: Svc, access: AccessDep) -> Response:
     """Cancel what runs on the thread and let it stop, then delete the thread, its runs and checkpoints
     (in that order, so that no run writes a checkpoint after they are gone)."""
     tid = str(thread_id)
-    await svc.store.get_thread(tid)
+    await owned_thread(svc, access, tid, "delete")
     for run in await svc.store.list_runs(tid, "running", Page(limit=1000)):
         try:
             stopping = await cancel(svc, tid, run.run_id, "interrupt")
@@ -79,8 +113,8 @@ async def delete_thread(thread_id: uuid.UUID, svc: Svc) -> Response:
 
 
 @router.post("/{thread_id}/copy")
-async def copy_thread(thread_id: uuid.UUID, svc: Svc) -> Json:
-    source = await svc.store.get_thread(str(thread_id))
+async def copy_thread(thread_id: uuid.UUID, svc: Svc, access: AccessDep) -> Json:
+    source = await owned_thread(svc, access, str(thread_id))  # the copy keeps its metadata, owner too
     target_id = new_id()
     saver = svc.graphs.persistence.checkpointer
     try:
@@ -93,26 +127,33 @@ async def copy_thread(thread_id: uuid.UUID, svc: Svc) -> Json:
 
 
 @router.get("/{thread_id}/state")
-async def get_state(*, thread_id: uuid.UUID, subgraphs: bool = False, svc: Svc) -> Json:
+async def get_state(*, thread_id: uuid.UUID, subgraphs: bool = False, svc: Svc, access: AccessDep) -> Json:
+    await owned_thread(svc, access, str(thread_id))
     return await _state_at(svc, str(thread_id), None, subgraphs)
 
 
 @router.get("/{thread_id}/state/{checkpoint_id}")
 async def get_state_at(
-    *, thread_id: uuid.UUID, checkpoint_id: str, subgraphs: bool = False, svc: Svc
+    *, thread_id: uuid.UUID, checkpoint_id: str, subgraphs: bool = False, svc: Svc, access: AccessDep
 ) -> Json:
+    await owned_thread(svc, access, str(thread_id))
     return await _state_at(svc, str(thread_id), {"checkpoint_id": checkpoint_id}, subgraphs)
 
 
 @router.post("/{thread_id}/state/checkpoint")
-async def post_state_at(thread_id: uuid.UUID, body: schemas.ThreadStateAt, svc: Svc) -> Json:
+async def post_state_at(
+    thread_id: uuid.UUID, body: schemas.ThreadStateAt, svc: Svc, access: AccessDep
+) -> Json:
+    await owned_thread(svc, access, str(thread_id))
     return await _state_at(svc, str(thread_id), body.checkpoint.fields(), body.subgraphs)
 
 
 @router.post("/{thread_id}/state")
-async def update_state(thread_id: uuid.UUID, body: schemas.ThreadStateUpdate, svc: Svc) -> Json:
+async def update_state(
+    thread_id: uuid.UUID, body: schemas.ThreadStateUpdate, svc: Svc, access: AccessDep
+) -> Json:
     """Write ``values`` as if ``as_node`` had returned them; the thread row follows the new head."""
-    thread = await svc.store.get_thread(str(thread_id))
+    thread = await owned_thread(svc, access, str(thread_id), "update")
     if thread.status == "busy":
         raise errors.Conflict(
             f"Thread {thread.thread_id} is busy: a run is executing; update its state afterwards"
@@ -142,14 +183,23 @@ async def update_state(thread_id: uuid.UUID, body: schemas.ThreadStateUpdate, sv
 
 @router.get("/{thread_id}/history")
 async def get_history_get(
-    *, thread_id: uuid.UUID, limit: int = Query(10, ge=1, le=1000), before: str | None = None, svc: Svc
+    *,
+    thread_id: uuid.UUID,
+    limit: int = Query(10, ge=1, le=1000),
+    before: str | None = None,
+    svc: Svc,
+    access: AccessDep,
 ) -> list[Json]:
+    await owned_thread(svc, access, str(thread_id))
     body = schemas.ThreadHistory(limit=limit, before=before)
     return await _history(svc, str(thread_id), body)
 
 
 @router.post("/{thread_id}/history")
-async def get_history(thread_id: uuid.UUID, body: schemas.ThreadHistory, svc: Svc) -> list[Json]:
+async def get_history(
+    thread_id: uuid.UUID, body: schemas.ThreadHistory, svc: Svc, access: AccessDep
+) -> list[Json]:
+    await owned_thread(svc, access, str(thread_id))
     return await _history(svc, str(thread_id), body)
 
 

@@ -62,6 +62,8 @@ SELECT * FROM assistants a
 WHERE (%(graph_id)s::text IS NULL OR a.graph_id = %(graph_id)s::text)
   AND (%(name)s::text IS NULL OR a.name LIKE '%%' || %(name)s::text || '%%')
   AND (%(metadata)s::jsonb IS NULL OR a.metadata @> %(metadata)s::jsonb)
+  AND (%(scope)s::jsonb IS NULL
+       OR EXISTS (SELECT 1 FROM jsonb_array_elements(%(scope)s::jsonb) f WHERE a.metadata @> f.value))
 ORDER BY
   CASE WHEN %(sort_order)s = 'asc' AND %(sort_by)s = 'assistant_id' THEN a.assistant_id END ASC,
   CASE WHEN %(sort_order)s = 'asc' AND %(sort_by)s = 'graph_id' THEN a.graph_id END ASC,
@@ -79,7 +81,9 @@ LIMIT %(limit)s OFFSET %(offset)s;
 SELECT COUNT(*) AS n FROM assistants a
 WHERE (%(graph_id)s::text IS NULL OR a.graph_id = %(graph_id)s::text)
   AND (%(name)s::text IS NULL OR a.name LIKE '%%' || %(name)s::text || '%%')
-  AND (%(metadata)s::jsonb IS NULL OR a.metadata @> %(metadata)s::jsonb);
+  AND (%(metadata)s::jsonb IS NULL OR a.metadata @> %(metadata)s::jsonb)
+  AND (%(scope)s::jsonb IS NULL
+       OR EXISTS (SELECT 1 FROM jsonb_array_elements(%(scope)s::jsonb) f WHERE a.metadata @> f.value));
 
 -- name: list_assistant_versions
 SELECT * FROM assistant_versions v
@@ -134,6 +138,8 @@ SELECT * FROM threads t
 WHERE (%(status)s::text IS NULL OR t.status = %(status)s::text)
   AND (%(ids)s::jsonb IS NULL OR t.thread_id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb)))
   AND (%(metadata)s::jsonb IS NULL OR %(metadata)s::jsonb = '{}'::jsonb OR t.metadata @> %(metadata)s::jsonb)
+  AND (%(scope)s::jsonb IS NULL
+       OR EXISTS (SELECT 1 FROM jsonb_array_elements(%(scope)s::jsonb) f WHERE t.metadata @> f.value))
   AND (%(values)s::jsonb IS NULL OR %(values)s::jsonb = '{}'::jsonb OR t.state_values @> %(values)s::jsonb)
 ORDER BY
   CASE WHEN %(sort_order)s = 'asc' AND %(sort_by)s = 'thread_id' THEN t.thread_id END ASC,
@@ -152,6 +158,8 @@ LIMIT %(limit)s OFFSET %(offset)s;
 SELECT COUNT(*) AS n FROM threads t
 WHERE (%(status)s::text IS NULL OR t.status = %(status)s::text)
   AND (%(metadata)s::jsonb IS NULL OR %(metadata)s::jsonb = '{}'::jsonb OR t.metadata @> %(metadata)s::jsonb)
+  AND (%(scope)s::jsonb IS NULL
+       OR EXISTS (SELECT 1 FROM jsonb_array_elements(%(scope)s::jsonb) f WHERE t.metadata @> f.value))
   AND (%(values)s::jsonb IS NULL OR %(values)s::jsonb = '{}'::jsonb OR t.state_values @> %(values)s::jsonb);
 
 -- name: set_thread_after_run
@@ -236,6 +244,9 @@ SELECT * FROM runs WHERE thread_id = %(thread_id)s AND status IN ('pending', 'ru
 SELECT * FROM runs
 WHERE status IN ('pending', 'running') AND (%(status)s::text IS NULL OR status = %(status)s::text)
   AND (%(assistant_id)s::text IS NULL OR assistant_id = %(assistant_id)s::text)
+  AND (%(scope)s::jsonb IS NULL
+       OR thread_id IN (SELECT t.thread_id FROM threads t, jsonb_array_elements(%(scope)s::jsonb) f
+                        WHERE t.metadata @> f.value))
 ORDER BY created_at
 LIMIT %(limit)s;
 

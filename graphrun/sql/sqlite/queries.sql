@@ -47,6 +47,7 @@ SELECT * FROM assistants a
 WHERE (:graph_id IS NULL OR a.graph_id = :graph_id)
   AND (:name IS NULL OR a.name LIKE '%' || :name || '%')
   AND json_contains(a.metadata, :metadata)
+  AND (:scope IS NULL OR EXISTS (SELECT 1 FROM json_each(:scope) f WHERE json_contains(a.metadata, f.value)))
 ORDER BY
   CASE WHEN :sort_order = 'asc' THEN CASE :sort_by WHEN 'assistant_id' THEN a.assistant_id
        WHEN 'graph_id' THEN a.graph_id WHEN 'name' THEN a.name WHEN 'updated_at' THEN a.updated_at
@@ -60,7 +61,8 @@ LIMIT :limit OFFSET :offset;
 SELECT COUNT(*) AS n FROM assistants a
 WHERE (:graph_id IS NULL OR a.graph_id = :graph_id)
   AND (:name IS NULL OR a.name LIKE '%' || :name || '%')
-  AND json_contains(a.metadata, :metadata);
+  AND json_contains(a.metadata, :metadata)
+  AND (:scope IS NULL OR EXISTS (SELECT 1 FROM json_each(:scope) f WHERE json_contains(a.metadata, f.value)));
 
 -- name: list_assistant_versions
 SELECT * FROM assistant_versions v
@@ -109,6 +111,7 @@ SELECT * FROM threads t
 WHERE (:status IS NULL OR t.status = :status)
   AND (:ids IS NULL OR t.thread_id IN (SELECT value FROM json_each(:ids)))
   AND json_contains(t.metadata, :metadata)
+  AND (:scope IS NULL OR EXISTS (SELECT 1 FROM json_each(:scope) f WHERE json_contains(t.metadata, f.value)))
   AND json_contains(t.state_values, :values)
 ORDER BY
   CASE WHEN :sort_order = 'asc' THEN CASE :sort_by WHEN 'thread_id' THEN t.thread_id
@@ -123,6 +126,7 @@ LIMIT :limit OFFSET :offset;
 SELECT COUNT(*) AS n FROM threads t
 WHERE (:status IS NULL OR t.status = :status)
   AND json_contains(t.metadata, :metadata)
+  AND (:scope IS NULL OR EXISTS (SELECT 1 FROM json_each(:scope) f WHERE json_contains(t.metadata, f.value)))
   AND json_contains(t.state_values, :values);
 
 -- name: mark_thread_busy
@@ -165,10 +169,13 @@ SELECT * FROM runs WHERE run_id = :run_id;
 SELECT * FROM runs WHERE thread_id = :thread_id AND status IN ('pending', 'running') ORDER BY created_at;
 
 -- name: inflight_runs_matching
--- Runs in flight anywhere, by status (NULL: pending and running) and assistant (NULL: any).
+-- Runs in flight anywhere, by status (NULL: pending and running) and assistant (NULL: any), on the
+-- threads whose metadata contains one of the documents of the array :scope (NULL: every thread).
 SELECT * FROM runs
 WHERE status IN ('pending', 'running') AND (:status IS NULL OR status = :status)
   AND (:assistant_id IS NULL OR assistant_id = :assistant_id)
+  AND (:scope IS NULL OR thread_id IN (SELECT t.thread_id FROM threads t, json_each(:scope) f
+                                       WHERE json_contains(t.metadata, f.value)))
 ORDER BY created_at
 LIMIT :limit;
 

@@ -1,0 +1,412 @@
+"""Who is calling, and what they may touch.
+
+A *policy* answers two questions: who a request comes from (``authenticate``, in the ``Authenticate``
+middleware, before any route runs) and what that caller may do to a resource (``authorize``, in the
+routes, where the resource is known). There are two:
+
+* ``KeysPolicy``, the built-in API keys: each key names an owner; what an owner creates is stamped
+  ``metadata.owner`` and only that owner sees it (the system assistants of the configured graphs are
+  everyone's). Store namespaces of an owner start with the owner's name.
+* ``CustomPolicy``, a ``langgraph_sdk.Auth`` object from ``auth.path`` in ``langgraph.json``, called as
+  the official server calls it: ``@auth.authenticate`` with the request's parts by parameter name, then
+  the most specific ``@auth.on…`` handler for each resource and action, which may refuse, add metadata
+  to ``value``, or return a filter.
+
+``authorize`` answers the caller's *scope*: None (everything), or metadata filters of which a resource's
+metadata must contain one. A resource out of scope is answered as missing (404), never 403, so that ids
+say nothing about resources one may not see.
+
+Written here rather than taken from a library: the ``Auth`` object is the official SDK's, but the server
+side that calls it ships only inside the official (licensed) server.
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Protocol
+
+import structlog
+from fastapi import Depends, Request
+from langgraph_sdk import Auth
+from langgraph_sdk.auth.exceptions import HTTPException as AuthHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from graphrun import errors
+from graphrun.api.auth import ApiKeys
+from graphrun.api.limits import send_error
+from graphrun.stores._json import contains
+from graphrun.types import Json
+
+log = structlog.get_logger("graphrun.auth")
+
+# A caller's scope: None is everything; else a resource's metadata must contain one of these filters.
+Scope_ = list[Json] | None
+
+SYSTEM = {"created_by": "system"}  # the metadata of the configured graphs' own assistants
+
+
+class User:
+    """The authenticated caller as handlers see it in ``ctx.user``: LangGraph's ``BaseUser`` protocol
+    (attributes, and mapping access to what ``authenticate`` returned)."""
+
+    def __init__(
+        self,
+        identity: str,
+        permissions: Sequence[str] = (),
+        display_name: str | None = None,
+        is_authenticated: bool = True,
+        fields: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._identity = identity
+        self._permissions = list(permissions)
+        self._display_name = display_name or identity
+        self._is_authenticated = is_authenticated
+        self._fields = {
+            **(fields or {}),
+            "identity": identity,
+            "permissions": self._permissions,
+            "display_name": self._display_name,
+            "is_authenticated": is_authenticated,
+        }
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    @property
+    def permissions(self) -> list[str]:
+        return self._permissions
+
+    @property
+    def display_name(self) -> str:
+        return self._display_name
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self._is_authenticated
+
+    def __getitem__(self, key: str) -> Any:
+        return self._fields[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._fields
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    def dict(self) -> dict[str, Any]:
+        return dict(self._fields)
+
+    def __repr__(self) -> str:
+        return f"User(identity={self._identity!r})"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request comes from: the object handlers get as ``ctx.user``, and its permissions."""
+
+    user: Any
+    identity: str
+    permissions: Sequence[str] = ()
+
+
+class Policy(Protocol):
+    async def authenticate(self, request: Request) -> Caller:
+        """The caller, or ``errors.Refused`` (401 unless the policy says otherwise)."""
+        ...
+
+    async def authorize(self, caller: Caller, resource: str, action: str, value: Json) -> Scope_:
+        """The caller's scope for ``action`` on ``resource``; may change ``value`` (metadata to stamp, a
+        store namespace). ``errors.Forbidden``/``errors.Refused`` refuse the request."""
+        ...
+
+
+def in_scope(scope: Scope_, metadata: Json) -> bool:
+    return scope is None or any(contains(metadata, wanted) for wanted in scope)
+
+
+def stamp_of(scope: Scope_) -> Json:
+    """What a resource created for a caller must carry to be in the caller's scope: the plain values of
+    a single filter (``{"owner": "alice"}``); nothing when the scope is wider or not plain."""
+    if scope is None or len(scope) != 1:
+        return {}
+    return {k: v for k, v in scope[0].items() if isinstance(v, (str, int, float, bool))}
+
+
+# ---------------------------------------------------------------- built-in API keys
+
+
+class KeysPolicy:
+    """Every request carries a key (``x-api-key`` or ``Authorization: Bearer``); its owner owns what it
+    creates and sees only that, plus the system assistants."""
+
+    def __init__(self, digests: dict[str, str]) -> None:
+        self.keys = ApiKeys(digests)
+
+    async def authenticate(self, request: Request) -> Caller:
+        presented = request.headers.get("x-api-key", "")
+        authorization = request.headers.get("authorization", "")
+        if not presented and authorization.lower().startswith("bearer "):
+            presented = authorization[7:].strip()
+        owner = self.keys.owner(presented) if presented else None
+        if owner is None:
+            raise errors.Refused(
+                "missing or unknown API key: send it as x-api-key or Authorization: Bearer",
+                401,
+                {"WWW-Authenticate": "Bearer"},
+            )
+        return Caller(User(owner), owner)
+
+    async def authorize(self, caller: Caller, resource: str, action: str, value: Json) -> Scope_:
+        owner = {"owner": caller.identity}
+        if resource == "store":
+            _own_namespace(caller.identity, action, value)
+            return None
+        if action in ("create", "create_run", "update") and isinstance(value.get("metadata"), dict):
+            value["metadata"]["owner"] = caller.identity  # a client cannot give its things away
+        elif action in ("create", "create_run"):
+            value["metadata"] = dict(owner)
+        if resource == "assistants" and action in ("read", "search"):
+            return [owner, SYSTEM]
+        return [owner]
+
+
+def _own_namespace(owner: str, action: str, value: Json) -> None:
+    """An owner's store namespaces start with its name: writes elsewhere are refused; reads elsewhere
+    see nothing (``namespace`` None); a search or listing with no prefix is narrowed to the owner's."""
+    namespace = tuple(value.get("namespace") or ())
+    if action in ("put", "delete"):
+        if namespace[:1] != (owner,):
+            raise errors.Forbidden(
+                f"store namespaces of owner {owner!r} start with {owner!r}; got {list(namespace)!r}"
+            )
+    elif not namespace and action in ("search", "list_namespaces"):
+        value["namespace"] = (owner,)
+    elif namespace[:1] != (owner,):
+        value["namespace"] = None
+
+
+# ---------------------------------------------------------------- a user's langgraph_sdk.Auth
+
+
+_AUTH_PARAMETERS = frozenset(
+    {"request", "path", "method", "path_params", "query_params", "headers", "authorization", "body"}
+)
+
+
+class CustomPolicy:
+    """A ``langgraph_sdk.Auth`` object's handlers, called as the official server calls them."""
+
+    def __init__(self, auth: Auth, path_params: Callable[[Scope], dict[str, str]]) -> None:
+        self.auth = auth
+        self._path_params = path_params
+        self._handlers: dict[tuple[str, str], Callable[..., Awaitable[Any]] | None] = {}
+        authenticate = auth._authenticate_handler
+        if authenticate is not None:
+            names = set(inspect.signature(authenticate).parameters)
+            unknown = sorted(names - _AUTH_PARAMETERS)
+            if unknown:
+                raise errors.ConfigError(
+                    f"auth.path: the @auth.authenticate handler asks for {unknown!r}; it may take "
+                    f"{sorted(_AUTH_PARAMETERS)!r}"
+                )
+            self._wants = names
+
+    async def authenticate(self, request: Request) -> Caller:
+        handler = self.auth._authenticate_handler
+        if handler is None:  # authorization handlers only: every caller is the same anonymous user
+            return Caller(User("", is_authenticated=False), "")
+        arguments: dict[str, Any] = {}
+        for name in self._wants:
+            if name == "request":
+                arguments[name] = request
+            elif name == "path":
+                arguments[name] = request.url.path
+            elif name == "method":
+                arguments[name] = request.method
+            elif name == "path_params":
+                arguments[name] = self._path_params(request.scope)
+            elif name == "query_params":
+                arguments[name] = dict(request.query_params)
+            elif name == "headers":
+                arguments[name] = dict(request.scope["headers"])
+            elif name == "authorization":
+                arguments[name] = request.headers.get("authorization")
+            elif name == "body":
+                arguments[name] = await request.body()
+        try:
+            result = await handler(**arguments)
+        except AuthHTTPException as exc:
+            raise _refused(exc) from None
+        return _caller(result)
+
+    async def authorize(self, caller: Caller, resource: str, action: str, value: Json) -> Scope_:
+        handler = self._handler(resource, action)
+        if handler is None:
+            return None
+        context = Auth.types.AuthContext(
+            permissions=list(caller.permissions),
+            user=caller.user,
+            resource=resource,  # type: ignore[arg-type]
+            action=action,  # type: ignore[arg-type]
+        )
+        try:
+            result = await handler(ctx=context, value=value)
+        except AuthHTTPException as exc:
+            raise _refused(exc) from None
+        if result is None or result is True:
+            return None
+        if result is False:
+            raise errors.Forbidden(f"Forbidden: not allowed to {action} {resource}")
+        if isinstance(result, dict):
+            return [_containment(result)]
+        raise errors.ConfigError(
+            f"auth handler for {resource}.{action} returned {type(result).__name__}; "
+            "expected None, a bool or a filter dict"
+        )
+
+    def _handler(self, resource: str, action: str) -> Callable[..., Awaitable[Any]] | None:
+        """The most specific handler: resource and action, then the resource's, then the action's on
+        every resource, then the global one (the last registered of each)."""
+        key = (resource, action)
+        if key not in self._handlers:
+            found = None
+            for candidate in (key, (resource, "*"), ("*", action), ("*", "*")):
+                handlers = self.auth._handlers.get(candidate)
+                if handlers:
+                    found = handlers[-1]
+                    break
+            if found is None and self.auth._global_handlers:
+                found = self.auth._global_handlers[-1]
+            self._handlers[key] = found
+        return self._handlers[key]
+
+
+def _refused(exc: AuthHTTPException) -> errors.Refused:
+    return errors.Refused(str(exc.detail), exc.status_code, dict(exc.headers or {}))
+
+
+def _caller(result: Any) -> Caller:
+    """What ``@auth.authenticate`` returned, as the caller: a user id, a ``MinimalUserDict``, or an object
+    with ``identity`` (and optionally ``permissions``)."""
+    if isinstance(result, str):
+        return Caller(User(result), result)
+    if isinstance(result, Mapping):
+        identity = result.get("identity")
+        if not isinstance(identity, str):
+            raise errors.ConfigError("@auth.authenticate returned a dict without a string 'identity'")
+        permissions = list(result.get("permissions") or ())
+        user = User(
+            identity,
+            permissions,
+            result.get("display_name"),
+            bool(result.get("is_authenticated", True)),
+            result,
+        )
+        return Caller(user, identity, permissions)
+    identity = getattr(result, "identity", None)
+    if not isinstance(identity, str):
+        raise errors.ConfigError(
+            f"@auth.authenticate returned {type(result).__name__}; expected a user id, a dict with "
+            "'identity', or an object with an identity"
+        )
+    return Caller(result, identity, list(getattr(result, "permissions", ()) or ()))
+
+
+def _containment(result: Json) -> Json:
+    """A handler's filter as the metadata a resource must contain: ``{"k": v}`` and ``{"k": {"$eq": v}}``
+    are equality, ``{"k": {"$contains": v}}`` (or a list of values) membership of a list."""
+    wanted: Json = {}
+    for key, condition in result.items():
+        if not isinstance(condition, dict):
+            wanted[key] = condition
+            continue
+        unknown = sorted(set(condition) - {"$eq", "$contains"})
+        if unknown or len(condition) != 1:
+            raise errors.ConfigError(
+                f"auth filter on {key!r} uses {sorted(condition)!r}; supported: a value, $eq, $contains"
+            )
+        if "$eq" in condition:
+            wanted[key] = condition["$eq"]
+        else:
+            members = condition["$contains"]
+            wanted[key] = members if isinstance(members, list) else [members]
+    return wanted
+
+
+# ---------------------------------------------------------------- the request's side
+
+
+class Authenticate:
+    """Every request but the open paths (``GRAPHRUN_AUTH_OPEN_PATHS``: probes, by default, as a load
+    balancer or kubelet has no credentials) and CORS preflights is authenticated before it reaches a
+    route; the caller goes in the request's state."""
+
+    def __init__(self, app: ASGIApp, policy: Policy, open_paths: frozenset[str]) -> None:
+        self.app = app
+        self.policy = policy
+        self.open_paths = open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] == "OPTIONS" or scope["path"] in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            caller = await self.policy.authenticate(request)
+        except errors.Refused as exc:
+            headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+            await send_error(send, exc.status, exc.message, headers)
+            return
+        except errors.ConfigError as exc:
+            log.error("auth_handler_failed", error=exc.message)
+            await send_error(send, 500, f"authentication failed: {exc.message}")
+            return
+        scope.setdefault("state", {})["caller"] = caller
+        await self.app(scope, receive, send)
+
+
+@dataclass
+class Access:
+    """The request's caller and policy, for the routes: ``await access.scope(resource, action, value)``."""
+
+    policy: Policy | None
+    caller: Caller | None
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def on(self) -> bool:
+        return self.policy is not None and self.caller is not None
+
+    @property
+    def identity(self) -> str | None:
+        return self.caller.identity if self.caller is not None else None
+
+    async def scope(self, resource: str, action: str, value: Json) -> Scope_:
+        if self.policy is None or self.caller is None:
+            return None
+        return await self.policy.authorize(self.caller, resource, action, value)
+
+
+def access_of(request: Request) -> Access:
+    policy = getattr(request.app.state, "policy", None)
+    caller = getattr(request.state, "caller", None)
+    return Access(policy, caller)
+
+
+async def _access(request: Request) -> Access:
+    return access_of(request)
+
+
+AccessDep = Annotated[Access, Depends(_access)]
+
+
+def as_uuid(value: str) -> uuid.UUID | str:
+    """Ids in handler values are UUIDs, as the official server passes them."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return value

@@ -1,0 +1,259 @@
+"""Per-owner isolation with the built-in API keys, as two users meet it through the official SDK: every
+SDK call bob can make on alice's threads, runs, streams, assistants and store items is tried, and none
+succeeds. A resource bob may not see is missing to him (404, never 403); alice's things are unchanged
+afterwards. Both modes: ``graphrun dev`` and the production topology."""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from langgraph_sdk import get_client
+from langgraph_sdk.client import LangGraphClient
+
+from tests.acceptance._support import eventually
+
+ALICE_KEY = "alice-key-0123456789abcdef"
+BOB_KEY = "bob-key-fedcba9876543210"
+SERVER_ENV = {"GRAPHRUN_API_KEYS": f"alice={ALICE_KEY},bob={BOB_KEY}"}
+CONFIG = Path(__file__).resolve().parent / "langgraph.json"
+
+
+@dataclass
+class Tally:
+    """Each cross-owner attempt: what it got, and whether that let bob reach alice's things."""
+
+    attempts: list[tuple[str, str]] = field(default_factory=list)
+    successes: list[str] = field(default_factory=list)
+
+    async def refused(self, name: str, call: Awaitable[Any], *, expect: int = 404) -> None:
+        """The call must fail with ``expect``; anything else counts as a success for bob."""
+        try:
+            result = await call
+        except httpx.HTTPStatusError as exc:
+            status = exc.response.status_code
+            self.attempts.append((name, str(status)))
+            if status != expect:
+                self.successes.append(f"{name}: {status} {exc.response.text[:200]}")
+            return
+        self.attempts.append((name, "ok"))
+        self.successes.append(f"{name}: answered {str(result)[:200]}")
+
+    async def hidden(self, name: str, call: Awaitable[Any], reveals: Callable[[Any], bool]) -> None:
+        """The call may answer, but with nothing of alice's in it."""
+        result = await call
+        self.attempts.append((name, "answered"))
+        if reveals(result):
+            self.successes.append(f"{name}: {str(result)[:200]}")
+
+
+def client(target: Any, key: str) -> LangGraphClient:
+    return get_client(url=target.url, api_key=key, timeout=30.0)
+
+
+def ids(items: list[dict[str, Any]], key: str) -> set[str]:
+    return {str(item[key]) for item in items}
+
+
+async def test_no_sdk_call_reaches_another_owners_resources(target: Any) -> None:
+    async with client(target, ALICE_KEY) as alice, client(target, BOB_KEY) as bob:
+        # alice's things: a finished thread, a thread waiting at an interrupt, a run in flight,
+        # an assistant, store items.
+        thread = await alice.threads.create(metadata={"topic": "secret plans"})
+        tid = thread["thread_id"]
+        done = await alice.runs.create(tid, "sleepy", input={"seconds": 0})
+        await alice.runs.join(tid, done["run_id"])
+        waiting = await alice.threads.create()
+        await alice.runs.wait(waiting["thread_id"], "asks", input={})
+        busy = await alice.threads.create()
+        running = await alice.runs.create(busy["thread_id"], "sleepy", input={"seconds": 60})
+        await eventually(
+            lambda: _status(alice, busy["thread_id"], running["run_id"]),
+            lambda s: s == "running",
+            what="run running",
+        )
+        assistant = await alice.assistants.create("sleepy", name="alice's", metadata={"team": "a"})
+        aid = assistant["assistant_id"]
+        await alice.store.put_item(["alice", "prefs"], "colour", {"v": "blue"})
+        checkpoint = (await alice.threads.get_state(tid))["checkpoint"]
+
+        t = Tally()
+        bid, rid, wid = busy["thread_id"], running["run_id"], waiting["thread_id"]
+        # threads
+        await t.refused("threads.get", bob.threads.get(tid))
+        await t.refused("threads.update", bob.threads.update(tid, metadata={"owner": "bob"}))
+        await t.refused("threads.copy", bob.threads.copy(tid))
+        await t.refused("threads.get_state", bob.threads.get_state(tid))
+        await t.refused("threads.get_state@checkpoint", bob.threads.get_state(tid, checkpoint=checkpoint))
+        await t.refused("threads.update_state", bob.threads.update_state(tid, {"seconds": 1}))
+        await t.refused("threads.get_history", bob.threads.get_history(tid))
+        await t.refused("threads.join_stream", _first(bob.threads.join_stream(bid)))
+        await t.refused("threads.delete", bob.threads.delete(tid))
+        await t.refused(
+            "threads.create(if_exists=do_nothing)",
+            bob.threads.create(thread_id=tid, if_exists="do_nothing"),
+            expect=409,
+        )
+        await t.hidden("threads.search", bob.threads.search(limit=100), lambda r: bool(ids(r, "thread_id")))
+        await t.hidden("threads.search(ids)", bob.threads.search(ids=[tid, bid, wid]), lambda r: bool(r))
+        await t.hidden("threads.count", bob.threads.count(), lambda n: n != 0)
+        # runs
+        await t.refused("runs.create", bob.runs.create(tid, "sleepy", input={"seconds": 0}))
+        await t.refused("runs.wait", bob.runs.wait(tid, "sleepy", input={"seconds": 0}))
+        await t.refused("runs.stream", _first(bob.runs.stream(tid, "sleepy", input={"seconds": 0})))
+        await t.refused(
+            "runs.create(resume)", bob.runs.create(wid, "asks", command={"resume": "approved by bob"})
+        )
+        await t.refused(
+            "runs.create_batch", bob.runs.create_batch([{"thread_id": tid, "assistant_id": "sleepy"}])
+        )
+        await t.refused("runs.list", bob.runs.list(tid))
+        await t.refused("runs.get", bob.runs.get(bid, rid))
+        await t.refused("runs.join", bob.runs.join(tid, done["run_id"]))
+        await t.refused("runs.join_stream", _first(bob.runs.join_stream(bid, rid)))
+        await t.refused("runs.cancel", bob.runs.cancel(bid, rid))
+        await t.refused("runs.cancel_many(thread)", bob.runs.cancel_many(thread_id=bid))
+        await t.refused("runs.delete", bob.runs.delete(tid, done["run_id"]))
+        # Bulk cancels by status or assistant reach only bob's own runs: alice's keeps running.
+        await bob.runs.cancel_many(status="running")
+        await bob.http.post("/runs/cancel", json={"assistant_id": "sleepy"})  # not in the SDK's signature
+        t.attempts.append(("runs.cancel_many(status, assistant)", "answered"))
+        if (await alice.runs.get(bid, rid))["status"] != "running":
+            t.successes.append("runs.cancel_many(status, assistant): cancelled alice's run")
+        # assistants
+        await t.refused("assistants.get", bob.assistants.get(aid))
+        await t.refused("assistants.get_graph", bob.assistants.get_graph(aid))
+        await t.refused("assistants.get_schemas", bob.assistants.get_schemas(aid))
+        await t.refused("assistants.get_subgraphs", bob.assistants.get_subgraphs(aid))
+        await t.refused("assistants.get_versions", bob.assistants.get_versions(aid))
+        await t.refused("assistants.set_latest", bob.assistants.set_latest(aid, 1))
+        await t.refused("assistants.update", bob.assistants.update(aid, name="bob's now"))
+        await t.refused("runs.create(alice's assistant)", bob.runs.create(None, aid, input={"seconds": 0}))
+        await t.refused("assistants.delete", bob.assistants.delete(aid))
+        await t.hidden(
+            "assistants.search",
+            bob.assistants.search(limit=100),
+            lambda r: aid in ids(r, "assistant_id"),
+        )
+        await t.hidden("assistants.count(metadata)", bob.assistants.count(metadata={"team": "a"}), bool)
+        # store
+        await t.hidden(
+            "store.get_item", bob.store.get_item(["alice", "prefs"], "colour"), lambda r: r is not None
+        )
+        await t.refused(
+            "store.put_item", bob.store.put_item(["alice", "prefs"], "colour", {"v": "red"}), expect=403
+        )
+        await t.refused("store.delete_item", bob.store.delete_item(["alice", "prefs"], "colour"), expect=403)
+        await t.hidden("store.search_items", bob.store.search_items(["alice"]), lambda r: bool(r["items"]))
+        await t.hidden("store.search_items()", bob.store.search_items([]), lambda r: bool(r["items"]))
+        await t.hidden(
+            "store.list_namespaces",
+            bob.store.list_namespaces(),
+            lambda r: any(ns[:1] == ["alice"] for ns in r["namespaces"]),
+        )
+        # the thread-stream protocol (client.threads.stream speaks it over these two routes)
+        async with httpx.AsyncClient(base_url=target.url, headers={"x-api-key": BOB_KEY}) as http:
+            command = {"id": 1, "method": "run.start", "params": {"assistant_id": "sleepy", "input": {}}}
+            await t.refused("threads/commands", _checked(http.post(f"/threads/{tid}/commands", json=command)))
+            events = http.post(f"/threads/{tid}/stream/events", json={"channels": ["values"]})
+            await t.refused("threads/stream/events", _checked(events))
+
+        print(f"\ncross-owner attempts: {len(t.attempts)}, successes: {len(t.successes)}")
+        assert t.successes == [], t.successes
+        assert len(t.attempts) >= 45
+
+        # Nothing of alice's was changed or lost.
+        kept = await alice.threads.get(tid)
+        assert kept["metadata"]["topic"] == "secret plans"
+        assert kept["metadata"]["owner"] == "alice"
+        assert len(await alice.runs.list(tid)) == 1
+        assert (await alice.runs.get(bid, rid))["status"] == "running"
+        assert (await alice.threads.get(wid))["status"] == "interrupted"
+        assert (await alice.assistants.get(aid))["name"] == "alice's"
+        item = await alice.store.get_item(["alice", "prefs"], "colour")
+        assert item is not None
+        assert item["value"] == {"v": "blue"}
+        assert ids(await alice.threads.search(limit=100), "thread_id") >= {tid, bid, wid}
+        await alice.runs.cancel(bid, rid, wait=True)
+
+
+async def test_what_an_owner_creates_is_stamped_and_theirs_alone(target: Any) -> None:
+    async with client(target, ALICE_KEY) as alice, client(target, BOB_KEY) as bob:
+        # A client cannot give a thread to someone else by naming them in its metadata.
+        thread = await bob.threads.create(metadata={"owner": "alice"})
+        assert thread["metadata"]["owner"] == "bob"
+        # A thread a run creates belongs to the run's caller, and so does a stateless run's.
+        new_id = str(uuid.uuid4())
+        await bob.runs.wait(new_id, "sleepy", input={"seconds": 0}, if_not_exists="create")
+        assert (await bob.threads.get(new_id))["metadata"]["owner"] == "bob"
+        with pytest.raises(httpx.HTTPStatusError) as missing:
+            await alice.threads.get(new_id)
+        assert missing.value.response.status_code == 404
+        assert "not found" in missing.value.response.json()["detail"]
+        # Both see the configured graphs' own assistants; each only their own others.
+        assert {"sleepy", "asks"} <= {a["graph_id"] for a in await bob.assistants.search()}
+        mine = await bob.assistants.create("sleepy", name="bob's")
+        assert mine["metadata"]["owner"] == "bob"
+        assert mine["assistant_id"] not in ids(await alice.assistants.search(limit=100), "assistant_id")
+        # An owner's store namespaces start with its name; a search without a prefix sees only them.
+        await bob.store.put_item(["bob", "notes"], "n1", {"text": "mine"})
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await bob.store.put_item(["shared"], "n1", {"text": "everyone's?"})
+        assert refused.value.response.status_code == 403
+        assert "start with 'bob'" in refused.value.response.json()["detail"]
+        found = await bob.store.search_items([])
+        assert [i["namespace"] for i in found["items"]] == [["bob", "notes"]]
+
+
+async def test_bulk_cancel_by_status_cancels_only_the_callers_runs(target: Any) -> None:
+    async with client(target, ALICE_KEY) as alice, client(target, BOB_KEY) as bob:
+        a = await alice.threads.create()
+        b = await bob.threads.create()
+        a_run = await alice.runs.create(a["thread_id"], "sleepy", input={"seconds": 60})
+        b_run = await bob.runs.create(b["thread_id"], "sleepy", input={"seconds": 60})
+        await eventually(
+            lambda: _status(alice, a["thread_id"], a_run["run_id"]),
+            lambda s: s == "running",
+            what="run running",
+        )
+        await eventually(
+            lambda: _status(bob, b["thread_id"], b_run["run_id"]),
+            lambda s: s == "running",
+            what="run running",
+        )
+
+        await bob.runs.cancel_many(status="all")
+
+        await eventually(
+            lambda: _status(bob, b["thread_id"], b_run["run_id"]),
+            lambda s: s == "interrupted",
+            what="run interrupted",
+        )
+        assert await _status(alice, a["thread_id"], a_run["run_id"]) == "running"
+        await alice.runs.cancel(a["thread_id"], a_run["run_id"], wait=True)
+
+
+async def _status(client: LangGraphClient, thread_id: str, run_id: str) -> str:
+    return str((await client.runs.get(thread_id, run_id))["status"])
+
+
+async def _first(stream: Any) -> Any:
+    """A stream's first event: the HTTP error surfaces when the SDK opens it. (``threads.join_stream``
+    is a coroutine that gives the stream; the others are the stream.)"""
+    if inspect.isawaitable(stream):
+        stream = await stream
+    async for part in stream:
+        return part
+    return None
+
+
+async def _checked(response: Awaitable[httpx.Response]) -> httpx.Response:
+    answer = await response
+    answer.raise_for_status()
+    return answer
