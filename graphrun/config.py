@@ -140,6 +140,7 @@ def load_config(path: Path) -> LanggraphConfig:
         not_applied=(
             *(k for k in _NOT_APPLIED if raw.get(k) is not None and k != "http"),
             *(f"http.{k}" for k in (raw.get("http") or {}) if k not in _HTTP_APPLIED),
+            *(["auth.cache"] if (raw.get("auth") or {}).get("cache") is not None else []),
             *(f"webhooks.{k}" for k in _WEBHOOKS_NOT_APPLIED if webhooks.get(k) is not None),
         ),
     )
@@ -233,10 +234,27 @@ def _optional_object(path: Path, raw: Mapping[str, Any], key: str) -> Mapping[st
     return value
 
 
+# The keys of `auth` the official server takes. `disable_studio_auth` is accepted as is: graphrun has no
+# LangSmith Studio login to disable. `cache` is valid but not applied (start-up says so).
+_AUTH_KEYS = frozenset({"path", "disable_studio_auth", "allow_langsmith_api_keys", "openapi", "cache"})
+
+
 def _parse_auth(path: Path, raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
     auth = _optional_object(path, raw, "auth")
-    if auth is not None and "path" in auth and not (isinstance(auth["path"], str) and ":" in auth["path"]):
+    if auth is None:
+        return None
+    unknown = sorted(set(auth) - _AUTH_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key 'auth.{unknown[0]}' (known: {', '.join(sorted(_AUTH_KEYS))})")
+    if "path" in auth and not (isinstance(auth["path"], str) and ":" in auth["path"]):
         raise ConfigError(f"{path}: key 'auth.path' must be './file.py:attribute', got {auth['path']!r}")
+    if auth.get("allow_langsmith_api_keys"):
+        raise ConfigError(
+            f"{path}: 'auth.allow_langsmith_api_keys' needs LangSmith's API-key service, which a "
+            "self-hosted graphrun has not; check keys in your @auth.authenticate handler instead"
+        )
+    if "openapi" in auth and not isinstance(auth["openapi"], dict):
+        raise ConfigError(f"{path}: 'auth.openapi' must be an object (securitySchemes, security)")
     return auth
 
 

@@ -30,13 +30,22 @@ async def resolve_assistant(
     ``access``, one the caller may not ``action`` is missing, as the official server answers it;
     ``value`` is what the handler sees (and may change)."""
     found = await _assistant(svc, assistant_id)
-    if access is not None and access.on:
-        value = {} if value is None else value
-        value.setdefault("assistant_id", as_uuid(found.assistant_id))
-        scope = await access.scope("assistants", action, value)
-        if not in_scope(scope, found.metadata):
-            raise errors.AssistantNotFound(f"Assistant {assistant_id} not found")
+    if access is not None:
+        await check_assistant(access, found, action, value)
     return found
+
+
+async def check_assistant(
+    access: Access, assistant: Assistant, action: str = "read", value: Json | None = None
+) -> None:
+    """An assistant the caller may not ``action`` is missing (404)."""
+    if not access.on:
+        return
+    value = {} if value is None else value
+    value.setdefault("assistant_id", as_uuid(assistant.assistant_id))
+    scope = await access.scope("assistants", action, value)
+    if not in_scope(scope, assistant.metadata):
+        raise errors.AssistantNotFound(f"Assistant {assistant.assistant_id} not found")
 
 
 async def _assistant(svc: Services, assistant_id: str) -> Assistant:

@@ -23,16 +23,18 @@ side that calls it ships only inside the official (licensed) server.
 from __future__ import annotations
 
 import inspect
+import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, cast
 
 import structlog
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from langgraph_sdk import Auth
 from langgraph_sdk.auth.exceptions import HTTPException as AuthHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphrun import errors
 from graphrun.api.auth import ApiKeys
@@ -193,7 +195,19 @@ def _own_namespace(owner: str, action: str, value: Json) -> None:
 
 
 _AUTH_PARAMETERS = frozenset(
-    {"request", "path", "method", "path_params", "query_params", "headers", "authorization", "body"}
+    {
+        "request",
+        "path",
+        "method",
+        "path_params",
+        "query_params",
+        "headers",
+        "authorization",
+        "body",
+        "scope",
+        "scopes",
+        "user",
+    }
 )
 
 
@@ -205,23 +219,32 @@ class CustomPolicy:
         self._path_params = path_params
         self._handlers: dict[tuple[str, str], Callable[..., Awaitable[Any]] | None] = {}
         authenticate = auth._authenticate_handler
-        if authenticate is not None:
-            names = set(inspect.signature(authenticate).parameters)
-            unknown = sorted(names - _AUTH_PARAMETERS)
-            if unknown:
-                raise errors.ConfigError(
-                    f"auth.path: the @auth.authenticate handler asks for {unknown!r}; it may take "
-                    f"{sorted(_AUTH_PARAMETERS)!r}"
-                )
-            self._wants = names
+        if authenticate is None:  # as the official server: authorization alone would protect nothing
+            raise errors.ConfigError(
+                "auth.path: the Auth object has no @auth.authenticate handler; define one that "
+                "returns the user (a user id, or a dict with 'identity')"
+            )
+        names = set(inspect.signature(authenticate).parameters)
+        unknown = sorted(names - _AUTH_PARAMETERS)
+        if unknown:
+            raise errors.ConfigError(
+                f"auth.path: the @auth.authenticate handler asks for {unknown!r}; it may take "
+                f"{sorted(_AUTH_PARAMETERS)!r}"
+            )
+        self._authenticate = authenticate
+        self._wants = names
 
     async def authenticate(self, request: Request) -> Caller:
-        handler = self.auth._authenticate_handler
-        if handler is None:  # authorization handlers only: every caller is the same anonymous user
-            return Caller(User("", is_authenticated=False), "")
+        handler = self._authenticate
         arguments: dict[str, Any] = {}
         for name in self._wants:
-            if name == "request":
+            if name == "scope":
+                arguments[name] = request.scope
+            elif name == "scopes":
+                arguments[name] = []  # the permissions are what this handler is about to say
+            elif name == "user":
+                arguments[name] = None
+            elif name == "request":
                 arguments[name] = request
             elif name == "path":
                 arguments[name] = request.url.path
@@ -230,17 +253,26 @@ class CustomPolicy:
             elif name == "path_params":
                 arguments[name] = self._path_params(request.scope)
             elif name == "query_params":
-                arguments[name] = dict(request.query_params)
+                arguments[name] = request.query_params
             elif name == "headers":
                 arguments[name] = dict(request.scope["headers"])
             elif name == "authorization":
                 arguments[name] = request.headers.get("authorization")
             elif name == "body":
-                arguments[name] = await request.body()
+                raw = await request.body()
+                try:
+                    arguments[name] = json.loads(raw) if raw else None
+                except ValueError:
+                    arguments[name] = None  # not JSON: the route answers that
         try:
-            result = await handler(**arguments)
+            if inspect.iscoroutinefunction(handler):
+                result = await handler(**arguments)
+            else:  # a plain function may block (a call to an identity provider): not on the loop
+                result = await run_in_threadpool(cast(Callable[..., Any], handler), **arguments)
         except AuthHTTPException as exc:
             raise _refused(exc) from None
+        except AssertionError as exc:  # the docs' handlers assert on the credentials they are given
+            raise errors.Refused(str(exc) or "Unauthorized: the credentials were refused", 401) from None
         return _caller(result)
 
     async def authorize(self, caller: Caller, resource: str, action: str, value: Json) -> Scope_:
@@ -257,12 +289,14 @@ class CustomPolicy:
             result = await handler(ctx=context, value=value)
         except AuthHTTPException as exc:
             raise _refused(exc) from None
+        except AssertionError as exc:  # the docs' examples assert; the official server answers 403
+            raise errors.Forbidden(str(exc) or f"Forbidden: not allowed to {action} {resource}") from None
         if result is None or result is True:
             return None
         if result is False:
             raise errors.Forbidden(f"Forbidden: not allowed to {action} {resource}")
         if isinstance(result, dict):
-            return [_containment(result)]
+            return _alternatives(result)
         raise errors.ConfigError(
             f"auth handler for {resource}.{action} returned {type(result).__name__}; "
             "expected None, a bool or a filter dict"
@@ -290,8 +324,12 @@ def _refused(exc: AuthHTTPException) -> errors.Refused:
 
 
 def _caller(result: Any) -> Caller:
-    """What ``@auth.authenticate`` returned, as the caller: a user id, a ``MinimalUserDict``, or an object
-    with ``identity`` (and optionally ``permissions``)."""
+    """What ``@auth.authenticate`` returned, as the caller: a user id, a ``MinimalUserDict``, an object
+    with ``identity`` (and optionally ``permissions``), or a ``(permissions, user)`` pair."""
+    if isinstance(result, tuple) and len(result) == 2:
+        permissions, user = result
+        caller = _caller(user)
+        return Caller(caller.user, caller.identity, list(permissions))
     if isinstance(result, str):
         return Caller(User(result), result)
     if isinstance(result, Mapping):
@@ -316,25 +354,71 @@ def _caller(result: Any) -> Caller:
     return Caller(result, identity, list(getattr(result, "permissions", ()) or ()))
 
 
-def _containment(result: Json) -> Json:
-    """A handler's filter as the metadata a resource must contain: ``{"k": v}`` and ``{"k": {"$eq": v}}``
-    are equality, ``{"k": {"$contains": v}}`` (or a list of values) membership of a list."""
-    wanted: Json = {}
+def _alternatives(result: Json) -> list[Json]:
+    """A handler's filter as the caller's scope: the metadata documents of which a resource's metadata
+    must contain one. The official filter language: ``{"k": v}`` and ``{"k": {"$eq": v}}`` are equality,
+    ``{"k": {"$contains": v}}`` (a value or a list of them) membership of a list, keys are AND-ed,
+    ``$and``/``$or`` take lists of filters, nested at most two deep. ``$or`` is spread out here into
+    alternatives, so that the stores need only a containment test."""
+    return [
+        {k: list(v) if isinstance(v, _Members) else v for k, v in doc.items()}
+        for doc in _spread(result, 0)
+        if doc is not None
+    ]
+
+
+def _spread(result: Json, depth: int) -> list[Json | None]:
+    if depth > 2:
+        raise errors.ConfigError("auth filter: $and/$or nested more than two deep (the official limit)")
+    alternatives: list[Json | None] = [{}]
     for key, condition in result.items():
-        if not isinstance(condition, dict):
-            wanted[key] = condition
-            continue
-        unknown = sorted(set(condition) - {"$eq", "$contains"})
-        if unknown or len(condition) != 1:
-            raise errors.ConfigError(
-                f"auth filter on {key!r} uses {sorted(condition)!r}; supported: a value, $eq, $contains"
-            )
-        if "$eq" in condition:
-            wanted[key] = condition["$eq"]
+        if key in ("$or", "$and"):
+            if not isinstance(condition, list) or len(condition) < 2:
+                raise errors.ConfigError(f"auth filter: {key} takes a list of at least two filters")
+            groups = [_spread(group, depth + 1) for group in condition]
+            if key == "$or":
+                options = [doc for group in groups for doc in group]
+            else:
+                options = [{}]
+                for group in groups:
+                    options = [_merge(a, b) for a in options for b in group]
+            alternatives = [_merge(a, b) for a in alternatives for b in options]
         else:
-            members = condition["$contains"]
-            wanted[key] = members if isinstance(members, list) else [members]
-    return wanted
+            alternatives = [_merge(a, {key: _wanted(key, condition)}) for a in alternatives]
+    return alternatives
+
+
+def _wanted(key: str, condition: Any) -> Any:
+    if not isinstance(condition, dict):
+        return condition
+    unknown = sorted(set(condition) - {"$eq", "$contains"})
+    if unknown or len(condition) != 1:
+        raise errors.ConfigError(
+            f"auth filter on {key!r} uses {sorted(condition)!r}; supported: a value, $eq, $contains"
+        )
+    if "$eq" in condition:
+        return condition["$eq"]
+    members = condition["$contains"]
+    return _Members(members if isinstance(members, list) else [members])
+
+
+class _Members(list[Any]):
+    """The values a list in the metadata must hold (``$contains``), told apart from an equal list."""
+
+
+def _merge(a: Json | None, b: Json | None) -> Json | None:
+    """Both sets of conditions; None when they cannot both hold (two different values for one key)."""
+    if a is None or b is None:
+        return None
+    merged = dict(a)
+    for key, value in b.items():
+        if key not in merged:
+            merged[key] = value
+        elif isinstance(merged[key], _Members) and isinstance(value, _Members):
+            merged[key] = _Members([*merged[key], *(v for v in value if v not in merged[key])])
+        elif merged[key] != value:
+            return None
+    return merged
 
 
 # ---------------------------------------------------------------- the request's side
@@ -365,8 +449,29 @@ class Authenticate:
             log.error("auth_handler_failed", error=exc.message)
             await send_error(send, 500, f"authentication failed: {exc.message}")
             return
+        except Exception as exc:  # the user's handler broke: its text may hold credentials, so only the type
+            log.exception("auth_handler_failed", error=type(exc).__name__)
+            await send_error(
+                send, 500, f"authentication failed: @auth.authenticate raised {type(exc).__name__}"
+            )
+            return
         scope.setdefault("state", {})["caller"] = caller
+        if "_body" in request.__dict__:  # the handler read the body: the route reads it again
+            receive = _replay(request.__dict__["_body"], receive)
         await self.app(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 @dataclass

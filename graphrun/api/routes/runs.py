@@ -21,7 +21,14 @@ from starlette.responses import StreamingResponse
 
 from graphrun import errors, metrics, telemetry
 from graphrun.api import schemas, sse
-from graphrun.api._resolve import owned_run, owned_thread, require_checkpoint, require_uuid, resolve_assistant
+from graphrun.api._resolve import (
+    check_assistant,
+    owned_run,
+    owned_thread,
+    require_checkpoint,
+    require_uuid,
+    resolve_assistant,
+)
 from graphrun.api._resume import check_resume
 from graphrun.api._runs import announce, await_output, cancel, reload, wait_response
 from graphrun.api.authz import Access, AccessDep, as_uuid, in_scope, stamp_of
@@ -65,7 +72,9 @@ async def _new_run(
     """Validate a run request and describe the run; nothing is written yet. ``announce``: the API opens
     the run's stream with its ``metadata`` event as it writes the run (else the worker does, as it
     starts it). ``protocol``: see ``RunRequest.protocol``."""
-    assistant = await resolve_assistant(svc, body.assistant_id, access)
+    assistant = await resolve_assistant(svc, body.assistant_id)
+    if assistant.metadata.get("created_by") != "system":  # as official: a graph's own is everyone's
+        await check_assistant(access, assistant)
     metadata, thread_stamp = await _authorize_run(svc, access, body, thread_id, assistant.assistant_id)
     if body.command is not None and body.input is not None:
         raise errors.InvalidRequest("give either input or command, not both")
