@@ -37,6 +37,46 @@ MAX_URL_LENGTH = 4096
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        """No string may hold NUL or a lone surrogate: PostgreSQL cannot store them, and a value one mode
+        keeps and the other refuses would break the modes' one contract. Refused in both, with the path."""
+        bad = _unstorable(data, ())
+        if bad is not None:
+            where = ".".join(map(str, bad)) or "body"
+            raise ValueError(f"{where}: text may not contain NUL (\\u0000) or unpaired surrogates")
+        return data
+
+
+def _unstorable(value: Any, path: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The path of the first string (key or value) that cannot be stored, or None."""
+    if isinstance(value, str):
+        return None if _storable(value) else path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and not _storable(key):
+                return (*path, key.encode("utf-8", "backslashreplace").decode())
+            found = _unstorable(item, (*path, key))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _unstorable(item, (*path, index))
+            if found is not None:
+                return found
+    return None
+
+
+def _storable(text: str) -> bool:
+    if text.isascii():
+        return "\x00" not in text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
 
 class _ConfigShape(BaseModel):
     """The keys of a LangGraph ``RunnableConfig`` a client may send, with their types; others pass."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Query, Response
-from langgraph.store.base import Item
+from langgraph.store.base import InvalidNamespaceError, Item
 
 from graphrun import errors
 from graphrun.api import schemas
@@ -133,11 +133,14 @@ async def list_namespaces(body: schemas.StoreNamespaces, svc: Svc, access: Acces
     prefix = await _allowed(access, "list_namespaces", value)
     if prefix is None:
         return {"namespaces": []}
-    namespaces = await svc.kv.alist_namespaces(
-        prefix=prefix or None,
-        suffix=tuple(body.suffix) if body.suffix else None,
-        max_depth=body.max_depth,
-        limit=body.limit,
-        offset=body.offset,
-    )
+    try:
+        namespaces = await svc.kv.alist_namespaces(
+            prefix=prefix or None,
+            suffix=tuple(body.suffix) if body.suffix else None,
+            max_depth=body.max_depth,
+            limit=body.limit,
+            offset=body.offset,
+        )
+    except InvalidNamespaceError as exc:  # an empty label in the prefix or suffix
+        raise errors.InvalidRequest(f"namespace: {exc}") from exc
     return {"namespaces": [list(ns) for ns in namespaces]}
