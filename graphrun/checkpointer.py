@@ -1,5 +1,5 @@
 """What graphrun needs of a checkpointer beyond LangGraph's own calls: copying a thread, deleting a
-run's checkpoints (rollback), deleting a thread everywhere.
+run's checkpoints (rollback), pruning a thread to its latest checkpoints, deleting a thread everywhere.
 
 The savers themselves are opened by ``savers.py``. Known gaps of the official savers are worked around
 here, in one place, each with a test that shows it is still needed.
@@ -19,7 +19,7 @@ from graphrun.errors import ThreadNotFound
 from graphrun.models import Run
 from graphrun.stores import pgsaver
 from graphrun.stores.base import ControlStore
-from graphrun.stores.sqlite import delete_saver_runs
+from graphrun.stores.sqlite import delete_saver_runs, prune_saver_thread
 
 
 async def copy_thread(saver: BaseCheckpointSaver[Any], source_id: str, target_id: str) -> None:
@@ -96,6 +96,30 @@ async def _replay(
             writes.setdefault(task_id, []).append((channel, value))
         for task_id, task_writes in writes.items():
             await saver.aput_writes(stored, task_writes, task_id)
+
+
+async def keep_latest(saver: BaseCheckpointSaver[Any], thread_id: str) -> None:
+    """Prune a thread to the latest checkpoint of each namespace (with its pending writes), keeping its
+    state: the ``keep_latest`` strategy of ``/threads/prune`` and of a thread's TTL.
+
+    A saver that implements ``aprune`` (PostgreSQL, Redis) does it. The SQLite saver does not: its rows
+    are pruned in one transaction under its lock. Any other saver (in-memory, MongoDB, a custom one) has
+    no public way to delete one checkpoint, so its thread is rebuilt from the kept checkpoints through
+    the public API, which is not atomic (as ``delete_runs``'s rebuild). The caller leaves threads with a
+    run executing alone.
+    """
+    if type(saver).aprune is not BaseCheckpointSaver.aprune:
+        await saver.aprune([thread_id], strategy="keep_latest")
+    elif isinstance(saver, AsyncSqliteSaver):
+        async with saver.lock:
+            await prune_saver_thread(saver.conn, thread_id)
+    else:
+        latest: dict[str, CheckpointTuple] = {}
+        async for t in saver.alist(_thread(thread_id)):  # newest first, within each namespace
+            latest.setdefault(t.config["configurable"].get("checkpoint_ns", ""), t)
+        kept = [t._replace(parent_config=None) for t in latest.values()]
+        await saver.adelete_thread(thread_id)
+        await _replay(saver, kept, thread_id)
 
 
 def _thread(thread_id: str) -> RunnableConfig:

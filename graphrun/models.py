@@ -82,6 +82,7 @@ class Thread:
     config: Json
     error: Json | None
     ttl_minutes: float | None = None  # deleted when not updated for this long (None: the default TTL)
+    ttl_strategy: str | None = None  # what the TTL does: delete (None too) or keep_latest
 
 
 @dataclass(frozen=True)

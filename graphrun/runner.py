@@ -26,7 +26,7 @@ from langgraph.types import Command
 from opentelemetry import trace
 
 from graphrun import encoding, errors, metrics, protocol, redact, resilience
-from graphrun.checkpointer import delete_runs, delete_thread
+from graphrun.checkpointer import delete_runs, delete_thread, keep_latest
 from graphrun.graphs import GraphRegistry, thread_interrupts
 from graphrun.instrument import RunInstrument, langfuse_handler
 from graphrun.models import Run, RunOutcome, Timeouts, run_output, thread_status_after
@@ -345,14 +345,19 @@ class Runner:
             return await self._outcome(graph, config, "interrupted", None)
 
     async def sweep_expired_threads(self, limit: int = 100) -> list[str]:
-        """Delete threads past their TTL (their own, else ``GRAPHRUN_THREAD_TTL_MINUTES``): the thread,
-        its runs and its checkpoints. A run created on one meanwhile is cancelled with it."""
+        """Act on threads past their TTL (their own, else ``GRAPHRUN_THREAD_TTL_MINUTES``). ``delete``:
+        the thread, its runs and its checkpoints go; a run created on one meanwhile is cancelled with it.
+        ``keep_latest``: its checkpoints are pruned to the latest and its TTL clock restarts."""
         expired = await self._store.expired_threads(self._settings.thread_ttl_minutes, limit)
-        for thread_id in expired:
-            inflight = await delete_thread(self._store, self._graphs.persistence.checkpointer, thread_id)
-            for run in inflight:
+        saver = self._graphs.persistence.checkpointer
+        for thread_id, strategy in expired:
+            if strategy == "keep_latest":
+                await keep_latest(saver, thread_id)
+                await self._store.touch_thread(thread_id)
+                continue
+            for run in await delete_thread(self._store, saver, thread_id):
                 await self._bus.cancel(run.run_id, "interrupt")
-        return expired
+        return [thread_id for thread_id, _ in expired]
 
     async def cleanup(self, run: Run) -> None:
         """Stateless runs delete their temporary thread (and its checkpoints) unless asked to keep it."""

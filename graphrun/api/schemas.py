@@ -145,31 +145,61 @@ class AssistantLatest(Body):
     version: int = Field(ge=1)
 
 
+class CommandBody(Body):
+    resume: Any = None
+    goto: Any = None
+    update: Any = None
+
+
+PruneStrategy = Literal["delete", "keep_latest"]
+
+
 class ThreadTTL(Body):
-    """A thread's time to live, as the SDK sends it: deleted when not updated for ``ttl`` minutes."""
+    """A thread's time to live, as the SDK sends it: when not updated for ``ttl`` minutes the thread is
+    deleted (``delete``) or pruned to its latest checkpoints (``keep_latest``)."""
 
     ttl: float = Field(gt=0, le=MAX_TTL_MINUTES)
-    strategy: Literal["delete"] = "delete"
+    strategy: PruneStrategy = "delete"
 
 
-class ThreadCreate(Body):
+class _WithTTL(Body):
+    ttl: ThreadTTL | None = None
+
+    @property
+    def ttl_minutes(self) -> float | None:
+        return self.ttl.ttl if self.ttl else None
+
+    @property
+    def ttl_strategy(self) -> PruneStrategy | None:
+        return self.ttl.strategy if self.ttl else None
+
+
+class SuperstepUpdate(Body):
+    """One update of a superstep: ``values`` (or a ``command``) written as if ``as_node`` returned them."""
+
+    values: Json | list[Json] | None = None
+    command: CommandBody | None = None
+    as_node: str
+
+
+class Superstep(Body):
+    updates: list[SuperstepUpdate] = Field(min_length=1)
+
+
+class ThreadCreate(_WithTTL):
     thread_id: str | None = None
     metadata: Json = Field(default_factory=dict)
     if_exists: Literal["raise", "do_nothing"] = "raise"
-    ttl: ThreadTTL | None = None
-
-    @property
-    def ttl_minutes(self) -> float | None:
-        return self.ttl.ttl if self.ttl else None
+    supersteps: list[Superstep] | None = None
 
 
-class ThreadPatch(Body):
+class ThreadPatch(_WithTTL):
     metadata: Json = Field(default_factory=dict)
-    ttl: ThreadTTL | None = None
 
-    @property
-    def ttl_minutes(self) -> float | None:
-        return self.ttl.ttl if self.ttl else None
+
+class ThreadPrune(Body):
+    thread_ids: list[str] = Field(max_length=10_000)
+    strategy: PruneStrategy = "delete"
 
 
 class ThreadSearch(Body):
@@ -232,12 +262,6 @@ class ThreadHistory(Body):
     metadata: Json | None = None
     checkpoint: Checkpoint | None = None
     select: list[str] | None = None
-
-
-class CommandBody(Body):
-    resume: Any = None
-    goto: Any = None
-    update: Any = None
 
 
 # Fields the official API has that graphrun does not honour: refused by name, never dropped. Both need a

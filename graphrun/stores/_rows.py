@@ -60,6 +60,7 @@ def thread(row: Mapping[str, Any]) -> Thread:
         config=_json(row["config"], {}),
         error=_json(row["error"]),
         ttl_minutes=row["ttl_minutes"],
+        ttl_strategy=row["ttl_strategy"],
     )
 
 

@@ -266,10 +266,17 @@ class SqlStore:
     # ------------------------------------------------------------------ threads
 
     async def create_thread(
-        self, thread_id: str, metadata: Json, if_exists: str, ttl_minutes: float | None = None
+        self,
+        thread_id: str,
+        metadata: Json,
+        if_exists: str,
+        ttl_minutes: float | None = None,
+        ttl_strategy: str | None = None,
     ) -> Thread:
         def tx(db: Db) -> Thread:
-            created = self._insert_thread(db, thread_id, metadata, ttl_minutes=ttl_minutes)
+            created = self._insert_thread(
+                db, thread_id, metadata, ttl_minutes=ttl_minutes, ttl_strategy=ttl_strategy
+            )
             if created is not None:
                 return _rows.thread(created)
             if if_exists == "do_nothing":
@@ -286,6 +293,7 @@ class SqlStore:
         values: Json | None = None,
         ttl_minutes: float | None = None,
         now: str | None = None,
+        ttl_strategy: str | None = None,
     ) -> Any:
         """Insert the thread; return its row, or None if it already existed."""
         params = {
@@ -294,6 +302,7 @@ class SqlStore:
             "values": _dump(values),
             "config": "{}",
             "ttl_minutes": ttl_minutes,
+            "ttl_strategy": ttl_strategy,
             "now": now or _now(),
         }
         return db.execute(self._q["insert_thread"], params).fetchone()
@@ -301,9 +310,15 @@ class SqlStore:
     async def get_thread(self, thread_id: str) -> Thread:
         return _thread_found(await self._read_one("get_thread", {"thread_id": thread_id}), thread_id)
 
-    async def update_thread(self, thread_id: str, metadata: Json, ttl_minutes: float | None = None) -> Thread:
+    async def update_thread(
+        self,
+        thread_id: str,
+        metadata: Json,
+        ttl_minutes: float | None = None,
+        ttl_strategy: str | None = None,
+    ) -> Thread:
         """Merge ``metadata`` into the thread's: top-level keys replaced whole, as Postgres' ``||``; a
-        ``ttl_minutes`` replaces the thread's TTL."""
+        ``ttl_minutes`` (and ``ttl_strategy``) replaces the thread's TTL."""
 
         def tx(db: Db) -> Thread:
             merged = {**self._thread_in(db, thread_id).metadata, **metadata}
@@ -311,6 +326,7 @@ class SqlStore:
                 "thread_id": thread_id,
                 "metadata": _dump(merged),
                 "ttl_minutes": ttl_minutes,
+                "ttl_strategy": ttl_strategy,
                 "now": _now(),
             }
             db.execute(self._q["set_thread_metadata"], params)
@@ -318,9 +334,14 @@ class SqlStore:
 
         return await self._write(tx)
 
-    async def expired_threads(self, default_ttl_minutes: float, limit: int) -> list[str]:
+    async def expired_threads(self, default_ttl_minutes: float, limit: int) -> list[tuple[str, str]]:
         params = {"default_ttl_minutes": default_ttl_minutes, "limit": limit, "now": _now()}
-        return [row["thread_id"] for row in await self._read_all("expired_threads", params)]
+        rows = await self._read_all("expired_threads", params)
+        return [(row["thread_id"], row["ttl_strategy"]) for row in rows]
+
+    async def touch_thread(self, thread_id: str) -> None:
+        params = {"thread_id": thread_id, "now": _now()}
+        await self._write(lambda db: db.execute(self._q["touch_thread"], params))
 
     async def delete_thread(self, thread_id: str) -> list[Run]:
         """Delete the thread and its runs; return the runs that were in flight (the caller cancels them)."""
@@ -385,7 +406,14 @@ class SqlStore:
     async def copy_thread(self, source_id: str, target_id: str) -> Thread:
         def tx(db: Db) -> Thread:
             source = self._thread_in(db, source_id)
-            self._insert_thread(db, target_id, source.metadata, source.values, source.ttl_minutes)
+            self._insert_thread(
+                db,
+                target_id,
+                source.metadata,
+                source.values,
+                source.ttl_minutes,
+                ttl_strategy=source.ttl_strategy,
+            )
             db.execute(
                 self._q["set_thread_state"],
                 {

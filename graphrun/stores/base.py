@@ -83,15 +83,28 @@ class ControlStore(Protocol):
 
     # threads
     async def create_thread(
-        self, thread_id: str, metadata: Json, if_exists: str, ttl_minutes: float | None = None
+        self,
+        thread_id: str,
+        metadata: Json,
+        if_exists: str,
+        ttl_minutes: float | None = None,
+        ttl_strategy: str | None = None,
     ) -> Thread: ...
     async def get_thread(self, thread_id: str) -> Thread: ...
     async def update_thread(
-        self, thread_id: str, metadata: Json, ttl_minutes: float | None = None
+        self,
+        thread_id: str,
+        metadata: Json,
+        ttl_minutes: float | None = None,
+        ttl_strategy: str | None = None,
     ) -> Thread: ...
-    async def expired_threads(self, default_ttl_minutes: float, limit: int) -> list[str]:
+    async def expired_threads(self, default_ttl_minutes: float, limit: int) -> list[tuple[str, str]]:
         """Threads with nothing in flight that were not updated for their TTL (their own, else the
-        default; 0 means never), oldest first."""
+        default; 0 means never), oldest first, each with its TTL strategy (``delete``, ``keep_latest``)."""
+        ...
+
+    async def touch_thread(self, thread_id: str) -> None:
+        """Restart the thread's TTL clock (after a ``keep_latest`` sweep pruned it)."""
         ...
 
     async def delete_thread(self, thread_id: str) -> list[Run]: ...

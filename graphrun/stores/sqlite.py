@@ -115,3 +115,16 @@ async def delete_saver_runs(conn: aiosqlite.Connection, thread_id: str, run_ids:
         await conn.rollback()
         raise
     await conn.commit()
+
+
+async def prune_saver_thread(conn: aiosqlite.Connection, thread_id: str) -> None:
+    """Keep only the latest checkpoint (and its pending writes) of each namespace of a thread, in the
+    tables of LangGraph's SQLite saver, which has no ``aprune``; on the saver's own connection (the
+    caller holds the saver's lock), in one transaction."""
+    try:
+        for name in ("saver_prune_writes", "saver_prune_checkpoints", "saver_prune_parents"):
+            await conn.execute(SAVER_Q[name], {"thread_id": thread_id})
+    except BaseException:
+        await conn.rollback()
+        raise
+    await conn.commit()

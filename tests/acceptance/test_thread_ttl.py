@@ -45,7 +45,7 @@ async def test_updating_a_thread_sets_its_ttl(client: LangGraphClient, http: htt
 
 async def test_a_bad_ttl_is_refused_and_nothing_is_created(http: httpx.AsyncClient) -> None:
     before = (await http.post("/threads/count", json={})).json()
-    for ttl in ({"ttl": 0}, {"ttl": -1}, {"ttl": 5, "strategy": "keep_latest"}, 5):
+    for ttl in ({"ttl": 0}, {"ttl": -1}, {"ttl": 5, "strategy": "archive"}, 5):
         response = await http.post("/threads", json={"ttl": ttl})
         assert response.status_code == 422, ttl
         assert "ttl" in response.json()["detail"], ttl

@@ -285,7 +285,7 @@ async def test_a_thread_past_its_own_ttl_is_expired(store: ControlStore) -> None
 
     await asyncio.sleep(0.1)
 
-    assert await store.expired_threads(0, 100) == [short]
+    assert await store.expired_threads(0, 100) == [(short, "delete")]
     assert (await store.get_thread(short)).ttl_minutes == TINY_TTL_MIN
 
 
@@ -296,7 +296,7 @@ async def test_the_default_ttl_applies_to_threads_without_their_own(store: Contr
 
     await asyncio.sleep(0.1)
 
-    assert await store.expired_threads(TINY_TTL_MIN, 100) == [plain]
+    assert await store.expired_threads(TINY_TTL_MIN, 100) == [(plain, "delete")]
     assert await store.expired_threads(0, 100) == []
 
 
@@ -318,3 +318,22 @@ async def test_updating_a_thread_sets_its_ttl_and_restarts_the_clock(store: Cont
 
     assert await store.expired_threads(0, 100) == []
     assert (await store.get_thread(thread_id)).ttl_minutes == 1
+
+
+async def test_a_ttl_keeps_its_strategy_and_touching_restarts_the_clock(store: ControlStore) -> None:
+    pruned, deleted = new_id(), new_id()
+    await store.create_thread(pruned, {}, "raise", ttl_minutes=TINY_TTL_MIN, ttl_strategy="keep_latest")
+    await store.create_thread(deleted, {}, "raise")
+    await store.update_thread(deleted, {}, ttl_minutes=TINY_TTL_MIN, ttl_strategy="delete")
+    await asyncio.sleep(0.1)
+
+    expired = sorted(await store.expired_threads(0, 100))
+    assert expired == sorted([(pruned, "keep_latest"), (deleted, "delete")])
+    before = await store.get_thread(pruned)
+    assert before.ttl_strategy == "keep_latest"
+
+    await store.touch_thread(pruned)  # restarts the clock: updated_at is now
+
+    assert (await store.get_thread(pruned)).updated_at > before.updated_at
+    copy = await store.copy_thread(pruned, new_id())
+    assert (copy.ttl_minutes, copy.ttl_strategy) == (TINY_TTL_MIN, "keep_latest")

@@ -99,6 +99,8 @@ async def test_no_sdk_call_reaches_another_owners_resources(target: Any) -> None
         await t.refused("threads.get_history", bob.threads.get_history(tid))
         await t.refused("threads.join_stream", _first(bob.threads.join_stream(bid)))
         await t.refused("threads.delete", bob.threads.delete(tid))
+        await t.refused("threads.prune", bob.threads.prune([tid]))
+        await t.refused("threads.prune(keep_latest)", bob.threads.prune([tid], strategy="keep_latest"))
         await t.refused(
             "threads.create(if_exists=do_nothing)",
             bob.threads.create(thread_id=tid, if_exists="do_nothing"),
@@ -171,13 +173,14 @@ async def test_no_sdk_call_reaches_another_owners_resources(target: Any) -> None
 
         print(f"\ncross-owner attempts: {len(t.attempts)}, successes: {len(t.successes)}")
         assert t.successes == [], t.successes
-        assert len(t.attempts) >= 45
+        assert len(t.attempts) >= 47
 
         # Nothing of alice's was changed or lost.
         kept = await alice.threads.get(tid)
         assert meta(kept)["topic"] == "secret plans"
         assert meta(kept)["owner"] == "alice"
         assert len(await alice.runs.list(tid)) == 1
+        assert len(await alice.threads.get_history(tid, limit=100)) > 1  # not pruned
         assert (await alice.runs.get(bid, rid))["status"] == "running"
         assert (await alice.threads.get(wid))["status"] == "interrupted"
         assert (await alice.assistants.get(aid))["name"] == "alice's"

@@ -1,4 +1,5 @@
-"""``graphrun.checkpointer``: the ``copy_thread`` and ``delete_runs`` workarounds and ``store.ttl``.
+"""``graphrun.checkpointer``: the ``copy_thread``, ``delete_runs`` and ``keep_latest`` workarounds and
+``store.ttl``.
 
 Both workarounds run against the real SQLite saver of embedded mode, and the
 ``test_sqlite_saver_still_lacks_*`` tests show they are still needed.
@@ -12,12 +13,14 @@ from typing import Any
 
 import pytest
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, StateSnapshot, interrupt
 from typing_extensions import TypedDict
 
-from graphrun.checkpointer import copy_thread, delete_runs
+from graphrun.checkpointer import copy_thread, delete_runs, keep_latest
 from graphrun.savers import store_ttl
 
 
@@ -117,6 +120,61 @@ async def test_sqlite_saver_still_lacks_copy_thread(saver: AsyncSqliteSaver) -> 
 
     with pytest.raises(NotImplementedError):
         await saver.acopy_thread("source", "copy")
+
+
+def with_question() -> StateGraph[Steps, None, Steps, Steps]:
+    builder = StateGraph(Steps)
+    builder.add_node("a", step("a"))
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "ask")
+    builder.add_edge("ask", END)
+    return builder
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+async def any_saver(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[BaseCheckpointSaver[Any]]:
+    """The SQLite saver (pruned in SQL) and the in-memory one (rebuilt through the public API)."""
+    if request.param == "memory":
+        yield InMemorySaver()
+        return
+    async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "c.sqlite")) as opened:
+        yield opened
+
+
+async def test_keep_latest_keeps_only_the_head_and_its_state(any_saver: BaseCheckpointSaver[Any]) -> None:
+    graph = three_steps().compile(checkpointer=any_saver)
+    await graph.ainvoke({"steps": []}, thread("t"), durability="sync")
+    await graph.ainvoke({"steps": ["x"]}, thread("other"), durability="sync")
+    head = await graph.aget_state(thread("t"))
+
+    await keep_latest(any_saver, "t")
+
+    pruned = await history(graph, "t")
+    assert [checkpoint_id(s.config) for s in pruned] == [checkpoint_id(head.config)]
+    assert pruned[0].values == {"steps": ["a", "b", "c"]}
+    assert pruned[0].parent_config is None
+    assert len(await history(graph, "other")) == 5  # another thread is untouched
+
+
+async def test_keep_latest_keeps_the_pending_interrupt(any_saver: BaseCheckpointSaver[Any]) -> None:
+    graph = with_question().compile(checkpointer=any_saver)
+    await graph.ainvoke({"steps": []}, thread("t"), durability="sync")
+
+    await keep_latest(any_saver, "t")
+
+    state = await graph.aget_state(thread("t"))
+    assert [i.value for i in state.interrupts] == ["continue?"]
+    resumed = await graph.ainvoke(Command(resume="yes"), thread("t"), durability="sync")
+    assert resumed == {"steps": ["a", "ask:yes"]}
+
+
+async def test_sqlite_and_memory_savers_still_lack_prune(any_saver: BaseCheckpointSaver[Any]) -> None:
+    """The reason for ``keep_latest``'s own pruning. When this fails, the library implemented it."""
+    with pytest.raises(NotImplementedError):
+        await any_saver.aprune(["t"], strategy="keep_latest")
 
 
 def run_config(thread_id: str, run_id: str) -> RunnableConfig:

@@ -34,7 +34,7 @@ EXPECTED_COLUMNS = {
     },
     "threads": {
         "thread_id", "created_at", "updated_at", "state_updated_at", "metadata", "status", "state_values",
-        "interrupts", "config", "error", "ttl_minutes",
+        "interrupts", "config", "error", "ttl_minutes", "ttl_strategy",
     },
     "runs": {
         "run_id", "thread_id", "assistant_id", "graph_id", "status", "metadata", "multitask_strategy",

@@ -7,9 +7,11 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Query, Response
 from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
+from langgraph.types import Command, StateUpdate
 
 from graphrun import checkpointer, encoding, errors
 from graphrun.api import schemas
@@ -25,6 +27,7 @@ from graphrun.types import Json, ThreadStatus
 from graphrun.wire import checkpoint_json
 
 router = APIRouter(prefix="/threads", tags=["threads"])
+log = structlog.get_logger("graphrun.threads")
 
 # How long deleting a thread waits for its running runs to stop after cancelling them.
 delete_wait_s = 10.0
@@ -47,8 +50,87 @@ async def create_thread(body: schemas.ThreadCreate, svc: Svc, access: AccessDep)
             with contextlib.suppress(errors.ThreadNotFound):  # another's thread is not handed over
                 if not in_scope(scope, (await svc.store.get_thread(thread_id)).metadata):
                     raise errors.AlreadyExists(f"Thread {thread_id} already exists")
-    thread = await svc.store.create_thread(thread_id, metadata, body.if_exists, body.ttl_minutes)
+    if body.supersteps:
+        return schemas.thread_json(await _create_with_supersteps(svc, thread_id, metadata, body))
+    thread = await svc.store.create_thread(
+        thread_id, metadata, body.if_exists, body.ttl_minutes, body.ttl_strategy
+    )
     return schemas.thread_json(thread)
+
+
+async def _create_with_supersteps(
+    svc: Services, thread_id: str, metadata: Json, body: schemas.ThreadCreate
+) -> Thread:
+    """Create the thread and write its state as the supersteps say (each a list of updates applied as one
+    step, as ``graph.abulk_update_state``): how a thread is copied between deployments. The graph is
+    ``metadata.graph_id``'s. If the graph refuses an update, the thread is deleted again and the answer is
+    422: no half-written thread is left."""
+    graph_id = metadata.get("graph_id")
+    if not isinstance(graph_id, str) or graph_id not in svc.graphs:
+        raise errors.InvalidRequest(
+            "supersteps need metadata.graph_id naming a configured graph (the graph whose nodes they name); "
+            f"got {graph_id!r}"
+        )
+    with contextlib.suppress(errors.ThreadNotFound):
+        await svc.store.get_thread(thread_id)
+        raise errors.AlreadyExists(
+            f"Thread {thread_id} already exists; supersteps apply only to a thread the request creates"
+        )
+    thread = await svc.store.create_thread(thread_id, metadata, "raise", body.ttl_minutes, body.ttl_strategy)
+    steps = [
+        [StateUpdate(_update_value(u), u.as_node) for u in step.updates] for step in body.supersteps or ()
+    ]
+    try:
+        async with svc.graphs.graph(graph_id, access="threads.update") as graph:
+            try:
+                await graph.abulk_update_state(_config(thread_id, None), steps)
+            except errors.GraphrunError:
+                raise
+            except Exception as exc:  # an unknown node, values its channels do not take
+                raise errors.InvalidRequest(f"cannot apply supersteps: {type(exc).__name__}: {exc}") from exc
+            head = await graph.aget_state(_config(thread_id, None))
+    except BaseException:
+        await checkpointer.delete_thread(svc.store, svc.graphs.persistence.checkpointer, thread_id)
+        raise
+    interrupts = thread_interrupts(head)
+    status: ThreadStatus = "interrupted" if head.next or interrupts else "idle"
+    await svc.store.set_thread_state(thread_id, encoding.jsonable(head.values), interrupts, status)
+    return await svc.store.get_thread(thread.thread_id)
+
+
+def _update_value(update: schemas.SuperstepUpdate) -> Any:
+    if update.command is None:
+        return update.values
+    return Command(**update.command.model_dump(exclude_none=True))
+
+
+@router.post("/prune")
+async def prune_threads(body: schemas.ThreadPrune, svc: Svc, access: AccessDep) -> Json:
+    """Delete the threads (``delete``) or prune each to its latest checkpoints (``keep_latest``); answer
+    how many were pruned. A thread that does not exist is skipped; with auth, one the caller may not
+    delete makes the whole request 404 and nothing is pruned (as the official server)."""
+    ids = [require_uuid(i, "thread_ids[]") for i in body.thread_ids]
+    threads: dict[str, Thread] = {}
+    for tid in dict.fromkeys(ids):
+        with contextlib.suppress(errors.ThreadNotFound):
+            threads[tid] = await svc.store.get_thread(tid)
+    if access.on:
+        scope = await access.scope("threads", "delete", {"thread_ids": [as_uuid(i) for i in ids]})
+        if scope is not None and (
+            len(threads) < len(set(ids)) or any(not in_scope(scope, t.metadata) for t in threads.values())
+        ):
+            raise errors.NotFound("At least one thread not found or not authorized")
+    pruned = 0
+    for tid, thread in threads.items():
+        if body.strategy == "delete":
+            await _delete(svc, tid)
+        elif thread.status == "busy":
+            log.info("prune_skipped_busy_thread", thread_id=tid)
+            continue
+        else:
+            await checkpointer.keep_latest(svc.graphs.persistence.checkpointer, tid)
+        pruned += 1
+    return {"pruned_count": pruned}
 
 
 @router.post("/search")
@@ -89,7 +171,7 @@ async def update_thread(thread_id: uuid.UUID, body: schemas.ThreadPatch, svc: Sv
     value: Json = {"metadata": dict(body.metadata)}
     await owned_thread(svc, access, str(thread_id), "update", value)
     return schemas.thread_json(
-        await svc.store.update_thread(str(thread_id), value["metadata"], body.ttl_minutes)
+        await svc.store.update_thread(str(thread_id), value["metadata"], body.ttl_minutes, body.ttl_strategy)
     )
 
 
@@ -99,6 +181,11 @@ async def delete_thread(thread_id: uuid.UUID, svc: Svc, access: AccessDep) -> Re
     (in that order, so that no run writes a checkpoint after they are gone)."""
     tid = str(thread_id)
     await owned_thread(svc, access, tid, "delete")
+    await _delete(svc, tid)
+    return Response(status_code=204)
+
+
+async def _delete(svc: Services, tid: str) -> None:
     for run in await svc.store.list_runs(tid, "running", Page(limit=1000)):
         try:
             stopping = await cancel(svc, tid, run.run_id, "interrupt")
@@ -109,7 +196,6 @@ async def delete_thread(thread_id: uuid.UUID, svc: Svc, access: AccessDep) -> Re
     saver = svc.graphs.persistence.checkpointer
     for run in await checkpointer.delete_thread(svc.store, saver, tid):  # claimed since: stop them too
         await svc.bus.cancel(run.run_id, "interrupt")
-    return Response(status_code=204)
 
 
 @router.post("/{thread_id}/copy")

@@ -100,22 +100,25 @@ SELECT * FROM threads WHERE thread_id = %(thread_id)s;
 -- name: insert_thread
 -- A thread another process creates at the same moment is not an error: both then use it.
 INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at, metadata, status, state_values,
-                     interrupts, config, ttl_minutes)
+                     interrupts, config, ttl_minutes, ttl_strategy)
 VALUES (%(thread_id)s, %(now)s::timestamptz, %(now)s::timestamptz, %(now)s::timestamptz, %(metadata)s::jsonb,
-        'idle', %(values)s::jsonb, '{}', %(config)s::jsonb, %(ttl_minutes)s::float8)
+        'idle', %(values)s::jsonb, '{}', %(config)s::jsonb, %(ttl_minutes)s::float8, %(ttl_strategy)s)
 ON CONFLICT (thread_id) DO NOTHING
 RETURNING *;  -- no row: the thread already existed
 
 -- name: set_thread_metadata
 UPDATE threads
 SET metadata = %(metadata)s::jsonb, ttl_minutes = COALESCE(%(ttl_minutes)s::float8, ttl_minutes),
-    updated_at = %(now)s::timestamptz
+    ttl_strategy = COALESCE(%(ttl_strategy)s, ttl_strategy), updated_at = %(now)s::timestamptz
 WHERE thread_id = %(thread_id)s;
+
+-- name: touch_thread
+UPDATE threads SET updated_at = %(now)s::timestamptz WHERE thread_id = %(thread_id)s;
 
 -- name: expired_threads
 -- Threads with nothing in flight, not updated for their TTL (their own, else the default; a NULL or 0
 -- default means never).
-SELECT thread_id FROM threads
+SELECT thread_id, COALESCE(ttl_strategy, 'delete') AS ttl_strategy FROM threads
 WHERE status != 'busy'
   AND COALESCE(ttl_minutes, NULLIF(%(default_ttl_minutes)s::float8, 0)) IS NOT NULL
   AND updated_at + COALESCE(ttl_minutes, NULLIF(%(default_ttl_minutes)s::float8, 0)) * interval '1 minute'

@@ -78,19 +78,23 @@ SELECT * FROM threads WHERE thread_id = :thread_id;
 
 -- name: insert_thread
 INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at, metadata, status, state_values,
-                     interrupts, config, ttl_minutes)
-VALUES (:thread_id, :now, :now, :now, :metadata, 'idle', :values, '{}', :config, :ttl_minutes)
+                     interrupts, config, ttl_minutes, ttl_strategy)
+VALUES (:thread_id, :now, :now, :now, :metadata, 'idle', :values, '{}', :config, :ttl_minutes, :ttl_strategy)
 ON CONFLICT (thread_id) DO NOTHING
 RETURNING *;  -- no row: the thread already existed
 
 -- name: set_thread_metadata
-UPDATE threads SET metadata = :metadata, ttl_minutes = COALESCE(:ttl_minutes, ttl_minutes), updated_at = :now
+UPDATE threads SET metadata = :metadata, ttl_minutes = COALESCE(:ttl_minutes, ttl_minutes),
+    ttl_strategy = COALESCE(:ttl_strategy, ttl_strategy), updated_at = :now
 WHERE thread_id = :thread_id;
+
+-- name: touch_thread
+UPDATE threads SET updated_at = :now WHERE thread_id = :thread_id;
 
 -- name: expired_threads
 -- Threads with nothing in flight, not updated for their TTL (their own, else :default_ttl_minutes; a
 -- NULL or 0 default means never).
-SELECT thread_id FROM threads
+SELECT thread_id, COALESCE(ttl_strategy, 'delete') AS ttl_strategy FROM threads
 WHERE status != 'busy'
   AND COALESCE(ttl_minutes, NULLIF(:default_ttl_minutes, 0)) IS NOT NULL
   AND (julianday(:now) - julianday(updated_at)) * 1440.0 > COALESCE(ttl_minutes, NULLIF(:default_ttl_minutes, 0))
