@@ -34,6 +34,10 @@ class RunNotFound(NotFound):
     """Run not found."""
 
 
+class CronNotFound(NotFound):
+    """Cron not found."""
+
+
 class Forbidden(GraphrunError):
     """Forbidden: the caller's authorization does not allow this."""
 

@@ -126,6 +126,30 @@ class RunRequest:
 
 
 @dataclass(frozen=True)
+class Cron:
+    """A schedule of runs: on each tick a worker writes one run of ``template`` (on ``thread_id``, or on
+    a new thread each time when it is None)."""
+
+    cron_id: str
+    assistant_id: str
+    thread_id: str | None
+    user_id: str | None
+    schedule: str
+    timezone: str | None
+    end_time: datetime | None  # no tick fires after it
+    enabled: bool
+    on_run_completed: str | None  # a stateless cron's new threads: delete (default) or keep
+    next_run_date: datetime | None
+    payload: Json  # the request as the client gave it (the official ``payload``)
+    metadata: Json
+    # What each run is made of: graph_id, metadata, multitask_strategy, thread_stamp, and ``request``
+    # (a ``RunRequest``) whose config and context go on top of the assistant's at each tick.
+    template: Json
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class Timeouts:
     """A run's own time limits, in seconds: the whole run's (None: ``GRAPHRUN_RUN_TIMEOUT_S``) and each
     node's (``"*"``: every node not named)."""

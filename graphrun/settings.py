@@ -130,6 +130,9 @@ class Settings:
         0.0, "min", "threads not updated for this long are deleted; 0: never"
     )
     ttl_sweep_interval_s: float = _setting(60.0, "s", "how often expired threads are looked for")
+    cron_interval_s: float = _setting(
+        5.0, "s", "how often a worker looks for crons whose tick has come; 0: this worker fires none"
+    )
     stream_max_events: int = _setting(
         10_000, "events", "events kept per run stream in Redis (older ones are trimmed)"
     )

@@ -26,9 +26,9 @@ from langgraph.errors import GraphDrained
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from graphrun import errors, metrics, redact, resilience, telemetry
+from graphrun import crons, errors, metrics, redact, resilience, telemetry
 from graphrun.instrument import flush_langfuse
-from graphrun.models import Run, RunOutcome
+from graphrun.models import Run, RunOutcome, utcnow
 from graphrun.runner import RunHandle, Runner
 from graphrun.settings import Settings
 from graphrun.stores.base import ControlStore
@@ -40,6 +40,7 @@ log = structlog.get_logger("graphrun.worker")
 drain_timeout_s = 10.0
 # The queue depth a worker reports counts at most this many pending runs (it reads their rows).
 _QUEUE_DEPTH_LIMIT = 10_000
+_CRON_BATCH = 100  # crons fired per poll at most; the rest wait for the next one
 
 
 @dataclass
@@ -104,6 +105,8 @@ class Worker:
             asyncio.create_task(self._sweep_loop(), name=f"{self.worker_id}:sweep"),
             asyncio.create_task(self._breaker_loop(), name=f"{self.worker_id}:breakers"),
         ]
+        if self._settings.cron_interval_s > 0:
+            self._loops.append(asyncio.create_task(self._cron_loop(), name=f"{self.worker_id}:crons"))
         # Heartbeats go on through the shutdown below: runs still finishing must keep their leases.
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name=f"{self.worker_id}:heartbeat")
         log.info("worker_started", worker_id=self.worker_id, concurrency=self._settings.worker_concurrency)
@@ -372,6 +375,23 @@ class Worker:
                     continue
                 if deleted:
                     log.info("runs_expired", runs=deleted)
+
+    async def _cron_loop(self) -> None:
+        """Fire the crons whose tick has come. Every worker looks; the store lets one fire each tick."""
+        while True:
+            await asyncio.sleep(self._settings.cron_interval_s)
+            try:
+                fired = await crons.fire_due(self._store, utcnow(), _CRON_BATCH)
+            except Exception:
+                log.exception("cron_poll_failed")
+                continue
+            written = [result for result in fired if result.run is not None]
+            for result in written:
+                assert result.run is not None
+                for cancelled in result.cancelled:  # the new run's multitask strategy stops these
+                    await self._bus.cancel(cancelled.run_id, result.run.multitask_strategy)
+            if written:
+                self._bus.notify_new_run()
 
     async def _reap_loop(self) -> None:
         while True:

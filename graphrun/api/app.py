@@ -19,7 +19,7 @@ from graphrun.api import auth, authz, errors
 from graphrun.api.deps import Services
 from graphrun.api.limits import BodyLimit, RateLimit, StreamBound
 from graphrun.api.observe import Observe
-from graphrun.api.routes import assistants, meta, protocol, runs, stats, store, threads
+from graphrun.api.routes import assistants, crons, meta, protocol, runs, stats, store, threads
 
 # The keys of ``http.cors`` in langgraph.json, as Starlette's CORSMiddleware takes them.
 CORS_KEYS = frozenset(
@@ -54,7 +54,7 @@ def create_app(
     policy = _policy(svc, app, custom_auth)
     app.state.policy = policy
     errors.install(app)
-    for module in (meta, assistants, threads, runs, protocol, store, stats):
+    for module in (meta, assistants, threads, crons, runs, protocol, store, stats):
         app.include_router(module.router)
     # Outermost last: Observe, the rate limit, the body limit, CORS (so that refusals carry its headers
     # and preflights need no credentials), authentication, the stream bound (per authenticated caller).

@@ -7,12 +7,13 @@ an error the client sees, never silently dropped.
 from __future__ import annotations
 
 import urllib.parse
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from graphrun import errors
-from graphrun.models import Assistant, Thread
+from graphrun.models import Assistant, Cron, Thread
 from graphrun.types import (
     STREAM_MODES,
     CancelAction,
@@ -272,10 +273,10 @@ UNSUPPORTED_RUN_FIELDS = {
 }
 
 
-class RunCreate(Body):
-    assistant_id: str
+class _RunFields(Body):
+    """What a run request and a cron's schedule of runs share."""
+
     input: Any = None
-    command: CommandBody | None = None
     config: Config = Field(default_factory=dict)
     context: Json = Field(default_factory=dict)
     metadata: Json = Field(default_factory=dict)
@@ -284,17 +285,9 @@ class RunCreate(Body):
     stream_resumable: bool = False
     interrupt_before: Literal["*"] | list[str] | None = None
     interrupt_after: Literal["*"] | list[str] | None = None
-    checkpoint: Checkpoint | None = None
-    checkpoint_id: str | None = None
     checkpoint_during: bool | None = None
     durability: Durability | None = None
-    multitask_strategy: MultitaskStrategy = "enqueue"
-    if_not_exists: IfNotExists = "reject"
-    on_disconnect: OnDisconnect = "continue"
-    on_completion: OnCompletion = "delete"
-    after_seconds: float | None = Field(None, ge=0, le=MAX_DELAY_S)
     webhook: str | None = Field(None, max_length=MAX_URL_LENGTH)
-    strict_resume: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -327,6 +320,84 @@ class RunCreate(Body):
     @property
     def stream_modes(self) -> list[str]:
         return [self.stream_mode] if isinstance(self.stream_mode, str) else list(self.stream_mode)
+
+
+class RunCreate(_RunFields):
+    assistant_id: str
+    command: CommandBody | None = None
+    checkpoint: Checkpoint | None = None
+    checkpoint_id: str | None = None
+    multitask_strategy: MultitaskStrategy = "enqueue"
+    if_not_exists: IfNotExists = "reject"
+    on_disconnect: OnDisconnect = "continue"
+    on_completion: OnCompletion = "delete"
+    after_seconds: float | None = Field(None, ge=0, le=MAX_DELAY_S)
+    strict_resume: bool = False
+
+
+_CRON_RUN_FIELDS = frozenset(_RunFields.model_fields)
+
+
+class ThreadCronCreate(_RunFields):
+    """A schedule of runs on one thread (``POST /threads/{id}/runs/crons``)."""
+
+    assistant_id: str
+    schedule: str = Field(max_length=256)
+    timezone: str | None = Field(None, max_length=64)
+    end_time: datetime | None = None
+    enabled: bool = True
+    multitask_strategy: MultitaskStrategy = "enqueue"
+
+    def run_create(self, **extra: Any) -> RunCreate:
+        """The run each tick writes, as a run request (validated as one when the cron is made)."""
+        fields = self.model_dump(include=set(_CRON_RUN_FIELDS | {"assistant_id", "multitask_strategy"}))
+        return RunCreate.model_validate({**fields, **extra})
+
+    def payload(self) -> Json:
+        """The request as the client gave it: the cron's ``payload``."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class CronCreate(ThreadCronCreate):
+    """A stateless schedule (``POST /runs/crons``): each tick's run has a new thread, deleted when the
+    run ends unless ``on_run_completed`` is ``keep``."""
+
+    on_run_completed: Literal["delete", "keep"] = "delete"
+
+
+class CronPatch(_RunFields):
+    schedule: str | None = Field(None, max_length=256)
+    timezone: str | None = Field(None, max_length=64)
+    end_time: datetime | None = None  # null clears it; absent leaves it
+    enabled: bool | None = None
+    on_run_completed: Literal["delete", "keep"] | None = None
+
+    def run_changes(self) -> Json:
+        """The run fields the patch sets, as they go over the cron's payload."""
+        return self.model_dump(mode="json", include=set(_CRON_RUN_FIELDS & self.model_fields_set))
+
+
+CronSortBy = Literal[
+    "cron_id", "assistant_id", "thread_id", "next_run_date", "end_time", "created_at", "updated_at"
+]
+
+
+class CronSearch(Body):
+    assistant_id: str | None = None
+    thread_id: str | None = None
+    enabled: bool | None = None
+    metadata: Json = Field(default_factory=dict)
+    limit: int = Field(10, ge=1, le=1000)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
+    sort_by: CronSortBy = "created_at"
+    sort_order: Literal["asc", "desc"] = "desc"
+    select: list[str] | None = None
+
+
+class CronCount(Body):
+    assistant_id: str | None = None
+    thread_id: str | None = None
+    metadata: Json = Field(default_factory=dict)
 
 
 class RunsCancel(Body):
@@ -448,4 +519,45 @@ def thread_json(t: Thread) -> Json:
         "interrupts": t.interrupts,
         "config": t.config,
         "error": t.error,
+    }
+
+
+CRON_FIELDS = (
+    "cron_id",
+    "assistant_id",
+    "thread_id",
+    "on_run_completed",
+    "end_time",
+    "schedule",
+    "timezone",
+    "created_at",
+    "updated_at",
+    "payload",
+    "user_id",
+    "next_run_date",
+    "metadata",
+    "enabled",
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def cron_json(c: Cron) -> Json:
+    return {
+        "cron_id": c.cron_id,
+        "assistant_id": c.assistant_id,
+        "thread_id": c.thread_id,
+        "on_run_completed": c.on_run_completed,
+        "end_time": _iso(c.end_time),
+        "schedule": c.schedule,
+        "timezone": c.timezone,
+        "created_at": c.created_at.isoformat(),
+        "updated_at": c.updated_at.isoformat(),
+        "payload": c.payload,
+        "user_id": c.user_id,
+        "next_run_date": _iso(c.next_run_date),
+        "metadata": c.metadata,
+        "enabled": c.enabled,
     }

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from graphrun import encoding
-from graphrun.models import Assistant, Run, RunRequest, Thread
+from graphrun.models import Assistant, Cron, Run, RunRequest, Thread
 
 _REQUEST_FIELDS = frozenset(f.name for f in dataclasses.fields(RunRequest))
 
@@ -87,3 +87,23 @@ def run(row: Mapping[str, Any]) -> Run:
 
 def request_json(request: RunRequest) -> str:
     return encoding.dumps_str(dataclasses.asdict(request))
+
+
+def cron(row: Mapping[str, Any]) -> Cron:
+    return Cron(
+        cron_id=row["cron_id"],
+        assistant_id=row["assistant_id"],
+        thread_id=row["thread_id"],
+        user_id=row["user_id"],
+        schedule=row["schedule"],
+        timezone=row["timezone"],
+        end_time=parse_ts(row["end_time"]),
+        enabled=bool(row["enabled"]),
+        on_run_completed=row["on_run_completed"],
+        next_run_date=parse_ts(row["next_run_date"]),
+        payload=_json(row["payload"], {}),
+        metadata=_json(row["metadata"], {}),
+        template=_json(row["template"], {}),
+        created_at=parse_ts(row["created_at"]),  # type: ignore[arg-type]
+        updated_at=parse_ts(row["updated_at"]),  # type: ignore[arg-type]
+    )

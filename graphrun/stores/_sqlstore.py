@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from graphrun import encoding, errors, sql
-from graphrun.models import Assistant, Run, RunOutcome, RunStats, Thread, utcnow
+from graphrun.models import Assistant, Cron, Run, RunOutcome, RunStats, Thread, utcnow
 from graphrun.stores import _rows
-from graphrun.stores.base import CreatedRun, NewRun, Page
+from graphrun.stores.base import CreatedRun, Fired, NewRun, Page
 from graphrun.types import CancelAction, Json, ThreadStatus
 
 _ASSISTANT_FIELDS = ("graph_id", "config", "context", "metadata", "name", "description")
@@ -428,6 +428,83 @@ class SqlStore:
 
         return await self._write(tx)
 
+    # ------------------------------------------------------------------ crons
+
+    async def create_cron(self, cron: Cron) -> Cron:
+        return _rows.cron(await self._write_one("insert_cron", _cron_params(cron)))
+
+    async def get_cron(self, cron_id: str) -> Cron:
+        return _cron_found(await self._read_one("get_cron", {"cron_id": cron_id}), cron_id)
+
+    async def replace_cron(self, cron: Cron) -> Cron:
+        return _cron_found(await self._write_one("update_cron", _cron_params(cron)), cron.cron_id)
+
+    async def delete_cron(self, cron_id: str) -> None:
+        def tx(db: Db) -> None:
+            if db.execute(self._q["delete_cron"], {"cron_id": cron_id}).rowcount == 0:
+                raise errors.CronNotFound(f"Cron {cron_id} not found")
+
+        await self._write(tx)
+
+    async def search_crons(
+        self,
+        assistant_id: str | None,
+        thread_id: str | None,
+        enabled: bool | None,
+        metadata: Json,
+        page: Page,
+        *,
+        scope: list[Json] | None = None,
+    ) -> list[Cron]:
+        params = {
+            "assistant_id": assistant_id,
+            "thread_id": thread_id,
+            "enabled": enabled,
+            "metadata": _dump(metadata),
+            "scope": _dump(scope),
+            **_page(page, "created_at"),
+        }
+        return [_rows.cron(r) for r in await self._read_all("search_crons", params)]
+
+    async def count_crons(
+        self,
+        assistant_id: str | None,
+        thread_id: str | None,
+        metadata: Json,
+        *,
+        scope: list[Json] | None = None,
+    ) -> int:
+        params = {
+            "assistant_id": assistant_id,
+            "thread_id": thread_id,
+            "metadata": _dump(metadata),
+            "scope": _dump(scope),
+        }
+        return int((await self._read_one("count_crons", params))["n"])
+
+    async def due_crons(self, now: datetime, limit: int) -> list[Cron]:
+        rows = await self._read_all("due_crons", {"now": _rows.ts(now), "limit": limit})
+        return [_rows.cron(r) for r in rows]
+
+    async def fire_cron(self, cron: Cron, next_run_date: datetime, run: NewRun) -> Fired:
+        assert cron.next_run_date is not None, "a cron is fired at the tick it was read at"
+        params = {
+            "cron_id": cron.cron_id,
+            "due": _rows.ts(cron.next_run_date),
+            "next_run_date": _rows.ts(next_run_date),
+        }
+
+        def tx(db: Db) -> Fired:
+            if db.execute(self._q["advance_cron"], params).rowcount == 0:
+                return Fired(claimed=False)  # another worker fired this tick, or the cron changed
+            try:  # both are refused before anything is written, so the tick's claim still commits
+                created = self._create_run(db, run, _now())
+            except (errors.ThreadBusy, errors.ThreadNotFound) as exc:
+                return Fired(claimed=True, skipped=str(exc))
+            return Fired(claimed=True, run=created.run, cancelled=created.cancelled)
+
+        return await self._write(tx)
+
     # ------------------------------------------------------------------ runs
 
     async def create_run(self, new: NewRun) -> CreatedRun:
@@ -725,6 +802,31 @@ def _assistant_found(row: Any, assistant_id: str) -> Assistant:
     if row is None:
         raise errors.AssistantNotFound(f"Assistant {assistant_id} not found")
     return _rows.assistant(row)
+
+
+def _cron_found(row: Any, cron_id: str) -> Cron:
+    if row is None:
+        raise errors.CronNotFound(f"Cron {cron_id} not found")
+    return _rows.cron(row)
+
+
+def _cron_params(cron: Cron) -> dict[str, Any]:
+    return {
+        "cron_id": cron.cron_id,
+        "assistant_id": cron.assistant_id,
+        "thread_id": cron.thread_id,
+        "user_id": cron.user_id,
+        "schedule": cron.schedule,
+        "timezone": cron.timezone,
+        "end_time": _rows.ts(cron.end_time) if cron.end_time else None,
+        "enabled": cron.enabled,
+        "on_run_completed": cron.on_run_completed,
+        "next_run_date": _rows.ts(cron.next_run_date) if cron.next_run_date else None,
+        "payload": _dump(cron.payload),
+        "metadata": _dump(cron.metadata),
+        "template": _dump(cron.template),
+        "now": _now(),
+    }
 
 
 def _thread_found(row: Any, thread_id: str) -> Thread:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from graphrun.models import Assistant, Run, RunOutcome, RunRequest, RunStats, Thread
+from graphrun.models import Assistant, Cron, Run, RunOutcome, RunRequest, RunStats, Thread
 from graphrun.types import CancelAction, IfNotExists, Json, MultitaskStrategy, ThreadStatus
 
 
@@ -31,6 +31,18 @@ class NewRun:
     # More metadata the run stamps on its thread, beside its graph and assistant (the owner, when the
     # caller's authorization adds one: a thread the run creates belongs to its caller).
     thread_stamp: Json = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Fired:
+    """What firing a cron's tick did: ``claimed`` False when another worker had fired it; ``run`` None
+    with ``skipped`` saying why when the tick was used up without a run (its thread busy under
+    ``reject``, or gone)."""
+
+    claimed: bool
+    run: Run | None = None
+    cancelled: Sequence[Run] = ()
+    skipped: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +164,42 @@ class ControlStore(Protocol):
         """A running run is flagged for its worker; a pending one ends now: ``interrupted``, or with
         ``rollback`` deleted (then it is returned as it was, still ``pending``). A finished run is
         ``RunNotFound`` (nothing to cancel), as on the official server."""
+        ...
+
+    # crons
+    async def create_cron(self, cron: Cron) -> Cron: ...
+    async def get_cron(self, cron_id: str) -> Cron: ...
+    async def replace_cron(self, cron: Cron) -> Cron:
+        """Write every mutable field of the cron as given (``CronNotFound`` if it is gone); a
+        ``next_run_date`` of None keeps the tick the stored cron is at."""
+        ...
+
+    async def delete_cron(self, cron_id: str) -> None: ...
+    async def search_crons(
+        self,
+        assistant_id: str | None,
+        thread_id: str | None,
+        enabled: bool | None,
+        metadata: Json,
+        page: Page,
+        *,
+        scope: list[Json] | None = None,
+    ) -> list[Cron]: ...
+    async def count_crons(
+        self,
+        assistant_id: str | None,
+        thread_id: str | None,
+        metadata: Json,
+        *,
+        scope: list[Json] | None = None,
+    ) -> int: ...
+    async def due_crons(self, now: datetime, limit: int) -> list[Cron]:
+        """Enabled crons whose ``next_run_date`` has come and whose ``end_time`` has not, soonest first."""
+        ...
+
+    async def fire_cron(self, cron: Cron, next_run_date: datetime, run: NewRun) -> Fired:
+        """In one transaction: move the cron from the tick it was read at to ``next_run_date``, and write
+        its run. Only one caller wins a tick: another that read the same tick changes nothing."""
         ...
 
     # the worker's side

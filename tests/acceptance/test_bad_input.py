@@ -315,3 +315,15 @@ async def test_system_assistant_survives_bad_requests(client: LangGraphClient) -
     # A sanity check that the requests above did not break the graphs they named.
     out = await client.runs.wait(None, system_assistant_id("counter"), input={"count": 1})
     assert out == {"count": 3, "trail": ["a", "b"]}
+
+
+async def test_a_nul_in_a_query_parameter_is_refused_like_one_in_a_body(
+    client: LangGraphClient, http: httpx.AsyncClient
+) -> None:
+    thread_id = (await client.threads.create())["thread_id"]
+
+    response = await http.get(f"/threads/{thread_id}/history", params={"before": "\x00"})
+
+    assert response.status_code == 422
+    assert "before" in response.json()["detail"]
+    assert "NUL" in response.json()["detail"]

@@ -86,6 +86,10 @@ async def test_no_sdk_call_reaches_another_owners_resources(target: Any) -> None
         aid = assistant["assistant_id"]
         await alice.store.put_item(["alice", "prefs"], "colour", {"v": "blue"})
         checkpoint = (await alice.threads.get_state(tid))["checkpoint"]
+        cron: Any = await alice.crons.create_for_thread(
+            tid, "sleepy", schedule="0 0 1 1 *", metadata={"c": 1}
+        )
+        cid = cron["cron_id"]
 
         t = Tally()
         bid, rid, wid = busy["thread_id"], running["run_id"], waiting["thread_id"]
@@ -164,6 +168,16 @@ async def test_no_sdk_call_reaches_another_owners_resources(target: Any) -> None
             bob.store.list_namespaces(),
             lambda r: any(ns[:1] == ["alice"] for ns in r["namespaces"]),
         )
+        # crons
+        await t.refused(
+            "crons.create_for_thread", bob.crons.create_for_thread(tid, "sleepy", schedule="* * * * *")
+        )
+        await t.refused("crons.create(alice's assistant)", bob.crons.create(aid, schedule="* * * * *"))
+        await t.refused("crons.get", _checked(bob.http.client.get(f"/runs/crons/{cid}")))
+        await t.refused("crons.update", bob.crons.update(cid, enabled=False, metadata={"owner": "bob"}))
+        await t.refused("crons.delete", bob.crons.delete(cid))
+        await t.hidden("crons.search", bob.crons.search(limit=100), lambda r: bool(r))
+        await t.hidden("crons.count", bob.crons.count(), lambda n: n != 0)
         # the thread-stream protocol (client.threads.stream speaks it over these two routes)
         async with httpx.AsyncClient(base_url=target.url, headers={"x-api-key": BOB_KEY}) as http:
             command = {"id": 1, "method": "run.start", "params": {"assistant_id": "sleepy", "input": {}}}
@@ -173,7 +187,7 @@ async def test_no_sdk_call_reaches_another_owners_resources(target: Any) -> None
 
         print(f"\ncross-owner attempts: {len(t.attempts)}, successes: {len(t.successes)}")
         assert t.successes == [], t.successes
-        assert len(t.attempts) >= 47
+        assert len(t.attempts) >= 54
 
         # Nothing of alice's was changed or lost.
         kept = await alice.threads.get(tid)
@@ -184,6 +198,9 @@ async def test_no_sdk_call_reaches_another_owners_resources(target: Any) -> None
         assert (await alice.runs.get(bid, rid))["status"] == "running"
         assert (await alice.threads.get(wid))["status"] == "interrupted"
         assert (await alice.assistants.get(aid))["name"] == "alice's"
+        (kept_cron,) = await alice.crons.search(thread_id=tid)
+        assert kept_cron["enabled"] is True
+        assert kept_cron["metadata"] == {"c": 1, "owner": "alice"}
         item = await alice.store.get_item(["alice", "prefs"], "colour")
         assert item is not None
         assert item["value"] == {"v": "blue"}

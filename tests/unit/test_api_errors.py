@@ -25,6 +25,7 @@ EXPECTED_STATUS: dict[type[errors.GraphrunError], int] = {
     errors.AssistantNotFound: 404,
     errors.ThreadNotFound: 404,
     errors.RunNotFound: 404,
+    errors.CronNotFound: 404,
     errors.InvalidRequest: 422,
     errors.BadRequest: 400,
     errors.Conflict: 409,

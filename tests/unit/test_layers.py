@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "encoding": 1,
     "sql": 1,
     "telemetry": 1,
+    "schedule": 1,  # cron schedules: checked, and their next tick (croniter)
     "stores": 2,
     "wire": 2,
     "protocol": 2,
@@ -36,6 +37,7 @@ LAYERS: dict[str, int] = {
     "streams": 3,
     "runner": 4,
     "webhooks": 4,
+    "crons": 4,  # a cron's run template, and firing the due ones through the store
     "alerts": 4,  # graphrun alert-relay: Alertmanager's webhook to Slack, Feishu and DingTalk
     "redisbus": 4,  # an EventBus over Redis: above streams, whose protocol and types it implements
     "api": 5,

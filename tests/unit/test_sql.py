@@ -41,6 +41,10 @@ EXPECTED_COLUMNS = {
         "request", "created_at", "updated_at", "available_at", "attempt", "lease_owner", "lease_expires_at",
         "cancel_action", "output", "error", "usage",
     },
+    "crons": {
+        "cron_id", "assistant_id", "thread_id", "user_id", "schedule", "timezone", "end_time", "enabled",
+        "on_run_completed", "next_run_date", "payload", "metadata", "template", "created_at", "updated_at",
+    },
 }  # fmt: skip
 
 

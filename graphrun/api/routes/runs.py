@@ -56,11 +56,11 @@ async def create(
     protocol: str | None = None,
 ) -> Run:
     """Validate and write one run (also for the thread-stream protocol's ``run.start``)."""
-    new = await _new_run(svc, body, thread_id, access, announce=announce, protocol=protocol)
+    new = await new_run(svc, body, thread_id, access, announce=announce, protocol=protocol)
     return (await _submit(svc, [new]))[0]
 
 
-async def _new_run(
+async def new_run(
     svc: Services,
     body: schemas.RunCreate,
     thread_id: str | None,
@@ -94,7 +94,7 @@ async def _new_run(
         input=body.input,
         command=body.command.model_dump(exclude_unset=True) if body.command else None,
         config=merge_config(assistant.config, body.config),
-        context={**assistant.context, **_run_context(body)},
+        context={**assistant.context, **run_context(body)},
         stream_mode=body.stream_modes,
         stream_subgraphs=body.stream_subgraphs,
         stream_resumable=body.stream_resumable,
@@ -158,7 +158,7 @@ async def _authorize_run(
     return (metadata if isinstance(metadata, dict) else body.metadata), stamp_of(scope)
 
 
-def _run_context(body: schemas.RunCreate) -> Json:
+def run_context(body: schemas.RunCreate) -> Json:
     """The request's context, as the official server takes it: ``context``, or else the request's
     ``config.configurable`` (the runner keeps only the keys the graph's context schema names); giving
     both is refused."""
@@ -231,7 +231,7 @@ async def create_batch(body: list[BatchItem], svc: Svc, access: AccessDep) -> li
     new_runs = []
     for item in body:
         thread_id = require_uuid(item.thread_id, "thread_id") if item.thread_id else None
-        new_runs.append(await _new_run(svc, item, thread_id, access))
+        new_runs.append(await new_run(svc, item, thread_id, access))
     return [run_json(run) for run in await _submit(svc, new_runs)]
 
 

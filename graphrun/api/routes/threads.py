@@ -9,9 +9,11 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter, Query, Response
+from fastapi.exceptions import RequestValidationError
 from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 from langgraph.types import Command, StateUpdate
+from pydantic import ValidationError
 
 from graphrun import checkpointer, encoding, errors
 from graphrun.api import schemas
@@ -277,7 +279,10 @@ async def get_history_get(
     access: AccessDep,
 ) -> list[Json]:
     await owned_thread(svc, access, str(thread_id))
-    body = schemas.ThreadHistory(limit=limit, before=before)
+    try:  # query parameters, held to the body's rules (a NUL in `before` is refused as in a body)
+        body = schemas.ThreadHistory(limit=limit, before=before)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]) from None
     return await _history(svc, str(thread_id), body)
 
 

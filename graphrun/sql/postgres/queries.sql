@@ -372,3 +372,77 @@ SELECT j.key AS model, SUM((j.value->>'input')::bigint) AS input, SUM((j.value->
 FROM runs, jsonb_each(runs.usage) AS j
 WHERE runs.usage IS NOT NULL AND runs.created_at >= %(since)s::timestamptz AND runs.created_at < %(until)s::timestamptz AND (%(graph_id)s::text IS NULL OR graph_id = %(graph_id)s::text)
 GROUP BY j.key ORDER BY j.key;
+
+-- Crons (ControlStore.*_cron*).
+
+-- name: insert_cron
+INSERT INTO crons (cron_id, assistant_id, thread_id, user_id, schedule, timezone, end_time, enabled,
+                   on_run_completed, next_run_date, payload, metadata, template, created_at, updated_at)
+VALUES (%(cron_id)s, %(assistant_id)s, %(thread_id)s, %(user_id)s, %(schedule)s, %(timezone)s,
+        %(end_time)s::timestamptz, %(enabled)s::boolean, %(on_run_completed)s, %(next_run_date)s::timestamptz,
+        %(payload)s::jsonb, %(metadata)s::jsonb, %(template)s::jsonb, %(now)s::timestamptz, %(now)s::timestamptz)
+RETURNING *;
+
+-- name: get_cron
+SELECT * FROM crons WHERE cron_id = %(cron_id)s;
+
+-- name: update_cron
+-- A NULL next_run_date keeps the tick the cron is at (a worker may have moved it since it was read).
+UPDATE crons
+SET schedule = %(schedule)s, timezone = %(timezone)s, end_time = %(end_time)s::timestamptz,
+    enabled = %(enabled)s::boolean, on_run_completed = %(on_run_completed)s,
+    next_run_date = COALESCE(%(next_run_date)s::timestamptz, next_run_date), payload = %(payload)s::jsonb,
+    metadata = %(metadata)s::jsonb, template = %(template)s::jsonb, updated_at = %(now)s::timestamptz
+WHERE cron_id = %(cron_id)s
+RETURNING *;
+
+-- name: delete_cron
+DELETE FROM crons WHERE cron_id = %(cron_id)s;
+
+-- name: search_crons
+SELECT * FROM crons c
+WHERE (%(assistant_id)s::text IS NULL OR c.assistant_id = %(assistant_id)s::text)
+  AND (%(thread_id)s::text IS NULL OR c.thread_id = %(thread_id)s::text)
+  AND (%(enabled)s::boolean IS NULL OR c.enabled = %(enabled)s::boolean)
+  AND (%(metadata)s::jsonb IS NULL OR %(metadata)s::jsonb = '{}'::jsonb OR c.metadata @> %(metadata)s::jsonb)
+  AND (%(scope)s::jsonb IS NULL
+       OR EXISTS (SELECT 1 FROM jsonb_array_elements(%(scope)s::jsonb) f WHERE c.metadata @> f.value))
+ORDER BY
+  CASE WHEN %(sort_order)s = 'asc' AND %(sort_by)s = 'cron_id' THEN c.cron_id END ASC,
+  CASE WHEN %(sort_order)s = 'asc' AND %(sort_by)s = 'assistant_id' THEN c.assistant_id END ASC,
+  CASE WHEN %(sort_order)s = 'asc' AND %(sort_by)s = 'thread_id' THEN c.thread_id END ASC,
+  CASE WHEN %(sort_order)s = 'asc' AND %(sort_by)s = 'next_run_date' THEN c.next_run_date END ASC,
+  CASE WHEN %(sort_order)s = 'asc' AND %(sort_by)s = 'end_time' THEN c.end_time END ASC,
+  CASE WHEN %(sort_order)s = 'asc' AND %(sort_by)s = 'updated_at' THEN c.updated_at END ASC,
+  CASE WHEN %(sort_order)s = 'asc' THEN c.created_at END ASC,
+  CASE WHEN %(sort_order)s = 'desc' AND %(sort_by)s = 'cron_id' THEN c.cron_id END DESC,
+  CASE WHEN %(sort_order)s = 'desc' AND %(sort_by)s = 'assistant_id' THEN c.assistant_id END DESC,
+  CASE WHEN %(sort_order)s = 'desc' AND %(sort_by)s = 'thread_id' THEN c.thread_id END DESC,
+  CASE WHEN %(sort_order)s = 'desc' AND %(sort_by)s = 'next_run_date' THEN c.next_run_date END DESC,
+  CASE WHEN %(sort_order)s = 'desc' AND %(sort_by)s = 'end_time' THEN c.end_time END DESC,
+  CASE WHEN %(sort_order)s = 'desc' AND %(sort_by)s = 'updated_at' THEN c.updated_at END DESC,
+  CASE WHEN %(sort_order)s = 'desc' THEN c.created_at END DESC,
+  c.cron_id DESC
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: count_crons
+SELECT COUNT(*) AS n FROM crons c
+WHERE (%(assistant_id)s::text IS NULL OR c.assistant_id = %(assistant_id)s::text)
+  AND (%(thread_id)s::text IS NULL OR c.thread_id = %(thread_id)s::text)
+  AND (%(metadata)s::jsonb IS NULL OR %(metadata)s::jsonb = '{}'::jsonb OR c.metadata @> %(metadata)s::jsonb)
+  AND (%(scope)s::jsonb IS NULL
+       OR EXISTS (SELECT 1 FROM jsonb_array_elements(%(scope)s::jsonb) f WHERE c.metadata @> f.value));
+
+-- name: due_crons
+-- Enabled crons whose tick has come, not past their end, soonest first.
+SELECT * FROM crons
+WHERE enabled AND next_run_date <= %(now)s::timestamptz
+  AND (end_time IS NULL OR end_time > %(now)s::timestamptz)
+ORDER BY next_run_date
+LIMIT %(limit)s;
+
+-- name: advance_cron
+-- A fire's claim: the cron moves to its next tick only if it is still at the tick the worker read (a
+-- second worker's update waits on the row lock, then finds the tick moved and changes nothing).
+UPDATE crons SET next_run_date = %(next_run_date)s::timestamptz
+WHERE cron_id = %(cron_id)s AND next_run_date = %(due)s::timestamptz AND enabled;

@@ -297,3 +297,65 @@ SELECT j.key AS model, SUM(json_extract(j.value, '$.input')) AS input, SUM(json_
 FROM runs, json_each(runs.usage) AS j
 WHERE runs.usage IS NOT NULL AND runs.created_at >= :since AND runs.created_at < :until AND (:graph_id IS NULL OR graph_id = :graph_id)
 GROUP BY j.key ORDER BY j.key;
+
+-- Crons (ControlStore.*_cron*).
+
+-- name: insert_cron
+INSERT INTO crons (cron_id, assistant_id, thread_id, user_id, schedule, timezone, end_time, enabled,
+                   on_run_completed, next_run_date, payload, metadata, template, created_at, updated_at)
+VALUES (:cron_id, :assistant_id, :thread_id, :user_id, :schedule, :timezone, :end_time, :enabled,
+        :on_run_completed, :next_run_date, :payload, :metadata, :template, :now, :now)
+RETURNING *;
+
+-- name: get_cron
+SELECT * FROM crons WHERE cron_id = :cron_id;
+
+-- name: update_cron
+-- A NULL next_run_date keeps the tick the cron is at (a worker may have moved it since it was read).
+UPDATE crons
+SET schedule = :schedule, timezone = :timezone, end_time = :end_time, enabled = :enabled,
+    on_run_completed = :on_run_completed, next_run_date = COALESCE(:next_run_date, next_run_date), payload = :payload,
+    metadata = :metadata, template = :template, updated_at = :now
+WHERE cron_id = :cron_id
+RETURNING *;
+
+-- name: delete_cron
+DELETE FROM crons WHERE cron_id = :cron_id;
+
+-- name: search_crons
+SELECT * FROM crons c
+WHERE (:assistant_id IS NULL OR c.assistant_id = :assistant_id)
+  AND (:thread_id IS NULL OR c.thread_id = :thread_id)
+  AND (:enabled IS NULL OR c.enabled = :enabled)
+  AND json_contains(c.metadata, :metadata)
+  AND (:scope IS NULL OR EXISTS (SELECT 1 FROM json_each(:scope) f WHERE json_contains(c.metadata, f.value)))
+ORDER BY
+  CASE WHEN :sort_order = 'asc' THEN CASE :sort_by WHEN 'cron_id' THEN c.cron_id
+       WHEN 'assistant_id' THEN c.assistant_id WHEN 'thread_id' THEN c.thread_id
+       WHEN 'next_run_date' THEN c.next_run_date WHEN 'end_time' THEN c.end_time
+       WHEN 'updated_at' THEN c.updated_at ELSE c.created_at END END ASC,
+  CASE WHEN :sort_order = 'desc' THEN CASE :sort_by WHEN 'cron_id' THEN c.cron_id
+       WHEN 'assistant_id' THEN c.assistant_id WHEN 'thread_id' THEN c.thread_id
+       WHEN 'next_run_date' THEN c.next_run_date WHEN 'end_time' THEN c.end_time
+       WHEN 'updated_at' THEN c.updated_at ELSE c.created_at END END DESC,
+  c.cron_id DESC
+LIMIT :limit OFFSET :offset;
+
+-- name: count_crons
+SELECT COUNT(*) AS n FROM crons c
+WHERE (:assistant_id IS NULL OR c.assistant_id = :assistant_id)
+  AND (:thread_id IS NULL OR c.thread_id = :thread_id)
+  AND json_contains(c.metadata, :metadata)
+  AND (:scope IS NULL OR EXISTS (SELECT 1 FROM json_each(:scope) f WHERE json_contains(c.metadata, f.value)));
+
+-- name: due_crons
+-- Enabled crons whose tick has come, not past their end, soonest first.
+SELECT * FROM crons
+WHERE enabled = 1 AND next_run_date <= :now AND (end_time IS NULL OR end_time > :now)
+ORDER BY next_run_date
+LIMIT :limit;
+
+-- name: advance_cron
+-- A fire's claim: the cron moves to its next tick only if it is still at the tick the worker read.
+UPDATE crons SET next_run_date = :next_run_date
+WHERE cron_id = :cron_id AND next_run_date = :due AND enabled = 1;
