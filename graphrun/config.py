@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,11 +46,28 @@ _GRAPH_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 # Valid langgraph.json keys that graphrun does not act on yet (checkpointer TTL and serde, custom HTTP
 # routes and middleware, webhook settings, UI bundles).
-_NOT_APPLIED = ("checkpointer", "http", "ui", "ui_config")
-# Of `http`, `cors` is applied (graphrun.api.app).
-_HTTP_APPLIED = frozenset({"cors"})
-# Of `webhooks`, `headers` and `allowed_fields` are applied; the URL policy is not yet.
-_WEBHOOKS_NOT_APPLIED = ("url", "env_prefix")
+_NOT_APPLIED = ("ui", "ui_config")
+# `http`, as the official server takes it: every key is applied (graphrun.api.app, graphrun.serve) but
+# `mount_prefix`, which stops start-up. `logging_headers` holds already: graphrun logs no request header.
+# disable_ui, disable_mcp and disable_a2a name routes graphrun does not serve.
+_HTTP_SCHEMA: _SectionSchema = {
+    "app": str,
+    "cors": dict,
+    "configurable_headers": dict,
+    "logging_headers": dict,
+    "enable_custom_route_auth": bool,
+    "middleware_order": str,
+    "mount_prefix": str,
+    **{
+        f"disable_{name}": bool
+        for name in ("assistants", "threads", "runs", "store", "meta", "webhooks", "ui", "mcp", "a2a")
+    },
+}
+# `webhooks`, as the official server takes it; every key is applied.
+_WEBHOOKS_KEYS = frozenset({"headers", "allowed_fields", "url", "env_prefix"})
+WEBHOOK_ENV_PREFIX = "LG_WEBHOOK_"  # the official default: templates may read only these variables
+# A header value's templates: ${{ env.NAME }}, resolved from the environment at start-up.
+HEADER_TEMPLATE = re.compile(r"\$\{\{\s*env\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 WEBHOOK_FIELDS = frozenset(
     {
         "run_id", "thread_id", "assistant_id", "created_at", "updated_at", "metadata", "kwargs",
@@ -67,9 +84,28 @@ _SectionSchema = dict[str, Any]
 _STORE_SCHEMA: _SectionSchema = {
     "ttl": {"refresh_on_read": bool, "default_ttl": _NUMBER, "sweep_interval_minutes": _NUMBER},
 }
+_URL_POLICY_SCHEMA: _SectionSchema = {
+    "require_https": bool,
+    "allowed_domains": list,
+    "allowed_ports": list,
+    "max_url_length": _NUMBER,
+    "disable_loopback": bool,
+}
 _CHECKPOINTER_SCHEMA: _SectionSchema = {
-    "ttl": {"strategy": str, "default_ttl": _NUMBER, "sweep_interval_minutes": _NUMBER},
+    "ttl": {
+        "strategy": str,
+        "default_ttl": _NUMBER,
+        "sweep_interval_minutes": _NUMBER,
+        "sweep_limit": _NUMBER,
+    },
     "serde": dict,
+}
+# `checkpointer.ttl` as the settings it stands for (langgraph.json wins over the environment).
+_CHECKPOINTER_TTL_SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "default_ttl": ("thread_ttl_minutes", float),
+    "strategy": ("thread_ttl_strategy", str),
+    "sweep_interval_minutes": ("ttl_sweep_interval_s", lambda minutes: float(minutes) * 60.0),
+    "sweep_limit": ("ttl_sweep_limit", int),
 }
 
 
@@ -98,14 +134,25 @@ class LanggraphConfig:
     checkpointer: Mapping[str, Any] | None = None
     auth: Mapping[str, Any] | None = None
     http: Mapping[str, Any] | None = None
-    webhook_headers: Mapping[str, str] = field(default_factory=dict)
+    webhook_headers: Mapping[str, str] = field(default_factory=dict)  # may hold ${{ env.NAME }} templates
     webhook_fields: frozenset[str] | None = None  # None: every field
+    webhook_url: Mapping[str, Any] | None = None  # webhooks.url: what a run's webhook URL may be
     # Keys that are valid but that graphrun does not act on yet; start-up says so in its log.
     not_applied: tuple[str, ...] = ()
 
     @property
     def base_dir(self) -> Path:
         return self.path.parent
+
+    def settings_overrides(self) -> dict[str, Any]:
+        """The settings this file sets: ``checkpointer.ttl`` is the thread TTL (``default_ttl`` minutes,
+        ``strategy``, ``sweep_interval_minutes``, ``sweep_limit``), as the official server reads it."""
+        ttl = (self.checkpointer or {}).get("ttl") or {}
+        return {
+            name: convert(ttl[key])
+            for key, (name, convert) in _CHECKPOINTER_TTL_SETTINGS.items()
+            if ttl.get(key) is not None
+        }
 
 
 def load_config(path: Path) -> LanggraphConfig:
@@ -123,7 +170,7 @@ def load_config(path: Path) -> LanggraphConfig:
     if unknown:
         raise ConfigError(f"{path}: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(KNOWN_KEYS))})")
     webhooks = _optional_object(path, raw, "webhooks") or {}
-    unknown_webhooks = sorted(set(webhooks) - {"headers", "allowed_fields", *_WEBHOOKS_NOT_APPLIED})
+    unknown_webhooks = sorted(set(webhooks) - _WEBHOOKS_KEYS)
     if unknown_webhooks:
         raise ConfigError(f"{path}: unknown key 'webhooks.{unknown_webhooks[0]}'")
     return LanggraphConfig(
@@ -134,14 +181,13 @@ def load_config(path: Path) -> LanggraphConfig:
         store=_parse_section(path, raw, "store", _STORE_SCHEMA),
         checkpointer=_parse_section(path, raw, "checkpointer", _CHECKPOINTER_SCHEMA),
         auth=_parse_auth(path, raw),
-        http=_optional_object(path, raw, "http"),
+        http=_parse_http(path, raw),
         webhook_headers=_webhook_headers(path, webhooks),
         webhook_fields=_webhook_fields(path, webhooks),
+        webhook_url=_webhook_url(path, webhooks),
         not_applied=(
-            *(k for k in _NOT_APPLIED if raw.get(k) is not None and k != "http"),
-            *(f"http.{k}" for k in (raw.get("http") or {}) if k not in _HTTP_APPLIED),
+            *(k for k in _NOT_APPLIED if raw.get(k) is not None),
             *(["auth.cache"] if (raw.get("auth") or {}).get("cache") is not None else []),
-            *(f"webhooks.{k}" for k in _WEBHOOKS_NOT_APPLIED if webhooks.get(k) is not None),
         ),
     )
 
@@ -152,12 +198,35 @@ def _webhook_headers(path: Path, webhooks: Mapping[str, Any]) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
     ):
         raise ConfigError(f"{path}: 'webhooks.headers' must be an object of header names to strings")
+    prefix = webhooks.get("env_prefix", WEBHOOK_ENV_PREFIX)
+    if not isinstance(prefix, str):
+        raise ConfigError(f"{path}: 'webhooks.env_prefix' must be a string")
     for name, value in headers.items():
-        if "${{" in value:
+        for variable in HEADER_TEMPLATE.findall(value):
+            if not variable.startswith(prefix):
+                raise ConfigError(
+                    f"{path}: 'webhooks.headers.{name}' reads env.{variable}, which does not start with "
+                    f"the env_prefix {prefix!r}: templates may read only variables named so"
+                )
+        if "${{" in HEADER_TEMPLATE.sub("", value):
             raise ConfigError(
-                f"{path}: 'webhooks.headers.{name}' uses a template; graphrun takes literal values only"
+                f"{path}: 'webhooks.headers.{name}' has a template that is not '${{{{ env.NAME }}}}'"
             )
     return headers
+
+
+def _webhook_url(path: Path, webhooks: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    policy = webhooks.get("url")
+    if policy is None:
+        return None
+    if not isinstance(policy, dict):
+        raise ConfigError(f"{path}: 'webhooks.url' must be an object")
+    _check_object(path, "webhooks.url", policy, _URL_POLICY_SCHEMA)
+    if not all(isinstance(d, str) and d for d in policy.get("allowed_domains") or []):
+        raise ConfigError(f"{path}: 'webhooks.url.allowed_domains' must be a list of host names")
+    if not all(isinstance(p, int) and 0 < p < 65536 for p in policy.get("allowed_ports") or []):
+        raise ConfigError(f"{path}: 'webhooks.url.allowed_ports' must be a list of port numbers")
+    return policy
 
 
 def _webhook_fields(path: Path, webhooks: Mapping[str, Any]) -> frozenset[str] | None:
@@ -267,7 +336,47 @@ def _parse_section(
     if key == "store" and "index" in section:
         raise ConfigError(f"{path}: 'store.index' (semantic search) is not supported by graphrun yet")
     _check_object(path, key, section, schema)
+    if key == "checkpointer":
+        _check_checkpointer(path, section)
     return section
+
+
+def _parse_http(path: Path, raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    section = _optional_object(path, raw, "http")
+    if section is None:
+        return None
+    _check_object(path, "http", section, _HTTP_SCHEMA)
+    if section.get("mount_prefix") not in (None, "", "/"):
+        raise ConfigError(
+            f"{path}: 'http.mount_prefix' is not supported by graphrun yet: serve graphrun at the root and "
+            "have your proxy strip the prefix"
+        )
+    if section.get("middleware_order") not in (None, "auth_first", "middleware_first"):
+        raise ConfigError(
+            f"{path}: 'http.middleware_order' must be auth_first or middleware_first, "
+            f"got {section['middleware_order']!r}"
+        )
+    return section
+
+
+def _check_checkpointer(path: Path, section: Mapping[str, Any]) -> None:
+    if section.get("serde") is not None:
+        raise ConfigError(
+            f"{path}: 'checkpointer.serde' is not supported by graphrun yet: the savers use LangGraph's "
+            "default serializer; remove the key"
+        )
+    ttl = section.get("ttl") or {}
+    if ttl.get("strategy") not in (None, "delete", "keep_latest"):
+        raise ConfigError(
+            f"{path}: 'checkpointer.ttl.strategy' must be delete or keep_latest, got {ttl['strategy']!r}"
+        )
+    for key in ("default_ttl", "sweep_interval_minutes", "sweep_limit"):
+        if ttl.get(key) is not None and ttl[key] < 0:
+            raise ConfigError(f"{path}: 'checkpointer.ttl.{key}' must be 0 or more, got {ttl[key]!r}")
+    if ttl.get("sweep_interval_minutes") == 0 or ttl.get("sweep_limit") == 0:
+        raise ConfigError(
+            f"{path}: 'checkpointer.ttl' sweep_interval_minutes and sweep_limit must be more than 0"
+        )
 
 
 def _check_object(path: Path, where: str, value: Mapping[str, Any], schema: _SectionSchema) -> None:

@@ -31,6 +31,7 @@ from langgraph.types import StateSnapshot
 from langgraph_sdk import Auth
 from langgraph_sdk.runtime import ServerRuntime, _ExecutionRuntime, _ReadRuntime
 from pydantic import ConfigDict, create_model
+from starlette.applications import Starlette
 
 from graphrun import encoding
 from graphrun.config import GraphSpec, LanggraphConfig
@@ -136,7 +137,27 @@ def load_auth(config: LanggraphConfig) -> Auth | None:
     if not source:
         return None
     where = f"{config.path}: auth.path ({source})"
-    target, _, attr = str(source).rpartition(":")
+    auth, attr = _load_object(config, where, str(source))
+    if not isinstance(auth, Auth):
+        raise ConfigError(f"{where}: {attr!r} is {type(auth).__name__}, not a langgraph_sdk.Auth")
+    return auth
+
+
+def load_http_app(config: LanggraphConfig) -> Starlette | None:
+    """The Starlette (or FastAPI) app ``http.app`` names, whose routes graphrun serves beside its own;
+    None without ``http.app``."""
+    source = (config.http or {}).get("app")
+    if not source:
+        return None
+    where = f"{config.path}: http.app ({source})"
+    app, attr = _load_object(config, where, str(source))
+    if not isinstance(app, Starlette):
+        raise ConfigError(f"{where}: {attr!r} is {type(app).__name__}, not a Starlette or FastAPI app")
+    return app
+
+
+def _load_object(config: LanggraphConfig, where: str, source: str) -> tuple[Any, str]:
+    target, _, attr = source.rpartition(":")
     try:
         if target.endswith(".py") or "/" in target:
             module = _import_file((config.base_dir / target).resolve())
@@ -148,10 +169,7 @@ def load_auth(config: LanggraphConfig) -> Auth | None:
         raise ConfigError(f"{where}: module not found: {exc.name}") from exc
     except Exception as exc:
         raise ConfigError(f"{where}: importing it failed: {type(exc).__name__}: {exc}") from exc
-    auth = getattr(module, attr, None)
-    if not isinstance(auth, Auth):
-        raise ConfigError(f"{where}: {attr!r} is {type(auth).__name__}, not a langgraph_sdk.Auth")
-    return auth
+    return getattr(module, attr, None), attr
 
 
 def _import_target(config_path: Path, spec: GraphSpec) -> Any:

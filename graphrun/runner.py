@@ -344,11 +344,14 @@ class Runner:
         async with self._graphs.graph(run.graph_id, config, access="threads.read") as graph:
             return await self._outcome(graph, config, "interrupted", None)
 
-    async def sweep_expired_threads(self, limit: int = 100) -> list[str]:
+    async def sweep_expired_threads(self, limit: int | None = None) -> list[str]:
         """Act on threads past their TTL (their own, else ``GRAPHRUN_THREAD_TTL_MINUTES``). ``delete``:
         the thread, its runs and its checkpoints go; a run created on one meanwhile is cancelled with it.
         ``keep_latest``: its checkpoints are pruned to the latest and its TTL clock restarts."""
-        expired = await self._store.expired_threads(self._settings.thread_ttl_minutes, limit)
+        s = self._settings
+        expired = await self._store.expired_threads(
+            s.thread_ttl_minutes, limit or s.ttl_sweep_limit, s.thread_ttl_strategy
+        )
         saver = self._graphs.persistence.checkpointer
         for thread_id, strategy in expired:
             if strategy == "keep_latest":

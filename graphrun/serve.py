@@ -27,7 +27,7 @@ from graphrun.api import create_app
 from graphrun.api.deps import Services
 from graphrun.config import LanggraphConfig, load_config
 from graphrun.errors import ConfigError, DataDirLocked
-from graphrun.graphs import GraphRegistry, check_graph, load_auth, load_graphs
+from graphrun.graphs import GraphRegistry, check_graph, load_auth, load_graphs, load_http_app
 from graphrun.instrument import langfuse_handler
 from graphrun.models import system_assistant_id
 from graphrun.runner import Runner
@@ -36,7 +36,7 @@ from graphrun.settings import Settings
 from graphrun.stores.postgres import PgWakeup, PostgresStore, wait_for_postgres
 from graphrun.stores.sqlite import SqliteStore
 from graphrun.streams import EventBus, LocalBus
-from graphrun.webhooks import Webhooks
+from graphrun.webhooks import UrlPolicy, Webhooks
 from graphrun.worker import Worker
 
 log = structlog.get_logger("graphrun.serve")
@@ -54,8 +54,16 @@ def _app(svc: Services, config: LanggraphConfig, custom_auth: Auth | None) -> Fa
         svc,
         custom_auth=custom_auth,
         auth_config=config.auth,
-        cors=(config.http or {}).get("cors"),
+        http=config.http,
+        user_app=load_http_app(config),
     )
+
+
+def _webhooks(settings: Settings, config: LanggraphConfig) -> Webhooks | None:
+    """The worker's webhook sender; none with ``http.disable_webhooks`` (no run's webhook is called)."""
+    if (config.http or {}).get("disable_webhooks"):
+        return None
+    return Webhooks(settings, config.webhook_headers, config.webhook_fields)
 
 
 async def serve_embedded(settings: Settings, config: LanggraphConfig) -> None:
@@ -79,9 +87,9 @@ async def serve_embedded(settings: Settings, config: LanggraphConfig) -> None:
                 on_shutdown=svc.draining.set,
             )
             # The data-dir lock proves no other process executes its runs: the worker recovers orphans.
-            webhooks = Webhooks(settings, config.webhook_headers, config.webhook_fields)
+            webhooks = _webhooks(settings, config)
             async with (
-                webhooks,
+                webhooks or contextlib.nullcontext(),
                 Worker(settings, svc.store, svc.bus, runner, recover_orphans=True, webhooks=webhooks),
             ):
                 log.info(
@@ -137,7 +145,8 @@ async def _services(settings: Settings, config: LanggraphConfig, loaded: dict) -
             await store.ensure_system_assistant(
                 system_assistant_id(graph_id), graph_id, registry.description(graph_id)
             )
-        yield Services(settings, store, LocalBus(settings.stream_buffer_ttl_s), registry)
+        bus = LocalBus(settings.stream_buffer_ttl_s)
+        yield Services(settings, store, bus, registry, webhook_url=UrlPolicy.of(config.webhook_url))
 
 
 @contextlib.contextmanager
@@ -269,15 +278,15 @@ async def serve_production(
                 system_assistant_id(graph_id), graph_id, registry.description(graph_id)
             )
         _freeze_startup_heap()
-        svc = Services(settings, store, bus, registry)
+        svc = Services(settings, store, bus, registry, webhook_url=UrlPolicy.of(config.webhook_url))
         if "worker" in roles:
             _check_tracers(settings)
             if "api" not in roles and settings.metrics_port:
                 metrics.serve(settings.metrics_port, settings.host)
             wakeup = await stack.enter_async_context(PgWakeup(settings.database_uri))
-            webhooks = await stack.enter_async_context(
-                Webhooks(settings, config.webhook_headers, config.webhook_fields)
-            )
+            webhooks = _webhooks(settings, config)
+            if webhooks is not None:
+                await stack.enter_async_context(webhooks)
             runner = Runner(settings, store, bus, registry)
             await stack.enter_async_context(
                 Worker(settings, store, bus, runner, webhooks=webhooks, wakeup=wakeup.wait)

@@ -129,7 +129,13 @@ class Settings:
     thread_ttl_minutes: float = _setting(
         0.0, "min", "threads not updated for this long are deleted; 0: never"
     )
+    thread_ttl_strategy: str = _setting(
+        "delete",
+        "mode",
+        "what a thread past its TTL gets when it has no strategy of its own: delete or keep_latest",
+    )
     ttl_sweep_interval_s: float = _setting(60.0, "s", "how often expired threads are looked for")
+    ttl_sweep_limit: int = _setting(100, "threads", "expired threads one sweep acts on at most")
     cron_interval_s: float = _setting(
         5.0, "s", "how often a worker looks for crons whose tick has come; 0: this worker fires none"
     )
@@ -253,6 +259,13 @@ class Settings:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
         if self.pg_pool_max_size < self.pg_pool_min_size:
             raise ConfigError("GRAPHRUN_PG_POOL_MAX_SIZE must be at least GRAPHRUN_PG_POOL_MIN_SIZE")
+        if self.ttl_sweep_limit < 1:
+            raise ConfigError("GRAPHRUN_TTL_SWEEP_LIMIT must be 1 or more")
+        if self.thread_ttl_strategy not in ("delete", "keep_latest"):
+            raise ConfigError(
+                "GRAPHRUN_THREAD_TTL_STRATEGY must be delete or keep_latest, "
+                f"not {self.thread_ttl_strategy!r}"
+            )
         if self.thread_ttl_minutes < 0:
             raise ConfigError("GRAPHRUN_THREAD_TTL_MINUTES must be 0 (never) or more")
         if self.webhook_retries < 0:
@@ -343,6 +356,21 @@ def _parse(name: str, raw: str, kind: type) -> Any:
         return kind(raw)
     except ValueError as exc:
         raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from exc
+
+
+def resolve_templates(value: str, pattern: re.Pattern[str], environ: Mapping[str, str] | None = None) -> str:
+    """``value`` with each ``pattern`` match (whose group 1 names a variable) replaced by that variable's
+    value: the ``${{ env.NAME }}`` templates of ``webhooks.headers``. A variable that is not set stops
+    start-up."""
+    env = os.environ if environ is None else environ
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            raise ConfigError(f"webhooks.headers reads env.{name}, which is not set")
+        return env[name]
+
+    return pattern.sub(one, value)
 
 
 def export_env(values: Mapping[str, str]) -> None:

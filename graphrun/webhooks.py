@@ -13,15 +13,20 @@ follow than a general retry library.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import urllib.parse
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import httpx
 import structlog
 
-from graphrun import encoding
+from graphrun import encoding, errors
+from graphrun.config import HEADER_TEMPLATE
 from graphrun.models import Run, RunOutcome, run_json, utcnow
-from graphrun.settings import Settings
+from graphrun.settings import Settings, resolve_templates
 from graphrun.types import Json
 
 log = structlog.get_logger("graphrun.webhooks")
@@ -53,7 +58,8 @@ class Webhooks:
         fields: frozenset[str] | None = None,
     ) -> None:
         self._settings = settings
-        self._headers = dict(headers or {})
+        # ${{ env.NAME }} templates are read once, now: a variable missing stops start-up.
+        self._headers = {k: resolve_templates(v, HEADER_TEMPLATE) for k, v in (headers or {}).items()}
         self._fields = fields
         self._client: httpx.AsyncClient | None = None
         self._pending: set[asyncio.Task[None]] = set()
@@ -111,3 +117,74 @@ class Webhooks:
                 await asyncio.sleep(first_backoff_s * 2 ** (attempt - 1))
             else:
                 log.warning("webhook_failed", run_id=run_id, url=url, problem=problem, attempts=attempts)
+
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "host.docker.internal"})
+
+
+@dataclass(frozen=True)
+class UrlPolicy:
+    """``webhooks.url`` of langgraph.json: what a run's ``webhook`` may be, checked when the run (or
+    cron) is created, as the official server checks it (422 otherwise). With a policy, loopback targets
+    are refused unless ``disable_loopback`` is false, as there. Without one, graphrun takes any
+    absolute http(s) URL (the official server also refuses private addresses by default).
+
+    Host names are not resolved: a name that points at a loopback address passes (the official server
+    resolves it)."""
+
+    require_https: bool = False
+    allowed_domains: tuple[str, ...] = ()
+    allowed_ports: tuple[int, ...] = ()
+    max_url_length: int = 4096
+    disable_loopback: bool = True
+
+    @classmethod
+    def of(cls, section: Mapping[str, Any] | None) -> UrlPolicy | None:
+        if section is None:
+            return None
+        return cls(
+            require_https=bool(section.get("require_https", False)),
+            allowed_domains=tuple(d.lower() for d in section.get("allowed_domains") or ()),
+            allowed_ports=tuple(section.get("allowed_ports") or ()),
+            max_url_length=int(section.get("max_url_length") or 4096),
+            disable_loopback=bool(section.get("disable_loopback", True)),
+        )
+
+    def check(self, url: str) -> None:
+        if len(url) > self.max_url_length:
+            raise errors.InvalidRequest(f"webhook URL is longer than {self.max_url_length} characters")
+        parts = urllib.parse.urlsplit(url)
+        if self.require_https and parts.scheme.lower() != "https":
+            raise errors.InvalidRequest("webhook must use https (webhooks.url.require_https)")
+        try:
+            port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        except ValueError:
+            raise errors.InvalidRequest(f"webhook URL has an invalid port: {url!r}") from None
+        if self.allowed_ports and port not in self.allowed_ports:
+            raise errors.InvalidRequest(f"webhook port {port} is not allowed (webhooks.url.allowed_ports)")
+        host = (parts.hostname or "").lower()
+        if self.allowed_domains and not any(_host_matches(host, d) for d in self.allowed_domains):
+            raise errors.InvalidRequest(
+                f"webhook host {host!r} is not allowed (webhooks.url.allowed_domains)"
+            )
+        if self.disable_loopback and _loopback(host):
+            raise errors.InvalidRequest(
+                f"webhook host {host!r} is a loopback address; set webhooks.url.disable_loopback to false "
+                "to allow it"
+            )
+
+
+def _host_matches(host: str, allowed: str) -> bool:
+    """``*.example.com`` matches subdomains only, not ``example.com``; anything else matches exactly."""
+    if allowed.startswith("*."):
+        return host.endswith(allowed[1:])
+    return host == allowed
+
+
+def _loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,16 +11,23 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from langgraph_sdk import Auth
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from starlette.routing import Match
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
 import graphrun
 from graphrun import errors as graphrun_errors
 from graphrun.api import auth, authz, errors
-from graphrun.api.deps import Services
+from graphrun.api.deps import HeaderPolicy, Services
 from graphrun.api.limits import BodyLimit, RateLimit, StreamBound
 from graphrun.api.observe import Observe
 from graphrun.api.routes import assistants, crons, meta, protocol, runs, stats, store, threads
+
+# ``http.disable_*`` keys graphrun applies; disable_mcp, disable_ui and disable_a2a name routes graphrun
+# does not serve, so they hold already (graphrun.config accepts them).
+DISABLE_KEYS = ("disable_assistants", "disable_threads", "disable_runs", "disable_store", "disable_meta")
+META_PATHS = frozenset({"/ok", "/info", "/metrics"})
+FASTAPI_OWN = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 
 # The keys of ``http.cors`` in langgraph.json, as Starlette's CORSMiddleware takes them.
 CORS_KEYS = frozenset(
@@ -40,29 +48,51 @@ def create_app(
     *,
     custom_auth: Auth | None = None,
     auth_config: Mapping[str, Any] | None = None,
+    http: Mapping[str, Any] | None = None,
+    user_app: Starlette | None = None,
     cors: Mapping[str, Any] | None = None,
 ) -> FastAPI:
     """``custom_auth``: the ``langgraph_sdk.Auth`` of ``auth.path`` (``auth_config`` its section);
-    ``cors``: ``http.cors`` of langgraph.json."""
+    ``http``: the ``http`` section of langgraph.json (``cors`` alone may be given as ``cors``);
+    ``user_app``: the app ``http.app`` names, whose routes are served before graphrun's."""
+    http = dict(http or {})
+    if cors is not None:
+        http["cors"] = cors
+    disabled = {key for key in DISABLE_KEYS if http.get(key)}
     app = FastAPI(
         title="graphrun",
         version=graphrun.__version__,
         description="A production runtime for LangGraph agents, speaking the LangGraph Server API.",
+        docs_url=None if "disable_meta" in disabled else "/docs",
+        redoc_url=None if "disable_meta" in disabled else "/redoc",
     )
     app.state.services = svc
+    app.state.configurable_headers = HeaderPolicy.of(http.get("configurable_headers"))
     settings = svc.settings
     policy = _policy(svc, app, custom_auth)
     app.state.policy = policy
     errors.install(app)
-    for module in (meta, assistants, threads, crons, runs, protocol, store, stats):
+    for module in _routers(disabled):
         app.include_router(module.router)
+    if "disable_meta" in disabled:  # as the official server: /ok, /info, /metrics and /docs go
+        app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) not in META_PATHS]
+    user_routes = _merge(app, user_app) if user_app is not None else []
     # Outermost last: Observe, the rate limit, the body limit, CORS (so that refusals carry its headers
-    # and preflights need no credentials), authentication, the stream bound (per authenticated caller).
+    # and preflights need no credentials), the user's middleware, authentication, the stream bound (per
+    # authenticated caller). With `middleware_order: auth_first` the user's middleware goes inside.
+    auth_first = http.get("middleware_order") == "auth_first"
     if settings.max_streams_per_owner:
         app.add_middleware(StreamBound, limit=settings.max_streams_per_owner)
+    if user_app is not None and auth_first:
+        _add_user_middleware(app, user_app)
     if policy is not None:
-        app.add_middleware(authz.Authenticate, policy=policy, open_paths=frozenset(settings.open_paths))
-    app.add_middleware(CORSMiddleware, **_cors(svc, cors, policy is not None))
+        is_open = None if http.get("enable_custom_route_auth") else _matcher(user_routes)
+        app.add_middleware(
+            authz.Authenticate, policy=policy, open_paths=frozenset(settings.open_paths), is_open=is_open
+        )
+    if user_app is not None and not auth_first:
+        _add_user_middleware(app, user_app)
+    app.add_middleware(CORSMiddleware, **_cors(svc, http.get("cors"), policy is not None))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.rate_limit:
         app.add_middleware(RateLimit, limit=settings.rate_limit, redis_uri=settings.redis_uri)
@@ -74,6 +104,52 @@ def create_app(
         app, excluded_urls="/ok,/metrics,/health", exclude_spans=["receive", "send"]
     )
     return app
+
+
+def _routers(disabled: set[str]) -> list[Any]:
+    """graphrun's routers, less those ``http.disable_*`` turns off (as the official server groups them:
+    the thread-stream protocol lives under /threads, crons under /runs)."""
+    off = {
+        "disable_assistants": {assistants},
+        "disable_threads": {threads, protocol},
+        "disable_runs": {runs, crons},
+        "disable_store": {store},
+    }
+    gone = set().union(*(off.get(key, set()) for key in disabled))
+    return [m for m in (meta, assistants, threads, crons, runs, protocol, store, stats) if m not in gone]
+
+
+def _merge(app: FastAPI, user_app: Starlette) -> list[BaseRoute]:
+    """Serve the user's routes before graphrun's (so that theirs win, as on the official server), and
+    run their app's lifespan inside graphrun's. FastAPI's own documentation routes of the user's app
+    are left out: graphrun's ``/docs`` stays."""
+    routes = [
+        r
+        for r in user_app.routes
+        if not (getattr(r, "include_in_schema", True) is False and getattr(r, "path", None) in FASTAPI_OWN)
+    ]
+    app.router.routes[0:0] = routes
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(parent: Any) -> AsyncIterator[Any]:
+        async with user_app.router.lifespan_context(user_app) as state, inner(parent):
+            yield state
+
+    app.router.lifespan_context = lifespan
+    return routes
+
+
+def _add_user_middleware(app: FastAPI, user_app: Starlette) -> None:
+    for middleware in reversed(user_app.user_middleware):  # the user's first is outermost, as in their app
+        app.add_middleware(middleware.cls, *middleware.args, **middleware.kwargs)
+
+
+def _matcher(routes: list[BaseRoute]) -> Any:
+    def is_open(scope: Scope) -> bool:
+        return any(route.matches(scope)[0] == Match.FULL for route in routes)
+
+    return is_open if routes else None
 
 
 def _policy(svc: Services, app: FastAPI, custom_auth: Auth | None) -> authz.Policy | None:

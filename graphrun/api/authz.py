@@ -429,13 +429,25 @@ class Authenticate:
     balancer or kubelet has no credentials) and CORS preflights is authenticated before it reaches a
     route; the caller goes in the request's state."""
 
-    def __init__(self, app: ASGIApp, policy: Policy, open_paths: frozenset[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        policy: Policy,
+        open_paths: frozenset[str],
+        is_open: Callable[[Scope], bool] | None = None,
+    ) -> None:
         self.app = app
         self.policy = policy
         self.open_paths = open_paths
+        self.is_open = is_open  # more requests answered without credentials (a user's own routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] == "OPTIONS" or scope["path"] in self.open_paths:
+        if (
+            scope["type"] != "http"
+            or scope["method"] == "OPTIONS"
+            or scope["path"] in self.open_paths
+            or (self.is_open is not None and self.is_open(scope))
+        ):
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
@@ -481,6 +493,8 @@ class Access:
     policy: Policy | None
     caller: Caller | None
     _cache: dict[str, Any] = field(default_factory=dict)
+    # The request headers ``http.configurable_headers`` passes on to the runs it creates.
+    forwarded: dict[str, str] = field(default_factory=dict)
 
     @property
     def on(self) -> bool:
@@ -499,7 +513,9 @@ class Access:
 def access_of(request: Request) -> Access:
     policy = getattr(request.app.state, "policy", None)
     caller = getattr(request.state, "caller", None)
-    return Access(policy, caller)
+    headers = getattr(request.app.state, "configurable_headers", None)
+    forwarded = headers.pick(request.headers) if headers is not None else {}
+    return Access(policy, caller, forwarded=forwarded)
 
 
 async def _access(request: Request) -> Access:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from langgraph.store.base import BaseStore
 
+from graphrun.errors import ConfigError
 from graphrun.graphs import GraphRegistry
 from graphrun.settings import Settings
 from graphrun.stores.base import ControlStore
 from graphrun.streams import EventBus
+from graphrun.webhooks import UrlPolicy
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,7 @@ class Services:
     graphs: GraphRegistry
     # Set when the process begins to shut down: waits answer 503 and streams end, before the server stops.
     draining: asyncio.Event = field(default_factory=asyncio.Event)
+    webhook_url: UrlPolicy | None = None  # webhooks.url of langgraph.json
 
     @property
     def kv(self) -> BaseStore:
@@ -38,3 +43,52 @@ async def services(request: Request) -> Services:
 
 
 Svc = Annotated[Services, Depends(services)]
+
+
+@dataclass(frozen=True)
+class HeaderPolicy:
+    """``http.configurable_headers`` of langgraph.json: the request headers a run gets in its
+    ``config.configurable``, as the official server picks them. Only names that match an ``includes``
+    pattern and no ``excludes`` pattern; none without ``includes``; never credentials. Patterns are
+    literal text and ``*``, matched against lower-case names.
+
+    Written here rather than with ``fnmatch``: its ``?`` and ``[...]`` would read patterns the official
+    server takes literally."""
+
+    includes: tuple[re.Pattern[str], ...] = ()
+    excludes: tuple[re.Pattern[str], ...] = ()
+
+    NEVER = frozenset({"authorization", "x-api-key", "x-service-key", "x-tenant-id", "cookie"})
+
+    @classmethod
+    def of(cls, section: Any) -> HeaderPolicy | None:
+        if not section:
+            return None
+        if not isinstance(section, Mapping):
+            raise ConfigError("http.configurable_headers must be an object with includes and excludes")
+        unknown = sorted(set(section) - {"includes", "include", "excludes", "exclude"})
+        if unknown:
+            raise ConfigError(
+                f"http.configurable_headers: unknown key {unknown[0]!r} (known: includes, excludes)"
+            )
+
+        def patterns(*keys: str) -> tuple[re.Pattern[str], ...]:
+            found = [p for k in keys for p in (section.get(k) or [])]
+            if not all(isinstance(p, str) for p in found):
+                raise ConfigError(f"http.configurable_headers.{keys[0]} must be a list of strings")
+            return tuple(_pattern(p) for p in found)
+
+        return cls(patterns("includes", "include"), patterns("excludes", "exclude"))
+
+    def wanted(self, name: str) -> bool:
+        name = name.lower()
+        if name in self.NEVER or any(p.fullmatch(name) for p in self.excludes):
+            return False
+        return any(p.fullmatch(name) for p in self.includes)
+
+    def pick(self, headers: Mapping[str, str]) -> dict[str, str]:
+        return {k.lower(): v for k, v in headers.items() if self.wanted(k)}
+
+
+def _pattern(text: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(part) for part in text.lower().split("*")), re.DOTALL)

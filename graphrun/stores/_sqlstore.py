@@ -334,8 +334,15 @@ class SqlStore:
 
         return await self._write(tx)
 
-    async def expired_threads(self, default_ttl_minutes: float, limit: int) -> list[tuple[str, str]]:
-        params = {"default_ttl_minutes": default_ttl_minutes, "limit": limit, "now": _now()}
+    async def expired_threads(
+        self, default_ttl_minutes: float, limit: int, default_strategy: str = "delete"
+    ) -> list[tuple[str, str]]:
+        params = {
+            "default_ttl_minutes": default_ttl_minutes,
+            "default_strategy": default_strategy,
+            "limit": limit,
+            "now": _now(),
+        }
         rows = await self._read_all("expired_threads", params)
         return [(row["thread_id"], row["ttl_strategy"]) for row in rows]
 

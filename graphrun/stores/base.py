@@ -110,9 +110,12 @@ class ControlStore(Protocol):
         ttl_minutes: float | None = None,
         ttl_strategy: str | None = None,
     ) -> Thread: ...
-    async def expired_threads(self, default_ttl_minutes: float, limit: int) -> list[tuple[str, str]]:
+    async def expired_threads(
+        self, default_ttl_minutes: float, limit: int, default_strategy: str = "delete"
+    ) -> list[tuple[str, str]]:
         """Threads with nothing in flight that were not updated for their TTL (their own, else the
-        default; 0 means never), oldest first, each with its TTL strategy (``delete``, ``keep_latest``)."""
+        default; 0 means never), oldest first, each with its TTL strategy (``delete``, ``keep_latest``;
+        ``default_strategy`` for a thread without one)."""
         ...
 
     async def touch_thread(self, thread_id: str) -> None:

@@ -284,10 +284,53 @@ def test_keys_graphrun_does_not_act_on_are_named(tmp_path: Path) -> None:
         "graphs": {"agent": VALID_GRAPH},
         "checkpointer": {"ttl": {"strategy": "delete"}},
         "http": {"cors": {"allow_origins": ["https://a.example"]}, "app": "./app.py:app"},
+        "ui": {"agent": "./ui.tsx"},
     }
     path = write_config(tmp_path, raw)
 
-    assert load_config(path).not_applied == ("checkpointer", "http.app")  # http.cors is applied
+    assert load_config(path).not_applied == ("ui",)  # checkpointer.ttl and http are applied
+
+
+def test_checkpointer_ttl_sets_the_thread_ttl_settings(tmp_path: Path) -> None:
+    raw = {
+        "graphs": {"agent": VALID_GRAPH},
+        "checkpointer": {
+            "ttl": {
+                "strategy": "keep_latest",
+                "default_ttl": 60,
+                "sweep_interval_minutes": 2,
+                "sweep_limit": 50,
+            }
+        },
+    }
+
+    assert load_config(write_config(tmp_path, raw)).settings_overrides() == {
+        "thread_ttl_minutes": 60.0,
+        "thread_ttl_strategy": "keep_latest",
+        "ttl_sweep_interval_s": 120.0,
+        "ttl_sweep_limit": 50,
+    }
+
+
+@pytest.mark.parametrize(
+    ("section", "fragment"),
+    [
+        ({"checkpointer": {"serde": {"pickle_fallback": True}}}, "'checkpointer.serde' is not supported"),
+        ({"checkpointer": {"ttl": {"strategy": "archive"}}}, "must be delete or keep_latest"),
+        ({"checkpointer": {"ttl": {"default_ttl": -1}}}, "must be 0 or more"),
+        ({"checkpointer": {"ttl": {"sweep_interval_minutes": 0}}}, "must be more than 0"),
+        ({"http": {"mount_prefix": "/api"}}, "'http.mount_prefix' is not supported"),
+        ({"http": {"disable_threads": "yes"}}, "'http.disable_threads' must be a bool"),
+        ({"http": {"middleware_order": "random"}}, "must be auth_first or middleware_first"),
+        ({"http": {"routes": []}}, "unknown key 'http.routes'"),
+    ],
+)
+def test_keys_graphrun_cannot_apply_stop_start_up(
+    tmp_path: Path, section: dict[str, Any], fragment: str
+) -> None:
+    path = write_config(tmp_path, {"graphs": {"agent": VALID_GRAPH}, **section})
+
+    assert fragment in config_error(path)
 
 
 def test_webhook_headers_and_fields_are_applied_the_url_policy_is_named(tmp_path: Path) -> None:
@@ -303,19 +346,32 @@ def test_webhook_headers_and_fields_are_applied_the_url_policy_is_named(tmp_path
 
     assert config.webhook_headers == {"Authorization": "Bearer x"}
     assert config.webhook_fields == frozenset({"run_id", "status"})
-    assert config.not_applied == ("webhooks.url",)
+    assert config.webhook_url == {"require_https": True}
+    assert config.not_applied == ()
 
 
 @pytest.mark.parametrize(
     ("webhooks", "fragment"),
     [
         ({"headers": {"X": 1}}, "'webhooks.headers' must be an object of header names to strings"),
-        ({"headers": {"X": "${{ env.LG_WEBHOOK_TOKEN }}"}}, "takes literal values only"),
+        ({"headers": {"X": "${{ env.HOME }}"}}, "does not start with the env_prefix 'LG_WEBHOOK_'"),
+        ({"headers": {"X": "${{ secrets.X }}"}}, "has a template that is not"),
+        ({"url": {"allowed_ports": [0]}}, "must be a list of port numbers"),
+        ({"url": {"require_https": "yes"}}, "'webhooks.url.require_https' must be a bool"),
         ({"allowed_fields": ["run_id", "secret"]}, "unknown field 'secret'"),
         ({"allowed_fields": "run_id"}, "must be a list of field names"),
         ({"retries": 3}, "unknown key 'webhooks.retries'"),
     ],
-    ids=["header-not-string", "header-template", "unknown-field", "fields-not-list", "unknown-key"],
+    ids=[
+        "header-not-string",
+        "template-outside-prefix",
+        "not-an-env-template",
+        "bad-port",
+        "https-not-bool",
+        "unknown-field",
+        "fields-not-list",
+        "unknown-key",
+    ],
 )
 def test_bad_webhooks_section_is_refused(tmp_path: Path, webhooks: dict[str, Any], fragment: str) -> None:
     path = write_config(tmp_path, {"graphs": {"agent": VALID_GRAPH}, "webhooks": webhooks})

@@ -145,6 +145,7 @@ OTHER_STRING_VALUES = {
     "alert_dingtalk_webhook_url": "https://hooks.example/dingtalk",
     "alert_dingtalk_secret": "dingtalk-secret",
     "error_detail": "safe",
+    "thread_ttl_strategy": "keep_latest",
     "host": "0.0.0.0",
     "log_level": "DEBUG",
     "log_format": "console",

@@ -78,6 +78,8 @@ async def new_run(
     metadata, thread_stamp = await _authorize_run(svc, access, body, thread_id, assistant.assistant_id)
     if body.command is not None and body.input is not None:
         raise errors.InvalidRequest("give either input or command, not both")
+    if body.webhook is not None and svc.webhook_url is not None:
+        svc.webhook_url.check(body.webhook)
     checkpoint = body.checkpoint.fields() if body.checkpoint else None
     if body.checkpoint_id:
         checkpoint = {**(checkpoint or {}), "checkpoint_id": body.checkpoint_id}
@@ -93,7 +95,7 @@ async def new_run(
     request = RunRequest(
         input=body.input,
         command=body.command.model_dump(exclude_unset=True) if body.command else None,
-        config=merge_config(assistant.config, body.config),
+        config=merge_config(assistant.config, _with_headers(body.config, access.forwarded)),
         context={**assistant.context, **run_context(body)},
         stream_mode=body.stream_modes,
         stream_subgraphs=body.stream_subgraphs,
@@ -156,6 +158,14 @@ async def _authorize_run(
             raise errors.ThreadNotFound(f"Thread {thread_id} not found")
     metadata = value.get("metadata")
     return (metadata if isinstance(metadata, dict) else body.metadata), stamp_of(scope)
+
+
+def _with_headers(config: Json, forwarded: dict[str, str]) -> Json:
+    """The request's config with the headers ``http.configurable_headers`` forwards in ``configurable``
+    (the request's own keys win)."""
+    if not forwarded:
+        return config
+    return {**config, "configurable": {**forwarded, **(config.get("configurable") or {})}}
 
 
 def run_context(body: schemas.RunCreate) -> Json:

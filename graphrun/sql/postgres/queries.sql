@@ -118,7 +118,7 @@ UPDATE threads SET updated_at = %(now)s::timestamptz WHERE thread_id = %(thread_
 -- name: expired_threads
 -- Threads with nothing in flight, not updated for their TTL (their own, else the default; a NULL or 0
 -- default means never).
-SELECT thread_id, COALESCE(ttl_strategy, 'delete') AS ttl_strategy FROM threads
+SELECT thread_id, COALESCE(ttl_strategy, %(default_strategy)s::text) AS ttl_strategy FROM threads
 WHERE status != 'busy'
   AND COALESCE(ttl_minutes, NULLIF(%(default_ttl_minutes)s::float8, 0)) IS NOT NULL
   AND updated_at + COALESCE(ttl_minutes, NULLIF(%(default_ttl_minutes)s::float8, 0)) * interval '1 minute'

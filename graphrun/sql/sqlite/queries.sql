@@ -94,7 +94,7 @@ UPDATE threads SET updated_at = :now WHERE thread_id = :thread_id;
 -- name: expired_threads
 -- Threads with nothing in flight, not updated for their TTL (their own, else :default_ttl_minutes; a
 -- NULL or 0 default means never).
-SELECT thread_id, COALESCE(ttl_strategy, 'delete') AS ttl_strategy FROM threads
+SELECT thread_id, COALESCE(ttl_strategy, :default_strategy) AS ttl_strategy FROM threads
 WHERE status != 'busy'
   AND COALESCE(ttl_minutes, NULLIF(:default_ttl_minutes, 0)) IS NOT NULL
   AND (julianday(:now) - julianday(updated_at)) * 1440.0 > COALESCE(ttl_minutes, NULLIF(:default_ttl_minutes, 0))

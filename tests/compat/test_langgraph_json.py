@@ -1,0 +1,97 @@
+"""``langgraph.json`` keys applied, in both modes: ``http.app`` (the user's routes served first, their
+middleware and lifespan, no graphrun auth on them), ``http.disable_*``, ``http.configurable_headers``,
+``checkpointer.ttl`` and the ``webhooks.url`` policy. The server runs with API keys on."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from langgraph_sdk import get_client
+from langgraph_sdk.client import LangGraphClient
+
+from tests.acceptance._support import as_dict, eventually
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(120)]
+
+CONFIG = Path(__file__).resolve().parent / "http.langgraph.json"
+KEY = "k-graphrun-json-test"
+SERVER_ENV = {"GRAPHRUN_API_KEYS": f"alice={KEY}"}
+
+
+@pytest.fixture
+async def alice(target: Any) -> AsyncIterator[LangGraphClient]:
+    async with get_client(url=target.url, api_key=KEY, timeout=60.0) as c:
+        yield c
+
+
+async def test_the_users_routes_are_served_first_without_graphrun_auth(http: httpx.AsyncClient) -> None:
+    hello = await http.get("/custom/hello")
+
+    assert hello.status_code == 200
+    assert hello.json() == {"hello": "world", "lifespan": ["up"]}  # their lifespan ran
+    assert hello.headers["x-custom-middleware"] == "seen"
+    info = await http.get("/info")
+    assert info.json() == {"custom": True}  # theirs shadows graphrun's, as on the official server
+
+
+async def test_graphrun_routes_keep_their_auth_and_get_the_users_middleware(http: httpx.AsyncClient) -> None:
+    refused = await http.post("/threads", json={})
+    allowed = await http.post("/threads", json={}, headers={"x-api-key": KEY})
+
+    assert refused.status_code == 401
+    assert allowed.status_code == 200
+    assert allowed.headers["x-custom-middleware"] == "seen"
+
+
+async def test_disabled_routes_are_gone(http: httpx.AsyncClient) -> None:
+    auth = {"x-api-key": KEY}
+
+    assert (await http.get("/store/items", params={"key": "k"}, headers=auth)).status_code == 404
+    assert (await http.post("/store/namespaces", json={}, headers=auth)).status_code in (404, 405)
+    assert (await http.post("/threads/count", json={}, headers=auth)).status_code == 200
+
+
+async def test_runs_get_the_included_headers_in_their_configurable(alice: LangGraphClient) -> None:
+    sent = {"x-user-id": "u1", "x-user-secret": "s", "x-other": "o"}
+
+    result = as_dict(await alice.runs.wait(None, "headers", input={}, headers=sent))
+
+    assert result["headers"] == {"x-user-id": "u1"}
+
+
+async def test_checkpointer_ttl_prunes_idle_threads_to_their_latest_state(alice: LangGraphClient) -> None:
+    thread_id = (await alice.threads.create())["thread_id"]
+    for _ in range(2):
+        await alice.runs.wait(thread_id, "headers", input={})
+
+    await eventually(
+        lambda: alice.threads.get_history(thread_id, limit=100),
+        lambda history: len(history) == 1,
+        what="the thread pruned by checkpointer.ttl (keep_latest)",
+    )
+
+    assert as_dict((await alice.threads.get_state(thread_id))["values"])["turns"] == 2
+
+
+async def test_a_webhook_outside_the_url_policy_is_refused_and_no_run_is_written(
+    alice: LangGraphClient, http: httpx.AsyncClient
+) -> None:
+    thread_id = (await alice.threads.create())["thread_id"]
+    auth = {"x-api-key": KEY}
+    for webhook, reason in (
+        ("http://hooks.example.com/x", "https"),
+        ("https://evil.example/x", "not allowed"),
+    ):
+        response = await http.post(
+            f"/threads/{thread_id}/runs",
+            json={"assistant_id": "headers", "input": {}, "webhook": webhook},
+            headers=auth,
+        )
+        assert response.status_code == 422, response.text
+        assert reason in response.json()["detail"]
+    assert await alice.runs.list(thread_id) == []
+    # (An allowed URL is checked in tests/unit/test_http_policies.py: a run here would post to the network.)
