@@ -21,11 +21,18 @@ from graphrun.api import auth, authz, errors
 from graphrun.api.deps import HeaderPolicy, Services
 from graphrun.api.limits import BodyLimit, RateLimit, StreamBound
 from graphrun.api.observe import Observe
-from graphrun.api.routes import assistants, crons, meta, protocol, runs, stats, store, threads
+from graphrun.api.routes import assistants, crons, mcp, meta, protocol, runs, stats, store, threads
 
-# ``http.disable_*`` keys graphrun applies; disable_mcp, disable_ui and disable_a2a name routes graphrun
-# does not serve, so they hold already (graphrun.config accepts them).
-DISABLE_KEYS = ("disable_assistants", "disable_threads", "disable_runs", "disable_store", "disable_meta")
+# ``http.disable_*`` keys graphrun applies; disable_ui and disable_a2a name routes graphrun does not
+# serve, so they hold already (graphrun.config accepts them).
+DISABLE_KEYS = (
+    "disable_assistants",
+    "disable_threads",
+    "disable_runs",
+    "disable_store",
+    "disable_meta",
+    "disable_mcp",
+)
 META_PATHS = frozenset({"/ok", "/info", "/metrics"})
 FASTAPI_OWN = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 
@@ -114,9 +121,11 @@ def _routers(disabled: set[str]) -> list[Any]:
         "disable_threads": {threads, protocol},
         "disable_runs": {runs, crons},
         "disable_store": {store},
+        "disable_mcp": {mcp},
     }
     gone = set().union(*(off.get(key, set()) for key in disabled))
-    return [m for m in (meta, assistants, threads, crons, runs, protocol, store, stats) if m not in gone]
+    every = (meta, assistants, threads, crons, runs, protocol, store, stats, mcp)
+    return [m for m in every if m not in gone]
 
 
 def _merge(app: FastAPI, user_app: Starlette) -> list[BaseRoute]:
