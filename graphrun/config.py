@@ -83,6 +83,7 @@ _NUMBER = (int, float)
 _SectionSchema = dict[str, Any]
 _STORE_SCHEMA: _SectionSchema = {
     "ttl": {"refresh_on_read": bool, "default_ttl": _NUMBER, "sweep_interval_minutes": _NUMBER},
+    "index": {"embed": str, "dims": int, "fields": list},
 }
 _URL_POLICY_SCHEMA: _SectionSchema = {
     "require_https": bool,
@@ -333,9 +334,9 @@ def _parse_section(
     section = _optional_object(path, raw, key)
     if section is None:
         return None
-    if key == "store" and "index" in section:
-        raise ConfigError(f"{path}: 'store.index' (semantic search) is not supported by graphrun yet")
     _check_object(path, key, section, schema)
+    if key == "store" and section.get("index") is not None:
+        _check_index(path, section["index"])
     if key == "checkpointer":
         _check_checkpointer(path, section)
     return section
@@ -357,6 +358,20 @@ def _parse_http(path: Path, raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
             f"got {section['middleware_order']!r}"
         )
     return section
+
+
+def _check_index(path: Path, index: Mapping[str, Any]) -> None:
+    """``store.index``: ``embed`` (a provider string such as ``openai:text-embedding-3-small``, or the
+    ``path.py:attr`` / ``module:attr`` of an embeddings object or function) and ``dims`` are needed."""
+    if not index.get("embed"):
+        raise ConfigError(f"{path}: 'store.index.embed' is required: a provider string or module:attr")
+    if not isinstance(index.get("dims"), int) or index["dims"] <= 0:
+        raise ConfigError(
+            f"{path}: 'store.index.dims' is required: the embeddings' dimensions, a positive int"
+        )
+    fields = index.get("fields")
+    if fields is not None and not all(isinstance(f, str) and f for f in fields):
+        raise ConfigError(f"{path}: 'store.index.fields' must be a list of JSON paths such as \"text\"")
 
 
 def _check_checkpointer(path: Path, section: Mapping[str, Any]) -> None:

@@ -156,6 +156,38 @@ def load_http_app(config: LanggraphConfig) -> Starlette | None:
     return app
 
 
+def load_store_index(config: LanggraphConfig) -> dict[str, Any] | None:
+    """``store.index`` as the official stores take it (``dims``, ``embed``, ``fields``). An ``embed``
+    naming a file or an importable module (``./embed.py:fn``, ``pkg.mod:embeddings``) is loaded here,
+    an ``Embeddings`` object or an embedding function; anything else is a provider string such as
+    ``openai:text-embedding-3-small``, which LangGraph resolves with ``init_embeddings``."""
+    index = (config.store or {}).get("index")
+    if not index:
+        return None
+    embed: Any = str(index["embed"])
+    target = embed.rpartition(":")[0]
+    # As the official server: `x.py:attr` is a file. graphrun also takes `pkg.mod:attr`, a module,
+    # when its first part is not one of LangChain's embedding providers (`openai:...` stays a provider).
+    is_file = ".py:" in embed
+    is_module = bool(target) and target.split(".")[0] not in _embedding_providers()
+    if is_file or (is_module and importlib.util.find_spec(target.split(".")[0]) is not None):
+        where = f"{config.path}: store.index.embed ({embed})"
+        embed, attr = _load_object(config, where, embed)
+        if embed is None or not (callable(embed) or hasattr(embed, "aembed_documents")):
+            raise ConfigError(f"{where}: {attr!r} is not an Embeddings object or an embedding function")
+    found: dict[str, Any] = {"dims": int(index["dims"]), "embed": embed}
+    if index.get("fields") is not None:
+        found["fields"] = list(index["fields"])
+    return found
+
+
+def _embedding_providers() -> frozenset[str]:
+    """The providers ``init_embeddings`` knows (``openai``, ``cohere``, ...)."""
+    from langchain.embeddings import base
+
+    return frozenset(getattr(base, "_BUILTIN_PROVIDERS", {})) | {"openai"}
+
+
 def _load_object(config: LanggraphConfig, where: str, source: str) -> tuple[Any, str]:
     target, _, attr = source.rpartition(":")
     try:

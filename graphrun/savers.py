@@ -19,6 +19,7 @@ import contextlib
 import importlib
 import importlib.util
 import inspect
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -156,14 +157,20 @@ def store_kind(settings: Settings) -> str:
 
 @contextlib.asynccontextmanager
 async def open_persistence(
-    settings: Settings, store_config: Mapping[str, Any] | None = None, *, key_prefix: str = ""
+    settings: Settings,
+    store_config: Mapping[str, Any] | None = None,
+    *,
+    key_prefix: str = "",
+    index: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Persistence]:
     """Open the checkpointer and store ``settings`` select, set up (tables, indexes) and ready; both
     close when the block exits. ``store_config`` is langgraph.json's ``store`` (its ``ttl`` is honoured
     where the store supports TTL). ``key_prefix`` starts Redis keys and index names and MongoDB
-    collection names (tests keep apart with it; several deployments may share a server with it)."""
+    collection names (tests keep apart with it; several deployments may share a server with it).
+    ``index`` is ``store.index`` with its embeddings loaded (``graphs.load_store_index``): the store
+    embeds what is put and searches by meaning."""
     async with contextlib.AsyncExitStack() as stack:
-        opener = _Opener(settings, stack, key_prefix)
+        opener = _Opener(settings, stack, key_prefix, index)
         saver = await opener.checkpointer(checkpointer_kind(settings))
         store = await opener.store(store_kind(settings), store_ttl(store_config))
         yield Persistence(checkpointer=saver, store=store)
@@ -187,10 +194,17 @@ def _check_kind(env: str, kind: str) -> None:
 class _Opener:
     """Opens savers and stores into one exit stack; PostgreSQL pools are shared by URI."""
 
-    def __init__(self, settings: Settings, stack: contextlib.AsyncExitStack, key_prefix: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        stack: contextlib.AsyncExitStack,
+        key_prefix: str,
+        index: Mapping[str, Any] | None = None,
+    ) -> None:
         self.settings = settings
         self.stack = stack
         self.prefix = key_prefix
+        self.index: Any = dict(index) if index else None  # the stores' IndexConfig
         self._pools: dict[str, Pool] = {}
 
     async def checkpointer(self, kind: str) -> BaseCheckpointSaver[Any]:
@@ -215,17 +229,32 @@ class _Opener:
     async def store(self, kind: str, ttl: TTLConfig) -> BaseStore:
         uri = self.settings.store_uri
         if kind == "memory":
-            return InMemoryStore()  # keeps no TTL
+            return InMemoryStore(index=self.index)  # keeps no TTL
         if kind == "sqlite":
+            if self.index and not hasattr(sqlite3.Connection, "enable_load_extension"):
+                raise ConfigError(
+                    "store.index on SQLite needs sqlite-vec, and this Python's sqlite3 cannot load "
+                    f"extensions ({sys.executable} was built without them); use a Python that can (e.g. "
+                    "Debian's python3), or GRAPHRUN_STORE=memory or redis"
+                )
             path = uri or str(self._data_dir() / "store.sqlite")
-            store = await self.stack.enter_async_context(AsyncSqliteStore.from_conn_string(path, ttl=ttl))
-            await store.setup()
+            opened = AsyncSqliteStore.from_conn_string(path, ttl=ttl, index=self.index)
+            store = await self.stack.enter_async_context(opened)
+            await store.setup()  # with an index, it loads sqlite-vec and makes the vector table
             await self._sweep(store)
             return store
         if kind == "postgres":
             pool = await self._pool(self._uri("STORE", kind, uri))
-            await serialised_setup(pool, lambda conn: AsyncPostgresStore(conn).setup())
-            pg_store = AsyncPostgresStore(pool, ttl=ttl)
+            try:
+                await serialised_setup(pool, lambda conn: AsyncPostgresStore(conn, index=self.index).setup())
+            except psycopg.errors.FeatureNotSupported as exc:  # CREATE EXTENSION vector found none
+                raise ConfigError(
+                    "store.index on PostgreSQL needs the pgvector extension, which this server does not "
+                    f"have ({str(exc).splitlines()[0]}); install it (Debian and Ubuntu: "
+                    "postgresql-<version>-pgvector) or use "
+                    "GRAPHRUN_STORE=redis"
+                ) from exc
+            pg_store = AsyncPostgresStore(pool, ttl=ttl, index=self.index)
             await self._sweep(pg_store)
             return pg_store
         if kind == "redis":
@@ -287,6 +316,7 @@ class _Opener:
     async def _redis_store(self, uri: str, ttl: TTLConfig) -> BaseStore:
         store = AsyncRedisStore(
             redis_client=await self._redis_client(uri),
+            index=self.index,
             ttl=ttl,  # Redis expires keys itself: no sweeper
             store_prefix=f"{self.prefix}store",
             vector_prefix=f"{self.prefix}store_vectors",
@@ -331,6 +361,10 @@ class _Opener:
 
     async def _mongodb_store(self, uri: str, ttl: TTLConfig) -> BaseStore:
         MongoDBStore = _import_mongodb("langgraph.store.mongodb", "MongoDBStore")
+        if self.index:
+            raise ConfigError(
+                "store.index with GRAPHRUN_STORE=mongodb needs Atlas vector search; not supported"
+            )
 
         client = await self._mongodb_client(uri)
         collection = client.get_default_database(default=mongodb_default_database)[f"{self.prefix}store"]

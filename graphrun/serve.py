@@ -27,7 +27,14 @@ from graphrun.api import create_app
 from graphrun.api.deps import Services
 from graphrun.config import LanggraphConfig, load_config
 from graphrun.errors import ConfigError, DataDirLocked
-from graphrun.graphs import GraphRegistry, check_graph, load_auth, load_graphs, load_http_app
+from graphrun.graphs import (
+    GraphRegistry,
+    check_graph,
+    load_auth,
+    load_graphs,
+    load_http_app,
+    load_store_index,
+)
 from graphrun.instrument import langfuse_handler
 from graphrun.models import system_assistant_id
 from graphrun.runner import Runner
@@ -137,7 +144,7 @@ def _listen(host: str, port: int) -> Iterator[socket.socket]:
 async def _services(settings: Settings, config: LanggraphConfig, loaded: dict) -> AsyncIterator[Services]:  # type: ignore[type-arg]
     async with (
         SqliteStore(settings.data_dir / "graphrun.sqlite") as store,
-        open_persistence(settings, config.store) as persistence,
+        open_persistence(settings, config.store, index=load_store_index(config)) as persistence,
     ):
         registry = GraphRegistry(loaded, persistence)
         for graph_id in registry.graph_ids:
@@ -215,7 +222,10 @@ async def migrate(settings: Settings, config: LanggraphConfig) -> None:
     """``graphrun migrate``: the control store's schema and the savers' own (``setup``), then exit."""
     _require_production(settings, "migrate", ("api", "worker"))
     await asyncio.to_thread(wait_for_postgres, settings.database_uri, startup_timeout_s)
-    async with _postgres_store(settings), open_persistence(settings, config.store):
+    async with (
+        _postgres_store(settings),
+        open_persistence(settings, config.store, index=load_store_index(config)),
+    ):
         log.info("migrated")
 
 
@@ -269,7 +279,9 @@ async def serve_production(
     async with contextlib.AsyncExitStack() as stack:
         sock = stack.enter_context(_listen(settings.host, settings.port)) if "api" in roles else None
         store = await stack.enter_async_context(_postgres_store(settings))
-        persistence = await stack.enter_async_context(open_persistence(settings, config.store))
+        persistence = await stack.enter_async_context(
+            open_persistence(settings, config.store, index=load_store_index(config))
+        )
         bus = await stack.enter_async_context(_bus(settings))
         registry = GraphRegistry(loaded, persistence)
         for graph_id in registry.graph_ids:

@@ -253,9 +253,22 @@ def test_file_not_utf8(tmp_path: Path) -> None:
             id="store-ttl-bool",
         ),
         pytest.param(
-            {"graphs": {"agent": VALID_GRAPH}, "store": {"index": {"dims": 1536, "embed": "openai:x"}}},
-            ("'store.index'", "not supported"),
-            id="store-index-refused",
+            {"graphs": {"agent": VALID_GRAPH}, "store": {"index": {"dims": 1536}}},
+            ("'store.index.embed' is required",),
+            id="store-index-no-embed",
+        ),
+        pytest.param(
+            {"graphs": {"agent": VALID_GRAPH}, "store": {"index": {"embed": "openai:x", "dims": 0}}},
+            ("'store.index.dims' is required",),
+            id="store-index-bad-dims",
+        ),
+        pytest.param(
+            {
+                "graphs": {"agent": VALID_GRAPH},
+                "store": {"index": {"embed": "openai:x", "dims": 8, "fields": [1]}},
+            },
+            ("'store.index.fields' must be a list",),
+            id="store-index-bad-fields",
         ),
         pytest.param(
             {"graphs": {"agent": VALID_GRAPH}, "checkpointer": {"ttl": {"strategy": 5}}},

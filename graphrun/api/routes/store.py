@@ -45,16 +45,14 @@ async def _allowed(access: Access, action: str, value: Json) -> tuple[str, ...] 
 
 @router.put("/items", status_code=204)
 async def put_item(body: schemas.StoreItemPut, svc: Svc, access: AccessDep) -> Response:
-    if body.index:  # a list of fields to embed; `false` (do not index) is what happens anyway
-        raise errors.InvalidRequest(
-            "index needs store.index (semantic search), which graphrun does not support yet"
-        )
+    if body.index and getattr(svc.kv, "index_config", None) is None:  # fields to embed, with nothing to embed
+        raise errors.InvalidRequest("index needs store.index in langgraph.json (embed, dims, fields)")
     ttl_minutes = body.ttl  # the API's ttl is in minutes, as the store's
     value: Json = {
         "namespace": _namespace(body.namespace),
         "key": body.key,
         "value": body.value,
-        "index": None,
+        "index": body.index,
     }
     namespace = await _allowed(access, "put", value)
     if namespace is None:
@@ -94,9 +92,9 @@ async def delete_item(body: schemas.StoreItemDelete, svc: Svc, access: AccessDep
 
 @router.post("/items/search")
 async def search_items(body: schemas.StoreSearch, svc: Svc, access: AccessDep) -> Json:
-    if body.query is not None:
+    if body.query is not None and getattr(svc.kv, "index_config", None) is None:
         raise errors.InvalidRequest(
-            "query (semantic search) needs store.index, which graphrun does not support yet"
+            "query (semantic search) needs store.index in langgraph.json (embed, dims, fields)"
         )
     value: Json = {
         "namespace": tuple(body.namespace_prefix),
@@ -111,6 +109,7 @@ async def search_items(body: schemas.StoreSearch, svc: Svc, access: AccessDep) -
     try:
         items = await svc.kv.asearch(
             prefix,
+            query=body.query,
             filter=body.filter,
             limit=body.limit,
             offset=body.offset,
