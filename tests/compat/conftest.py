@@ -8,6 +8,7 @@ A module may define ``SERVER_ENV: dict[str, str]`` to start its servers with ext
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,9 +63,19 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         finally:
             server.stop()
         return
+    with production(base, config, extra_env) as deployment:
+        yield deployment
+
+
+@contextlib.contextmanager
+def production(
+    base: Path, config: Path, extra_env: dict[str, str], *, name: str = "compat"
+) -> Iterator[Production]:
+    """One ``graphrun api`` and one ``graphrun worker`` with ``extra_env`` on a fresh database and a
+    Redis database of their own. Everything stops on exit."""
     procs = Procs(log_dir=base / "logs", work_dir=base / "work")
     try:
-        with fresh_database("compat") as database_uri, claimed_redis_db() as redis_uri:
+        with fresh_database(name) as database_uri, claimed_redis_db() as redis_uri:
             env = production_env(database_uri, redis_uri, **extra_env)
             cluster = Cluster(procs, env, config=config)
             try:

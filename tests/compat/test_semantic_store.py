@@ -23,11 +23,10 @@ import pytest
 from langgraph_sdk import get_client
 
 from tests.acceptance._support import Server
-from tests.compat.conftest import Production
+from tests.compat.conftest import production
 from tests.production._cluster import (
     Cluster,
     Procs,
-    ServiceMissing,
     claimed_redis_db,
     fresh_database,
     production_env,
@@ -63,39 +62,41 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         finally:
             server.stop()
         return
-    procs = Procs(log_dir=base / "logs", work_dir=base / "work")
-    try:
-        with fresh_database("semantic") as database_uri, claimed_redis_db() as redis_uri:
-            extra: dict[str, str] = {}
-            if request.param == "redis":
-                stack = os.environ.get("GRAPHRUN_TEST_REDIS_STACK_URI")
-                if not stack:
-                    pytest.fail(
-                        "GRAPHRUN_TEST_REDIS_STACK_URI is not set: run the tests through scripts/test"
-                    )
-                extra = {"GRAPHRUN_STORE": "redis", "GRAPHRUN_STORE_URI": stack}
-            cluster = Cluster(procs, production_env(database_uri, redis_uri, **extra), config=CONFIG)
-            if request.param == "postgres" and not _has_pgvector(database_uri):
-                with pytest.raises(
-                    RuntimeError, match=r"store\.index on PostgreSQL needs the pgvector extension"
-                ):
-                    cluster.migrate()
-                procs.stop_all()
-                pytest.skip(
-                    "this PostgreSQL has no pgvector extension (Debian 12 packages none, and its sources "
-                    "cannot be fetched here): semantic search on PostgreSQL is not verified on this machine; "
-                    "graphrun's refusal at start-up was checked instead"
-                )
-            try:
+    if request.param == "postgres":
+        _refused_without_pgvector(base)
+    with production(base, CONFIG, _store_env(request.param), name="semantic") as deployment:
+        yield deployment
+
+
+def _store_env(kind: str) -> dict[str, str]:
+    if kind == "postgres":
+        return {}  # the production default
+    stack = os.environ.get("GRAPHRUN_TEST_REDIS_STACK_URI")
+    if not stack:
+        pytest.fail("GRAPHRUN_TEST_REDIS_STACK_URI is not set: run the tests through scripts/test")
+    return {"GRAPHRUN_STORE": "redis", "GRAPHRUN_STORE_URI": stack}
+
+
+def _refused_without_pgvector(base: Path) -> None:
+    """Where the PostgreSQL has no pgvector, check that graphrun refuses store.index at start-up (its
+    ``migrate`` opens the store), then skip: semantic search itself cannot be verified there."""
+    procs = Procs(log_dir=base / "refusal-logs", work_dir=base / "refusal-work")
+    with fresh_database("semantic") as database_uri, claimed_redis_db() as redis_uri:
+        if _has_pgvector(database_uri):
+            return
+        cluster = Cluster(procs, production_env(database_uri, redis_uri), config=CONFIG)
+        try:
+            with pytest.raises(
+                RuntimeError, match=r"store\.index on PostgreSQL needs the pgvector extension"
+            ):
                 cluster.migrate()
-                cluster.add_api()
-                cluster.add_worker()
-                cluster.ensure_running()
-                yield Production(cluster)
-            finally:
-                procs.stop_all()
-    except ServiceMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
+        finally:
+            procs.stop_all()
+    pytest.skip(
+        "this PostgreSQL has no pgvector extension (Debian 12 packages none, and its sources cannot be "
+        "fetched here): semantic search on PostgreSQL is not verified on this machine; graphrun's refusal "
+        "at start-up was checked instead"
+    )
 
 
 def _refused_at_start_up(base: Path) -> None:
