@@ -51,6 +51,16 @@ def three_steps() -> StateGraph[Steps, None, Steps, Steps]:
     return builder
 
 
+def with_question() -> StateGraph[Steps, None, Steps, Steps]:
+    builder = StateGraph(Steps)
+    builder.add_node("a", step("a"))
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "ask")
+    builder.add_edge("ask", END)
+    return builder
+
+
 def thread(thread_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": thread_id}}
 
@@ -88,13 +98,7 @@ async def test_copy_thread_copies_every_checkpoint(saver: AsyncSqliteSaver) -> N
 
 
 async def test_copy_keeps_pending_interrupts_and_is_independent(saver: AsyncSqliteSaver) -> None:
-    builder = StateGraph(Steps)
-    builder.add_node("a", step("a"))
-    builder.add_node("ask", ask)
-    builder.add_edge(START, "a")
-    builder.add_edge("a", "ask")
-    builder.add_edge("ask", END)
-    graph = builder.compile(checkpointer=saver)
+    graph = with_question().compile(checkpointer=saver)
     await graph.ainvoke({"steps": []}, thread("source"), durability="sync")
 
     await copy_thread(saver, "source", "copy")
@@ -120,16 +124,6 @@ async def test_sqlite_saver_still_lacks_copy_thread(saver: AsyncSqliteSaver) -> 
 
     with pytest.raises(NotImplementedError):
         await saver.acopy_thread("source", "copy")
-
-
-def with_question() -> StateGraph[Steps, None, Steps, Steps]:
-    builder = StateGraph(Steps)
-    builder.add_node("a", step("a"))
-    builder.add_node("ask", ask)
-    builder.add_edge(START, "a")
-    builder.add_edge("a", "ask")
-    builder.add_edge("ask", END)
-    return builder
 
 
 @pytest.fixture(params=["sqlite", "memory"])
