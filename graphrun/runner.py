@@ -355,8 +355,15 @@ class Runner:
         saver = self._graphs.persistence.checkpointer
         for thread_id, strategy in expired:
             if strategy == "keep_latest":
-                await keep_latest(saver, thread_id)
-                await self._store.touch_thread(thread_id)
+                try:
+                    await keep_latest(saver, thread_id)
+                except Exception as exc:  # e.g. a DeltaChannel, or a prune by another worker: try next TTL
+                    log.warning(
+                        "ttl_prune_failed", thread_id=thread_id, error=type(exc).__name__, reason=str(exc)
+                    )
+                await self._store.touch_thread(
+                    thread_id
+                )  # the clock restarts either way: no thread blocks the sweep
                 continue
             for run in await delete_thread(self._store, saver, thread_id):
                 await self._bus.cancel(run.run_id, "interrupt")

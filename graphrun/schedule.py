@@ -17,10 +17,13 @@ from graphrun.errors import InvalidRequest
 
 def check(schedule: str) -> str:
     """The schedule, if croniter reads it and it ever fires ('0 0 31 2 *' never does)."""
-    if not isinstance(schedule, str) or not croniter.is_valid(schedule):
+    fields = schedule.split() if isinstance(schedule, str) else []
+    alias = len(fields) == 1 and fields[0].startswith("@")  # @daily, @hourly, ...
+    if not (alias or len(fields) in (5, 6)) or not croniter.is_valid(schedule):
         raise InvalidRequest(
             f"invalid cron schedule {schedule!r}: expected five fields (minute hour day-of-month month "
-            "day-of-week, e.g. '*/5 * * * *' for every 5 minutes) or six with seconds last"
+            "day-of-week, e.g. '*/5 * * * *' for every 5 minutes) or six with seconds last (a year field "
+            "is not taken: a schedule that ends would stay due forever)"
         )
     try:
         next_tick(schedule, datetime.now(UTC))

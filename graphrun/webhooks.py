@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -182,9 +183,18 @@ def _host_matches(host: str, allowed: str) -> bool:
 
 
 def _loopback(host: str) -> bool:
+    """A loopback name or address in any spelling the resolver takes: ``127.1``, ``2130706433``,
+    ``0x7f000001`` (``inet_aton``'s forms), ``::ffff:127.0.0.1``, and ``0.0.0.0``, which reaches this
+    machine too."""
     if host in _LOOPBACK_NAMES or host.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(host)
     except ValueError:
-        return False
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return False  # a host name: not resolved here
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_unspecified

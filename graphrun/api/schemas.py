@@ -338,13 +338,23 @@ class RunCreate(_RunFields):
 _CRON_RUN_FIELDS = frozenset(_RunFields.model_fields)
 
 
+def _storable_time(value: datetime | None) -> datetime | None:
+    """A time both stores keep and read back: between the years 1970 and 9998 (a zone moves it a day)."""
+    if value is not None and not (1970 <= value.year <= 9998):
+        raise ValueError(f"must be between the years 1970 and 9998, got {value.isoformat()}")
+    return value
+
+
+StorableTime = Annotated[datetime | None, AfterValidator(_storable_time)]
+
+
 class ThreadCronCreate(_RunFields):
     """A schedule of runs on one thread (``POST /threads/{id}/runs/crons``)."""
 
     assistant_id: str
     schedule: str = Field(max_length=256)
     timezone: str | None = Field(None, max_length=64)
-    end_time: datetime | None = None
+    end_time: StorableTime = None
     enabled: bool = True
     multitask_strategy: MultitaskStrategy = "enqueue"
 
@@ -368,7 +378,7 @@ class CronCreate(ThreadCronCreate):
 class CronPatch(_RunFields):
     schedule: str | None = Field(None, max_length=256)
     timezone: str | None = Field(None, max_length=64)
-    end_time: datetime | None = None  # null clears it; absent leaves it
+    end_time: StorableTime = None  # null clears it; absent leaves it
     enabled: bool | None = None
     on_run_completed: Literal["delete", "keep"] | None = None
 

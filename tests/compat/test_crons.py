@@ -149,6 +149,22 @@ async def test_updating_a_cron(client: LangGraphClient, http: httpx.AsyncClient)
     await client.crons.delete(cron["cron_id"])
 
 
+async def test_a_cron_enabled_again_goes_on_from_now(
+    client: LangGraphClient, http: httpx.AsyncClient
+) -> None:
+    thread_id = (await client.threads.create())["thread_id"]
+    cron: Any = await client.crons.create_for_thread(
+        thread_id, "counter", schedule=EVERY_SECOND, enabled=False
+    )
+    await asyncio.sleep(1.5)  # its first tick passes while it is off
+
+    enabled: Any = await client.crons.update(cron["cron_id"], enabled=True)
+
+    assert _time(enabled["next_run_date"]) > _time(cron["next_run_date"])
+    assert _time(enabled["next_run_date"]) > datetime.now(UTC) - timedelta(seconds=0.5)
+    await client.crons.delete(cron["cron_id"])
+
+
 async def test_a_schedule_is_read_in_its_timezone(client: LangGraphClient) -> None:
     cron: Any = await client.crons.create("counter", schedule="30 9 * * *", timezone="America/New_York")
 
@@ -192,6 +208,12 @@ async def test_bad_cron_requests_are_refused_and_nothing_is_written(
     cases: list[tuple[str, dict[str, Any], int]] = [
         ("/runs/crons", {"assistant_id": "counter", "schedule": "every day"}, 422),
         ("/runs/crons", {"assistant_id": "counter", "schedule": "0 0 31 2 *"}, 422),  # February 31st
+        ("/runs/crons", {"assistant_id": "counter", "schedule": "0 0 1 1 * 0 2027"}, 422),  # a year field
+        (
+            "/runs/crons",
+            {"assistant_id": "counter", "schedule": "* * * * *", "end_time": "0001-01-01T00:00:00+05:00"},
+            422,
+        ),
         (
             "/runs/crons",
             {"assistant_id": "counter", "schedule": "* * * * *", "timezone": "Mars/Olympus"},
@@ -224,6 +246,13 @@ async def test_bad_cron_requests_are_refused_and_nothing_is_written(
     assert empty.status_code == 400
     bad_schedule = await http.patch(f"/runs/crons/{cron['cron_id']}", json={"schedule": "nope"})
     assert bad_schedule.status_code == 422
+    far = await http.patch(f"/runs/crons/{cron['cron_id']}", json={"end_time": "9999-12-31T23:59:59-05:00"})
+    assert far.status_code == 422
+    on_thread: Any = await client.crons.create_for_thread(thread_id, "counter", schedule=NEVER_SOON)
+    keep = await http.patch(f"/runs/crons/{on_thread['cron_id']}", json={"on_run_completed": "keep"})
+    assert keep.status_code == 422
+    assert "stateless" in keep.json()["detail"]
+    await client.crons.delete(on_thread["cron_id"])
     assert (await http.get(f"/runs/crons/{cron['cron_id']}")).json()["schedule"] == NEVER_SOON
     unknown = str(uuid.uuid4())
     assert (await http.get(f"/runs/crons/{unknown}")).status_code == 404

@@ -113,3 +113,5 @@ async def test_the_endpoint_refuses_what_is_not_json_rpc(http: httpx.AsyncClient
     }
     assert (await http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})).status_code == 401
     assert (await http.get("/mcp", headers=auth)).status_code == 405
+    far = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"cursor": "9" * 30}}
+    assert (await http.post("/mcp", json=far, headers=auth)).json()["result"]["tools"] == []

@@ -102,7 +102,21 @@ def test_a_webhook_outside_the_policy_is_refused(url: str, fragment: str) -> Non
         POLICY.check(url)
 
 
-@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]", "host.docker.internal", "app.localhost"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "localhost",
+        "127.0.0.1",
+        "[::1]",
+        "host.docker.internal",
+        "app.localhost",
+        "127.1",
+        "2130706433",
+        "0x7f000001",
+        "[::ffff:127.0.0.1]",
+        "0.0.0.0",
+    ],
+)
 def test_loopback_is_refused_under_a_policy_unless_allowed(host: str) -> None:
     strict, open_ = UrlPolicy.of({}), UrlPolicy.of({"disable_loopback": False})
     assert strict is not None

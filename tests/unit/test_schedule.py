@@ -36,7 +36,7 @@ def test_a_timezone_follows_daylight_saving_time() -> None:
     assert after == datetime(2026, 3, 9, 13, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("spec", ["every day", "", "61 * * * *", "@reboot", "0 0 31 2 *"])
+@pytest.mark.parametrize("spec", ["every day", "", "61 * * * *", "@reboot", "0 0 31 2 *", "0 0 1 1 * 0 2027"])
 def test_a_bad_schedule_is_refused(spec: str) -> None:
     with pytest.raises(errors.InvalidRequest, match="schedule"):
         schedule.check(spec)

@@ -153,6 +153,8 @@ async def update_cron(cron_id: uuid.UUID, body: schemas.CronPatch, svc: Svc, acc
     if "metadata" in changed:
         value["metadata"] = dict(body.metadata)
     cron = await _owned(svc, access, str(cron_id), "update", value)
+    if body.on_run_completed is not None and cron.thread_id is not None:
+        raise errors.InvalidRequest("on_run_completed applies to stateless crons; this cron runs on a thread")
     when = schedule.check(body.schedule) if body.schedule is not None else cron.schedule
     timezone = schedule.check_timezone(body.timezone) if "timezone" in changed else cron.timezone
     metadata = cron.metadata
@@ -169,7 +171,9 @@ async def update_cron(cron_id: uuid.UUID, body: schemas.CronPatch, svc: Svc, acc
             raise RequestValidationError(exc.errors()) from None
         new = await new_run(svc, run_body, cron.thread_id, access, announce=False)
         template = crons.template_of(new, run_body.config, run_context(run_body))
-    rescheduled = body.schedule is not None or "timezone" in changed
+    # A new schedule or zone, or a cron enabled again, goes on from now (the ticks it was off for are
+    # not fired, as after downtime).
+    rescheduled = body.schedule is not None or "timezone" in changed or (body.enabled and not cron.enabled)
     updated = dataclasses.replace(
         cron,
         schedule=when,

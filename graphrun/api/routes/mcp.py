@@ -38,6 +38,7 @@ log = structlog.get_logger("graphrun.mcp")
 
 PROTOCOL_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
 PAGE_SIZE = 100
+MAX_CURSOR = 10**9  # beyond any deployment's assistants; keeps the offset inside the databases' integers
 INVALID_PARAMS = -32602
 METHOD_NOT_FOUND = -32601
 _NAME_MAX = 128
@@ -128,7 +129,7 @@ def _unique(assistants: list[Assistant]) -> list[tuple[Assistant, str]]:
 
 async def _tools_list(svc: Services, access: Access, params: Json) -> Json:
     try:
-        cursor = max(0, int(params.get("cursor") or 0))
+        cursor = min(max(0, int(params.get("cursor") or 0)), MAX_CURSOR)
     except (TypeError, ValueError):
         cursor = 0
     assistants = await _assistants(svc, access, cursor, PAGE_SIZE)

@@ -35,7 +35,7 @@ async def info(svc: Svc) -> Json:
         "graphs": svc.graphs.graph_ids,
         "flags": {
             "assistants": True,
-            "crons": False,
+            "crons": True,
             "langsmith": svc.settings.langsmith_enabled,
             "langfuse": svc.settings.langfuse_enabled,
             "opentelemetry": svc.settings.traces_exported,
