@@ -49,7 +49,7 @@ _GRAPH_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 _NOT_APPLIED = ("ui", "ui_config")
 # `http`, as the official server takes it: every key is applied (graphrun.api.app, graphrun.serve) but
 # `mount_prefix`, which stops start-up. `logging_headers` holds already: graphrun logs no request header.
-# disable_ui and disable_a2a name routes graphrun does not serve.
+# disable_ui turns off the web console (/console); disable_a2a names routes graphrun does not serve.
 _HTTP_SCHEMA: _SectionSchema = {
     "app": str,
     "cors": dict,

@@ -12,7 +12,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from langgraph_sdk import Auth
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Match
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
+from starlette.routing import BaseRoute, Match, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 import graphrun
@@ -23,8 +26,8 @@ from graphrun.api.limits import BodyLimit, RateLimit, StreamBound
 from graphrun.api.observe import Observe
 from graphrun.api.routes import assistants, crons, mcp, meta, protocol, runs, stats, store, threads
 
-# ``http.disable_*`` keys graphrun applies; disable_ui and disable_a2a name routes graphrun does not
-# serve, so they hold already (graphrun.config accepts them).
+# ``http.disable_*`` keys graphrun applies (disable_ui, the console, and disable_webhooks are applied
+# apart); disable_a2a names routes graphrun does not serve, so it holds already.
 DISABLE_KEYS = (
     "disable_assistants",
     "disable_threads",
@@ -84,6 +87,8 @@ def create_app(
     if "disable_meta" in disabled:  # as the official server: /ok, /info, /metrics and /docs go
         app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) not in META_PATHS]
     user_routes = _merge(app, user_app) if user_app is not None else []
+    if not http.get("disable_ui"):
+        _console(app)
     # Outermost last: Observe, the rate limit, the body limit, CORS (so that refusals carry its headers
     # and preflights need no credentials), the user's middleware, authentication, the stream bound (per
     # authenticated caller). With `middleware_order: auth_first` the user's middleware goes inside.
@@ -93,7 +98,8 @@ def create_app(
     if user_app is not None and auth_first:
         _add_user_middleware(app, user_app)
     if policy is not None:
-        is_open = None if http.get("enable_custom_route_auth") else _matcher(user_routes)
+        user_open = None if http.get("enable_custom_route_auth") else _matcher(user_routes)
+        is_open = _console_or(user_open)
         app.add_middleware(
             authz.Authenticate, policy=policy, open_paths=frozenset(settings.open_paths), is_open=is_open
         )
@@ -147,6 +153,31 @@ def _merge(app: FastAPI, user_app: Starlette) -> list[BaseRoute]:
 
     app.router.lifespan_context = lifespan
     return routes
+
+
+CONSOLE = Path(__file__).resolve().parent.parent / "console"
+
+
+def _console(app: FastAPI) -> None:
+    """The web console: static files shipped in the package, served at /console. Its page holds no data:
+    what it shows it asks the API for, with the API key typed into it."""
+
+    async def to_console(request: Request) -> RedirectResponse:
+        return RedirectResponse("/console/")
+
+    app.router.routes.append(Route("/console", to_console, include_in_schema=False))
+    app.mount("/console", StaticFiles(directory=CONSOLE, html=True), name="console")
+
+
+def _console_or(other: Any) -> Any:
+    """The console's files are answered without credentials (the page asks for the key), and whatever
+    ``other`` opens (the user's own routes)."""
+
+    def is_open(scope: Scope) -> bool:
+        path = scope["path"]
+        return path == "/console" or path.startswith("/console/") or (other is not None and other(scope))
+
+    return is_open
 
 
 def _add_user_middleware(app: FastAPI, user_app: Starlette) -> None:

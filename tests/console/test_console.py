@@ -1,0 +1,195 @@
+"""The web console at /console, in a real headless Chromium (Debian's, driven by Playwright), against
+``graphrun dev`` serving the example agent on its offline model: chat with tokens streaming in,
+approving an email from the interrupt's card, forking a thread from its history, the runs and metrics
+panes, and the API-key field with auth on. Screenshots are kept in ``test-artifacts/console/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langgraph_sdk import get_client
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.acceptance.test_example_agent import EXAMPLE_CONFIG, OfflineServer
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(180)]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
+CHROMIUM = os.environ.get("GRAPHRUN_TEST_CHROMIUM", "/usr/bin/chromium")
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
+KEY = "k-console-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineServer]:
+    base = tmp_path_factory.mktemp("console")
+    srv = OfflineServer(config=EXAMPLE_CONFIG, data_dir=base / "data", log_dir=base / "logs")
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not HAVE_CHROMIUM:
+        pytest.skip(
+            f"no Chromium at {CHROMIUM}: scripts/test installs Debian's chromium where it may (root, apt)"
+        )
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def _page(browser: Browser, url: str) -> Page:
+    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    await page.goto(f"{url}/console")
+    await expect(page.locator("#assistant option")).not_to_have_count(0)
+    return page
+
+
+async def _shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def _send(page: Page, text: str) -> None:
+    await page.fill("#input", text)
+    await page.click("#send")
+
+
+async def test_chat_streams_the_answer_into_the_thread(server: OfflineServer, browser: Browser) -> None:
+    page = await _page(browser, server.url)
+    streamed: list[str] = []
+    await page.expose_function("recordChunk", lambda text: streamed.append(text))
+    await page.evaluate(
+        """() => new MutationObserver((records) => {
+            for (const r of records) window.recordChunk(r.target.textContent || "");
+        }).observe(document.getElementById('messages'),
+                   {childList: true, subtree: true, characterData: true})"""
+    )
+
+    await _send(page, "hello there")
+
+    answer = page.locator(".message.ai").last
+    await expect(answer).to_contain_text("You said: hello there")
+    await expect(page.locator("#thread-title")).to_contain_text("Thread ")
+    await expect(page.locator("#runs .status").first).to_have_text("success")
+    await expect(page.locator("#metrics")).to_contain_text("success")
+    await _shot(page, "chat")
+    assert len(streamed) > 1, streamed  # the answer arrived in pieces, not at the end only
+    thread_id = (await page.locator("#thread-title").inner_text()).removeprefix("Thread ").strip()
+    async with get_client(url=server.url, api_key=None) as client:
+        state: Any = await client.threads.get_state(thread_id)
+    assert [m["type"] for m in state["values"]["messages"]] == ["human", "ai"]
+
+
+async def test_approving_an_email_from_its_card(server: OfflineServer, browser: Browser) -> None:
+    page = await _page(browser, server.url)
+
+    await _send(page, "Send an email to bob@example.com about lunch")
+
+    card = page.locator("#interrupts .card")
+    await expect(card).to_contain_text("Run send_email")
+    await expect(card.locator("button")).to_have_text(["Approve", "Edit", "Reject"])
+    await expect(card.locator("textarea")).to_have_value(re.compile("bob@example.com"))
+    await _shot(page, "approve-card")
+    await card.locator("button[data-decision=approve]").click()
+
+    await expect(page.locator("#interrupts .card")).to_have_count(0)
+    await expect(page.locator(".message.tool").last).to_contain_text("bob@example.com")
+    await expect(page.locator(".message.ai").last).to_contain_text("Done")
+    await _shot(page, "approved")
+
+
+async def test_rejecting_an_email_with_a_reason(server: OfflineServer, browser: Browser) -> None:
+    page = await _page(browser, server.url)
+
+    await _send(page, "Send an email to carol@example.com about the budget")
+    card = page.locator("#interrupts .card")
+    await expect(card).to_contain_text("Run send_email")
+    await card.locator("input.reason").fill("not today")
+    await card.locator("button[data-decision=reject]").click()
+
+    await expect(page.locator("#interrupts .card")).to_have_count(0)
+    await expect(page.locator(".message.tool").last).to_contain_text("not today")
+    await _shot(page, "rejected")
+
+
+async def test_forking_a_thread_from_its_history(server: OfflineServer, browser: Browser) -> None:
+    page = await _page(browser, server.url)
+    await _send(page, "first message")
+    await expect(page.locator(".message.ai").last).to_contain_text("You said: first message")
+    await _send(page, "second message")
+    await expect(page.locator(".message.ai").last).to_contain_text("You said: second message")
+    thread_id = (await page.locator("#thread-title").inner_text()).removeprefix("Thread ").strip()
+
+    # The checkpoint after the first answer: two messages, nothing next.
+    after_first = page.locator("#history li", has_text="· 2 messages").first
+    await after_first.locator("button.fork").click()
+    await expect(page.locator("#fork-banner")).to_contain_text("2 messages")
+    await _send(page, "another second")
+    await expect(page.locator(".message.ai").last).to_contain_text("You said: another second")
+    await _shot(page, "forked")
+
+    async with get_client(url=server.url, api_key=None) as client:
+        state: Any = await client.threads.get_state(thread_id)
+    contents = [m["content"] for m in state["values"]["messages"] if m["type"] == "human"]
+    assert contents == ["first message", "another second"]  # the fork left "second message" behind
+
+
+async def test_threads_are_listed_and_searched(server: OfflineServer, browser: Browser) -> None:
+    async with get_client(url=server.url, api_key=None) as client:
+        tagged: Any = await client.threads.create(metadata={"team": "console-search"})
+    page = await _page(browser, server.url)
+
+    await page.fill("#thread-search", "team=console-search")
+
+    await expect(page.locator("#threads li")).to_have_count(1)
+    await expect(page.locator("#threads li")).to_contain_text(tagged["thread_id"][:8])
+    await page.locator("#threads li").click()
+    await expect(page.locator("#thread-title")).to_contain_text(tagged["thread_id"])
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineServer]:
+    base = tmp_path_factory.mktemp("console-auth")
+    srv = OfflineServer(
+        config=EXAMPLE_CONFIG,
+        data_dir=base / "data",
+        log_dir=base / "logs",
+        extra_env={"GRAPHRUN_API_KEYS": f"alice={KEY}"},
+    )
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.stop()
+
+
+async def test_with_auth_on_the_page_loads_and_works_once_the_key_is_given(
+    keyed_server: OfflineServer, browser: Browser
+) -> None:
+    page = await browser.new_page()
+    await page.goto(f"{keyed_server.url}/console")
+
+    await expect(page.locator("#error")).to_contain_text("401")
+    await page.fill("#api-key", KEY)
+    await page.dispatch_event("#api-key", "change")
+    await expect(page.locator("#assistant option")).not_to_have_count(0)
+    await expect(page.locator("#error")).to_have_text("")
+    await _send(page, "hello with a key")
+    await expect(page.locator(".message.ai").last).to_contain_text("You said: hello with a key")
+    await _shot(page, "with-key")
