@@ -164,6 +164,41 @@ async def test_threads_are_listed_and_searched(server: OfflineServer, browser: B
 
 
 @pytest.fixture(scope="module")
+def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineServer]:
+    """The agent's model takes 20 s to answer (graphrun.testing's injected latency)."""
+    base = tmp_path_factory.mktemp("console-slow")
+    srv = OfflineServer(
+        config=EXAMPLE_CONFIG,
+        data_dir=base / "data",
+        log_dir=base / "logs",
+        extra_env={"GRAPHRUN_FAULTS": "latency_ms=20000-20000"},
+    )
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.stop()
+
+
+async def test_a_running_run_is_listed_and_cancelled(slow_server: OfflineServer, browser: Browser) -> None:
+    page = await _page(browser, slow_server.url)
+    await _send(page, "take your time")
+    await expect(page.locator("#thread-title")).to_contain_text("Thread ")
+    thread_id = (await page.locator("#thread-title").inner_text()).removeprefix("Thread ").strip()
+
+    # The page lists runs after each change; look again while the run is under way.
+    await page.locator("#threads li", has_text=thread_id[:8]).click()
+    row = page.locator("#runs tr").first
+    await expect(row.locator(".status")).to_have_text(re.compile("pending|running"))
+    await row.locator("button", has_text="cancel").click()
+
+    await expect(page.locator("#runs tr").first.locator(".status")).to_have_text(
+        "interrupted", timeout=15_000
+    )
+    await _shot(page, "cancelled")
+
+
+@pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineServer]:
     base = tmp_path_factory.mktemp("console-auth")
     srv = OfflineServer(
