@@ -44,9 +44,12 @@ KNOWN_KEYS = frozenset(
 )
 _GRAPH_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
-# Valid langgraph.json keys that graphrun does not act on yet (checkpointer TTL and serde, custom HTTP
-# routes and middleware, webhook settings, UI bundles).
-_NOT_APPLIED = ("ui", "ui_config")
+# Valid langgraph.json keys graphrun cannot act on: they stop start-up, saying so, rather than be
+# silently ignored (generative-UI bundles, which the official server builds and serves at /ui).
+_REFUSED = {
+    "ui": "generative-UI bundles are not built or served by graphrun; remove the key, or serve them yourself",
+    "ui_config": "generative-UI bundles are not built or served by graphrun; remove the key",
+}
 # `http`, as the official server takes it: every key is applied (graphrun.api.app, graphrun.serve) but
 # `mount_prefix`, which stops start-up. `logging_headers` holds already: graphrun logs no request header.
 # disable_ui turns off the web console (/console); disable_a2a names routes graphrun does not serve.
@@ -170,6 +173,9 @@ def load_config(path: Path) -> LanggraphConfig:
     unknown = sorted(set(raw) - KNOWN_KEYS)
     if unknown:
         raise ConfigError(f"{path}: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(KNOWN_KEYS))})")
+    for key, why in _REFUSED.items():
+        if raw.get(key) is not None:
+            raise ConfigError(f"{path}: {key!r} is not supported: {why}")
     webhooks = _optional_object(path, raw, "webhooks") or {}
     unknown_webhooks = sorted(set(webhooks) - _WEBHOOKS_KEYS)
     if unknown_webhooks:
@@ -186,10 +192,7 @@ def load_config(path: Path) -> LanggraphConfig:
         webhook_headers=_webhook_headers(path, webhooks),
         webhook_fields=_webhook_fields(path, webhooks),
         webhook_url=_webhook_url(path, webhooks),
-        not_applied=(
-            *(k for k in _NOT_APPLIED if raw.get(k) is not None),
-            *(["auth.cache"] if (raw.get("auth") or {}).get("cache") is not None else []),
-        ),
+        not_applied=(*(["auth.cache"] if (raw.get("auth") or {}).get("cache") is not None else []),),
     )
 
 

@@ -297,11 +297,11 @@ def test_keys_graphrun_does_not_act_on_are_named(tmp_path: Path) -> None:
         "graphs": {"agent": VALID_GRAPH},
         "checkpointer": {"ttl": {"strategy": "delete"}},
         "http": {"cors": {"allow_origins": ["https://a.example"]}, "app": "./app.py:app"},
-        "ui": {"agent": "./ui.tsx"},
+        "auth": {"path": "./auth.py:auth", "cache": {"ttl_seconds": 60}},
     }
     path = write_config(tmp_path, raw)
 
-    assert load_config(path).not_applied == ("ui",)  # checkpointer.ttl and http are applied
+    assert load_config(path).not_applied == ("auth.cache",)  # checkpointer.ttl and http are applied
 
 
 def test_checkpointer_ttl_sets_the_thread_ttl_settings(tmp_path: Path) -> None:
@@ -336,6 +336,8 @@ def test_checkpointer_ttl_sets_the_thread_ttl_settings(tmp_path: Path) -> None:
         ({"http": {"disable_threads": "yes"}}, "'http.disable_threads' must be a bool"),
         ({"http": {"middleware_order": "random"}}, "must be auth_first or middleware_first"),
         ({"http": {"routes": []}}, "unknown key 'http.routes'"),
+        ({"ui": {"agent": "./ui.tsx"}}, "'ui' is not supported: generative-UI bundles"),
+        ({"ui_config": {"shared": []}}, "'ui_config' is not supported"),
     ],
 )
 def test_keys_graphrun_cannot_apply_stop_start_up(
