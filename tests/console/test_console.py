@@ -6,6 +6,7 @@ panes, and the API-key field with auth on. Screenshots are kept in ``test-artifa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -26,15 +27,21 @@ HAVE_CHROMIUM = Path(CHROMIUM).exists()
 KEY = "k-console-0123456789abcdef"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineServer]:
-    base = tmp_path_factory.mktemp("console")
-    srv = OfflineServer(config=EXAMPLE_CONFIG, data_dir=base / "data", log_dir=base / "logs")
+@contextlib.contextmanager
+def _offline(factory: pytest.TempPathFactory, name: str, env: dict[str, str]) -> Iterator[OfflineServer]:
+    base = factory.mktemp(name)
+    srv = OfflineServer(config=EXAMPLE_CONFIG, data_dir=base / "data", log_dir=base / "logs", extra_env=env)
     try:
         srv.start()
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineServer]:
+    with _offline(tmp_path_factory, "console", {}) as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -166,18 +173,8 @@ async def test_threads_are_listed_and_searched(server: OfflineServer, browser: B
 @pytest.fixture(scope="module")
 def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineServer]:
     """The agent's model takes 20 s to answer (graphrun.testing's injected latency)."""
-    base = tmp_path_factory.mktemp("console-slow")
-    srv = OfflineServer(
-        config=EXAMPLE_CONFIG,
-        data_dir=base / "data",
-        log_dir=base / "logs",
-        extra_env={"GRAPHRUN_FAULTS": "latency_ms=20000-20000"},
-    )
-    try:
-        srv.start()
+    with _offline(tmp_path_factory, "console-slow", {"GRAPHRUN_FAULTS": "latency_ms=20000-20000"}) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 async def test_a_running_run_is_listed_and_cancelled(slow_server: OfflineServer, browser: Browser) -> None:
@@ -200,18 +197,8 @@ async def test_a_running_run_is_listed_and_cancelled(slow_server: OfflineServer,
 
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineServer]:
-    base = tmp_path_factory.mktemp("console-auth")
-    srv = OfflineServer(
-        config=EXAMPLE_CONFIG,
-        data_dir=base / "data",
-        log_dir=base / "logs",
-        extra_env={"GRAPHRUN_API_KEYS": f"alice={KEY}"},
-    )
-    try:
-        srv.start()
+    with _offline(tmp_path_factory, "console-auth", {"GRAPHRUN_API_KEYS": f"alice={KEY}"}) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 async def test_with_auth_on_the_page_loads_and_works_once_the_key_is_given(
