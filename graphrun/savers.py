@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -25,6 +26,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import aiosqlite
 import psycopg
 import redis.exceptions
 from langchain_core.runnables import RunnableConfig
@@ -191,6 +193,36 @@ def _check_kind(env: str, kind: str) -> None:
         raise ConfigError(f"{env} must be one of {', '.join(KINDS)} or module:attr, not {kind!r}")
 
 
+def sqlite_store_connection(path: str, *, vectors: bool) -> aiosqlite.Connection:
+    """The SQLite store's connection, opened as ``AsyncSqliteStore.from_conn_string`` opens it. With
+    vectors (``store.index``) the store loads sqlite-vec, which needs a sqlite3 that loads extensions;
+    many Pythons (pyenv's and python.org's builds, macOS's) have none, so where this one cannot, the
+    store's connection comes from pysqlite3 (the ``pysqlite3-binary`` wheel, a dependency on Linux
+    x86_64), which aiosqlite drives the same way. The checkpointer keeps the standard module."""
+    module: Any = sqlite3
+    if vectors and not hasattr(sqlite3.Connection, "enable_load_extension"):
+        try:
+            module = importlib.import_module("pysqlite3.dbapi2")
+        except ImportError:
+            raise ConfigError(
+                "store.index on SQLite needs sqlite-vec, and this Python's sqlite3 cannot load "
+                f"extensions ({sys.executable} was built without them) nor is pysqlite3 installed; "
+                "pip install pysqlite3-binary (Linux x86_64), use a Python that can (e.g. Debian's "
+                "python3), or set GRAPHRUN_STORE=memory or redis"
+            ) from None
+    # aiosqlite.connect() hard-wires the standard module; its Connection takes any connector.
+    return aiosqlite.Connection(functools.partial(module.connect, path, isolation_level=None), 64)
+
+
+def _sqlite_index(index: dict[str, Any] | None) -> Any:
+    """langgraph.json's ``store.index`` for the SQLite store. langgraph-checkpoint-sqlite 3.1 reads the
+    fields to embed from ``text_fields`` instead of IndexConfig's ``fields`` (langgraph issue 8808, open),
+    so given ``fields`` alone it embeds whole JSON documents; it is handed both."""
+    if index and "fields" in index and "text_fields" not in index:
+        return {**index, "text_fields": index["fields"]}
+    return index
+
+
 class _Opener:
     """Opens savers and stores into one exit stack; PostgreSQL pools are shared by URI."""
 
@@ -231,15 +263,10 @@ class _Opener:
         if kind == "memory":
             return InMemoryStore(index=self.index)  # keeps no TTL
         if kind == "sqlite":
-            if self.index and not hasattr(sqlite3.Connection, "enable_load_extension"):
-                raise ConfigError(
-                    "store.index on SQLite needs sqlite-vec, and this Python's sqlite3 cannot load "
-                    f"extensions ({sys.executable} was built without them); use a Python that can (e.g. "
-                    "Debian's python3), or GRAPHRUN_STORE=memory or redis"
-                )
             path = uri or str(self._data_dir() / "store.sqlite")
-            opened = AsyncSqliteStore.from_conn_string(path, ttl=ttl, index=self.index)
-            store = await self.stack.enter_async_context(opened)
+            connection = sqlite_store_connection(path, vectors=bool(self.index))
+            conn = await self.stack.enter_async_context(connection)
+            store = AsyncSqliteStore(conn, ttl=ttl, index=_sqlite_index(self.index))
             await store.setup()  # with an index, it loads sqlite-vec and makes the vector table
             await self._sweep(store)
             return store

@@ -21,6 +21,7 @@ from langgraph_sdk.client import LangGraphClient
 
 from tests.acceptance._support import Server
 from tests.production._cluster import (
+    TEST_DATABASE_URI,
     Cluster,
     Procs,
     ServiceMissing,
@@ -69,13 +70,18 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 @contextlib.contextmanager
 def production(
-    base: Path, config: Path, extra_env: dict[str, str], *, name: str = "compat"
+    base: Path,
+    config: Path,
+    extra_env: dict[str, str],
+    *,
+    name: str = "compat",
+    postgres_uri: str = TEST_DATABASE_URI,
 ) -> Iterator[Production]:
-    """One ``graphrun api`` and one ``graphrun worker`` with ``extra_env`` on a fresh database and a
-    Redis database of their own. Everything stops on exit."""
+    """One ``graphrun api`` and one ``graphrun worker`` with ``extra_env`` on a fresh database (on the
+    PostgreSQL server at ``postgres_uri``) and a Redis database of their own. Everything stops on exit."""
     procs = Procs(log_dir=base / "logs", work_dir=base / "work")
     try:
-        with fresh_database(name) as database_uri, claimed_redis_db() as redis_uri:
+        with fresh_database(name, postgres_uri) as database_uri, claimed_redis_db() as redis_uri:
             env = production_env(database_uri, redis_uri, **extra_env)
             cluster = Cluster(procs, env, config=config)
             try:

@@ -1,19 +1,25 @@
 """Semantic store search (``store.index`` in langgraph.json) through the SDK, with a deterministic local
-embedding function, on each store that can hold vectors here: SQLite with sqlite-vec (``graphrun dev``),
-the in-memory store (``graphrun dev``), Redis with the Search module and PostgreSQL with pgvector
-(``graphrun api`` + ``worker``).
+embedding function, on each store that can hold vectors: SQLite with sqlite-vec and the in-memory store
+(``graphrun dev``), Redis with the Search module and PostgreSQL with pgvector (``graphrun api`` +
+``worker``).
 
-PostgreSQL needs the pgvector extension: Debian 12's packages have none and this machine cannot fetch
-its sources, so that case is skipped, saying so, where the extension is missing. SQLite needs a Python
-whose sqlite3 loads extensions; the case is skipped, saying so, on one that cannot.
+PostgreSQL needs the pgvector extension. Where the test server has none (Debian 12 packages none), the
+test first checks that graphrun refuses ``store.index`` there at start-up, then runs on a PostgreSQL 16
+with pgvector 0.6 started from the ``pgserver`` wheel (a dev dependency on Linux x86_64); without that
+wheel the case is skipped, saying so. SQLite needs a sqlite3 that loads extensions: where Python's
+cannot, graphrun connects the store through pysqlite3 (a dependency on Linux x86_64).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import sqlite3
 import sys
+import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +31,7 @@ from langgraph_sdk import get_client
 from tests.acceptance._support import Server
 from tests.compat.conftest import production
 from tests.production._cluster import (
+    TEST_DATABASE_URI,
     Cluster,
     Procs,
     claimed_redis_db,
@@ -38,7 +45,7 @@ CONFIG = Path(__file__).resolve().parent / "semantic.langgraph.json"
 
 
 def _has_pgvector(database_uri: str) -> bool:
-    with psycopg.connect(database_uri, autocommit=True) as conn:
+    with psycopg.connect(database_uri, autocommit=True, connect_timeout=5) as conn:
         found = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone()
     return found is not None
 
@@ -47,12 +54,12 @@ def _has_pgvector(database_uri: str) -> bool:
 def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     base = tmp_path_factory.mktemp(f"semantic-{request.param}")
     if request.param in ("sqlite", "memory"):
-        if request.param == "sqlite" and not hasattr(sqlite3.Connection, "enable_load_extension"):
+        if request.param == "sqlite" and not _sqlite_loads_extensions():
             _refused_at_start_up(base)
             pytest.skip(
-                f"this Python ({sys.executable}) was built without loadable sqlite3 extensions, so the "
-                "SQLite store cannot load sqlite-vec; graphrun's refusal of store.index at start-up was "
-                "checked instead"
+                f"this Python ({sys.executable}) was built without loadable sqlite3 extensions and "
+                "pysqlite3 is not installed, so the SQLite store cannot load sqlite-vec; graphrun's "
+                "refusal of store.index at start-up was checked instead"
             )
         env = {"GRAPHRUN_STORE": "memory"} if request.param == "memory" else {}
         server = Server(config=CONFIG, data_dir=base / "data", log_dir=base / "logs", extra_env=env)
@@ -63,27 +70,62 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             server.stop()
         return
     if request.param == "postgres":
-        _refused_without_pgvector(base)
-    with production(base, CONFIG, _store_env(request.param), name="semantic") as deployment:
+        with (
+            _postgres_with_pgvector(base) as postgres_uri,
+            production(base, CONFIG, {}, name="semantic", postgres_uri=postgres_uri) as deployment,
+        ):
+            yield deployment
+        return
+    with production(base, CONFIG, _redis_stack_env(), name="semantic") as deployment:
         yield deployment
 
 
-def _store_env(kind: str) -> dict[str, str]:
-    if kind == "postgres":
-        return {}  # the production default
+def _sqlite_loads_extensions() -> bool:
+    return (
+        hasattr(sqlite3.Connection, "enable_load_extension")
+        or importlib.util.find_spec("pysqlite3") is not None
+    )
+
+
+def _redis_stack_env() -> dict[str, str]:
     stack = os.environ.get("GRAPHRUN_TEST_REDIS_STACK_URI")
     if not stack:
         pytest.fail("GRAPHRUN_TEST_REDIS_STACK_URI is not set: run the tests through scripts/test")
     return {"GRAPHRUN_STORE": "redis", "GRAPHRUN_STORE_URI": stack}
 
 
+@contextlib.contextmanager
+def _postgres_with_pgvector(base: Path) -> Iterator[str]:
+    """The URI of a PostgreSQL server with pgvector: the test server where it has the extension, else
+    (after checking graphrun's refusal there) one started from the pgserver wheel for this module."""
+    if _has_pgvector(TEST_DATABASE_URI):
+        yield TEST_DATABASE_URI
+        return
+    _refused_without_pgvector(base)
+    if importlib.util.find_spec("pgserver") is None:
+        pytest.skip(
+            f"the test PostgreSQL ({TEST_DATABASE_URI}) has no pgvector and the pgserver wheel (Linux "
+            "x86_64 only) is not installed: semantic search on PostgreSQL is not verified here; "
+            "graphrun's refusal at start-up was checked instead"
+        )
+    with warnings.catch_warnings():
+        # platformdirs warns that XDG_RUNTIME_DIR is unset (pgserver keeps a lock file there).
+        warnings.simplefilter("ignore")
+        from pgserver.postgres_server import get_server
+
+        # A short path: the server's Unix socket lives in it (sun_path holds 107 bytes).
+        server = get_server(tempfile.mkdtemp(prefix="gr-pgv-"), cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
 def _refused_without_pgvector(base: Path) -> None:
-    """Where the PostgreSQL has no pgvector, check that graphrun refuses store.index at start-up (its
-    ``migrate`` opens the store), then skip: semantic search itself cannot be verified there."""
+    """On a PostgreSQL without pgvector, graphrun refuses store.index at start-up (its ``migrate``
+    opens the store) with a message that says what is missing."""
     procs = Procs(log_dir=base / "refusal-logs", work_dir=base / "refusal-work")
     with fresh_database("semantic") as database_uri, claimed_redis_db() as redis_uri:
-        if _has_pgvector(database_uri):
-            return
         cluster = Cluster(procs, production_env(database_uri, redis_uri), config=CONFIG)
         try:
             with pytest.raises(
@@ -92,11 +134,6 @@ def _refused_without_pgvector(base: Path) -> None:
                 cluster.migrate()
         finally:
             procs.stop_all()
-    pytest.skip(
-        "this PostgreSQL has no pgvector extension (Debian 12 packages none, and its sources cannot be "
-        "fetched here): semantic search on PostgreSQL is not verified on this machine; graphrun's refusal "
-        "at start-up was checked instead"
-    )
 
 
 def _refused_at_start_up(base: Path) -> None:
@@ -135,3 +172,33 @@ async def test_a_query_finds_items_by_meaning_with_scores(target: Any) -> None:
         assert [i["key"] for i in filtered["items"]] == ["weather"]
         listed = (await client.store.search_items(namespace, limit=10))["items"]
         assert {i["key"] for i in listed} == {*ITEMS, "unindexed"}
+
+
+async def test_a_graph_node_searches_the_store_by_meaning(target: Any) -> None:
+    namespace = ["notes", uuid.uuid4().hex]
+    async with get_client(url=target.url, api_key=None) as client:
+        for key, text in ITEMS.items():
+            await client.store.put_item(namespace, key, {"text": text})
+
+        for query, key in [("is it going to rain", "weather"), ("my dog", "pets")]:
+            recall: dict[str, Any] = {"namespace": namespace, "query": query}
+            state = await client.runs.wait(None, "recaller", input=recall, raise_error=True)
+            assert isinstance(state, dict)
+            assert state["found"] == [key]
+
+
+async def test_an_item_can_name_its_own_fields_or_opt_out(target: Any) -> None:
+    namespace = ["notes", uuid.uuid4().hex]
+    async with get_client(url=target.url, api_key=None) as client:
+        # Indexed by its title instead of langgraph.json's "text" field.
+        await client.store.put_item(
+            namespace, "titled", {"text": "nothing here", "title": "tea and code"}, index=["title"]
+        )
+        await client.store.put_item(namespace, "plain", {"text": "tea and code"}, index=False)
+        await client.store.put_item(namespace, "trains", {"text": ITEMS["trains"]})
+
+        found = (await client.store.search_items(namespace, query="tea", limit=3))["items"]
+
+        assert found[0]["key"] == "titled"
+        # An item kept out of the index has no vector: it is never ranked above an indexed match.
+        assert "plain" not in [item["key"] for item in found[:2]]

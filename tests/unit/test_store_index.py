@@ -4,13 +4,17 @@ string handed to LangGraph as it is."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
+import sqlite_vec  # type: ignore[import-untyped]
 
+from graphrun import savers
 from graphrun.config import load_config
 from graphrun.errors import ConfigError
 from graphrun.graphs import load_store_index
+from graphrun.savers import sqlite_store_connection
 
 
 def _config(tmp_path: Path, index: dict[str, object]) -> Path:
@@ -62,3 +66,30 @@ def test_no_index_is_none(tmp_path: Path) -> None:
     path.write_text(json.dumps({"graphs": {"agent": "./agent.py:graph"}}))
 
     assert load_store_index(load_config(path)) is None
+
+
+async def test_the_sqlite_store_connection_loads_sqlite_vec(tmp_path: Path) -> None:
+    # Through the standard sqlite3 where it loads extensions, else through pysqlite3.
+    async with sqlite_store_connection(str(tmp_path / "store.sqlite"), vectors=True) as conn:
+        await conn.enable_load_extension(True)
+        await conn.load_extension(sqlite_vec.loadable_path())
+        async with conn.execute("SELECT vec_version()") as cursor:
+            row = await cursor.fetchone()
+
+    assert row is not None
+    assert str(row[0]).startswith("v")
+
+
+async def test_without_a_sqlite3_that_loads_extensions_the_store_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    class NoExtensions:  # a Python built without loadable sqlite3 extensions
+        class Connection:
+            pass
+
+    monkeypatch.setattr(savers, "sqlite3", NoExtensions)
+    monkeypatch.setitem(sys.modules, "pysqlite3", None)  # and no pysqlite3: its import fails
+    monkeypatch.setitem(sys.modules, "pysqlite3.dbapi2", None)
+
+    with pytest.raises(ConfigError, match=r"store\.index on SQLite needs sqlite-vec.*pysqlite3-binary"):
+        sqlite_store_connection(str(tmp_path / "store.sqlite"), vectors=True)
