@@ -106,16 +106,19 @@ async def owned_run(svc: Services, access: Access, thread_id: str, run_id: str, 
     return await svc.store.get_run(thread_id, run_id)
 
 
-async def unless_foreign(svc: Services, access: Access, thread_id: str) -> None:
+async def unless_foreign(svc: Services, access: Access, thread_id: str) -> bool:
     """Refuse (404) a thread that exists and that the caller may not read; a thread not yet written
-    passes (a stream opened before the run that creates the thread)."""
+    passes (a stream opened before the run that creates the thread). True when the thread was found
+    (and is the caller's), False when it is not written yet: whoever holds on must check again once it
+    is (``owned_thread``), since another owner may be the one to create it."""
     if not access.on:
-        return
+        return True
     try:
         await owned_thread(svc, access, thread_id)
     except errors.ThreadNotFound:
         try:
             await svc.store.get_thread(thread_id)
         except errors.ThreadNotFound:
-            return
+            return False
         raise
+    return True

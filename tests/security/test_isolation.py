@@ -5,6 +5,7 @@ afterwards. Both modes: ``graphrun dev`` and the production topology."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import uuid
 from collections.abc import Awaitable, Callable
@@ -282,3 +283,40 @@ async def _checked(response: Awaitable[httpx.Response]) -> httpx.Response:
     answer = await response
     answer.raise_for_status()
     return answer
+
+
+async def test_a_thread_stream_opened_before_the_thread_shows_only_its_owners_runs(target: Any) -> None:
+    """``POST /threads/{id}/stream/events`` may be opened before the run that creates the thread (the
+    SDK's thread streams do so). If another owner is the one who creates it, the early subscriber gets
+    nothing of it: the stream ends at the thread's first event. The creator's own early stream works."""
+    body = {"channels": ["lifecycle", "values"]}
+
+    async def events(key: str, thread_id: str, opened: asyncio.Event) -> list[str]:
+        headers = {"x-api-key": key}
+        async with (
+            httpx.AsyncClient(base_url=target.url, timeout=30.0) as http,
+            http.stream("POST", f"/threads/{thread_id}/stream/events", json=body, headers=headers) as answer,
+        ):
+            assert answer.status_code == 200
+            opened.set()
+            seen: list[str] = []
+            async for line in answer.aiter_lines():
+                if line.startswith("data:"):
+                    seen.append(line)
+                    if '"completed"' in line:
+                        break  # the root's lifecycle ended the run
+            return seen
+
+    async with client(target, ALICE_KEY) as alice:
+        tid = str(uuid.uuid4())
+        bob_open, alice_open = asyncio.Event(), asyncio.Event()
+        bobs = asyncio.create_task(events(BOB_KEY, tid, bob_open))
+        alices = asyncio.create_task(events(ALICE_KEY, tid, alice_open))
+        await asyncio.wait_for(asyncio.gather(bob_open.wait(), alice_open.wait()), 10)
+
+        await alice.threads.create(thread_id=tid, metadata={"topic": "secret plans"})
+        await alice.runs.wait(tid, "sleepy", input={"seconds": 0})
+
+        assert await asyncio.wait_for(bobs, 20) == []
+        alice_saw = await asyncio.wait_for(alices, 20)
+        assert any('"completed"' in line for line in alice_saw)

@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from graphrun import errors, metrics, protocol
 from graphrun.api import schemas, sse
-from graphrun.api._resolve import unless_foreign
+from graphrun.api._resolve import owned_thread, unless_foreign
 from graphrun.api.authz import Access, AccessDep
 from graphrun.api.deps import Services, Svc
 from graphrun.api.routes.runs import create
@@ -280,7 +280,7 @@ def _respond_entries(params: Json) -> list[tuple[str, Any]]:
 
 @router.post("/threads/{thread_id}/stream/events")
 async def stream_events(thread_id: uuid.UUID, request: Request, svc: Svc, access: AccessDep) -> Response:
-    await unless_foreign(svc, access, str(thread_id))
+    found = await unless_foreign(svc, access, str(thread_id))
     body = await _json_body(request)
     if isinstance(body, Response):
         return body
@@ -293,7 +293,7 @@ async def stream_events(thread_id: uuid.UUID, request: Request, svc: Svc, access
     since = body.get("since")
     since = since if isinstance(since, int) and not isinstance(since, bool) and since >= 0 else None
     return StreamingResponse(
-        _events(svc, str(thread_id), wanted, since),
+        _events(svc, str(thread_id), wanted, since, None if found else access),
         media_type="text/event-stream; charset=utf-8",
         headers=sse.HEADERS,
     )
@@ -321,9 +321,11 @@ def _filter(params: Json) -> protocol.Filter:
 
 
 async def _events(
-    svc: Services, thread_id: str, wanted: protocol.Filter, since: int | None
+    svc: Services, thread_id: str, wanted: protocol.Filter, since: int | None, recheck: Access | None
 ) -> AsyncIterator[bytes]:
-    """The thread's log from its start, through a session of this connection, filtered."""
+    """The thread's log from its start, through a session of this connection, filtered. ``recheck``
+    is the caller's access when the thread was not written at subscription: at its first event the
+    thread exists, and a stream of a thread another owner created ends there, having sent nothing."""
 
     async def run_lookup(run_id: str) -> protocol.RunInfo | None:
         with contextlib.suppress(errors.NotFound):
@@ -352,6 +354,12 @@ async def _events(
                 if item is None:
                     yield sse.HEARTBEAT
                     continue
+                if recheck is not None:
+                    try:
+                        await owned_thread(svc, recheck, thread_id)
+                    except errors.NotFound:
+                        return
+                    recheck = None
                 for event in await session.feed(item.id, item.event, item.data):
                     if (since is not None and event["seq"] <= since) or not wanted.matches(event):
                         continue
