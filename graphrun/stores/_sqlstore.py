@@ -616,9 +616,17 @@ class SqlStore:
 
         return await self._write(tx)
 
-    async def run_stats(self, since: datetime, until: datetime, graph_id: str | None) -> RunStats:
-        """What the runs created in ``[since, until)`` (of ``graph_id``, or every graph) add up to."""
-        params = {"since": _rows.ts(since), "until": _rows.ts(until), "graph_id": graph_id}
+    async def run_stats(
+        self, since: datetime, until: datetime, graph_id: str | None, *, scope: list[Json] | None = None
+    ) -> RunStats:
+        """What the runs created in ``[since, until)`` (of ``graph_id``, or every graph; on threads in
+        ``scope``, or every thread) add up to."""
+        params = {
+            "since": _rows.ts(since),
+            "until": _rows.ts(until),
+            "graph_id": graph_id,
+            "scope": _dump(scope),
+        }
 
         def read(db: Db) -> RunStats:  # one snapshot for every figure
             by_status = {r["status"]: int(r["runs"]) for r in self._all("stats_by_status", params, db)}

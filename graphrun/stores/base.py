@@ -155,8 +155,11 @@ class ControlStore(Protocol):
         ...
 
     async def delete_run(self, thread_id: str, run_id: str) -> None: ...
-    async def run_stats(self, since: datetime, until: datetime, graph_id: str | None) -> RunStats:
-        """What the runs created in ``[since, until)`` (of ``graph_id``, or every graph) add up to."""
+    async def run_stats(
+        self, since: datetime, until: datetime, graph_id: str | None, *, scope: list[Json] | None = None
+    ) -> RunStats:
+        """What the runs created in ``[since, until)`` (of ``graph_id``, or every graph; on the threads
+        whose metadata contains one of ``scope``'s filters, or every thread) add up to."""
         ...
 
     async def delete_old_runs(self, days: float, limit: int) -> int:

@@ -320,3 +320,24 @@ async def test_a_thread_stream_opened_before_the_thread_shows_only_its_owners_ru
         assert await asyncio.wait_for(bobs, 20) == []
         alice_saw = await asyncio.wait_for(alices, 20)
         assert any('"completed"' in line for line in alice_saw)
+
+
+async def test_stats_count_only_the_callers_runs(target: Any) -> None:
+    async with (
+        client(target, ALICE_KEY) as alice,
+        client(target, BOB_KEY) as bob,
+        httpx.AsyncClient(base_url=target.url, timeout=30.0) as http,
+    ):
+        mine = await bob.threads.create()
+        await bob.runs.wait(mine["thread_id"], "sleepy", input={"seconds": 0})
+        before = (await _checked(http.get("/stats", headers={"x-api-key": BOB_KEY}))).json()
+        theirs = await alice.threads.create()
+        for _ in range(3):
+            await alice.runs.wait(theirs["thread_id"], "sleepy", input={"seconds": 0})
+
+        after = (await _checked(http.get("/stats", headers={"x-api-key": BOB_KEY}))).json()
+        alices = (await _checked(http.get("/stats", headers={"x-api-key": ALICE_KEY}))).json()
+
+        assert before["runs"] >= 1
+        assert (after["runs"], after["threads_active"]) == (before["runs"], before["threads_active"])
+        assert alices["runs"] >= 3

@@ -348,10 +348,10 @@ SELECT * FROM runs WHERE status = 'running' FOR UPDATE SKIP LOCKED;
 -- values at or below it: row number * 100 >= p * count).
 
 -- name: stats_by_status
-SELECT status, COUNT(*) AS runs FROM runs WHERE runs.created_at >= %(since)s::timestamptz AND runs.created_at < %(until)s::timestamptz AND (%(graph_id)s::text IS NULL OR graph_id = %(graph_id)s::text) GROUP BY status ORDER BY status;
+SELECT status, COUNT(*) AS runs FROM runs WHERE runs.created_at >= %(since)s::timestamptz AND runs.created_at < %(until)s::timestamptz AND (%(graph_id)s::text IS NULL OR graph_id = %(graph_id)s::text) AND (%(scope)s::jsonb IS NULL OR runs.thread_id IN (SELECT t.thread_id FROM threads t WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(%(scope)s::jsonb) f WHERE t.metadata @> f.value))) GROUP BY status ORDER BY status;
 
 -- name: stats_turns
-WITH per_thread AS (SELECT thread_id, COUNT(*) AS turns FROM runs WHERE runs.created_at >= %(since)s::timestamptz AND runs.created_at < %(until)s::timestamptz AND (%(graph_id)s::text IS NULL OR graph_id = %(graph_id)s::text) GROUP BY thread_id),
+WITH per_thread AS (SELECT thread_id, COUNT(*) AS turns FROM runs WHERE runs.created_at >= %(since)s::timestamptz AND runs.created_at < %(until)s::timestamptz AND (%(graph_id)s::text IS NULL OR graph_id = %(graph_id)s::text) AND (%(scope)s::jsonb IS NULL OR runs.thread_id IN (SELECT t.thread_id FROM threads t WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(%(scope)s::jsonb) f WHERE t.metadata @> f.value))) GROUP BY thread_id),
 ranked AS (SELECT turns, ROW_NUMBER() OVER (ORDER BY turns) AS rn, COUNT(*) OVER () AS n FROM per_thread)
 SELECT COUNT(*) AS threads, AVG(turns) AS turns_avg, MIN(CASE WHEN rn * 100 >= 95 * n THEN turns END) AS turns_p95
 FROM ranked;
@@ -359,7 +359,7 @@ FROM ranked;
 -- name: stats_latency
 WITH done AS (
     SELECT EXTRACT(EPOCH FROM (updated_at - created_at))::float8 AS s FROM runs
-    WHERE runs.created_at >= %(since)s::timestamptz AND runs.created_at < %(until)s::timestamptz AND (%(graph_id)s::text IS NULL OR graph_id = %(graph_id)s::text) AND status IN ('success', 'error', 'timeout', 'interrupted')
+    WHERE runs.created_at >= %(since)s::timestamptz AND runs.created_at < %(until)s::timestamptz AND (%(graph_id)s::text IS NULL OR graph_id = %(graph_id)s::text) AND (%(scope)s::jsonb IS NULL OR runs.thread_id IN (SELECT t.thread_id FROM threads t WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(%(scope)s::jsonb) f WHERE t.metadata @> f.value))) AND status IN ('success', 'error', 'timeout', 'interrupted')
 ),
 ranked AS (SELECT s, ROW_NUMBER() OVER (ORDER BY s) AS rn, COUNT(*) OVER () AS n FROM done)
 SELECT MIN(CASE WHEN rn * 100 >= 50 * n THEN s END) AS p50,
@@ -370,7 +370,7 @@ FROM ranked;
 -- name: stats_tokens
 SELECT j.key AS model, SUM((j.value->>'input')::bigint) AS input, SUM((j.value->>'output')::bigint) AS output
 FROM runs, jsonb_each(runs.usage) AS j
-WHERE runs.usage IS NOT NULL AND runs.created_at >= %(since)s::timestamptz AND runs.created_at < %(until)s::timestamptz AND (%(graph_id)s::text IS NULL OR graph_id = %(graph_id)s::text)
+WHERE runs.usage IS NOT NULL AND runs.created_at >= %(since)s::timestamptz AND runs.created_at < %(until)s::timestamptz AND (%(graph_id)s::text IS NULL OR graph_id = %(graph_id)s::text) AND (%(scope)s::jsonb IS NULL OR runs.thread_id IN (SELECT t.thread_id FROM threads t WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(%(scope)s::jsonb) f WHERE t.metadata @> f.value)))
 GROUP BY j.key ORDER BY j.key;
 
 -- Crons (ControlStore.*_cron*).

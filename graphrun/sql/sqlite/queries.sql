@@ -273,10 +273,10 @@ WHERE thread_id = :thread_id;
 -- values at or below it: row number * 100 >= p * count).
 
 -- name: stats_by_status
-SELECT status, COUNT(*) AS runs FROM runs WHERE runs.created_at >= :since AND runs.created_at < :until AND (:graph_id IS NULL OR graph_id = :graph_id) GROUP BY status ORDER BY status;
+SELECT status, COUNT(*) AS runs FROM runs WHERE runs.created_at >= :since AND runs.created_at < :until AND (:graph_id IS NULL OR graph_id = :graph_id) AND (:scope IS NULL OR runs.thread_id IN (SELECT t.thread_id FROM threads t WHERE EXISTS (SELECT 1 FROM json_each(:scope) f WHERE json_contains(t.metadata, f.value)))) GROUP BY status ORDER BY status;
 
 -- name: stats_turns
-WITH per_thread AS (SELECT thread_id, COUNT(*) AS turns FROM runs WHERE runs.created_at >= :since AND runs.created_at < :until AND (:graph_id IS NULL OR graph_id = :graph_id) GROUP BY thread_id),
+WITH per_thread AS (SELECT thread_id, COUNT(*) AS turns FROM runs WHERE runs.created_at >= :since AND runs.created_at < :until AND (:graph_id IS NULL OR graph_id = :graph_id) AND (:scope IS NULL OR runs.thread_id IN (SELECT t.thread_id FROM threads t WHERE EXISTS (SELECT 1 FROM json_each(:scope) f WHERE json_contains(t.metadata, f.value)))) GROUP BY thread_id),
 ranked AS (SELECT turns, ROW_NUMBER() OVER (ORDER BY turns) AS rn, COUNT(*) OVER () AS n FROM per_thread)
 SELECT COUNT(*) AS threads, AVG(turns) AS turns_avg, MIN(CASE WHEN rn * 100 >= 95 * n THEN turns END) AS turns_p95
 FROM ranked;
@@ -284,7 +284,7 @@ FROM ranked;
 -- name: stats_latency
 WITH done AS (
     SELECT (julianday(updated_at) - julianday(created_at)) * 86400.0 AS s FROM runs
-    WHERE runs.created_at >= :since AND runs.created_at < :until AND (:graph_id IS NULL OR graph_id = :graph_id) AND status IN ('success', 'error', 'timeout', 'interrupted')
+    WHERE runs.created_at >= :since AND runs.created_at < :until AND (:graph_id IS NULL OR graph_id = :graph_id) AND (:scope IS NULL OR runs.thread_id IN (SELECT t.thread_id FROM threads t WHERE EXISTS (SELECT 1 FROM json_each(:scope) f WHERE json_contains(t.metadata, f.value)))) AND status IN ('success', 'error', 'timeout', 'interrupted')
 ),
 ranked AS (SELECT s, ROW_NUMBER() OVER (ORDER BY s) AS rn, COUNT(*) OVER () AS n FROM done)
 SELECT MIN(CASE WHEN rn * 100 >= 50 * n THEN s END) AS p50,
@@ -295,7 +295,7 @@ FROM ranked;
 -- name: stats_tokens
 SELECT j.key AS model, SUM(json_extract(j.value, '$.input')) AS input, SUM(json_extract(j.value, '$.output')) AS output
 FROM runs, json_each(runs.usage) AS j
-WHERE runs.usage IS NOT NULL AND runs.created_at >= :since AND runs.created_at < :until AND (:graph_id IS NULL OR graph_id = :graph_id)
+WHERE runs.usage IS NOT NULL AND runs.created_at >= :since AND runs.created_at < :until AND (:graph_id IS NULL OR graph_id = :graph_id) AND (:scope IS NULL OR runs.thread_id IN (SELECT t.thread_id FROM threads t WHERE EXISTS (SELECT 1 FROM json_each(:scope) f WHERE json_contains(t.metadata, f.value))))
 GROUP BY j.key ORDER BY j.key;
 
 -- Crons (ControlStore.*_cron*).
