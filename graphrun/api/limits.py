@@ -5,10 +5,12 @@ headers but not bodies, hence this."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -84,6 +86,7 @@ class RateLimit:
     goes through (an outage of the limiter must not become one of the API), logged once per outage."""
 
     EXEMPT = frozenset({"/ok", "/ready", "/metrics"})
+    ACCEPTED_KEPT = 10_000
 
     def __init__(self, app: ASGIApp, limit: str, redis_uri: str = "") -> None:
         self.app = app
@@ -96,17 +99,30 @@ class RateLimit:
             storage = MemoryStorage()
         self.limiter = MovingWindowRateLimiter(storage)
         self._failing = False
+        self._accepted: OrderedDict[str, None] = OrderedDict()  # digests of credentials seen accepted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.EXEMPT:
             await self.app(scope, receive, send)
             return
-        client = _client(scope)
+        address = _address(scope)
+        key = _credential(scope)
+        # A credential is its own budget, but this runs before authentication: a client inventing a
+        # new key per request would have a fresh budget each time. So the requests whose credential
+        # is refused (401) also count against their address, and past that budget an address's
+        # credentials are refused unread, but for those this process has seen accepted.
+        failures = "unauthenticated:" + address
         try:
-            allowed = await self.limiter.hit(self.limit, client)
+            refused = (
+                key is not None
+                and key not in self._accepted
+                and not await self.limiter.test(self.limit, failures)
+            )
+            allowed = not refused and await self.limiter.hit(self.limit, key or address)
             retry_after = 0
             if not allowed:
-                stats = await self.limiter.get_window_stats(self.limit, client)
+                counted = failures if refused else key or address
+                stats = await self.limiter.get_window_stats(self.limit, counted)
                 retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         except Exception as exc:
             if not self._failing:
@@ -116,20 +132,46 @@ class RateLimit:
             return
         self._failing = False
         if allowed:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, self._watching(send, key, failures) if key else send)
             return
-        who = "this API key" if client.startswith("key:") else client
-        detail = f"too many requests from {who}: the limit is {self.limit} (GRAPHRUN_RATE_LIMIT)"
+        if refused:
+            detail = (
+                f"too many requests with a refused credential from {address}: the limit is "
+                f"{self.limit} (GRAPHRUN_RATE_LIMIT)"
+            )
+        else:
+            who = "this API key" if key else address
+            detail = f"too many requests from {who}: the limit is {self.limit} (GRAPHRUN_RATE_LIMIT)"
         await send_error(send, 429, detail, [(b"retry-after", str(retry_after).encode())])
 
+    def _watching(self, send: Send, key: str, failures: str) -> Send:
+        """``send``, noting whether the credential was accepted: a refusal counts against the address."""
 
-def _client(scope: Scope) -> str:
-    """Whom a request counts against: its credential (an API key or bearer token, by digest, so that
-    clients behind one address are told apart and one key is one budget), else its address."""
+        async def watched(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                if message["status"] == 401:
+                    self._accepted.pop(key, None)
+                    with contextlib.suppress(Exception):  # the limiter's outage was logged above
+                        await self.limiter.hit(self.limit, failures)
+                else:
+                    self._accepted[key] = None
+                    self._accepted.move_to_end(key)
+                    if len(self._accepted) > self.ACCEPTED_KEPT:
+                        self._accepted.popitem(last=False)
+            await send(message)
+
+        return watched
+
+
+def _credential(scope: Scope) -> str | None:
+    """A request's credential (an API key or bearer token) by digest, so that clients behind one
+    address are told apart and one key is one budget."""
     headers = dict(scope["headers"])
     credential = headers.get(b"x-api-key") or headers.get(b"authorization")
-    if credential:
-        return "key:" + hashlib.sha256(credential).hexdigest()[:32]
+    return "key:" + hashlib.sha256(credential).hexdigest()[:32] if credential else None
+
+
+def _address(scope: Scope) -> str:
     return str((scope.get("client") or ("unknown", 0))[0])
 
 
@@ -150,7 +192,7 @@ class StreamBound:
             await self.app(scope, receive, send)
             return
         caller = scope.get("state", {}).get("caller")
-        owner = caller.identity if caller is not None else _client(scope)
+        owner = caller.identity if caller is not None else _address(scope)
         if self.open.get(owner, 0) >= self.limit:
             detail = (
                 f"too many open streams: {self.limit} per caller (GRAPHRUN_MAX_STREAMS_PER_OWNER); "
