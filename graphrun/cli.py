@@ -102,7 +102,7 @@ def _serve(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     settings_mod.export_env(config.env)
     # What langgraph.json sets (checkpointer.ttl) wins over the environment, as the CLI flags do.
     settings = Settings.from_env(**config.settings_overrides(), **overrides)
-    api_keys = [e.rpartition("=")[2].strip() for e in settings.api_keys.split(",") if e.strip()]
+    api_keys = [e.partition("=")[2].strip() for e in settings.api_keys.split(",") if e.strip()]
     redact.install(settings.redactor([*settings_mod.secret_env_values(), *api_keys]))
     configure_logging(settings.log_level, settings.log_format)
     provider = configure_tracing(
