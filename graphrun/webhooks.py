@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import structlog
 
-from graphrun import encoding, errors
+from graphrun import encoding, errors, redact
 from graphrun.config import HEADER_TEMPLATE
 from graphrun.models import Run, RunOutcome, run_json, utcnow
 from graphrun.settings import Settings, resolve_templates
@@ -45,6 +45,9 @@ def payload(run: Run, outcome: RunOutcome, started_at: datetime, ended_at: datet
     }
     if outcome.error is not None:
         body["error"] = outcome.error
+    # The run's config may carry forwarded headers and keys (http.configurable_headers): the receiver
+    # gets them through the redactor, as logs do. The values are the graph's output, and kept as is.
+    body["kwargs"] = redact.value(body.get("kwargs"))
     return body
 
 

@@ -432,3 +432,20 @@ async def test_a_webhook_on_a_stateless_run_is_checked_too(client: LangGraphClie
 
     assert status_of(excinfo.value) == 422
     assert await client.threads.count() == before
+
+
+async def test_a_secret_in_the_runs_config_reaches_the_receiver_masked(
+    client: LangGraphClient, receiver: Receiver
+) -> None:
+    thread_id = (await client.threads.create())["thread_id"]
+    secret = "hunter2-planted-in-config"
+    config: Any = {"configurable": {"x-auth-token": secret, "user_tag": "kept"}}
+
+    await client.runs.wait(thread_id, "counter", input={"count": 0}, webhook=receiver.url, config=config)
+
+    (run,) = await client.runs.list(thread_id)
+    (delivery,) = await receiver.wait_for(run["run_id"])
+    payload = delivery.payload
+    assert payload["status"] == "success"
+    assert secret not in json.dumps(payload)
+    assert payload["kwargs"]["config"]["configurable"]["user_tag"] == "kept"
