@@ -115,6 +115,33 @@ class Caller:
     permissions: Sequence[str] = ()
 
 
+def run_configurable(caller: Caller) -> Json:
+    """What a run's ``config.configurable`` carries of its caller, under the official server's names, so
+    that a graph reads the authenticated user as the docs show (``config["configurable"]
+    ["langgraph_auth_user"].get(...)``): the user's fields as ``@auth.authenticate`` returned them (JSON
+    values only; the run is stored and executed elsewhere), its id and its permissions."""
+    user = caller.user
+    fields = (
+        user.dict()
+        if isinstance(user, User)
+        else {
+            "identity": caller.identity,
+            "permissions": list(caller.permissions),
+            "display_name": getattr(user, "display_name", caller.identity),
+            "is_authenticated": bool(getattr(user, "is_authenticated", True)),
+        }
+    )
+    try:
+        fields = json.loads(json.dumps(fields))
+    except (TypeError, ValueError):  # something not JSON: keep what BaseUser promises
+        fields = {k: fields.get(k) for k in ("identity", "permissions", "display_name", "is_authenticated")}
+    return {
+        "langgraph_auth_user": fields,
+        "langgraph_auth_user_id": caller.identity,
+        "langgraph_auth_permissions": list(caller.permissions),
+    }
+
+
 class Policy(Protocol):
     async def authenticate(self, request: Request) -> Caller:
         """The caller, or ``errors.Refused`` (401 unless the policy says otherwise)."""

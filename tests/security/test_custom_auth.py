@@ -91,3 +91,20 @@ async def test_auth_openapi_describes_the_security_scheme(target: Any) -> None:
         document = (await http.get("/openapi.json")).json()
     assert document["components"]["securitySchemes"]["BearerAuth"] == {"type": "http", "scheme": "bearer"}
     assert document["security"] == [{"BearerAuth": []}]
+
+
+async def test_a_graph_reads_the_authenticated_user_from_its_config(target: Any) -> None:
+    async with user(target, "user1-token") as alice:
+        thread = await alice.threads.create()
+        # A client cannot pose as another user to its graph: the server's keys win.
+        posing: Any = {"configurable": {"langgraph_auth_user_id": "user2"}}
+        state = await alice.runs.wait(
+            thread["thread_id"], "whoami", input={}, config=posing, raise_error=True
+        )
+
+    assert state == {
+        "identity": "user1",
+        "name": "Alice",
+        "user_id": "user1",
+        "permissions": ["threads:write"],
+    }

@@ -31,7 +31,7 @@ from graphrun.api._resolve import (
 )
 from graphrun.api._resume import check_resume
 from graphrun.api._runs import announce, await_output, cancel, reload, wait_response
-from graphrun.api.authz import Access, AccessDep, as_uuid, in_scope, stamp_of
+from graphrun.api.authz import Access, AccessDep, as_uuid, in_scope, run_configurable, stamp_of
 from graphrun.api.deps import Services, Svc
 from graphrun.models import Run, RunRequest, merge_config, new_id, run_json, run_timeouts, utcnow
 from graphrun.stores.base import NewRun, Page
@@ -95,7 +95,7 @@ async def new_run(
     request = RunRequest(
         input=body.input,
         command=body.command.model_dump(exclude_unset=True) if body.command else None,
-        config=merge_config(assistant.config, _with_headers(body.config, access.forwarded)),
+        config=merge_config(assistant.config, _configurable(body.config, access)),
         context={**assistant.context, **run_context(body)},
         stream_mode=body.stream_modes,
         stream_subgraphs=body.stream_subgraphs,
@@ -160,12 +160,14 @@ async def _authorize_run(
     return (metadata if isinstance(metadata, dict) else body.metadata), stamp_of(scope)
 
 
-def _with_headers(config: Json, forwarded: dict[str, str]) -> Json:
+def _configurable(config: Json, access: Access) -> Json:
     """The request's config with the headers ``http.configurable_headers`` forwards in ``configurable``
-    (the request's own keys win)."""
-    if not forwarded:
+    (the request's own keys win over them) and, with auth on, the caller (``langgraph_auth_user``...,
+    which win over the request's: a client cannot pose as another user to its graph)."""
+    caller = run_configurable(access.caller) if access.caller is not None else {}
+    if not access.forwarded and not caller:
         return config
-    return {**config, "configurable": {**forwarded, **(config.get("configurable") or {})}}
+    return {**config, "configurable": {**access.forwarded, **(config.get("configurable") or {}), **caller}}
 
 
 def run_context(body: schemas.RunCreate) -> Json:
