@@ -89,9 +89,10 @@ def create_app(
     user_routes = _merge(app, user_app) if user_app is not None else []
     if not http.get("disable_ui"):
         _console(app)
-    # Outermost last: Observe, the rate limit, the body limit, CORS (so that refusals carry its headers
-    # and preflights need no credentials), the user's middleware, authentication, the stream bound (per
-    # authenticated caller). With `middleware_order: auth_first` the user's middleware goes inside.
+    # Outermost first: Observe, CORS (so that every refusal inside, 429 and 413 too, carries its headers
+    # for a browser to read, and preflights are answered uncounted and without credentials), the rate
+    # limit, the body limit, the user's middleware, authentication, the stream bound (per authenticated
+    # caller). With `middleware_order: auth_first` the user's middleware goes inside.
     auth_first = http.get("middleware_order") == "auth_first"
     if settings.max_streams_per_owner:
         app.add_middleware(StreamBound, limit=settings.max_streams_per_owner)
@@ -105,10 +106,10 @@ def create_app(
         )
     if user_app is not None and not auth_first:
         _add_user_middleware(app, user_app)
-    app.add_middleware(CORSMiddleware, **_cors(svc, http.get("cors"), policy is not None))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.rate_limit:
         app.add_middleware(RateLimit, limit=settings.rate_limit, redis_uri=settings.redis_uri)
+    app.add_middleware(CORSMiddleware, **_cors(svc, http.get("cors"), policy is not None))
     app.add_middleware(Observe)
     _security_schemes(app, (auth_config or {}).get("openapi"))
     # The request's server span (outermost, so that Observe and the routes run inside it). The official

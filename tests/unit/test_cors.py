@@ -58,3 +58,21 @@ async def test_http_cors_of_langgraph_json_wins() -> None:
 async def test_an_unknown_http_cors_key_is_named() -> None:
     with pytest.raises(errors.ConfigError, match="allow_everything"):
         await _preflight(Settings(), {"allow_everything": True})
+
+
+async def test_refusals_of_the_limits_carry_cors_headers_for_the_browser() -> None:
+    svc = Services(
+        Settings(rate_limit="1/minute", max_body_bytes=10), cast(Any, None), cast(Any, None), cast(Any, None)
+    )
+    transport = httpx.ASGITransport(app=create_app(svc))
+    origin = {"origin": "https://app.example"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://graphrun") as http:
+        too_big = await http.post("/threads", content=b"x" * 100, headers=origin)
+        too_many = await http.post("/threads", json={}, headers=origin)
+        preflight = await http.options("/threads", headers=PREFLIGHT)  # answered, not counted
+
+    assert too_big.status_code == 413
+    assert too_many.status_code == 429
+    assert preflight.status_code == 200
+    for answer in (too_big, too_many, preflight):
+        assert answer.headers["access-control-allow-origin"] == "*"
