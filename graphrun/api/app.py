@@ -226,8 +226,9 @@ def _cors(svc: Services, cors: Mapping[str, Any] | None, auth_on: bool) -> dict[
         "allow_origins": svc.settings.cors_origins_for(auth_on),
         "allow_methods": ["*"],
         "allow_headers": ["*"],
-        # Browser clients read the run id from Content-Location and reconnect via Location.
-        "expose_headers": ["content-location", "location"],
+        # Browser clients read the run id from Content-Location, reconnect via Location and wait out a
+        # 429 by Retry-After.
+        "expose_headers": ["content-location", "location", "retry-after"],
     }
     if cors:
         unknown = sorted(set(cors) - CORS_KEYS)

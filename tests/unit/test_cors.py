@@ -76,3 +76,4 @@ async def test_refusals_of_the_limits_carry_cors_headers_for_the_browser() -> No
     assert preflight.status_code == 200
     for answer in (too_big, too_many, preflight):
         assert answer.headers["access-control-allow-origin"] == "*"
+    assert "retry-after" in too_many.headers["access-control-expose-headers"].lower()
