@@ -231,7 +231,8 @@ async def test_in_production_the_summary_comes_from_stats(
     with production(tmp_path_factory.mktemp("console-production"), EXAMPLE_CONFIG, offline) as deployment:
         async with get_client(url=deployment.url, api_key=None) as client:
             hello: Any = {"messages": [{"role": "human", "content": "hi"}]}
-            await client.runs.wait(None, "agent", input=hello)
+            thread = await client.threads.create()
+            await client.runs.wait(thread["thread_id"], "agent", input=hello)
 
         page = await _page(browser, deployment.url)
         await expect(page.locator("#metrics")).to_contain_text("runs (24 h): success 1")
