@@ -304,9 +304,15 @@ async function loadMetrics() {
     if (m) count += Number(m[1]);
   }
   if (!Object.keys(byStatus).length) { await loadStats(); return; }
-  const runs = Object.entries(byStatus).map(([s, n]) => `${s} ${n}`).join(", ");
-  const errors = (byStatus.error || 0) + (byStatus.timeout || 0);
+  const { runs, errors } = runSummary(byStatus);
   $("metrics").textContent = `runs: ${runs} · errors: ${errors} · mean run ${count ? (sum / count).toFixed(2) : "–"} s`;
+}
+
+function runSummary(byStatus) {
+  return {
+    runs: Object.entries(byStatus).map(([s, n]) => `${s} ${n}`).join(", ") || "none yet",
+    errors: (byStatus.error || 0) + (byStatus.timeout || 0),
+  };
 }
 
 // An API process that runs no graphs (graphrun api beside graphrun worker) counts no runs in its
@@ -315,9 +321,7 @@ async function loadStats() {
   const response = await fetch("/stats?hours=24", { headers: headers() });
   if (!response.ok) { $("metrics").textContent = "runs: none yet"; return; }
   const stats = await response.json();
-  const byStatus = stats.runs_by_status || {};
-  const runs = Object.entries(byStatus).map(([s, n]) => `${s} ${n}`).join(", ") || "none yet";
-  const errors = (byStatus.error || 0) + (byStatus.timeout || 0);
+  const { runs, errors } = runSummary(stats.runs_by_status || {});
   const p50 = stats.latency_s && stats.latency_s.p50 != null ? stats.latency_s.p50.toFixed(2) : "–";
   $("metrics").textContent = `runs (24 h): ${runs} · errors: ${errors} · median run ${p50} s`;
 }
