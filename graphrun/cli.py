@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--hours", type=float, default=24.0, help="the window, in hours (default: 24)")
     stats.add_argument("--graph-id", help="one graph's runs only")
     stats.add_argument("--json", action="store_true", help="print the JSON answer as it is")
+    _client_flags(stats)
     relay = commands.add_parser(
         "alert-relay", help="pass Alertmanager's webhook on to Slack, Feishu and DingTalk (no langgraph.json)"
     )
@@ -63,6 +64,18 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=int, dest="relay_port", help="port (default: GRAPHRUN_ALERT_RELAY_PORT or 9095)"
     )
     return parser
+
+
+def _client_flags(command: argparse.ArgumentParser) -> None:
+    """The flags of every command that talks to a running server."""
+    command.add_argument(
+        "--api-key", help="the server's API key, sent as x-api-key (default: LANGGRAPH_API_KEY)"
+    )
+
+
+def _client_headers(args: argparse.Namespace) -> dict[str, str]:
+    key = args.api_key or Settings.from_env().client_api_key
+    return {"x-api-key": key} if key else {}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -127,13 +140,19 @@ def _stats(args: argparse.Namespace) -> int:
     if args.graph_id:
         params["graph_id"] = args.graph_id
     try:
-        response = httpx.get(f"{args.url.rstrip('/')}/stats", params=params, timeout=60)
+        headers = _client_headers(args)
+        response = httpx.get(f"{args.url.rstrip('/')}/stats", params=params, headers=headers, timeout=60)
+    except GraphrunError as exc:
+        print(f"graphrun: {exc.message}", file=sys.stderr)
+        return 2
     except httpx.HTTPError as exc:
         print(f"graphrun: cannot reach {args.url}: {exc}", file=sys.stderr)
         return 2
     if response.status_code != 200:
         detail = response.json().get("detail") if "json" in response.headers.get("content-type", "") else ""
         answer = detail or response.text
+        if response.status_code == 401:
+            answer += " (give the key with --api-key or LANGGRAPH_API_KEY)"
         print(f"graphrun: {args.url} answered {response.status_code}: {answer}", file=sys.stderr)
         return 2
     found = response.json()

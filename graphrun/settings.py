@@ -205,6 +205,14 @@ class Settings:
     )
     breaker_window_s: float = _setting(60.0, "s", "the window in which a circuit's failures are counted")
     breaker_reset_s: float = _setting(30.0, "s", "how long an open circuit refuses calls before a probe")
+    # The client side: what `graphrun stats` (every command that talks to a server) sends.
+    client_api_key: str = _setting(
+        "",
+        "key",
+        "the API key graphrun's client commands (graphrun stats) send as x-api-key, as the SDK reads it; "
+        "--api-key wins",
+        "LANGGRAPH_API_KEY",
+    )
     error_detail: str = _setting(
         "redacted",
         "mode",

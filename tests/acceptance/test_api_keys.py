@@ -5,6 +5,9 @@ need no key. Each key's owner sees only its own resources (tests/security/test_i
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,3 +94,25 @@ def test_a_bad_keys_file_stops_start_up_with_a_message(tmp_path: Path) -> None:
         server.start()
     server.stop()
     assert "expected '<owner> sha256:<64 hex digits>'" in server.logs()
+
+
+def _graphrun_stats(server: Server, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "LANGGRAPH_API_KEY"} | env
+    argv = [sys.executable, "-m", "graphrun", "stats", "--url", server.url, *args]
+    return subprocess.run(argv, env=environ, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_graphrun_stats_sends_the_key_from_its_flag_or_the_environment(keyed: Server) -> None:
+    refused = _graphrun_stats(keyed, env={})
+    assert refused.returncode == 2
+    assert "401" in refused.stderr
+    assert "--api-key or LANGGRAPH_API_KEY" in refused.stderr
+    by_flag = _graphrun_stats(keyed, "--api-key", ALICE, env={})
+    assert by_flag.returncode == 0, by_flag.stderr
+    assert "threads active" in by_flag.stdout
+    by_env = _graphrun_stats(keyed, "--json", env={"LANGGRAPH_API_KEY": BOB})
+    assert by_env.returncode == 0, by_env.stderr
+    assert "threads_active" in by_env.stdout
+    flag_wins = _graphrun_stats(keyed, "--api-key", "wrong", env={"LANGGRAPH_API_KEY": BOB})
+    assert flag_wins.returncode == 2
+    assert "401" in flag_wins.stderr
