@@ -40,6 +40,7 @@ from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
+from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tools import BaseTool
 from pydantic import ConfigDict, PrivateAttr
 
@@ -48,6 +49,19 @@ _OUTCOMES = ("ok", "rate_limit", "error", "hang", "break")
 _REQUEST = httpx.Request("POST", "https://faults.invalid/v1/chat/completions")
 # No callbacks for the wrapped model's own call: its tokens and spans are this model's.
 _QUIET: Any = {"callbacks": []}
+
+
+@contextlib.contextmanager
+def _unobserved() -> Iterator[None]:
+    """The wrapped model's call, out of sight of the run's callbacks. Passing ``callbacks: []`` is not
+    enough: a tool-bound model (a ``RunnableBinding``) merges in the config of the runnable around it,
+    callbacks included, so metrics, breakers and ``/stats`` saw every call twice (as ``fault`` and as
+    the inner provider)."""
+    token = var_child_runnable_config.set(None)
+    try:
+        yield
+    finally:
+        var_child_runnable_config.reset(token)
 
 
 class ModelFault(Exception):
@@ -290,7 +304,8 @@ class FaultyChatModel(BaseChatModel):
         if outcome == "hang":
             await asyncio.sleep(self.faults.hang_s)
         self._fail(outcome)
-        reply = await self._target(kwargs).ainvoke(messages, _QUIET, stop=stop)
+        with _unobserved():
+            reply = await self._target(kwargs).ainvoke(messages, _QUIET, stop=stop)
         return ChatResult(generations=[ChatGeneration(message=reply)])
 
     def _generate(
@@ -305,7 +320,8 @@ class FaultyChatModel(BaseChatModel):
         if outcome == "hang":
             time.sleep(self.faults.hang_s)
         self._fail(outcome)
-        reply = self._target(kwargs).invoke(messages, _QUIET, stop=stop)
+        with _unobserved():
+            reply = self._target(kwargs).invoke(messages, _QUIET, stop=stop)
         return ChatResult(generations=[ChatGeneration(message=reply)])
 
     async def _astream(
@@ -321,7 +337,8 @@ class FaultyChatModel(BaseChatModel):
             await asyncio.sleep(self.faults.hang_s)
         if outcome != "break":
             self._fail(outcome)
-        chunks = [c async for c in self._target(kwargs).astream(messages, _QUIET, stop=stop)]
+        with _unobserved():
+            chunks = [c async for c in self._target(kwargs).astream(messages, _QUIET, stop=stop)]
         for chunk in self._delivered(outcome, chunks):
             yield chunk
 
@@ -338,14 +355,18 @@ class FaultyChatModel(BaseChatModel):
             time.sleep(self.faults.hang_s)
         if outcome != "break":
             self._fail(outcome)
-        chunks = list(self._target(kwargs).stream(messages, _QUIET, stop=stop))
+        with _unobserved():
+            chunks = list(self._target(kwargs).stream(messages, _QUIET, stop=stop))
         yield from self._delivered(outcome, chunks)
 
 
 def _as_chunk(message: BaseMessage) -> AIMessageChunk:
+    """A model without a streaming mode of its own answers one whole message: as a chunk, with all of
+    it (token usage, tool calls, response metadata), not only its text."""
     if isinstance(message, AIMessageChunk):
         return message
-    return AIMessageChunk(content=message.content, id=message.id)
+    fields = message.model_dump(exclude={"type"})
+    return AIMessageChunk(**{k: v for k, v in fields.items() if k in AIMessageChunk.model_fields})
 
 
 def _inner_name(model: BaseChatModel) -> str:
