@@ -367,6 +367,13 @@ class _Opener:
                 f"Redis at {redacted(uri)} lacks the JSON and Search modules the Redis saver needs "
                 f"(has: {', '.join(sorted(modules)) or 'none'}); use Redis 8 or Redis Stack"
             )
+        database = client.connection_pool.connection_kwargs.get("db") or 0
+        if int(database) != 0:  # RediSearch: "Cannot create index on db != 0", as a raw traceback
+            raise ConfigError(
+                f"Redis at {redacted(uri)} is database {database}, but the Redis saver's search indexes "
+                "(RediSearch) work only in database 0: end the URI with /0 (a Redis server of its "
+                "own, if database 0 holds other data)"
+            )
         return client
 
     # MongoDB's libraries (the ``mongodb`` extra) are imported only when chosen: they bring numpy and
