@@ -34,6 +34,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from langgraph_sdk import Auth
 from langgraph_sdk.auth.exceptions import HTTPException as AuthHTTPException
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphrun import errors
@@ -469,6 +470,9 @@ class Authenticate:
         self.is_open = is_open  # more requests answered without credentials (a user's own routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._socket(scope, receive, send)
+            return
         if (
             scope["type"] != "http"
             or scope["method"] == "OPTIONS"
@@ -498,6 +502,30 @@ class Authenticate:
         if "_body" in request.__dict__:  # the handler read the body: the route reads it again
             receive = _replay(request.__dict__["_body"], receive)
         await self.app(scope, receive, send)
+
+    async def _socket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket's handshake is authenticated as a GET of its path with no body; a refused one
+        is closed before it is accepted, which the client sees as a 403 (as Starlette's
+        AuthenticationMiddleware does on the official server)."""
+        if scope["path"] in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        try:
+            handshake = Request({**scope, "type": "http", "method": "GET"}, _empty)
+            caller = await self.policy.authenticate(handshake)
+        except errors.Refused:
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        except Exception as exc:  # the user's handler broke: as for a request, only the type
+            log.exception("auth_handler_failed", error=type(exc).__name__)
+            await send({"type": "websocket.close", "code": 1011})
+            return
+        scope.setdefault("state", {})["caller"] = caller
+        await self.app(scope, receive, send)
+
+
+async def _empty() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -537,7 +565,7 @@ class Access:
         return await self.policy.authorize(self.caller, resource, action, value)
 
 
-def access_of(request: Request) -> Access:
+def access_of(request: HTTPConnection) -> Access:
     policy = getattr(request.app.state, "policy", None)
     caller = getattr(request.state, "caller", None)
     headers = getattr(request.app.state, "configurable_headers", None)

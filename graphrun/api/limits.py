@@ -177,7 +177,8 @@ def _address(scope: Scope) -> str:
 
 class StreamBound:
     """At most ``limit`` open event streams (``…/stream``, ``…/stream/events``) per caller in this API
-    process (``GRAPHRUN_MAX_STREAMS_PER_OWNER``); past it, 429 with ``Retry-After``. The caller is the
+    process (``GRAPHRUN_MAX_STREAMS_PER_OWNER``); past it, 429 with ``Retry-After`` (a WebSocket, which
+    counts as one stream however many subscriptions it holds, is refused at its handshake). The caller is the
     authenticated owner, else the client address. It sits inside authentication, which names the
     caller."""
 
@@ -188,11 +189,16 @@ class StreamBound:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or not (path.endswith("/stream") or path.endswith("/stream/events")):
+        if scope["type"] not in ("http", "websocket") or not (
+            path.endswith("/stream") or path.endswith("/stream/events")
+        ):
             await self.app(scope, receive, send)
             return
         caller = scope.get("state", {}).get("caller")
         owner = caller.identity if caller is not None else _address(scope)
+        if self.open.get(owner, 0) >= self.limit and scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1013})  # refused before it was accepted: 403
+            return
         if self.open.get(owner, 0) >= self.limit:
             detail = (
                 f"too many open streams: {self.limit} per caller (GRAPHRUN_MAX_STREAMS_PER_OWNER); "

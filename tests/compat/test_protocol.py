@@ -1,5 +1,6 @@
 """The thread-stream protocol the SDK's ``client.threads.stream`` speaks (``POST /threads/{id}/commands``
-and ``POST /threads/{id}/stream/events``), driven by langgraph-sdk against a real server in both modes.
+and ``POST /threads/{id}/stream/events``, or its WebSocket), driven by langgraph-sdk against a real
+server in both modes.
 
 Every expectation here was first observed on the official server (``langgraph dev``, langgraph-api
 0.16.7): run it there with ``GRAPHRUN_ACCEPTANCE_OFFICIAL_CLI=<venv>/bin/langgraph`` and ``-k embedded``.
@@ -17,8 +18,10 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import websockets
 from langgraph_sdk.client import LangGraphClient
 
+from graphrun.types import Json
 from tests.acceptance._support import eventually
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(120)]
@@ -361,3 +364,115 @@ async def test_an_explicit_thread_reattaches_to_its_finished_output(client: Lang
     async with client.threads.stream(thread["thread_id"], assistant_id="chats") as stream:
         output = await asyncio.wait_for(stream.output, 30)
     assert [m["type"] for m in output["messages"]] == ["human", "ai"]
+
+
+# ---------------------------------------------------------------- the WebSocket transport
+
+
+async def test_over_a_websocket_a_run_streams_the_same_events_as_over_sse(client: LangGraphClient) -> None:
+    async with client.threads.stream(assistant_id="chats", transport="websocket") as thread:
+        await thread.run.start(input={"messages": [{"role": "user", "content": "hi"}]})
+        seen = await _events_until(thread.events, {"completed", "failed"})
+        output = await thread.output
+    # The subscription's answer reaches the SDK's event iterator too (it has no ``method``), as it does
+    # from the official server: the SDK hands it over and ignores it.
+    assert [(f["type"], f["id"]) for f in seen if f.get("type") != "event"] == [("success", 1)]
+    over_socket = [f for f in seen if f.get("type") == "event"]
+    assert _lifecycles(over_socket) == ["running", "completed"]
+    assert [b["text"] for b in output["messages"][1]["content"]] == ["hello there world"]
+    async with client.threads.stream(thread.thread_id, assistant_id="chats") as again:
+        over_sse = await _events_until(again.events, {"completed"})
+    assert [(e["seq"], e["event_id"], e["method"]) for e in over_socket] == [
+        (e["seq"], e["event_id"], e["method"]) for e in over_sse
+    ], "the same events, ids and cursors on both transports"
+
+
+async def test_over_a_websocket_an_interrupt_is_requested_and_answered(client: LangGraphClient) -> None:
+    async with client.threads.stream(assistant_id="asks", transport="websocket") as thread:
+        await thread.run.start(input={})
+        events = await _events_until(thread.events, {"interrupted"})
+        assert [e["params"]["data"]["payload"] for e in events if e.get("method") == "input.requested"] == [
+            {"question": "approve a plan?"}
+        ]
+        await eventually(lambda: _value(thread.interrupted), bool, what="the SDK to see the interrupt")
+        await thread.run.respond("yes")
+        output = await asyncio.wait_for(thread.output, 30)
+    assert output == {"draft": "a plan", "answer": "yes"}
+
+
+async def _send(socket: Any, command_id: int, method: str, params: Json) -> None:
+    await socket.send(orjson.dumps({"id": command_id, "method": method, "params": params}).decode())
+
+
+def _socket_url(target: Any, thread_id: str) -> str:
+    return str(target.url).replace("http://", "ws://") + f"/threads/{thread_id}/stream/events"
+
+
+async def _frames_until(socket: Any, done: Any) -> list[Json]:
+    """The frames a socket receives until ``done(frame)`` says so (30 s at most)."""
+    frames: list[Json] = []
+
+    async def read() -> None:
+        async for raw in socket:
+            frames.append(orjson.loads(raw))
+            if done(frames[-1]):
+                return
+
+    try:
+        await asyncio.wait_for(read(), 30)
+    except TimeoutError:
+        raise AssertionError(f"the socket did not say it within 30s; saw {frames}") from None
+    return frames
+
+
+async def test_a_socket_takes_commands_and_subscriptions_with_a_cursor(target: Any) -> None:
+    """The official WebSocket route's own protocol, frame by frame: every frame is a command answered by
+    one frame; events flow for each subscription, from after its ``since``."""
+    thread_id = str(uuid.uuid4())
+    async with websockets.connect(_socket_url(target, thread_id)) as socket:
+        await _send(socket, 1, "subscription.subscribe", {})
+        refused = orjson.loads(await socket.recv())
+        assert (refused["type"], refused["id"], refused["error"]) == ("error", 1, "invalid_argument")
+
+        params = {"channels": ["lifecycle", "values"]}
+        await _send(socket, 2, "subscription.subscribe", params)
+        subscribed = orjson.loads(await socket.recv())
+        assert (subscribed["type"], subscribed["id"]) == ("success", 2)
+        subscription = subscribed["result"]["subscription_id"]
+
+        start = {"assistant_id": "chats", "input": {"messages": [{"role": "user", "content": "hi"}]}}
+        await _send(socket, 3, "run.start", start)
+        frames = await _frames_until(socket, lambda f: _root_lifecycle(f) == "completed")
+        answers = [f for f in frames if f["type"] != "event"]
+        assert [(a["type"], a["id"]) for a in answers] == [("success", 3)]
+        assert uuid.UUID(answers[0]["result"]["run_id"])
+        events = [f for f in frames if f["type"] == "event"]
+        assert {e["method"] for e in events} == {"lifecycle", "values"}
+        assert _lifecycles(events) == ["running", "completed"]
+
+        for command in (
+            {"id": 4, "method": "subscription.unsubscribe", "params": {"subscription_id": subscription}},
+            {"id": 5, "method": "subscription.unsubscribe", "params": {"subscription_id": subscription}},
+            {"id": "six", "method": "run.start"},
+            {"id": 7, "method": "state.get", "params": {}},
+        ):
+            await socket.send(orjson.dumps(command).decode())
+        await socket.send("{nope")
+        answers = [orjson.loads(await socket.recv()) for _ in range(5)]
+        assert [(a["type"], a["id"], a.get("error")) for a in answers] == [
+            ("success", 4, None),
+            ("error", 5, "no_such_subscription"),
+            ("error", "six", "invalid_argument"),
+            ("error", 7, "unknown_command"),
+            ("error", None, "invalid_argument"),
+        ]
+
+    cut = events[1]["seq"]
+    async with websockets.connect(_socket_url(target, thread_id)) as socket:
+        params = {"channels": ["lifecycle", "values"], "since": cut}
+        await _send(socket, 1, "subscription.subscribe", params)
+        frames = await _frames_until(socket, lambda f: _root_lifecycle(f) == "completed")
+    replayed = [f for f in frames if f["type"] == "event"]
+    assert [(e["seq"], e["event_id"]) for e in replayed] == [
+        (e["seq"], e["event_id"]) for e in events if e["seq"] > cut
+    ]

@@ -98,6 +98,33 @@ async def test_a_stream_arrives_through_nginx_event_by_event(topology: Topology)
     )
 
 
+async def test_a_thread_stream_over_a_websocket_passes_through_nginx(topology: Topology) -> None:
+    """The SDK's WebSocket transport through the shipped config (its Upgrade and Connection headers):
+    the run's events arrive over the socket as they happen, to the root's end."""
+    seen: list[dict[str, Any]] = []
+
+    async def read(events: Any) -> None:
+        async for frame in events:
+            seen.append(dict(frame))
+            data = frame.get("params", {}).get("data") or {}
+            if frame.get("method") == "lifecycle" and data.get("event") in ("completed", "failed"):
+                return
+
+    async with (
+        get_client(url=topology.nginx.url, api_key=None, timeout=60.0) as client,
+        client.threads.stream(assistant_id="chat", transport="websocket") as thread,
+    ):
+        await thread.run.start(input=chat_input("over a socket", 3, 0.3))
+        await asyncio.wait_for(read(thread.events), 60)
+    phases = [
+        f["params"]["data"]["event"]
+        for f in seen
+        if f.get("method") == "lifecycle" and not f["params"]["namespace"]
+    ]
+    assert phases == ["running", "completed"]
+    assert sum(1 for f in seen if f.get("method") == "values") >= 3, "each step's values came through"
+
+
 async def test_last_event_id_resumes_through_nginx_on_the_other_api(topology: Topology) -> None:
     cluster = topology.cluster
     async with httpx.AsyncClient(base_url=topology.nginx.url, timeout=60) as http:

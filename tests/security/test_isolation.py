@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx
+import orjson
 import pytest
+import websockets
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
@@ -320,6 +322,33 @@ async def test_a_thread_stream_opened_before_the_thread_shows_only_its_owners_ru
         assert await asyncio.wait_for(bobs, 20) == []
         alice_saw = await asyncio.wait_for(alices, 20)
         assert any('"completed"' in line for line in alice_saw)
+
+
+async def test_a_thread_socket_needs_a_key_and_shows_only_its_owners_thread(target: Any) -> None:
+    """``WebSocket /threads/{id}/stream/events``: without a key, or on another owner's thread, the
+    handshake is refused (403, before the socket is accepted); the owner's own socket streams."""
+    url = str(target.url).replace("http://", "ws://")
+    subscribe = orjson.dumps(
+        {"id": 1, "method": "subscription.subscribe", "params": {"channels": ["lifecycle"]}}
+    ).decode()
+    async with client(target, ALICE_KEY) as alice:
+        thread = await alice.threads.create()
+        tid = thread["thread_id"]
+        await alice.runs.wait(tid, "sleepy", input={"seconds": 0})
+
+    for headers in ({}, {"x-api-key": BOB_KEY}):
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(f"{url}/threads/{tid}/stream/events", additional_headers=headers):
+                pass
+        assert refused.value.response.status_code == 403, headers
+
+    async with websockets.connect(
+        f"{url}/threads/{tid}/stream/events", additional_headers={"x-api-key": ALICE_KEY}
+    ) as socket:
+        await socket.send(subscribe)
+        frames = [orjson.loads(await asyncio.wait_for(socket.recv(), 20)) for _ in range(3)]
+    assert frames[0]["type"] == "success"
+    assert [f["params"]["data"]["event"] for f in frames[1:]] == ["running", "completed"]
 
 
 async def test_stats_count_only_the_callers_runs(target: Any) -> None:

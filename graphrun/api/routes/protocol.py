@@ -1,15 +1,17 @@
-"""The thread-stream protocol over HTTP, as the official server serves it to ``client.threads.stream``:
+"""The thread-stream protocol, as the official server serves it to ``client.threads.stream``, over its
+two transports (what commands do and how a thread's events are read: ``api/_protocol.py``):
 
 * ``POST /threads/{id}/commands``: one JSON command ``{"id": int, "method": str, "params": {...}}``, one
   JSON answer, ``{"type": "success", "id", "result", "meta"}`` or ``{"type": "error", "id", "error",
-  "message"}``. ``run.start`` writes a run (creating the thread), ``input.respond`` resumes interrupts.
-  Commands are stateless over HTTP: the ones that need a live session (``agent.getTree``,
-  ``subscription.reconnect``) answer ``no_such_run``, as the official server's do.
-* ``POST /threads/{id}/stream/events``: the thread's events as protocol events (``graphrun.protocol``),
-  filtered by the body's ``channels``/``namespaces``/``depth``; ``since`` skips the events up to a
-  ``seq`` the client already has. The connection is the subscription: it lasts until the client goes.
-
-The WebSocket transport of the same path is not served (see docs/compatibility.md).
+  "message"}``. Commands are stateless over HTTP.
+* ``POST /threads/{id}/stream/events``: the thread's events as SSE, filtered by the body's
+  ``channels``/``namespaces``/``depth``; ``since`` skips the events up to a ``seq`` the client already
+  has. The connection is the subscription: it lasts until the client goes.
+* ``WebSocket /threads/{id}/stream/events`` (the SDK's ``transport="websocket"``): every text frame is a
+  command, answered by one frame; ``subscription.subscribe`` (with the stream body's filter and
+  ``since``) starts sending the thread's events as JSON frames, ``subscription.unsubscribe`` stops
+  them. The socket closes 1001 when the process drains. A socket the caller may not open (no
+  credentials, another owner's thread) is closed before it is accepted, which a client sees as a 403.
 """
 
 from __future__ import annotations
@@ -17,49 +19,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import orjson
-import pydantic
-from fastapi import APIRouter, Request
+import structlog
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from graphrun import errors, metrics, protocol
-from graphrun.api import schemas, sse
-from graphrun.api._resolve import owned_thread, unless_foreign
-from graphrun.api.authz import Access, AccessDep
+from graphrun import errors
+from graphrun.api import _protocol, sse
+from graphrun.api._protocol import CommandError
+from graphrun.api._resolve import unless_foreign
+from graphrun.api.authz import Access, AccessDep, access_of
 from graphrun.api.deps import Services, Svc
-from graphrun.api.routes.runs import create
-from graphrun.stores.base import Page
 from graphrun.types import Json
 
 router = APIRouter(tags=["threads"])
 
-# How long ``input.respond`` waits for a busy thread to record the interrupt it answers.
-interrupt_settle_s = 5.0
+log = structlog.get_logger(__name__)
 
-_METHODS = frozenset(
-    {
-        "run.start",
-        "input.respond",
-        "agent.getTree",
-        "subscription.subscribe",
-        "subscription.unsubscribe",
-        "subscription.reconnect",
-    }
-)
-_MULTITASK = frozenset({"reject", "rollback", "interrupt", "enqueue"})
+# WebSocket close codes: the server goes away (it drains); a subscription failed.
+_GOING_AWAY = 1001
+_INTERNAL_ERROR = 1011
 
 
-class CommandError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-# ---------------------------------------------------------------- commands
+# ---------------------------------------------------------------- commands (HTTP)
 
 
 @router.post("/threads/{thread_id}/commands")
@@ -68,31 +53,10 @@ async def command(thread_id: uuid.UUID, request: Request, svc: Svc, access: Acce
     payload = await _json_body(request)
     if isinstance(payload, Response):
         return payload
-    if (
-        not isinstance(payload, dict)
-        or not isinstance(payload.get("id"), int)
-        or isinstance(payload.get("id"), bool)
-        or not isinstance(payload.get("method"), str)
-    ):
-        return JSONResponse(
-            _error(
-                payload.get("id") if isinstance(payload, dict) else None,
-                "invalid_argument",
-                "Protocol commands must include an integer id and string method.",
-            ),
-            status_code=400,
-        )
-    command_id, method = payload["id"], payload["method"]
-    params = _object(payload.get("params"))
-    try:
-        if method not in _METHODS:
-            raise CommandError("unknown_command", f"Unknown protocol command: {method}")
-        result = await _dispatch(svc, access, str(thread_id), method, params)
-    except CommandError as exc:
-        return JSONResponse(_error(command_id, exc.code, exc.message))
-    return JSONResponse(
-        {"type": "success", "id": command_id, "result": result, "meta": {"applied_through_seq": 0}}
-    )
+    problem = _malformed(payload)
+    if problem is not None:
+        return JSONResponse(problem, status_code=400)
+    return JSONResponse(await _answer(svc, access, str(thread_id), payload))
 
 
 async def _json_body(request: Request) -> Any:
@@ -103,179 +67,39 @@ async def _json_body(request: Request) -> Any:
         return JSONResponse({"detail": "Invalid JSON body"}, status_code=400)
 
 
-def _object(value: Any) -> Json:
-    return value if isinstance(value, dict) else {}
-
-
-def _error(command_id: Any, code: str, message: str) -> Json:
-    return {"type": "error", "id": command_id, "error": code, "message": message}
-
-
-async def _dispatch(svc: Services, access: Access, thread_id: str, method: str, params: Json) -> Json:
-    if method == "run.start":
-        return await _run_start(svc, access, thread_id, params)
-    if method == "input.respond":
-        return await _input_respond(svc, access, thread_id, params)
-    if method == "subscription.subscribe":
-        try:
-            _filter(params)
-        except ValueError as exc:
-            raise CommandError("invalid_argument", f"subscription.subscribe: {exc}") from None
-        return {"subscription_id": str(uuid.uuid4()), "replayed_events": 0}
-    if method == "subscription.unsubscribe":
-        subscription_id = params.get("subscription_id")
-        if not isinstance(subscription_id, str):
-            raise CommandError("invalid_argument", "subscription.unsubscribe requires a subscription_id.")
-        raise CommandError("no_such_subscription", f"Unknown subscription: {subscription_id}")
-    raise CommandError("no_such_run", "No active run is bound to this thread.")
-
-
-async def _run_start(svc: Services, access: Access, thread_id: str, params: Json) -> Json:
-    assistant_id = params.get("assistant_id")
-    if not isinstance(assistant_id, str) or not assistant_id:
-        raise CommandError("invalid_argument", "run.start requires an assistant_id.")
-    _check_tracer(params.get("langsmith_tracer"))
-    config = _object(params.get("config"))
-    configurable = _object(config.get("configurable"))
-    checkpoint_id = configurable.get("checkpoint_id")
-    if checkpoint_id is not None:
-        if not isinstance(checkpoint_id, str) or not checkpoint_id.strip():
-            raise CommandError(
-                "invalid_argument", "config.configurable.checkpoint_id must be a non-empty string."
-            )
-        try:
-            uuid.UUID(checkpoint_id)
-        except ValueError:
-            raise CommandError(
-                "invalid_argument", f"Invalid config.configurable.checkpoint_id: {checkpoint_id!r}."
-            ) from None
-        configurable = {k: v for k, v in configurable.items() if k != "checkpoint_id"}
-    graph_input = params.get("input")
-    # Input on a thread waiting at an interrupt answers it, as the official server takes it.
-    resume = graph_input is not None and checkpoint_id is None and await _waiting(svc, thread_id)
-    strategy = params.get("multitaskStrategy", params.get("multitask_strategy"))
-    body = {
-        "assistant_id": assistant_id,
-        "input": None if resume else graph_input,
-        "command": {"resume": graph_input} if resume else None,
-        "config": {**config, "configurable": configurable},
-        "metadata": _object(params.get("metadata")),
-        "checkpoint_id": checkpoint_id,
-        "stream_subgraphs": True,
-        "stream_resumable": True,
-        "on_completion": "keep",
-        "if_not_exists": "create",
-        "multitask_strategy": strategy if strategy in _MULTITASK else "enqueue",
-    }
-    run = await _start(svc, access, thread_id, body)
-    return {"run_id": run}
-
-
-def _check_tracer(tracer: Any) -> None:
-    if tracer is None:
-        return
-    if not isinstance(tracer, dict):
-        raise CommandError("invalid_argument", "langsmith_tracer must be an object.")
-    unknown = tracer.keys() - {"project_name", "example_id"}
-    if unknown:
-        raise CommandError(
-            "invalid_argument", f"langsmith_tracer has unsupported fields: {sorted(unknown)!r}."
-        )
-    for key, value in tracer.items():
-        if not isinstance(value, str):
-            raise CommandError("invalid_argument", f"langsmith_tracer.{key} must be a string.")
-
-
-async def _start(svc: Services, access: Access, thread_id: str, body: Json) -> str:
-    """Write the run as ``POST /threads/{id}/runs`` would; any refusal is the command's error."""
-    try:
-        run_body = schemas.RunCreate.model_validate({k: v for k, v in body.items() if v is not None})
-    except pydantic.ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
-        raise CommandError("invalid_argument", problems) from None
-    try:
-        run = await create(svc, run_body, thread_id, access, protocol="v2")
-    except errors.GraphrunError as exc:
-        raise CommandError("unknown_error", exc.message) from None
-    return run.run_id
-
-
-async def _waiting(svc: Services, thread_id: str) -> bool:
-    """Does the thread wait at an interrupt (its row's interrupts, once a busy thread has settled)?"""
-    return bool(await _pending_interrupts(svc, thread_id))
-
-
-async def _pending_interrupts(svc: Services, thread_id: str) -> set[str] | None:
-    """The ids of the interrupts the thread waits on; None when there is no such thread. A thread still
-    ``busy`` is given ``interrupt_settle_s`` to record them (its run may be finishing right now)."""
-    deadline = asyncio.get_running_loop().time() + interrupt_settle_s
-    while True:
-        try:
-            thread = await svc.store.get_thread(thread_id)
-        except errors.ThreadNotFound:
-            return None
-        ids = {i["id"] for items in thread.interrupts.values() for i in items if isinstance(i.get("id"), str)}
-        if ids or thread.status != "busy" or asyncio.get_running_loop().time() > deadline:
-            return ids
-        await asyncio.sleep(0.05)
-
-
-async def _input_respond(svc: Services, access: Access, thread_id: str, params: Json) -> Json:
-    entries = _respond_entries(params)
-    pending = await _pending_interrupts(svc, thread_id)
-    if pending is None:
-        raise CommandError("no_such_run", "No interrupted run is bound to this thread.")
-    for interrupt_id, _ in entries:
-        if interrupt_id not in pending:
-            raise CommandError("no_such_interrupt", f"Unknown or already-consumed interrupt: {interrupt_id}")
-    thread = await svc.store.get_thread(thread_id)
-    assistant_id = thread.metadata.get("assistant_id")
-    if not isinstance(assistant_id, str):
-        raise CommandError("no_such_run", "No interrupted run is bound to this thread.")
-    command: Json = {"resume": dict(entries)}
-    for key in ("update", "goto"):
-        if params.get(key) is not None:
-            command[key] = params[key]
-    await _start(
-        svc,
-        access,
-        thread_id,
-        {
-            "assistant_id": assistant_id,
-            "command": command,
-            "config": _object(params.get("config")),
-            "metadata": _object(params.get("metadata")),
-            "stream_subgraphs": True,
-            "stream_resumable": True,
-            "on_completion": "keep",
-            "multitask_strategy": "enqueue",
-        },
+def _malformed(payload: Any) -> Json | None:
+    """The error envelope for a command without an integer id and a string method."""
+    if (
+        isinstance(payload, dict)
+        and isinstance(payload.get("id"), int)
+        and not isinstance(payload.get("id"), bool)
+        and isinstance(payload.get("method"), str)
+    ):
+        return None
+    return _protocol.error_envelope(
+        payload.get("id") if isinstance(payload, dict) else None,
+        "invalid_argument",
+        "Protocol commands must include an integer id and string method.",
     )
-    return {}
 
 
-def _respond_entries(params: Json) -> list[tuple[str, Any]]:
-    """``{interrupt_id, response, namespace?}`` or ``{responses: [...]}`` as (interrupt id, response)."""
-    raw = params.get("responses")
-    items = raw if isinstance(raw, list) else [params]
-    if isinstance(raw, list) and not raw:
-        raise CommandError("invalid_argument", "input.respond requires at least one response.")
-    entries = []
-    for item in items:
-        if not isinstance(item, dict):
-            raise CommandError("invalid_argument", "input.respond responses entries must be objects.")
-        if not isinstance(item.get("interrupt_id"), str):
-            raise CommandError("invalid_argument", "input.respond requires an interrupt_id.")
-        namespace = item.get("namespace", [])
-        if not isinstance(namespace, list) or not all(isinstance(s, str) for s in namespace):
-            raise CommandError(
-                "invalid_argument", "input.respond requires namespace to be a list of strings."
-            )
-        entries.append((item["interrupt_id"], item.get("response")))
-    return entries
+async def _answer(svc: Services, access: Access, thread_id: str, payload: Json) -> Json:
+    command_id, method = payload["id"], payload["method"]
+    try:
+        if method not in _protocol.METHODS:
+            raise CommandError("unknown_command", f"Unknown protocol command: {method}")
+        params = _protocol.object_of(payload.get("params"))
+        result = await _protocol.dispatch(svc, access, thread_id, method, params)
+    except CommandError as exc:
+        return _protocol.error_envelope(command_id, exc.code, exc.message)
+    return _success(command_id, result)
 
 
-# ---------------------------------------------------------------- the event stream
+def _success(command_id: int, result: Json) -> Json:
+    return {"type": "success", "id": command_id, "result": result, "meta": {"applied_through_seq": 0}}
+
+
+# ---------------------------------------------------------------- the event stream (SSE)
 
 
 @router.post("/threads/{thread_id}/stream/events")
@@ -287,82 +111,155 @@ async def stream_events(thread_id: uuid.UUID, request: Request, svc: Svc, access
     if not isinstance(body, dict):
         body = {}
     try:
-        wanted = _filter(body)
+        wanted = _protocol.stream_filter(body)
     except ValueError as exc:
         return JSONResponse({"detail": str(exc)}, status_code=400)
-    since = body.get("since")
-    since = since if isinstance(since, int) and not isinstance(since, bool) and since >= 0 else None
-    return StreamingResponse(
-        _events(svc, str(thread_id), wanted, since, None if found else access),
-        media_type="text/event-stream; charset=utf-8",
-        headers=sse.HEADERS,
+    events = _protocol.thread_events(
+        svc, str(thread_id), wanted, _protocol.since_of(body), None if found else access
     )
+    return StreamingResponse(_sse(events), media_type="text/event-stream; charset=utf-8", headers=sse.HEADERS)
 
 
-def _filter(params: Json) -> protocol.Filter:
-    """A stream's filter from its body; ValueError says what is wrong with it."""
-    channels = params.get("channels")
-    if not isinstance(channels, list) or not channels:
-        raise ValueError("channels is required and must be a non-empty array")
-    bad = [c if isinstance(c, str) else repr(c) for c in channels if not protocol.supported_channel(c)]
-    if bad:
-        raise ValueError(
-            f"channels contains unsupported entries: {', '.join(bad[:5])}. Allowed: "
-            f"{', '.join(sorted(protocol.CHANNELS))}, or any `custom:<name>`."
-        )
-    raw = params.get("namespaces")
-    namespaces = None
-    if isinstance(raw, list):
-        kept = tuple(tuple(ns) for ns in raw if isinstance(ns, list) and all(isinstance(s, str) for s in ns))
-        namespaces = kept or None
-    depth = params.get("depth")
-    depth = depth if isinstance(depth, int) and not isinstance(depth, bool) and depth >= 0 else None
-    return protocol.Filter(frozenset(channels), namespaces, depth)
+async def _sse(events: AsyncGenerator[Json | None, None]) -> AsyncIterator[bytes]:
+    async with contextlib.aclosing(events) as source:
+        async for event in source:
+            if event is None:
+                yield sse.HEARTBEAT
+            else:
+                yield sse.frame(event["method"], orjson.dumps(event), str(event["seq"]))
 
 
-async def _events(
-    svc: Services, thread_id: str, wanted: protocol.Filter, since: int | None, recheck: Access | None
-) -> AsyncIterator[bytes]:
-    """The thread's log from its start, through a session of this connection, filtered. ``recheck``
-    is the caller's access when the thread was not written at subscription: at its first event the
-    thread exists, and a stream of a thread another owner created ends there, having sent nothing."""
+# ---------------------------------------------------------------- commands and events (WebSocket)
 
-    async def run_lookup(run_id: str) -> protocol.RunInfo | None:
-        with contextlib.suppress(errors.NotFound):
-            run = await svc.store.get_run(thread_id, run_id)
-            return protocol.RunInfo(run.graph_id, run.status)
-        return None
 
-    async def interrupts_pending(run_id: str) -> bool:
-        with contextlib.suppress(errors.NotFound):
-            if not (await svc.store.get_thread(thread_id)).interrupts:
-                return False
-            recent = await svc.store.list_runs(thread_id, None, Page(limit=20))
-            started = next((r.run_id for r in recent if r.status != "pending"), None)
-            return started == run_id
-        return False
+@router.websocket("/threads/{thread_id}/stream/events")
+async def stream_socket(websocket: WebSocket, thread_id: uuid.UUID) -> None:
+    svc: Services = websocket.app.state.services
+    access = access_of(websocket)
+    try:
+        found = await unless_foreign(svc, access, str(thread_id))
+    except errors.NotFound:
+        await websocket.close()  # before accepting: the client's handshake fails (403)
+        return
+    await websocket.accept()
+    socket = _Socket(websocket, svc, access, str(thread_id), recheck=not found)
+    try:
+        await socket.serve()
+    finally:
+        await socket.stop()
 
-    session = protocol.Session(run_lookup, interrupts_pending)
-    subscription = svc.bus.subscribe_thread(thread_id, "-1", svc.settings.sse_keepalive_s)
-    gauge = metrics.STREAM_SUBSCRIBERS.labels("protocol")
-    async with contextlib.aclosing(subscription) as source:
-        gauge.inc()
+
+class _Socket:
+    """One WebSocket: its subscriptions (a task each, sending the thread's events through its filter)
+    and the commands it receives. Frames go out one at a time (``_sending``)."""
+
+    def __init__(
+        self, websocket: WebSocket, svc: Services, access: Access, thread_id: str, *, recheck: bool
+    ) -> None:
+        self.websocket = websocket
+        self.svc = svc
+        self.access = access
+        self.thread_id = thread_id
+        self.recheck = recheck
+        self.subscriptions: dict[str, asyncio.Task[None]] = {}
+        self._sending = asyncio.Lock()
+
+    async def serve(self) -> None:
+        drained = asyncio.create_task(self.svc.draining.wait(), name="protocol-socket-drain")
         try:
-            async for item in source:
-                if svc.draining.is_set():
+            while True:
+                received = asyncio.create_task(self.websocket.receive(), name="protocol-socket-read")
+                done, _ = await asyncio.wait({received, drained}, return_when=asyncio.FIRST_COMPLETED)
+                if drained in done:
+                    received.cancel()
+                    await self.close(_GOING_AWAY, "server shutting down")
                     return
-                if item is None:
-                    yield sse.HEARTBEAT
-                    continue
-                if recheck is not None:
-                    try:
-                        await owned_thread(svc, recheck, thread_id)
-                    except errors.NotFound:
-                        return
-                    recheck = None
-                for event in await session.feed(item.id, item.event, item.data):
-                    if (since is not None and event["seq"] <= since) or not wanted.matches(event):
-                        continue
-                    yield sse.frame(event["method"], orjson.dumps(event), str(event["seq"]))
+                message = received.result()
+                if message["type"] == "websocket.disconnect":
+                    return
+                text = message.get("text") or (message.get("bytes") or b"").decode(errors="replace")
+                await self.send(await self.command(text))
         finally:
-            gauge.dec()
+            drained.cancel()
+
+    async def command(self, text: str) -> Json:
+        try:
+            payload = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return _protocol.error_envelope(None, "invalid_argument", "Protocol commands must be valid JSON.")
+        problem = _malformed(payload)
+        if problem is not None:
+            return problem
+        method, params = payload["method"], _protocol.object_of(payload.get("params"))
+        if method == "subscription.subscribe":
+            return self.subscribe(payload["id"], params)
+        if method == "subscription.unsubscribe":
+            return await self.unsubscribe(payload["id"], params)
+        return await _answer(self.svc, self.access, self.thread_id, payload)
+
+    def subscribe(self, command_id: int, params: Json) -> Json:
+        try:
+            wanted = _protocol.stream_filter(params)
+        except ValueError as exc:
+            return _protocol.error_envelope(command_id, "invalid_argument", f"subscription.subscribe: {exc}")
+        subscription_id = str(uuid.uuid4())
+        events = _protocol.thread_events(
+            self.svc,
+            self.thread_id,
+            wanted,
+            _protocol.since_of(params),
+            self.access if self.recheck else None,
+        )
+        self.subscriptions[subscription_id] = asyncio.create_task(
+            self._pump(events), name=f"protocol-socket-subscription-{subscription_id}"
+        )
+        return _success(command_id, {"subscription_id": subscription_id, "replayed_events": 0})
+
+    async def unsubscribe(self, command_id: int, params: Json) -> Json:
+        subscription_id = params.get("subscription_id")
+        if not isinstance(subscription_id, str):
+            return _protocol.error_envelope(
+                command_id, "invalid_argument", "subscription.unsubscribe requires a subscription_id."
+            )
+        task = self.subscriptions.pop(subscription_id, None)
+        if task is None:
+            return _protocol.error_envelope(
+                command_id, "no_such_subscription", f"Unknown subscription: {subscription_id}"
+            )
+        await _cancelled(task)
+        return _success(command_id, {})
+
+    async def _pump(self, events: AsyncGenerator[Json | None, None]) -> None:
+        try:
+            async with contextlib.aclosing(events) as source:
+                async for event in source:
+                    if event is not None:  # keepalive: the WebSocket's own pings do that job
+                        await self.send(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the store or the bus failed: the client reconnects with `since`
+            log.exception("protocol_socket_failed", thread_id=self.thread_id, error=type(exc).__name__)
+            await self.close(_INTERNAL_ERROR, "thread stream failed")
+            return
+        if self.svc.draining.is_set():
+            await self.close(_GOING_AWAY, "server shutting down")
+
+    async def close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(RuntimeError):  # already closed
+            await self.websocket.close(code=code, reason=reason)
+
+    async def send(self, frame: Json) -> None:
+        async with self._sending:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # the client went away
+                await self.websocket.send_text(orjson.dumps(frame).decode())
+
+    async def stop(self) -> None:
+        for task in self.subscriptions.values():
+            await _cancelled(task)
+        self.subscriptions.clear()
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
