@@ -20,7 +20,7 @@ from starlette.types import Scope
 
 import graphrun
 from graphrun import errors as graphrun_errors
-from graphrun.api import auth, authz, errors
+from graphrun.api import auth, authz, docs, errors
 from graphrun.api.deps import HeaderPolicy, Services
 from graphrun.api.limits import BodyLimit, RateLimit, StreamBound
 from graphrun.api.observe import Observe
@@ -73,8 +73,8 @@ def create_app(
         title="graphrun",
         version=graphrun.__version__,
         description="A production runtime for LangGraph agents, speaking the LangGraph Server API.",
-        docs_url=None if "disable_meta" in disabled else "/docs",
-        redoc_url=None if "disable_meta" in disabled else "/redoc",
+        docs_url=None,  # served from the package's files instead of a CDN (docs.install, below)
+        redoc_url=None,
     )
     app.state.services = svc
     app.state.configurable_headers = HeaderPolicy.of(http.get("configurable_headers"))
@@ -86,6 +86,8 @@ def create_app(
         app.include_router(module.router)
     if "disable_meta" in disabled:  # as the official server: /ok, /info, /metrics and /docs go
         app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) not in META_PATHS]
+    else:
+        docs.install(app)
     user_routes = _merge(app, user_app) if user_app is not None else []
     if not http.get("disable_ui"):
         _console(app)
@@ -167,16 +169,23 @@ def _console(app: FastAPI) -> None:
         return RedirectResponse("/console/")
 
     app.router.routes.append(Route("/console", to_console, include_in_schema=False))
+    app.router.routes.append(Route("/", to_console, include_in_schema=False))  # where a person lands
     app.mount("/console", StaticFiles(directory=CONSOLE, html=True), name="console")
 
 
 def _console_or(other: Any) -> Any:
-    """The console's files are answered without credentials (the page asks for the key), and whatever
-    ``other`` opens (the user's own routes)."""
+    """The console's files and the documentation pages' assets are answered without credentials (the
+    page asks for the key; the assets hold no data), and whatever ``other`` opens (the user's own
+    routes)."""
 
     def is_open(scope: Scope) -> bool:
         path = scope["path"]
-        return path == "/console" or path.startswith("/console/") or (other is not None and other(scope))
+        return (
+            path in ("/", "/console")
+            or path.startswith("/console/")
+            or docs.is_asset(path)
+            or (other is not None and other(scope))
+        )
 
     return is_open
 

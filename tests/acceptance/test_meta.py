@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -46,9 +48,28 @@ async def test_openapi_describes_the_api(http: httpx.AsyncClient) -> None:
         assert path in paths, f"{path} missing from /openapi.json"
 
 
-async def test_docs_page_is_served(http: httpx.AsyncClient) -> None:
-    r = await http.get("/docs")
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_docs_pages_load_everything_from_this_server(http: httpx.AsyncClient, page: str) -> None:
+    """Offline, a page that loads Swagger UI or ReDoc from a CDN is blank: every script, style and icon
+    the pages name is a path on this server, and answers."""
+    r = await http.get(page)
     assert r.status_code == 200
+    assert "text/html" in r.headers["content-type"]
+    linked = re.findall(r"""(?:src|href)=["']([^"']+)["']|url: *['"]([^'"]+)['"]""", r.text)
+    urls = [a or b for a, b in linked]
+    assert any(u.endswith(".js") for u in urls), r.text
+    assert not [u for u in urls if "//" in u], f"{page} loads from another host"
+    assert "fonts.googleapis" not in r.text
+    for url in urls:
+        asset = await http.get(url)
+        assert asset.status_code == 200, url
+        assert asset.content, url
+
+
+async def test_the_root_leads_to_the_console(http: httpx.AsyncClient) -> None:
+    r = await http.get("/", follow_redirects=True)
+    assert r.status_code == 200
+    assert str(r.url).endswith("/console/")
     assert "text/html" in r.headers["content-type"]
 
 
