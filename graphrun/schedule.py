@@ -1,8 +1,9 @@
 """Cron schedules: checking one, and the next tick after a moment, in the schedule's timezone.
 
 The syntax is croniter's, as the official server takes it: five fields (minute hour day-of-month month
-day-of-week), or six with seconds last. A schedule without a timezone is read in UTC. Pure: the store
-and the worker compute ticks with it; nothing here keeps time.
+day-of-week), or six with seconds last (checked against langgraph-api 0.16.7: ``*/5 * * * * *`` is every
+second of every fifth minute there too; every five seconds is ``* * * * * */5``). A schedule without a
+timezone is read in UTC. Pure: the store and the worker compute ticks with it; nothing here keeps time.
 """
 
 from __future__ import annotations

@@ -40,13 +40,13 @@ async def test_a_batch_with_an_invalid_item_writes_no_run(client: LangGraphClien
     thread_id = await _thread(client)
     payloads = [
         {"assistant_id": "counter", "thread_id": thread_id, "input": {"count": 0, "trail": []}},
-        {"assistant_id": "counter", "thread_id": thread_id, "input": {}, "command": {"resume": "x"}},
+        {"assistant_id": "counter", "thread_id": thread_id, "command": {"resume": "x"}},
     ]
 
     response = await client.http.client.post("/runs/batch", json=payloads)
 
     assert response.status_code == 422
-    assert "not both" in response.json()["detail"]
+    assert "no pending interrupt" in response.json()["detail"]
     assert await _run_count(client, thread_id) == 0
 
 

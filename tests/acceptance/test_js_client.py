@@ -3,9 +3,9 @@
 ``tests/js/flows.mjs`` drives three flows with the JS ``Client`` and prints what the client saw as one JSON
 document: a streamed run of ``tokens`` (values, messages-tuple and custom modes), a resumable run of
 ``tokens`` rejoined from the id of its second event and from ``-1``, and the ``approval`` interrupt answered
-with a resume command. The script runs once per module; each test below checks one property of its output,
-so that a failure names exactly what the JS client got wrong. The SDK version is pinned in
-``tests/js/package-lock.json`` and installed with ``npm ci``.
+with a resume command sent beside ``input: {}``, as the chat UI sends it. The script runs once per module;
+each test below checks one property of its output, so that a failure names exactly what the JS client got
+wrong. The SDK version is pinned in ``tests/js/package-lock.json`` and installed with ``npm ci``.
 
 Against the official in-memory server (0.16.7) the two tests that require distinct event ids fail: it numbers
 events ``<ms>-0``, so two events in the same millisecond share an id.
@@ -228,11 +228,12 @@ def test_the_interrupted_thread_lists_the_same_interrupt(flows: dict[str, Any]) 
     assert (listed["id"], listed["value"]) == (returned["id"], returned["value"])
 
 
-def test_a_resume_command_finishes_the_run(flows: dict[str, Any]) -> None:
+def test_a_resume_command_beside_an_empty_input_finishes_the_run(flows: dict[str, Any]) -> None:
     approval = flows["approval"]
     resumed = as_dict(approval["resumed"])
     assert "__interrupt__" not in resumed
     assert resumed["decision"] == {"approved": True, "note": "ok"}
+    assert resumed["draft"] == "hello"
     assert resumed["published"] is True
     finished = as_dict(approval["finished"])
     assert (finished["status"], finished["interrupts"]) == ("idle", {})

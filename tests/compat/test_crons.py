@@ -174,6 +174,23 @@ async def test_a_schedule_is_read_in_its_timezone(client: LangGraphClient) -> No
     await client.crons.delete(cron["cron_id"])
 
 
+async def test_a_six_field_schedule_reads_seconds_last_as_the_official_server(
+    client: LangGraphClient,
+) -> None:
+    """``*/5 * * * * *`` is every second of every fifth minute, not every five seconds: the official
+    server reads it with croniter's default (seconds last; it answered ``next_run_date`` 23:45:00 for a
+    cron made at 23:43:26)."""
+    cron: Any = await client.crons.create("counter", schedule="*/5 * * * * *")
+
+    made, tick = _time(cron["created_at"]), _time(cron["next_run_date"])
+    if made.minute % 5 == 0:  # inside a fifth minute: the next second
+        expected = made.replace(microsecond=0) + timedelta(seconds=1)
+    else:
+        expected = made.replace(second=0, microsecond=0) + timedelta(minutes=5 - made.minute % 5)
+    assert tick == expected
+    await client.crons.delete(cron["cron_id"])
+
+
 async def test_a_disabled_or_ended_cron_does_not_fire(client: LangGraphClient) -> None:
     threads = [(await client.threads.create())["thread_id"] for _ in range(2)]
     disabled: Any = await client.crons.create_for_thread(

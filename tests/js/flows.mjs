@@ -70,12 +70,14 @@ async function resumeTokens(client) {
   return { thread_id: thread.thread_id, created, events, last_event_id: lastEventId, joined, replayed };
 }
 
-/** c. `approval` stops at its interrupt; the thread shows it; a resume command finishes the run. */
+/** c. `approval` stops at its interrupt; the thread shows it; a resume command finishes the run. The resume
+ * carries `input: {}` beside `command`, as the chat UI built on `useStream` sends it: the command wins. */
 async function approvalRoundTrip(client) {
   const thread = await client.threads.create();
   const first = await client.runs.wait(thread.thread_id, "approval", { input: { draft: "hello" } });
   const interrupted = await client.threads.get(thread.thread_id);
   const resumed = await client.runs.wait(thread.thread_id, "approval", {
+    input: {},
     command: { resume: { approved: true, note: "ok" } },
   });
   const finished = await client.threads.get(thread.thread_id);

@@ -76,8 +76,6 @@ async def new_run(
     if assistant.metadata.get("created_by") != "system":  # as official: a graph's own is everyone's
         await check_assistant(access, assistant)
     metadata, thread_stamp = await _authorize_run(svc, access, body, thread_id, assistant.assistant_id)
-    if body.command is not None and body.input is not None:
-        raise errors.InvalidRequest("give either input or command, not both")
     if body.webhook is not None and svc.webhook_url is not None:
         svc.webhook_url.check(body.webhook)
     checkpoint = body.checkpoint.fields() if body.checkpoint else None
@@ -93,7 +91,7 @@ async def new_run(
     if durability is None and body.checkpoint_during is not None:
         durability = "async" if body.checkpoint_during else "exit"
     request = RunRequest(
-        input=body.input,
+        input=body.input,  # kept as sent, but a command wins: the runner ignores the input (as official)
         command=body.command.model_dump(exclude_unset=True) if body.command else None,
         config=merge_config(assistant.config, _configurable(body.config, access)),
         context={**assistant.context, **run_context(body)},
@@ -322,7 +320,8 @@ async def join_stream(
     access: AccessDep,
 ) -> StreamingResponse:
     run = await owned_run(svc, access, str(thread_id), str(run_id))
-    after = event_id(last_event_id)
+    # As the official server: a header that is no event id is ignored (the stream follows from now on).
+    after = event_id(last_event_id, strict=False)
     if after is not None and after != "-1" and await svc.bus.has_event(run.run_id, after) is False:
         raise errors.InvalidRequest(f"Last-Event-ID {after!r} is not an event of run {run.run_id}")
     return _stream_response(svc, run, cancel_on_disconnect, after=after)
@@ -482,11 +481,19 @@ def _thread_modes(event: str) -> set[str]:
     return {"run_modes", "lifecycle"} if event == "metadata" else {"run_modes"}
 
 
-def event_id(value: str | None) -> str | None:
-    """A ``Last-Event-ID`` header: ``-1`` (everything) or an id as the server issues them."""
+def event_id(value: str | None, *, strict: bool = True) -> str | None:
+    """A ``Last-Event-ID`` header: ``-1`` (everything) or an id as the server issues them (``0`` is
+    ``-1`` and ``<ms>`` alone ``<ms>-0``, as Redis reads them). Anything else is refused when ``strict``
+    (a thread's stream: the official server refuses it there), else None, as if no header was sent."""
     if value is None or value == "" or value == "-1":
         return value or None
+    if value in ("0", "0-0"):  # before every id: everything, as Redis reads it
+        return "-1"
+    if value.isdigit() and len(value) <= 20:
+        return f"{value}-0"
     if not _EVENT_ID.fullmatch(value):
+        if not strict:
+            return None
         raise errors.InvalidRequest(
             f"Last-Event-ID {value!r} is not an event id: expected '<ms>-<seq>' as sent in 'id:' lines, or -1"
         )
