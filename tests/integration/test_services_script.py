@@ -1,4 +1,5 @@
-"""``scripts/services``: the test command finds or starts PostgreSQL and Redis, or says what is missing.
+"""``scripts/services``: the test command finds or starts PostgreSQL, Redis and MongoDB, or says what is
+missing.
 
 Each test runs the script as ``scripts/test`` does, with its probes pointed at loopback ports where nothing
 listens, so that the machine's own servers are invisible to it: it must then start throwaway servers (and stop
@@ -11,9 +12,12 @@ import os
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+import pymongo
+import pymongo.errors
 import pytest
 import redis
 
@@ -32,6 +36,7 @@ def _env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPHRUN_TEST_", "GRAPHRUN_SERVICES_"))}
     env["GRAPHRUN_SERVICES_PROBE_PG_PORT"] = str(_unused_port())
     env["GRAPHRUN_SERVICES_PROBE_REDIS_PORT"] = str(_unused_port())
+    env["GRAPHRUN_SERVICES_PROBE_MONGODB_PORT"] = str(_unused_port())
     env.update(overrides)
     return env
 
@@ -59,6 +64,7 @@ def _exported(stdout: str) -> dict[str, str]:
         ("postgres", "GRAPHRUN_TEST_DATABASE_URI", "apt-get install postgresql"),
         ("redis", "GRAPHRUN_TEST_REDIS_URI", "apt-get install redis-server"),
         ("redis-stack", "GRAPHRUN_TEST_REDIS_STACK_URI", "Redis 8 or redis-stack-server"),
+        ("mongodb", "GRAPHRUN_TEST_MONGODB_URI", "run MongoDB on 127.0.0.1:27017"),
     ],
 )
 def test_a_server_it_can_neither_find_nor_start_stops_the_run_with_what_to_do(
@@ -97,30 +103,44 @@ redis.Redis.from_url(os.environ["GRAPHRUN_TEST_REDIS_URI"]).set("graphrun-servic
 """
 
 
-def test_starts_throwaway_servers_when_none_answer_and_stops_them_after() -> None:
-    """The servers it starts serve the command and a nested run uses them; they are gone after the command."""
+@dataclass
+class UnderServices:
+    """A run of ``UNDER_SERVICES``: its environment, its output, and what it and the nested run exported."""
+
+    env: dict[str, str]
+    stdout: str
+    stderr: str
+    exported: dict[str, str]
+    nested: dict[str, str]
+
+
+def _under_services(need: str, use_servers: str) -> UnderServices:
     env = _env(
-        GRAPHRUN_SERVICES_NEED="postgres redis",
-        PYTHON=sys.executable,
-        USE_SERVERS=USE_SERVERS,
-        SERVICES=str(SCRIPT),
+        GRAPHRUN_SERVICES_NEED=need, PYTHON=sys.executable, USE_SERVERS=use_servers, SERVICES=str(SCRIPT)
     )
 
     done = _services(env, "bash", "-c", UNDER_SERVICES)
 
     assert done.returncode == 0, done.stderr
-    assert done.stderr.count("started a throwaway server") == 2
-    exported = _exported(done.stdout)
+    nested_lines = (
+        line.removeprefix("nested_") for line in done.stdout.splitlines() if line.startswith("nested_")
+    )
+    nested = _exported("\n".join(nested_lines))
+    return UnderServices(env, done.stdout, done.stderr, _exported(done.stdout), nested)
+
+
+def test_starts_throwaway_servers_when_none_answer_and_stops_them_after() -> None:
+    """The servers it starts serve the command and a nested run uses them; they are gone after the command."""
+    run = _under_services("postgres redis", USE_SERVERS)
+    env, exported, nested = run.env, run.exported, run.nested
+
+    assert run.stderr.count("started a throwaway server") == 2
     database, plain = exported["GRAPHRUN_TEST_DATABASE_URI"], exported["GRAPHRUN_TEST_REDIS_URI"]
     for probed in (env["GRAPHRUN_SERVICES_PROBE_PG_PORT"], env["GRAPHRUN_SERVICES_PROBE_REDIS_PORT"]):
         assert f":{probed}/" not in database + plain
     name = database.rsplit("/", 1)[1]
     assert name.startswith("graphrun_test_")
-    assert f"database {name}" in done.stdout
-    nested_lines = (
-        line.removeprefix("nested_") for line in done.stdout.splitlines() if line.startswith("nested_")
-    )
-    nested = _exported("\n".join(nested_lines))
+    assert f"database {name}" in run.stdout
     assert nested["GRAPHRUN_TEST_REDIS_URI"] == plain
     assert nested["GRAPHRUN_TEST_DATABASE_URI"].rsplit("/", 1)[0] == database.rsplit("/", 1)[0]
 
@@ -128,3 +148,31 @@ def test_starts_throwaway_servers_when_none_answer_and_stops_them_after() -> Non
         psycopg.connect(database, connect_timeout=3).close()
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(plain, socket_connect_timeout=3).ping()
+
+
+USE_MONGODB = """
+import os, pymongo
+with pymongo.MongoClient(os.environ["GRAPHRUN_TEST_MONGODB_URI"], serverSelectionTimeoutMS=5000) as client:
+    database = client.get_default_database()
+    database["services_test"].insert_one({"k": 1})
+    print("mongodb", database.name, database["services_test"].count_documents({}))
+"""
+
+
+def test_starts_secantusdb_when_no_mongodb_answers_and_stops_it_after() -> None:
+    """No MongoDB answers: SecantusDB from PyPI serves the command (a database of the run's own) and a nested
+    run; it says which server it used, and the server is gone after the command."""
+    run = _under_services("mongodb", USE_MONGODB)
+
+    assert "services: SecantusDB 0.7.0b3 (MongoDB-compatible, reports MongoDB " in run.stderr
+    assert run.stderr.count("started a throwaway server") == 1
+    uri = run.exported["GRAPHRUN_TEST_MONGODB_URI"]
+    name = uri.rsplit("/", 1)[1]
+    assert name.startswith("graphrun_test_")
+    assert f":{run.env['GRAPHRUN_SERVICES_PROBE_MONGODB_PORT']}/" not in uri
+    assert f"mongodb {name} 1" in run.stdout
+    assert run.nested["GRAPHRUN_TEST_MONGODB_URI"] == uri
+
+    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(uri, serverSelectionTimeoutMS=2000)
+    with client, pytest.raises(pymongo.errors.ServerSelectionTimeoutError):
+        client.admin.command("ping")
