@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import gc
 import os
@@ -22,7 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 from langgraph_sdk import Auth
 
-from graphrun import alerts, metrics
+from graphrun import __version__, alerts, banner, metrics
 from graphrun.api import create_app
 from graphrun.api.deps import Services
 from graphrun.config import LanggraphConfig, load_config
@@ -39,7 +40,7 @@ from graphrun.instrument import langfuse_handler
 from graphrun.models import system_assistant_id
 from graphrun.runner import Runner
 from graphrun.savers import open_persistence
-from graphrun.settings import Settings
+from graphrun.settings import Settings, redacted
 from graphrun.stores.postgres import PgWakeup, PostgresStore, wait_for_postgres
 from graphrun.stores.sqlite import SqliteStore
 from graphrun.streams import EventBus, LocalBus
@@ -104,12 +105,13 @@ async def serve_embedded(settings: Settings, config: LanggraphConfig) -> None:
                     url=f"http://{settings.host}:{settings.port}",
                     graphs=svc.graphs.graph_ids,
                 )
+                _banner(settings, config, svc.graphs.graph_ids, "dev", custom_auth)
                 await server.serve(sockets=[sock])
 
 
 async def serve_alert_relay(settings: Settings) -> None:
     """``graphrun alert-relay``: Alertmanager's webhook to Slack, Feishu and DingTalk (graphrun.alerts)."""
-    with _listen(settings.host, settings.alert_relay_port) as sock:
+    with _listen(settings.host, settings.alert_relay_port, "--port or GRAPHRUN_ALERT_RELAY_PORT") as sock:
         app = alerts.create_app(settings)
         server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
         log.info(
@@ -120,8 +122,31 @@ async def serve_alert_relay(settings: Settings) -> None:
         await server.serve(sockets=[sock])
 
 
+def _banner(
+    settings: Settings, config: LanggraphConfig, graphs: Sequence[str], command: str, custom_auth: Auth | None
+) -> None:
+    """Where to go, for the person who started the server (graphrun.banner)."""
+    if not banner.wanted(command):
+        return
+    http = config.http or {}
+    keys = settings.api_keys or settings.api_keys_file
+    text = banner.render(
+        command=command,
+        version=__version__,
+        url=banner.base_url(settings.host, settings.port),
+        data=f"PostgreSQL {redacted(settings.database_uri)}"
+        if settings.database_uri
+        else str(settings.data_dir.resolve()),
+        graphs=graphs,
+        console=not http.get("disable_ui"),
+        docs=not http.get("disable_meta"),
+        auth="auth.path of langgraph.json" if custom_auth else "an API key (x-api-key)" if keys else "",
+    )
+    banner.show(text)
+
+
 @contextlib.contextmanager
-def _listen(host: str, port: int) -> Iterator[socket.socket]:
+def _listen(host: str, port: int, choose: str = "--port or GRAPHRUN_PORT") -> Iterator[socket.socket]:
     """Bind before anything starts, so that a taken port is one clear error, not a worker that
     claims runs for a server that never serves."""
     try:
@@ -135,7 +160,8 @@ def _listen(host: str, port: int) -> Iterator[socket.socket]:
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        hint = f"; choose another port with {choose}" if exc.errno == errno.EADDRINUSE else ""
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from exc
     with sock:
         yield sock
 
@@ -314,6 +340,7 @@ async def serve_production(
                 ),
                 on_shutdown=svc.draining.set,
             )
+            _banner(settings, config, registry.graph_ids, command, custom_auth)
             await server.serve(sockets=[sock])
         else:
             await _until_signalled()

@@ -13,7 +13,7 @@ from langgraph_sdk import Auth
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import RedirectResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -91,6 +91,7 @@ def create_app(
     user_routes = _merge(app, user_app) if user_app is not None else []
     if not http.get("disable_ui"):
         _console(app)
+    _root(app, console=not http.get("disable_ui"), meta="disable_meta" not in disabled)
     # Outermost first: Observe, CORS (so that every refusal inside, 429 and 413 too, carries its headers
     # for a browser to read, and preflights are answered uncounted and without credentials), the rate
     # limit, the body limit, the user's middleware, authentication, the stream bound (per authenticated
@@ -169,8 +170,20 @@ def _console(app: FastAPI) -> None:
         return RedirectResponse("/console/")
 
     app.router.routes.append(Route("/console", to_console, include_in_schema=False))
-    app.router.routes.append(Route("/", to_console, include_in_schema=False))  # where a person lands
     app.mount("/console", StaticFiles(directory=CONSOLE, html=True), name="console")
+
+
+def _root(app: FastAPI, *, console: bool, meta: bool) -> None:
+    """``GET /``: a browser (asking for HTML) is led to the console; any other client gets what the
+    official server answers there, ``/ok``'s ``{"ok": true}``."""
+
+    async def root(request: Request) -> Response:
+        if console and "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse("/console/")
+        return JSONResponse({"ok": True})
+
+    if console or meta:
+        app.router.routes.append(Route("/", root, include_in_schema=False))
 
 
 def _console_or(other: Any) -> Any:

@@ -63,7 +63,7 @@ async def test_open_paths_need_no_key_and_the_rest_do(server: Server) -> None:
         assert (await http.get("/openapi.json")).status_code == 401
         # Files that hold no data: the documentation pages' scripts and the way to the console.
         assert (await http.get("/docs/assets/swagger-ui-bundle.js")).status_code == 200
-        assert (await http.get("/")).status_code == 307
+        assert (await http.get("/", headers={"accept": "text/html"})).status_code == 307
 
 
 async def test_cors_allows_no_other_origin_by_default_when_auth_is_on(server: Server) -> None:

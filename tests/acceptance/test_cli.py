@@ -3,15 +3,17 @@ line on stderr and exit code 2."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.acceptance._support import CONFIG
+from tests.acceptance._support import CONFIG, Server
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 
@@ -80,4 +82,34 @@ def test_a_taken_port_is_one_clear_error(tmp_path: Path) -> None:
         result = _graphrun("--config", str(CONFIG), "--port", str(port), data_dir=tmp_path / "data")
 
     assert result.returncode == 2
-    assert result.stderr.strip() == f"graphrun: cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert result.stderr.strip() == (
+        f"graphrun: cannot listen on 127.0.0.1:{port}: Address already in use; "
+        "choose another port with --port or GRAPHRUN_PORT"
+    )
+
+
+def test_dev_says_where_to_go_and_every_address_it_gives_answers(tmp_path: Path) -> None:
+    """The banner (on stderr: stdout stays JSON log lines) names the API, the console, the docs, the data
+    directory and the graphs; each address it gives answers, and the root leads to the console."""
+    server = Server(config=CONFIG, data_dir=tmp_path / "data", log_dir=tmp_path / "logs")
+    server.start()
+    try:
+        banner = (tmp_path / "logs" / "server-1.stderr.log").read_text()
+        rows = dict(
+            line.strip().split(None, 1)
+            for line in banner.splitlines()[1:]
+            if line.startswith("  ") and " " in line.strip()
+        )
+        assert banner.startswith("graphrun dev "), banner
+        assert rows["API"] == server.url
+        assert rows["Console"] == f"{server.url}/console"
+        assert rows["Docs"] == f"{server.url}/docs"
+        assert rows["Data"] == str((tmp_path / "data").resolve())
+        assert "echo" in rows["Graphs"].split(", ")
+        with httpx.Client() as http:
+            for name in ("API", "Console", "Docs"):
+                assert http.get(rows[name], follow_redirects=True).status_code == 200, name
+        stdout = (tmp_path / "logs" / "server-1.stdout.log").read_text().splitlines()
+        assert all(json.loads(line) for line in stdout if line.strip())
+    finally:
+        server.stop()

@@ -66,11 +66,16 @@ async def test_docs_pages_load_everything_from_this_server(http: httpx.AsyncClie
         assert asset.content, url
 
 
-async def test_the_root_leads_to_the_console(http: httpx.AsyncClient) -> None:
-    r = await http.get("/", follow_redirects=True)
-    assert r.status_code == 200
-    assert str(r.url).endswith("/console/")
-    assert "text/html" in r.headers["content-type"]
+async def test_the_root_leads_a_browser_to_the_console_and_answers_clients_as_ok(
+    http: httpx.AsyncClient,
+) -> None:
+    page = await http.get("/", headers={"accept": "text/html,*/*;q=0.8"}, follow_redirects=True)
+    assert page.status_code == 200
+    assert str(page.url).endswith("/console/")
+    assert "text/html" in page.headers["content-type"]
+    probe = await http.get("/")  # the official server answers {"ok": true} at /
+    assert probe.status_code == 200
+    assert probe.json() == {"ok": True}
 
 
 async def test_unknown_path_is_404(http: httpx.AsyncClient) -> None:

@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "metrics": 1,
     "instrument": 3,
     "resilience": 2,  # for graph authors: classifier, retries, breakers (reports to metrics)
+    "banner": 0,  # the start-up banner's text (imports no graphrun module)
     "testing": 0,  # for graph authors: a fault-injecting chat model (imports no graphrun module)
     "graphs": 3,
     "checkpointer": 3,
