@@ -50,6 +50,8 @@ class RunInstrument(BaseCallbackHandler):
     _parents: dict[UUID, UUID | None] = field(default_factory=dict)  # open chains -> their parent run
     # Tokens by "<provider>/<model>": {"input": n, "output": n}, stored with the run (analytics).
     usage: dict[str, dict[str, int]] = field(default_factory=dict)
+    # The nodes that started in this attempt (subgraphs' included), ``__start__`` (the input) among them.
+    started: set[str] = field(default_factory=set)
 
     # Called in the event loop, not on a thread: everything here is quick and must see the run's context.
     run_inline = True
@@ -87,6 +89,7 @@ class RunInstrument(BaseCallbackHandler):
         if task in self._tasks:
             return  # a runnable of the node's own name inside it (a node's function wrapped again)
         self._tasks[task] = run_id
+        self.started.add(node)
         attributes = {
             "graphrun.graph_id": self.graph_id,
             "graphrun.node": node,

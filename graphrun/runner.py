@@ -18,8 +18,8 @@ from typing import Any
 import structlog
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.constants import END
-from langgraph.errors import GraphDrained
+from langgraph.constants import END, START
+from langgraph.errors import EmptyInputError, GraphDrained, InvalidUpdateError
 from langgraph.pregel import Pregel
 from langgraph.runtime import RunControl
 from langgraph.types import Command
@@ -122,6 +122,8 @@ class Runner:
             error_type = "timeout" if settings.error_detail == "safe" else "TimeoutError"
             return await self._failed(graph, run, config, "timeout", error_type, why[0])
         except Exception as exc:
+            if _input_misfit(exc, run, instrument.started):
+                return await self._refuse_input(graph, run, config, exc)
             return await self._error(graph, run, config, exc, wire)
         if _ended_plainly(graph, run, seen):
             values = encoding.jsonable(seen.values)
@@ -158,6 +160,24 @@ class Runner:
             return await self._failed(graph, run, config, "error", code, f"{text} (run {run.run_id})")
         # As the official server: the exception's type and message (with secrets and personal data masked).
         return await self._failed(graph, run, config, "error", name, cause)
+
+    async def _refuse_input(
+        self, graph: Pregel[Any, Any], run: Run, config: RunnableConfig, exc: Exception
+    ) -> RunOutcome:
+        """The client's input does not fit the graph: the run ends ``error`` saying so, never answered by
+        an error boundary as if a service had failed, and logged as a warning without a traceback. What
+        LangGraph wrote of it is deleted: a bad input left in a checkpoint makes the thread's
+        state unreadable until the next input."""
+        await delete_runs(self._graphs.persistence.checkpointer, run.thread_id, [run.run_id])
+        metrics.RUN_FAILURES.labels(run.graph_id, "validation", "false").inc()
+        cause = redact.text(str(exc))
+        log.warning("run_input_refused", run_id=run.run_id, error=type(exc).__name__, message=cause)
+        what = f"The run's input does not fit the input of graph {run.graph_id!r}"
+        if self._settings.error_detail == "safe":
+            return await self._failed(
+                graph, run, config, "error", "invalid_input", f"{what} (run {run.run_id})"
+            )
+        return await self._failed(graph, run, config, "error", type(exc).__name__, f"{what}: {cause}")
 
     async def _answer_in_thread(
         self,
@@ -518,6 +538,19 @@ def _graph_context(graph: Pregel[Any, Any], context: Json) -> Json:
     if not properties:
         return context
     return {k: v for k, v in context.items() if k in properties}
+
+
+# What LangGraph raises for an input that does not fit the graph: not a dict (InvalidUpdateError), no
+# input at all (EmptyInputError), a pydantic input schema's ValidationError or a message that cannot be
+# coerced (both ValueErrors).
+_MISFIT = (InvalidUpdateError, EmptyInputError, ValueError)
+
+
+def _input_misfit(exc: Exception, run: Run, started: set[str]) -> bool:
+    """Did the run fail on its input, before any node of the graph ran? Only LangGraph's input step
+    (``__start__``: the input's mapping onto the state and its reducers) ran by then."""
+    fed = run.request.command is None and run.attempt == 1
+    return fed and isinstance(exc, _MISFIT) and started <= {START}
 
 
 def _input(value: Any, command: Json | None) -> Any:

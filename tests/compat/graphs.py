@@ -15,6 +15,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from langgraph_sdk.runtime import ServerRuntime
+from pydantic import BaseModel
 
 
 @dataclass
@@ -136,3 +137,24 @@ _fails = StateGraph(State)
 _fails.add_node("fail", _fail)
 _fails.add_edge(START, "fail")
 fails = _fails.compile(name="fails")
+
+
+# ---------------------------------------------------------------- an input schema that validates
+
+
+class Order(BaseModel):
+    """A pydantic state: LangGraph validates the input against it."""
+
+    quantity: int
+    filled: bool = False
+
+
+def _fill(state: Order) -> dict[str, Any]:
+    return {"filled": True}
+
+
+_orders = StateGraph(Order)
+_orders.add_node("fill", _fill)
+_orders.add_edge(START, "fill")
+_orders.add_edge("fill", END)
+orders = _orders.compile(name="orders")

@@ -1,13 +1,17 @@
-"""What real clients send, in both modes: the chat UI's approvals (``input`` beside ``command``) and a
-``Last-Event-ID`` that is no event id.
+"""What real clients send, in both modes: the chat UI's approvals (``input`` beside ``command``), a
+``Last-Event-ID`` that is no event id, and an input that does not fit the graph.
 
 Every expectation was first observed on the official server (``langgraph dev``, langgraph-api 0.16.7):
 a command wins over an input sent with it, on every run endpoint, whether the input is ``{}``, ``null``
-or a real value; a run's stream joined with a header that is no event id follows from now on.
+or a real value; a run's stream joined with a header that is no event id follows from now on; an input
+that does not fit the graph is accepted and the run ends ``error`` (graphrun's message says the input
+did not fit, and keeps nothing of it in the thread).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +19,12 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from tests.acceptance._support import as_dict, sse_events
+from tests.acceptance._support import as_dict, eventually, sse_events
+from tests.compat.conftest import Target
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(120)]
 
-CONFIG = Path(__file__).resolve().parent / "protocol.json"
+CONFIG = Path(__file__).resolve().parent / "clients.json"
 
 ASKED = {"draft": "a plan"}  # the `asks` graph's values while it waits at its question
 
@@ -175,3 +180,71 @@ async def test_the_thread_stream_still_refuses_a_last_event_id_that_is_no_event_
     response = await http.get(f"/threads/{thread_id}/stream", headers={"Last-Event-ID": "not-an-id"})
 
     assert response.status_code == 422, response.text
+
+
+# ---------------------------------------------------------------- input that does not fit the graph
+
+
+async def _refused(client: LangGraphClient, http: httpx.AsyncClient, graph: str, given: Any) -> Any:
+    """Run ``given`` on a new thread of ``graph``; the run (which must have ended ``error``) and its
+    thread id."""
+    thread_id: str = (await client.threads.create())["thread_id"]
+    response = await http.post(
+        f"/threads/{thread_id}/runs/wait", json={"assistant_id": graph, "input": given}
+    )
+    assert response.status_code == 200, response.text  # as the official server: the run is accepted
+    error = response.json()["__error__"]
+    assert "does not fit the input of graph" in error["message"], error
+    [run] = await client.runs.list(thread_id)
+    assert run["status"] == "error"
+    return thread_id, run["run_id"], error
+
+
+@pytest.mark.parametrize(
+    ("graph", "given", "cause"),
+    [
+        ("chats", "hi", "Expected dict"),
+        ("chats", [1, 2], "Expected dict"),
+        ("chats", {"messages": [{"foo": 1}]}, "'role' and 'content'"),
+        ("orders", {"quantity": "many"}, "valid integer"),
+    ],
+    ids=["string", "list", "not-a-message", "schema-validation"],
+)
+async def test_an_input_that_does_not_fit_ends_the_run_in_error_saying_so(
+    client: LangGraphClient, http: httpx.AsyncClient, target: Target, graph: str, given: Any, cause: str
+) -> None:
+    thread_id, run_id, error = await _refused(client, http, graph, given)
+
+    assert cause in error["message"]
+    thread = await client.threads.get(thread_id)
+    assert thread["status"] == "error"
+    state = await client.threads.get_state(thread_id)  # nothing of the bad input was kept
+    assert (state["values"], state["next"]) == ({}, [])
+    lines = await eventually(
+        lambda: _log_lines(target, run_id),
+        lambda found: any(line.get("event") == "run_input_refused" for line in found),
+        what="the refusal to be logged",
+    )
+    assert [line for line in lines if line.get("level") in ("error", "critical")] == []
+
+
+async def test_a_thread_whose_input_did_not_fit_takes_a_good_one_next(
+    client: LangGraphClient, http: httpx.AsyncClient
+) -> None:
+    thread_id, _, _ = await _refused(client, http, "chats", {"messages": [{"foo": 1}]})
+
+    good: Any = {"messages": [{"role": "user", "content": "hi"}]}
+    output = await client.runs.wait(thread_id, "chats", input=good)
+
+    assert [m["type"] for m in as_dict(output)["messages"]] == ["human", "ai"]
+    assert (await client.threads.get(thread_id))["status"] == "idle"
+
+
+async def _log_lines(target: Target, run_id: str) -> list[dict[str, Any]]:
+    """The server's JSON log lines about ``run_id``."""
+    found = []
+    for line in target.logs().splitlines():
+        if run_id in line and line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                found.append(json.loads(line))
+    return found
