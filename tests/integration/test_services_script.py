@@ -176,3 +176,31 @@ def test_starts_secantusdb_when_no_mongodb_answers_and_stops_it_after() -> None:
     client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(uri, serverSelectionTimeoutMS=2000)
     with client, pytest.raises(pymongo.errors.ServerSelectionTimeoutError):
         client.admin.command("ping")
+
+
+def test_the_database_it_creates_on_a_given_server_is_dropped_after(tmp_path: Path) -> None:
+    """The server may be the user's own (GRAPHRUN_TEST_DATABASE_URI, or one on 127.0.0.1:5432): the
+    database made for the run is gone after it."""
+    given = os.environ.get("GRAPHRUN_TEST_DATABASE_URI")
+    if not given:
+        pytest.fail("GRAPHRUN_TEST_DATABASE_URI is not set: run the tests through scripts/services")
+    env = _env(
+        GRAPHRUN_SERVICES_NEED="postgres",
+        GRAPHRUN_SERVICES_DIR=str(tmp_path / "services"),
+        GRAPHRUN_TEST_DATABASE_URI=given,
+        PYTHON=sys.executable,
+    )
+    used = (
+        'import os, psycopg; psycopg.connect(os.environ["GRAPHRUN_TEST_DATABASE_URI"]).close(); print("used")'
+    )
+
+    done = _services(env, "bash", "-c", 'env && "$PYTHON" -c "$0"', used)
+
+    assert done.returncode == 0, done.stderr
+    assert "used" in done.stdout.splitlines()
+    created = _exported(done.stdout)["GRAPHRUN_TEST_DATABASE_URI"].rsplit("/", 1)[1]
+    assert created.startswith("graphrun_test_")
+    assert created != given.rsplit("/", 1)[1]
+    with psycopg.connect(given) as conn:
+        left = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (created,)).fetchone()
+    assert left == (0,), f"database {created} was left on the server"
