@@ -52,7 +52,7 @@ _REFUSED = {
 }
 # `http`, as the official server takes it: every key is applied (graphrun.api.app, graphrun.serve) but
 # `mount_prefix`, which stops start-up. `logging_headers` holds already: graphrun logs no request header.
-# disable_ui turns off the web console (/console); disable_a2a names routes graphrun does not serve.
+# disable_ui turns off the web console (/console); disable_a2a the A2A endpoints and agent cards.
 _HTTP_SCHEMA: _SectionSchema = {
     "app": str,
     "cors": dict,

@@ -24,10 +24,10 @@ from graphrun.api import auth, authz, docs, errors
 from graphrun.api.deps import HeaderPolicy, Services
 from graphrun.api.limits import BodyLimit, RateLimit, StreamBound
 from graphrun.api.observe import Observe
-from graphrun.api.routes import assistants, crons, mcp, meta, protocol, runs, stats, store, threads
+from graphrun.api.routes import a2a, assistants, crons, mcp, meta, protocol, runs, stats, store, threads
 
 # ``http.disable_*`` keys graphrun applies (disable_ui, the console, and disable_webhooks are applied
-# apart); disable_a2a names routes graphrun does not serve, so it holds already.
+# apart).
 DISABLE_KEYS = (
     "disable_assistants",
     "disable_threads",
@@ -35,6 +35,7 @@ DISABLE_KEYS = (
     "disable_store",
     "disable_meta",
     "disable_mcp",
+    "disable_a2a",
 )
 META_PATHS = frozenset({"/ok", "/info", "/metrics"})
 FASTAPI_OWN = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
@@ -132,9 +133,10 @@ def _routers(disabled: set[str]) -> list[Any]:
         "disable_runs": {runs, crons},
         "disable_store": {store},
         "disable_mcp": {mcp},
+        "disable_a2a": {a2a},
     }
     gone = set().union(*(off.get(key, set()) for key in disabled))
-    every = (meta, assistants, threads, crons, runs, protocol, store, stats, mcp)
+    every = (meta, assistants, threads, crons, runs, protocol, store, stats, mcp, a2a)
     return [m for m in every if m not in gone]
 
 

@@ -53,6 +53,12 @@ async def test_disabled_routes_are_gone(http: httpx.AsyncClient) -> None:
     assert (await http.get("/store/items", params={"key": "k"}, headers=auth)).status_code == 404
     assert (await http.post("/store/namespaces", json={}, headers=auth)).status_code in (404, 405)
     assert (await http.post("/threads/count", json={}, headers=auth)).status_code == 200
+    # http.disable_a2a: no agent cards, no A2A endpoint.
+    assistant = (await http.post("/assistants/search", json={}, headers=auth)).json()[0]["assistant_id"]
+    card = await http.get("/.well-known/agent-card.json", params={"assistant_id": assistant}, headers=auth)
+    assert card.status_code == 404
+    rpc = {"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "x"}}
+    assert (await http.post(f"/a2a/{assistant}", json=rpc, headers=auth)).status_code in (404, 405)
 
 
 async def test_runs_get_the_included_headers_in_their_configurable(alice: LangGraphClient) -> None:
