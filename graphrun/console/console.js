@@ -21,7 +21,8 @@ async function api(method, path, body) {
     try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
     throw new Error(`${method} ${path}: ${response.status} ${detail}`);
   }
-  return response.status === 204 ? null : response.json();
+  const answer = await response.text(); // a cancel is 202 with no body
+  return answer ? JSON.parse(answer) : null;
 }
 
 // Server-sent events read from a fetch body (EventSource cannot POST or send headers).
@@ -176,6 +177,20 @@ async function loadAssistants() {
   }
 }
 
+// Ids are time-ordered, so their first characters are alike: lists show the time to the second and the
+// first message instead, and the full id on hover.
+function when(iso) {
+  return new Date(iso).toLocaleString([], {
+    month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+}
+
+function firstMessage(values) {
+  const messages = (values && values.messages) || [];
+  const first = messages.find((m) => m.type === "human") || messages[0];
+  return first ? text(first.content).trim() : "";
+}
+
 async function loadThreads() {
   const query = $("thread-search").value.trim();
   const body = { limit: 50 };
@@ -190,7 +205,14 @@ async function loadThreads() {
   for (const t of threads) {
     const li = document.createElement("li");
     li.dataset.threadId = t.thread_id;
-    li.textContent = `${t.thread_id.slice(0, 8)} · ${t.status} · ${new Date(t.updated_at).toLocaleString()}`;
+    li.title = t.thread_id;
+    const first = document.createElement("span");
+    first.className = "first-message";
+    first.textContent = firstMessage(t.values) || "(no messages yet)";
+    const meta = document.createElement("span");
+    meta.className = "muted";
+    meta.textContent = `${t.status} · ${when(t.created_at)}`;
+    li.append(first, meta);
     if (t.thread_id === state.threadId) li.className = "current";
     li.onclick = () => guarded(() => openThread(t.thread_id));
     list.appendChild(li);
@@ -237,7 +259,9 @@ async function refreshThread() {
   for (const r of runs) {
     const tr = document.createElement("tr");
     tr.dataset.runId = r.run_id;
-    tr.innerHTML = `<td>${r.run_id.slice(0, 8)}</td><td class="status">${r.status}</td><td></td>`;
+    tr.title = r.run_id;
+    tr.innerHTML = `<td class="created"></td><td class="status">${r.status}</td><td></td>`;
+    tr.querySelector(".created").textContent = when(r.created_at);
     if (r.status === "pending" || r.status === "running") {
       const cancel = document.createElement("button");
       cancel.textContent = "cancel";

@@ -17,6 +17,7 @@ import pytest
 from langgraph_sdk import get_client
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from tests.acceptance._support import human
 from tests.acceptance.test_example_agent import EXAMPLE_CONFIG, PROVIDER_ENV_VARS, OfflineServer
 from tests.compat.conftest import production
 
@@ -170,9 +171,41 @@ async def test_threads_are_listed_and_searched(server: OfflineServer, browser: B
     await page.fill("#thread-search", "team=console-search")
 
     await expect(page.locator("#threads li")).to_have_count(1)
-    await expect(page.locator("#threads li")).to_contain_text(tagged["thread_id"][:8])
+    await expect(page.locator("#threads li")).to_contain_text("(no messages yet)")
+    await expect(page.locator("#threads li")).to_have_attribute("title", tagged["thread_id"])
     await page.locator("#threads li").click()
     await expect(page.locator("#thread-title")).to_contain_text(tagged["thread_id"])
+
+
+async def test_threads_made_together_are_told_apart_and_the_page_has_an_icon(
+    server: OfflineServer, browser: Browser
+) -> None:
+    """Time-ordered ids begin alike: the list shows each thread's first message and its time to the
+    second, the full id on hover."""
+    ids = []
+    async with get_client(url=server.url, api_key=None) as client:
+        for word in ("apples", "pears"):
+            thread: Any = await client.threads.create(metadata={"team": "console-apart"})
+            await client.runs.wait(thread["thread_id"], "agent", input=human(f"say {word}"))
+            ids.append(thread["thread_id"])
+    page = await _page(browser, server.url)
+
+    await page.fill("#thread-search", "team=console-apart")
+
+    items = page.locator("#threads li")
+    await expect(items).to_have_count(2)
+    for thread_id, word in zip(ids, ("apples", "pears"), strict=True):
+        item = page.locator(f'#threads li[data-thread-id="{thread_id}"]')
+        await expect(item).to_have_attribute("title", thread_id)
+        await expect(item.locator(".first-message")).to_have_text(f"say {word}")
+        await expect(item).to_contain_text(re.compile(r"\d{2}:\d{2}:\d{2}"))
+    await items.first.click()
+    await expect(page.locator("#runs tr").first).to_have_attribute("title", re.compile("^[0-9a-f-]{36}$"))
+    icon = await page.locator("link[rel=icon]").get_attribute("href")
+    assert icon
+    answer = await page.request.get(f"{server.url}/console/{icon}")
+    assert answer.status == 200
+    assert "svg" in answer.headers["content-type"]
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +222,7 @@ async def test_a_running_run_is_listed_and_cancelled(slow_server: OfflineServer,
     thread_id = (await page.locator("#thread-title").inner_text()).removeprefix("Thread ").strip()
 
     # The page lists runs after each change; look again while the run is under way.
-    await page.locator("#threads li", has_text=thread_id[:8]).click()
+    await page.locator(f'#threads li[data-thread-id="{thread_id}"]').click()
     row = page.locator("#runs tr").first
     await expect(row.locator(".status")).to_have_text(re.compile("pending|running"))
     await row.locator("button", has_text="cancel").click()
@@ -197,6 +230,7 @@ async def test_a_running_run_is_listed_and_cancelled(slow_server: OfflineServer,
     await expect(page.locator("#runs tr").first.locator(".status")).to_have_text(
         "interrupted", timeout=15_000
     )
+    await expect(page.locator("#error")).to_be_empty()  # the cancel's empty 202 is no error
     await _shot(page, "cancelled")
 
 
