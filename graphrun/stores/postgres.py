@@ -34,13 +34,22 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from graphrun import errors, metrics, sql
 from graphrun.settings import redacted
-from graphrun.stores._sqlstore import Db, SqlStore
+from graphrun.stores._sql import Capabilities, Db, SqlStore
 
 log = structlog.get_logger("graphrun.stores.postgres")
 
 T = TypeVar("T")
 NEW_RUN_CHANNEL = "graphrun_new_run"
 _RETRIES = 3
+# Several processes write at once (row locks, a migration lock), and the hot path's writes are one
+# statement each where a PL/pgSQL function or a CTE can make them so (see the module's docstring).
+CAPABILITIES = Capabilities(
+    migration_lock=True,
+    row_locks=True,
+    insert_run_marks_busy=True,
+    one_statement_new_thread_run=True,
+    one_statement_finish=True,
+)
 # Longest a transaction waits for a pooled connection: with the database down, answer 503 fast rather
 # than hold the request for psycopg_pool's default 30 s.
 connection_wait_s = 5.0
@@ -74,7 +83,7 @@ class PostgresStore(SqlStore):
         max_lifetime_s: float = 3600.0,
         migrate: bool = True,
     ) -> None:
-        super().__init__(sql.queries("postgres"))
+        super().__init__(sql.queries("postgres"), CAPABILITIES)
         self.conninfo = conninfo
         self._migrate_on_open = migrate
         # Single statements (the hot path) on the async pool; transactions on the synchronous one, which

@@ -20,9 +20,12 @@ import aiosqlite
 
 from graphrun import sql
 from graphrun.stores import _json
-from graphrun.stores._sqlstore import Db, SqlStore
+from graphrun.stores._sql import Capabilities, Db, SqlStore
 
 SAVER_Q = sql.queries("sqlite", "saver")
+# None: one writer connection serializes every write (no row locks needed, no other process migrating
+# meanwhile), and a write transaction costs no round trips worth saving with one-statement forms.
+CAPABILITIES = Capabilities()
 _PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=10000")
 T = TypeVar("T")
 
@@ -61,7 +64,7 @@ class SqliteStore(SqlStore):
     """``ControlStore`` on a SQLite file. Use as ``async with SqliteStore(path) as store``."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(sql.queries("sqlite"))
+        super().__init__(sql.queries("sqlite"), CAPABILITIES)
         self.path = path
         self._writer = _Connection(path, "writer")
         self._reader = _Connection(path, "reader")

@@ -11,7 +11,7 @@ import pytest
 from graphrun import sql
 from graphrun.models import new_id, utcnow
 from graphrun.stores import _rows
-from graphrun.stores._sqlstore import SqlStore
+from graphrun.stores._sql import SqlStore
 from graphrun.stores.postgres import PostgresStore
 from tests.conformance._servers import pg_schema
 

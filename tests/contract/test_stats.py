@@ -1,5 +1,5 @@
 """``ControlStore.run_stats``: the same figures from SQLite and PostgreSQL, for runs laid out at known times
-(the store's clock is the one fake: ``_sqlstore.utcnow``)."""
+(the store's clock is the one fake: ``stores/_sql/core.utcnow``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from graphrun.models import RunStats, new_id, utcnow
-from graphrun.stores import _sqlstore
+from graphrun.stores._sql import core
 from graphrun.stores.base import ControlStore
 from graphrun.types import Json, RunStatus
 
@@ -27,7 +27,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock(utcnow() + timedelta(minutes=1))  # ahead of the real one: runs are due at once
-    monkeypatch.setattr(_sqlstore, "utcnow", fake)
+    monkeypatch.setattr(core, "utcnow", fake)
     return fake
 
 

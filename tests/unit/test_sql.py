@@ -6,6 +6,7 @@ then prepares every named query against the result: a column a query uses but no
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -14,10 +15,12 @@ from pathlib import Path
 import pytest
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-import graphrun.stores._sqlstore
+import graphrun.stores._sql
+import graphrun.stores.postgres
 import graphrun.stores.sqlite
 from graphrun import sql
 from graphrun.stores._json import sql_contains
+from graphrun.stores._sql import Capabilities
 
 _PARAM = re.compile(r":(\w+)")
 _STORE_REFERENCE = re.compile(r"""(?:Q\[|_q\[|_one\(|_all\(|_read_one\(|_read_all\()\s*["'](\w+)["']""")
@@ -74,23 +77,53 @@ def test_queries_are_named_and_non_empty() -> None:
         assert "-- name:" not in text, name
 
 
+CAPABILITIES = {
+    "sqlite": graphrun.stores.sqlite.CAPABILITIES,
+    "postgres": graphrun.stores.postgres.CAPABILITIES,
+}
+# The queries a capability brings (declared), or that stand in for it (not declared).
+CAPABILITY_QUERIES: dict[str, tuple[set[str], set[str]]] = {
+    "migration_lock": ({"lock_migrations"}, set()),
+    "row_locks": ({"lock_thread"}, set()),
+    "insert_run_marks_busy": (set(), {"mark_thread_busy"}),
+    "one_statement_new_thread_run": ({"insert_run_on_new_thread"}, set()),
+    "one_statement_finish": ({"finish_run_and_thread"}, set()),
+}
+
+
+def _store_source() -> str:
+    """The control-store logic, written once (``stores/_sql/``, one module per noun)."""
+    folder = Path(graphrun.stores._sql.__file__).parent
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.py")))
+
+
+def test_every_capability_names_its_queries() -> None:
+    assert set(CAPABILITY_QUERIES) == {f.name for f in dataclasses.fields(Capabilities)}
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_dialect_has_a_capabilitys_queries_exactly_when_its_adapter_declares_it(dialect: str) -> None:
+    """The store tells the dialects apart by the adapters' ``Capabilities``, never by looking for a
+    query: a capability declared without its query would fail at run time, one left undeclared would
+    leave its query unused."""
+    queries = set(sql.queries(dialect))
+    for name, (brought, replaced) in CAPABILITY_QUERIES.items():
+        declared = getattr(CAPABILITIES[dialect], name)
+        present, absent = (brought, replaced) if declared else (replaced, brought)
+        assert present <= queries, (dialect, name)
+        assert not absent & queries, (dialect, name)
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_every_query_the_store_uses_exists(dialect: str) -> None:
-    """The control-store logic is written once (``_sqlstore.py``): each dialect has every query it names."""
-    source = Path(graphrun.stores._sqlstore.__file__).read_text(encoding="utf-8")
-    used = set(_STORE_REFERENCE.findall(source))
-    # Dialect hooks, run only where defined (Postgres' insert_run marks the thread busy itself, and it
-    # creates a run on a new thread in one statement).
-    optional = {
-        "lock_migrations",
-        "lock_thread",
-        "mark_thread_busy",
-        "insert_run_on_new_thread",
-        "finish_run_and_thread",
-    }
+    """Each dialect has every query the store names, but those of the capabilities its adapter lacks."""
+    used = set(_STORE_REFERENCE.findall(_store_source()))
+    missing: set[str] = set()
+    for name, (brought, replaced) in CAPABILITY_QUERIES.items():
+        missing |= replaced if getattr(CAPABILITIES[dialect], name) else brought
 
     assert used, "the pattern no longer finds the store's query references"
-    assert used - optional - set(sql.queries(dialect)) == set()
+    assert used - missing - set(sql.queries(dialect)) == set()
 
 
 def test_the_sqlite_adapter_uses_only_saver_queries_of_its_own() -> None:
