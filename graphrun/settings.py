@@ -57,7 +57,9 @@ class Settings:
         "paths answered without authentication (comma-separated); add /metrics or /docs to open them",
     )
     max_streams_per_owner: int = _setting(
-        100, "streams", "open event streams one caller may hold on an API process; 0: no bound"
+        100,
+        "streams",
+        "open streams and waits (join, wait, MCP calls) one caller may hold on an API process; 0: no bound",
     )
     api_keys: str = _setting(
         "", "list", "owner=key entries (comma-separated) a request must carry one of; empty: no keys"

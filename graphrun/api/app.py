@@ -22,7 +22,7 @@ import graphrun
 from graphrun import errors as graphrun_errors
 from graphrun.api import auth, authz, docs, errors
 from graphrun.api.deps import HeaderPolicy, Services
-from graphrun.api.limits import BodyLimit, RateLimit, StreamBound
+from graphrun.api.limits import BodyLimit, Limiter, RateLimit, StreamBound
 from graphrun.api.observe import Observe
 from graphrun.api.routes import a2a, assistants, crons, mcp, meta, protocol, runs, stats, store, threads
 
@@ -95,13 +95,17 @@ def create_app(
     _root(app, console=not http.get("disable_ui"), meta="disable_meta" not in disabled)
     # Outermost first: Observe, CORS (so that every refusal inside, 429 and 413 too, carries its headers
     # for a browser to read, and preflights are answered uncounted and without credentials), the rate
-    # limit, the body limit, the user's middleware, authentication, the stream bound (per authenticated
-    # caller). With `middleware_order: auth_first` the user's middleware goes inside.
+    # limit's budget of refused credentials, the body limit, the user's middleware, authentication, the
+    # rate limit per authenticated caller, the stream bound (per authenticated caller). With
+    # `middleware_order: auth_first` the user's middleware goes inside.
     auth_first = http.get("middleware_order") == "auth_first"
+    limiter = Limiter(settings.rate_limit, settings.redis_uri) if settings.rate_limit else None
     if settings.max_streams_per_owner:
         app.add_middleware(StreamBound, limit=settings.max_streams_per_owner)
     if user_app is not None and auth_first:
         _add_user_middleware(app, user_app)
+    if limiter is not None:
+        app.add_middleware(RateLimit.Caller, limiter=limiter)
     if policy is not None:
         user_open = None if http.get("enable_custom_route_auth") else _matcher(user_routes)
         is_open = _console_or(user_open)
@@ -111,8 +115,8 @@ def create_app(
     if user_app is not None and not auth_first:
         _add_user_middleware(app, user_app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    if settings.rate_limit:
-        app.add_middleware(RateLimit, limit=settings.rate_limit, redis_uri=settings.redis_uri)
+    if limiter is not None:
+        app.add_middleware(RateLimit, limiter=limiter)
     app.add_middleware(CORSMiddleware, **_cors(svc, http.get("cors"), policy is not None))
     app.add_middleware(Observe)
     _security_schemes(app, (auth_config or {}).get("openapi"))

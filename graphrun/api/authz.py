@@ -39,7 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphrun import errors
 from graphrun.api.auth import ApiKeys
-from graphrun.api.limits import send_error
+from graphrun.api.limits import presented_credential, send_error
 from graphrun.stores._json import contains
 from graphrun.types import Json
 
@@ -49,6 +49,9 @@ log = structlog.get_logger("graphrun.auth")
 Scope_ = list[Json] | None
 
 SYSTEM = {"created_by": "system"}  # the metadata of the configured graphs' own assistants
+# Metadata keys only the server writes: a client's are dropped where a policy is on (an assistant a client
+# marks ``created_by: system`` would otherwise be listed, and run, as everyone's).
+RESERVED_METADATA = frozenset(SYSTEM)
 
 
 class User:
@@ -177,10 +180,7 @@ class KeysPolicy:
         self.keys = ApiKeys(digests)
 
     async def authenticate(self, request: Request) -> Caller:
-        presented = request.headers.get("x-api-key", "")
-        authorization = request.headers.get("authorization", "")
-        if not presented and authorization.lower().startswith("bearer "):
-            presented = authorization[7:].strip()
+        presented = presented_credential(request.headers.raw)
         owner = self.keys.owner(presented) if presented else None
         if owner is None:
             raise errors.Refused(
@@ -562,6 +562,10 @@ class Access:
     async def scope(self, resource: str, action: str, value: Json) -> Scope_:
         if self.policy is None or self.caller is None:
             return None
+        metadata = value.get("metadata")
+        if resource == "assistants" and action in ("create", "update") and isinstance(metadata, dict):
+            for key in RESERVED_METADATA:
+                metadata.pop(key, None)
         return await self.policy.authorize(self.caller, resource, action, value)
 
 

@@ -1,5 +1,5 @@
-"""``GRAPHRUN_RATE_LIMIT`` with API keys on: each key is its own budget, and a client cannot get a fresh
-budget by inventing a new key per request, since refused credentials count against the address. Past
+"""``GRAPHRUN_RATE_LIMIT`` with API keys on: each key's owner is its own budget, and a client cannot get
+a fresh budget by inventing a new key per request, since refused credentials count against the address. Past
 that, the address's credentials are refused unread, but for keys the server has seen accepted."""
 
 from __future__ import annotations
@@ -28,4 +28,4 @@ async def test_invented_keys_share_their_addresss_budget_and_real_keys_keep_thei
     # alice's key, from the same address, keeps its own budget (of which she has used one).
     mine = [await http.post("/threads/count", json={}, headers={"x-api-key": ALICE_KEY}) for _ in range(5)]
     assert [a.status_code for a in mine] == [200] * 4 + [429]
-    assert "too many requests from this API key" in mine[-1].json()["detail"]
+    assert "too many requests from caller 'alice'" in mine[-1].json()["detail"]

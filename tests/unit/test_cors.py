@@ -68,6 +68,7 @@ async def test_refusals_of_the_limits_carry_cors_headers_for_the_browser() -> No
     origin = {"origin": "https://app.example"}
     async with httpx.AsyncClient(transport=transport, base_url="http://graphrun") as http:
         too_big = await http.post("/threads", content=b"x" * 100, headers=origin)
+        assert (await http.get("/nothing-here", headers=origin)).status_code == 404  # counted
         too_many = await http.post("/threads", json={}, headers=origin)
         preflight = await http.options("/threads", headers=PREFLIGHT)  # answered, not counted
 
