@@ -265,9 +265,10 @@ class StreamBound:
     """At most ``limit`` open event streams (``…/stream``, ``…/stream/events``) and long waits (``…/join``,
     ``…/wait``, ``/mcp``, whose ``tools/call`` waits for its run) per caller in this API process
     (``GRAPHRUN_MAX_STREAMS_PER_OWNER``); past it, 429 with ``Retry-After`` (a WebSocket, which counts as
-    one stream however many subscriptions it holds, is refused at its handshake). Each holds a connection for as
-    long as its run lasts (up to an hour), so they are counted together. The caller is the authenticated
-    owner, else the client address. It sits inside authentication, which names the caller."""
+    one stream however many subscriptions it holds, is refused at its handshake). Each holds a
+    connection for as long as its run lasts (up to an hour), so they are counted together. The caller
+    is the authenticated owner, else the client address. It sits inside authentication, which names
+    the caller."""
 
     SUFFIXES = ("/stream", "/stream/events", "/join", "/wait")
 
