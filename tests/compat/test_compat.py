@@ -246,3 +246,23 @@ async def test_deleting_threads_while_their_runs_finish_always_succeeds(client: 
         with pytest.raises(httpx.HTTPStatusError) as caught:
             await client.threads.get(thread_id)
         assert status_of(caught.value) == 404
+
+
+async def test_ok_lists_the_data_dependencies_and_checks_them_on_request(
+    http: httpx.AsyncClient, target: Any
+) -> None:
+    """As the official server's ``/ok``: its in-memory runtime lists no dependency, its production
+    runtime PostgreSQL and Redis (``skipped``, or checked with ``check_db=1``)."""
+    production = not hasattr(target, "data_dir")
+    plain, checked, bad = (
+        await http.get("/ok"),
+        await http.get("/ok", params={"check_db": "1"}),
+        await http.get("/ok", params={"check_db": "yes"}),
+    )
+    names = ["postgres", "redis"] if production else []
+    assert plain.json() == {"ok": True, "services": dict.fromkeys(names, "skipped")}
+    assert (checked.status_code, checked.json()) == (
+        200,
+        {"ok": True, "services": dict.fromkeys(names, "healthy")},
+    )
+    assert bad.status_code == 400

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
@@ -17,9 +17,25 @@ router = APIRouter(tags=["meta"])
 
 
 @router.get("/ok")
-async def ok() -> Json:
-    """Alive: the process answers. Says nothing about its dependencies (that is /ready)."""
-    return {"ok": True}
+async def ok(svc: Svc, check_db: str = "0") -> JSONResponse:
+    """Alive: the process answers, with its data dependencies as the official server lists them
+    (``postgres`` and ``redis`` in production mode; none in embedded mode, like its in-memory
+    runtime): ``skipped``, or with ``?check_db=1`` ``healthy``/``unhealthy`` (500 when one is).
+    Readiness, draining included, is ``/ready``."""
+    if check_db not in ("0", "1"):
+        return JSONResponse({"detail": "check_db must be 0 or 1"}, status_code=400)
+    probes: dict[str, Callable[[], Awaitable[object]]] = {}
+    if svc.settings.database_uri:
+        probes["postgres"] = lambda: svc.store.count_assistants(None, {}, None)
+    if svc.settings.redis_uri:
+        probes["redis"] = svc.bus.ping
+    if check_db == "0":
+        return JSONResponse({"ok": True, "services": dict.fromkeys(probes, "skipped")})
+    services = {
+        name: "healthy" if await _check(probe()) == "ok" else "unhealthy" for name, probe in probes.items()
+    }
+    healthy = all(state == "healthy" for state in services.values())
+    return JSONResponse({"ok": healthy, "services": services}, status_code=200 if healthy else 500)
 
 
 @router.get("/health")
