@@ -1,5 +1,6 @@
 """What graphrun needs of a checkpointer beyond LangGraph's own calls: copying a thread, deleting a
-run's checkpoints (rollback), pruning a thread to its latest checkpoints, deleting a thread everywhere.
+run's checkpoints (rollback), pruning a thread to its latest checkpoints, deleting a thread everywhere,
+what a thread's checkpoints weigh.
 
 The savers themselves are opened by ``savers.py``. Known gaps of the official savers are worked around
 here, in one place, each with a test that shows it is still needed.
@@ -120,6 +121,48 @@ async def keep_latest(saver: BaseCheckpointSaver[Any], thread_id: str) -> None:
         kept = [t._replace(parent_config=None) for t in latest.values()]
         await saver.adelete_thread(thread_id)
         await _replay(saver, kept, thread_id)
+
+
+async def thread_storage(saver: BaseCheckpointSaver[Any], thread_id: str) -> dict[str, Any]:
+    """Bytes a thread's checkpoints take, in the official server's shape: the checkpoints themselves
+    (without their channel values), each channel's stored versions, and the pending writes.
+
+    Measured through the saver's public API as its serializer writes them (``serde.dumps_typed``), so
+    it holds for every saver; a channel value counts once per version, as the savers that keep values
+    apart from checkpoints store them (the SQLite saver keeps them inside each checkpoint: on disk it
+    takes more).
+    """
+    serde = saver.serde
+    checkpoints = checkpoint_bytes = writes = write_bytes = 0
+    by_channel: dict[str, dict[str, int]] = {}
+    seen: set[tuple[str, str, str]] = set()
+    async for t in saver.alist(_thread(thread_id)):
+        namespace = t.config["configurable"].get("checkpoint_ns", "")
+        values = t.checkpoint.get("channel_values", {})
+        bare = {k: v for k, v in t.checkpoint.items() if k != "channel_values"}
+        checkpoints += 1
+        checkpoint_bytes += len(serde.dumps_typed(bare)[1]) + len(serde.dumps_typed(t.metadata)[1])
+        for channel, version in t.checkpoint.get("channel_versions", {}).items():
+            if channel not in values or (namespace, channel, str(version)) in seen:
+                continue
+            seen.add((namespace, channel, str(version)))
+            entry = by_channel.setdefault(channel, {"versions": 0, "bytes": 0})
+            entry["versions"] += 1
+            entry["bytes"] += len(serde.dumps_typed(values[channel])[1])
+        for _task, _channel, value in t.pending_writes or []:
+            writes += 1
+            write_bytes += len(serde.dumps_typed(value)[1])
+    channel_bytes = sum(e["bytes"] for e in by_channel.values())
+    return {
+        "total_bytes": checkpoint_bytes + channel_bytes + write_bytes,
+        "checkpoints": {"count": checkpoints, "bytes": checkpoint_bytes},
+        "channel_values": {
+            "count": sum(e["versions"] for e in by_channel.values()),
+            "bytes": channel_bytes,
+            "by_channel": by_channel,
+        },
+        "pending_writes": {"count": writes, "bytes": write_bytes},
+    }
 
 
 def _thread(thread_id: str) -> RunnableConfig:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -266,3 +267,32 @@ async def test_ok_lists_the_data_dependencies_and_checks_them_on_request(
         {"ok": True, "services": dict.fromkeys(names, "healthy")},
     )
     assert bad.status_code == 400
+
+
+async def test_a_threads_storage_counts_its_checkpoints_channels_and_writes(
+    client: LangGraphClient, http: httpx.AsyncClient
+) -> None:
+    """``GET /threads/{id}/storage``, in the official server's shape (its in-memory runtime answers it)."""
+    thread = await client.threads.create()
+    empty = (await http.get(f"/threads/{thread['thread_id']}/storage")).json()
+    assert empty == {
+        "thread_id": thread["thread_id"],
+        "total_bytes": 0,
+        "checkpoints": {"count": 0, "bytes": 0},
+        "channel_values": {"count": 0, "bytes": 0, "by_channel": {}},
+        "pending_writes": {"count": 0, "bytes": 0},
+    }
+    await client.runs.wait(thread["thread_id"], "sleepy", input={"seconds": 0})
+    storage = (await http.get(f"/threads/{thread['thread_id']}/storage")).json()
+    history = await client.threads.get_history(thread["thread_id"], limit=100)
+    assert storage["checkpoints"]["count"] == len(history)
+    parts = (
+        storage["checkpoints"]["bytes"]
+        + storage["channel_values"]["bytes"]
+        + storage["pending_writes"]["bytes"]
+    )
+    assert storage["total_bytes"] == parts > 0
+    by_channel = storage["channel_values"]["by_channel"]
+    assert by_channel, "the run's channels are counted"
+    assert sum(c["versions"] for c in by_channel.values()) == storage["channel_values"]["count"]
+    assert (await http.get(f"/threads/{uuid.uuid4()}/storage")).status_code == 404

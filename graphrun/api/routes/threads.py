@@ -182,6 +182,14 @@ async def get_thread(thread_id: uuid.UUID, svc: Svc, access: AccessDep) -> Json:
     return schemas.thread_json(await owned_thread(svc, access, str(thread_id)))
 
 
+@router.get("/{thread_id}/storage")
+async def get_thread_storage(thread_id: uuid.UUID, svc: Svc, access: AccessDep) -> Json:
+    """What the thread's checkpoints weigh (``checkpointer.thread_storage``)."""
+    await owned_thread(svc, access, str(thread_id))
+    saver = svc.graphs.persistence.checkpointer
+    return {"thread_id": str(thread_id), **await checkpointer.thread_storage(saver, str(thread_id))}
+
+
 @router.patch("/{thread_id}")
 async def update_thread(thread_id: uuid.UUID, body: schemas.ThreadPatch, svc: Svc, access: AccessDep) -> Json:
     value: Json = {"metadata": dict(body.metadata)}
