@@ -20,6 +20,7 @@ import functools
 import importlib
 import importlib.util
 import inspect
+import math
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Mapping
@@ -402,11 +403,12 @@ class _Opener:
 
         client = await self._mongodb_client(uri)
         collection = client.get_default_database(default=mongodb_default_database)[f"{self.prefix}store"]
-        # MongoDB expires items with a TTL index (seconds); its sweeper is MongoDB's own.
+        # MongoDB expires items with a TTL index in whole seconds; its sweeper is MongoDB's own (every 60 s).
         default_ttl = ttl.get("default_ttl")
         mongo_ttl: TTLConfig | None = None
         if default_ttl is not None:
-            mongo_ttl = {"default_ttl": default_ttl * 60, "refresh_on_read": ttl.get("refresh_on_read", True)}
+            seconds = math.ceil(default_ttl * 60)
+            mongo_ttl = {"default_ttl": seconds, "refresh_on_read": ttl.get("refresh_on_read", True)}
         store: BaseStore = await asyncio.to_thread(MongoDBStore, collection, ttl_config=mongo_ttl)
         return store
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import urllib.parse
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,6 +135,21 @@ async def mongodb_prefix(uri: str) -> AsyncIterator[str]:
             if name.startswith(prefix):
                 database.drop_collection(name)
         client.close()
+
+
+@contextlib.contextmanager
+def mongodb_database() -> Iterator[str]:
+    """The MongoDB URI with a new database of its own (for a whole ``graphrun`` process); dropped after."""
+    from pymongo import MongoClient
+
+    name = f"graphrun_test_{uuid.uuid4().hex[:12]}"
+    uri = urllib.parse.urlsplit(mongodb_uri())._replace(path=f"/{name}").geturl()
+    try:
+        yield uri
+    finally:
+        client: MongoClient[dict[str, object]] = MongoClient(uri, serverSelectionTimeoutMS=5000)
+        with client:
+            client.drop_database(name)
 
 
 @contextlib.asynccontextmanager

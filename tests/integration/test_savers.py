@@ -583,6 +583,25 @@ async def expiry_set(kind: str, store: Any, prefix: str) -> bool:
     return row is not None and row["expires_at"] is not None
 
 
+async def test_mongodb_store_ignores_an_items_own_ttl(tmp_path: Path) -> None:
+    """``MongoDBStore`` expires items only by the store's TTL (one TTL index on ``updated_at``): an item put
+    with a ``ttl`` of its own gets no expiry, so on MongoDB the API's per-item ``ttl`` does nothing
+    (docs/savers.md). When this fails, the library honours it and the docs can say so."""
+    async with (
+        place("mongodb", tmp_path) as where,
+        open_persistence(where.settings, key_prefix=where.key_prefix) as opened,
+    ):
+        store = opened.store
+        assert isinstance(store, MongoDBStore)
+        await store.aput(("memories",), "k", {"v": 1}, ttl=1)
+        ttl_indexes = [i for i in store.collection.list_indexes() if "expireAfterSeconds" in i]
+        item = store.collection.find_one({"key": "k"})
+
+    assert ttl_indexes == []
+    assert item is not None
+    assert sorted(item) == ["_id", "created_at", "key", "namespace", "namespace_str", "updated_at", "value"]
+
+
 # Custom module:attr.
 
 
