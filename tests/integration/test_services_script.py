@@ -204,3 +204,28 @@ def test_the_database_it_creates_on_a_given_server_is_dropped_after(tmp_path: Pa
     with psycopg.connect(given) as conn:
         left = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (created,)).fetchone()
     assert left == (0,), f"database {created} was left on the server"
+
+
+def test_the_mongodb_database_it_names_on_a_given_server_is_dropped_after(tmp_path: Path) -> None:
+    """A MongoDB URI that names no database gets one of the run's own, gone from the server after the run."""
+    outer = os.environ.get("GRAPHRUN_TEST_MONGODB_URI")
+    if not outer:
+        pytest.fail("GRAPHRUN_TEST_MONGODB_URI is not set: run the tests through scripts/services")
+    given = outer.rsplit("/", 1)[0] + "/"
+    env = _env(
+        GRAPHRUN_SERVICES_NEED="mongodb",
+        GRAPHRUN_SERVICES_DIR=str(tmp_path / "services"),
+        GRAPHRUN_TEST_MONGODB_URI=given,
+        PYTHON=sys.executable,
+        USE_SERVERS=USE_MONGODB,
+    )
+
+    done = _services(env, "bash", "-c", 'env && "$PYTHON" -c "$USE_SERVERS"')
+
+    assert done.returncode == 0, done.stderr
+    created = _exported(done.stdout)["GRAPHRUN_TEST_MONGODB_URI"].rsplit("/", 1)[1]
+    assert created.startswith("graphrun_test_")
+    assert f"mongodb {created} 1" in done.stdout
+    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(given, serverSelectionTimeoutMS=5000)
+    with client:
+        assert created not in client.list_database_names(), f"database {created} was left on the server"
