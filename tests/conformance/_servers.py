@@ -15,7 +15,7 @@ import dataclasses
 import os
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,19 +137,9 @@ async def mongodb_prefix(uri: str) -> AsyncIterator[str]:
         client.close()
 
 
-@contextlib.contextmanager
-def mongodb_database() -> Iterator[str]:
-    """The MongoDB URI with a new database of its own (for a whole ``graphrun`` process); dropped after."""
-    from pymongo import MongoClient
-
-    name = f"graphrun_test_{uuid.uuid4().hex[:12]}"
-    uri = urllib.parse.urlsplit(mongodb_uri())._replace(path=f"/{name}").geturl()
-    try:
-        yield uri
-    finally:
-        client: MongoClient[dict[str, object]] = MongoClient(uri, serverSelectionTimeoutMS=5000)
-        with client:
-            client.drop_database(name)
+def with_database(uri: str, name: str) -> str:
+    """The MongoDB ``uri`` naming the database ``name`` instead of its own."""
+    return urllib.parse.urlsplit(uri)._replace(path=f"/{name}").geturl()
 
 
 @contextlib.asynccontextmanager

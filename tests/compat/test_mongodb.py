@@ -1,16 +1,18 @@
-"""``graphrun dev`` with MongoDB as checkpointer and store (``GRAPHRUN_CHECKPOINTER=mongodb``,
-``GRAPHRUN_STORE=mongodb``), driven with the SDK: a run and its history, a fork, a thread's TTL, a store
-item with a TTL. What the server says is checked against what MongoDB holds.
+"""graphrun with MongoDB as checkpointer and store (``GRAPHRUN_CHECKPOINTER=mongodb``,
+``GRAPHRUN_STORE=mongodb``), in both modes, driven with the SDK: a run and its history, a fork, a thread's
+TTL, a store item expiring. What the server says is checked against what MongoDB holds.
 
 The server is the one ``scripts/services`` provides (``GRAPHRUN_TEST_MONGODB_URI``: a MongoDB, or the
-MongoDB-compatible SecantusDB), with a database of this module's own. The store's TTL comes from
-``mongodb.langgraph.json`` (``store.ttl.default_ttl`` 0.1 min): MongoDB's store keeps one TTL for all its
-items, a TTL index that MongoDB's own monitor applies every 60 s, so an item goes 6 s to about 70 s after
-it was last written or read.
+MongoDB-compatible SecantusDB), with a database of this module's own, dropped after. The store's TTL comes
+from ``mongodb.langgraph.json`` (``store.ttl.default_ttl`` 0.1 min): MongoDB's store keeps one TTL for
+all its items, a TTL index that MongoDB's own monitor applies every 60 s, so an item goes 6 s to about
+70 s after it was last written or read.
 """
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,48 +23,35 @@ from langgraph_sdk.client import LangGraphClient
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from tests.conformance._servers import mongodb_database
-
-from ._support import Server, as_dict, eventually, unique
+from tests.acceptance._support import as_dict, eventually, unique
+from tests.conformance._servers import MONGODB_ENV, mongodb_uri, with_database
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(180)]
 
-CONFIG = Path(__file__).resolve().parent / "mongodb.langgraph.json"
+CONFIG = Path(__file__).resolve().parents[1] / "acceptance" / "mongodb.langgraph.json"
+DATABASE = f"graphrun_test_{uuid.uuid4().hex[:12]}"  # this module's own, for both modes
+URI = with_database(os.environ.get(MONGODB_ENV, ""), DATABASE)
+SERVER_ENV = {
+    "GRAPHRUN_CHECKPOINTER": "mongodb",
+    "GRAPHRUN_CHECKPOINTER_URI": URI,
+    "GRAPHRUN_STORE": "mongodb",
+    "GRAPHRUN_STORE_URI": URI,
+    "GRAPHRUN_TTL_SWEEP_INTERVAL_S": "0.2",
+}
 STORE_TTL_S = 6  # store.ttl.default_ttl in mongodb.langgraph.json, in seconds
 TTL_MONITOR_S = 60  # how often MongoDB's TTL monitor deletes expired documents
 SHORT_THREAD_TTL_MIN = 0.01  # 0.6 s
 
 
-@pytest.fixture(scope="module")
-def mongodb_uri() -> Iterator[str]:
-    with mongodb_database() as uri:
-        yield uri
-
-
-@pytest.fixture(scope="module")
-def server(mongodb_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    base = tmp_path_factory.mktemp("graphrun-mongodb")
-    env = {
-        "GRAPHRUN_CHECKPOINTER": "mongodb",
-        "GRAPHRUN_CHECKPOINTER_URI": mongodb_uri,
-        "GRAPHRUN_STORE": "mongodb",
-        "GRAPHRUN_STORE_URI": mongodb_uri,
-        "GRAPHRUN_TTL_SWEEP_INTERVAL_S": "0.2",
-    }
-    srv = Server(config=CONFIG, data_dir=base / "data", log_dir=base / "logs", extra_env=env)
-    try:
-        srv.start()
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture(scope="module")
-def mongo(mongodb_uri: str) -> Iterator[Database[dict[str, Any]]]:
-    """The database graphrun writes to, to see what it holds."""
-    client: MongoClient[dict[str, Any]] = MongoClient(mongodb_uri, serverSelectionTimeoutMS=5000)
+@pytest.fixture(scope="module", autouse=True)
+def mongo() -> Iterator[Database[dict[str, Any]]]:
+    """The database graphrun writes to, to see what it holds; dropped after the module. Set up before
+    the servers (autouse), so that a missing MongoDB fails here, saying what to provide."""
+    mongodb_uri()
+    client: MongoClient[dict[str, Any]] = MongoClient(URI, serverSelectionTimeoutMS=5000)
     with client:
         yield client.get_default_database()
+        client.drop_database(DATABASE)
 
 
 def checkpoints_of(mongo: Database[dict[str, Any]], thread_id: str) -> int:
