@@ -142,6 +142,39 @@ async def test_open_persistence_gives_the_selected_savers(
     assert item.value == {"value": "blue"}
 
 
+@pytest.mark.parametrize("role", ["checkpointer", "store"])
+async def test_mongodb_in_one_role_beside_sqlite(role: str, tmp_path: Path) -> None:
+    """MongoDB as the checkpointer only, or as the store only, each on its own ``_URI`` setting; the
+    other role on SQLite."""
+    async with place("mongodb", tmp_path) as where:
+        uri = where.settings.checkpointer_uri
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            checkpointer="mongodb" if role == "checkpointer" else "sqlite",
+            checkpointer_uri=uri if role == "checkpointer" else "",
+            store="mongodb" if role == "store" else "sqlite",
+            store_uri=uri if role == "store" else "",
+        )
+        async with open_persistence(settings, key_prefix=where.key_prefix) as opened:
+            graph = THREE_STEPS.compile(checkpointer=opened.checkpointer, store=opened.store)
+            result = await graph.ainvoke({"steps": []}, run_config("t", "run-1"), durability="sync")
+            await opened.store.aput(("memories",), "colour", {"value": "blue"})
+            item = await opened.store.aget(("memories",), "colour")
+            steps = len(await history(graph, "t"))
+            kinds = (type(opened.checkpointer).__name__, type(opened.store).__name__)
+
+    expected = (
+        ("MongoDBSaver", "AsyncSqliteStore")
+        if role == "checkpointer"
+        else ("AsyncSqliteSaver", "MongoDBStore")
+    )
+    assert kinds == expected
+    assert result == {"steps": ["a", "b", "c"]}
+    assert steps == 5
+    assert item is not None
+    assert item.value == {"value": "blue"}
+
+
 @pytest.mark.parametrize(
     ("env", "checkpointer", "store"),
     [
