@@ -13,7 +13,7 @@ from langgraph_sdk import Auth
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -92,7 +92,7 @@ def create_app(
     user_routes = _merge(app, user_app) if user_app is not None else []
     if not http.get("disable_ui"):
         _console(app)
-    _root(app, console=not http.get("disable_ui"), meta="disable_meta" not in disabled)
+    _root(app, console=not http.get("disable_ui"), meta_routes="disable_meta" not in disabled)
     # Outermost first: Observe, CORS (so that every refusal inside, 429 and 413 too, carries its headers
     # for a browser to read, and preflights are answered uncounted and without credentials), the rate
     # limit's budget of refused credentials, the body limit, the user's middleware, authentication, the
@@ -179,16 +179,16 @@ def _console(app: FastAPI) -> None:
     app.mount("/console", StaticFiles(directory=CONSOLE, html=True), name="console")
 
 
-def _root(app: FastAPI, *, console: bool, meta: bool) -> None:
+def _root(app: FastAPI, *, console: bool, meta_routes: bool) -> None:
     """``GET /``: a browser (asking for HTML) is led to the console; any other client gets what the
-    official server answers there, ``/ok``'s ``{"ok": true}``."""
+    official server answers there, ``/ok``'s answer."""
 
     async def root(request: Request) -> Response:
         if console and "text/html" in request.headers.get("accept", ""):
             return RedirectResponse("/console/")
-        return JSONResponse({"ok": True})
+        return await meta.ok(request.app.state.services)
 
-    if console or meta:
+    if console or meta_routes:
         app.router.routes.append(Route("/", root, include_in_schema=False))
 
 

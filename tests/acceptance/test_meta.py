@@ -73,9 +73,10 @@ async def test_the_root_leads_a_browser_to_the_console_and_answers_clients_as_ok
     assert page.status_code == 200
     assert str(page.url).endswith("/console/")
     assert "text/html" in page.headers["content-type"]
-    probe = await http.get("/")  # the official server answers {"ok": true} at /
+    probe = await http.get("/")  # the official server answers at / what it answers at /ok
     assert probe.status_code == 200
-    assert probe.json() == {"ok": True}
+    assert probe.json() == (await http.get("/ok")).json()
+    assert probe.json()["ok"] is True
 
 
 async def test_unknown_path_is_404(http: httpx.AsyncClient) -> None:
