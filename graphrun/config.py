@@ -50,8 +50,8 @@ _REFUSED = {
     "ui": "generative-UI bundles are not built or served by graphrun; remove the key, or serve them yourself",
     "ui_config": "generative-UI bundles are not built or served by graphrun; remove the key",
 }
-# `http`, as the official server takes it: every key is applied (graphrun.api.app, graphrun.serve) but
-# `mount_prefix`, which stops start-up. `logging_headers` holds already: graphrun logs no request header.
+# `http`, as the official server takes it: every key is applied (graphrun.api.app, graphrun.serve).
+# `logging_headers` holds already: graphrun logs no request header.
 # disable_ui turns off the web console (/console); disable_a2a the A2A endpoints and agent cards.
 _HTTP_SCHEMA: _SectionSchema = {
     "app": str,
@@ -350,10 +350,10 @@ def _parse_http(path: Path, raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
     if section is None:
         return None
     _check_object(path, "http", section, _HTTP_SCHEMA)
-    if section.get("mount_prefix") not in (None, "", "/"):
+    prefix = section.get("mount_prefix")
+    if prefix and not prefix.startswith("/"):
         raise ConfigError(
-            f"{path}: 'http.mount_prefix' is not supported by graphrun yet: serve graphrun at the root and "
-            "have your proxy strip the prefix"
+            f"{path}: invalid http.mount_prefix {prefix!r}: it must start with '/' (e.g. '/api/v1')"
         )
     if section.get("middleware_order") not in (None, "auth_first", "middleware_first"):
         raise ConfigError(

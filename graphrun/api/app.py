@@ -125,7 +125,21 @@ def create_app(
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls="/ok,/metrics,/health", exclude_spans=["receive", "send"]
     )
-    return app
+    prefix = (http.get("mount_prefix") or "").rstrip("/")
+    return _mounted(app, prefix) if prefix else app
+
+
+def _mounted(app: FastAPI, prefix: str) -> FastAPI:
+    """``http.mount_prefix``, as the official server mounts it: every route under the prefix, and
+    ``/ok`` and ``/metrics`` at the root too (so that probes and scrapes need not know it), with
+    graphrun's own probes ``/health`` and ``/ready``. The app's lifespan and state are the mount's."""
+    outer = FastAPI(lifespan=app.router.lifespan_context, docs_url=None, redoc_url=None, openapi_url=None)
+    outer.state = app.state
+    for route in meta.router.routes:
+        if getattr(route, "path", None) in ("/ok", "/metrics", "/health", "/ready"):
+            outer.router.routes.append(route)
+    outer.mount(prefix, app)
+    return outer
 
 
 def _routers(disabled: set[str]) -> list[Any]:

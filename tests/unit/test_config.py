@@ -332,7 +332,7 @@ def test_checkpointer_ttl_sets_the_thread_ttl_settings(tmp_path: Path) -> None:
         ({"checkpointer": {"ttl": {"strategy": "archive"}}}, "must be delete or keep_latest"),
         ({"checkpointer": {"ttl": {"default_ttl": -1}}}, "must be 0 or more"),
         ({"checkpointer": {"ttl": {"sweep_interval_minutes": 0}}}, "must be more than 0"),
-        ({"http": {"mount_prefix": "/api"}}, "'http.mount_prefix' is not supported"),
+        ({"http": {"mount_prefix": "api"}}, "it must start with '/'"),
         ({"http": {"disable_threads": "yes"}}, "'http.disable_threads' must be a bool"),
         ({"http": {"middleware_order": "random"}}, "must be auth_first or middleware_first"),
         ({"http": {"routes": []}}, "unknown key 'http.routes'"),
