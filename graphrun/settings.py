@@ -54,7 +54,8 @@ class Settings:
     auth_open_paths: str = _setting(
         "/ok,/ready",
         "list",
-        "paths answered without authentication (comma-separated); add /metrics or /docs to open them",
+        "paths answered without authentication (comma-separated); add /metrics or /docs to open them "
+        "(/docs and /redoc open /openapi.json too)",
     )
     max_streams_per_owner: int = _setting(
         100,
@@ -342,7 +343,12 @@ class Settings:
 
     @property
     def open_paths(self) -> list[str]:
-        return _split(self.auth_open_paths)
+        """The paths answered without credentials; an open ``/docs`` or ``/redoc`` opens the document
+        they show, ``/openapi.json`` (else the page opens on an error)."""
+        paths = _split(self.auth_open_paths)
+        if {"/docs", "/redoc"} & set(paths) and "/openapi.json" not in paths:
+            paths.append("/openapi.json")
+        return paths
 
 
 def _split(raw: str) -> list[str]:

@@ -128,6 +128,7 @@ def test_describe_lists_every_field() -> None:
         "LANGSMITH_TRACING",
         "LANGFUSE_PUBLIC_KEY",
         "LANGFUSE_HOST",
+        "LANGGRAPH_API_KEY",  # what the SDK sends; graphrun's client commands send it too
     }
     for (name, default, unit, help_text), f in zip(rows, fields, strict=True):
         assert default == str(f.default), name
@@ -172,6 +173,7 @@ OTHER_STRING_VALUES = {
     "langsmith_tracing": "true",
     "langfuse_public_key": "pk-lf-1",
     "langfuse_host": "http://langfuse:3000",
+    "client_api_key": "k-client-0123456789",
 }
 
 
@@ -211,3 +213,9 @@ def test_every_field_can_be_set_from_the_env() -> None:
 )
 def test_redacted_hides_the_password(uri: str, shown: str) -> None:
     assert redacted(uri) == shown
+
+
+def test_an_open_docs_page_opens_the_document_it_shows() -> None:
+    assert Settings(auth_open_paths="/ok,/docs").open_paths == ["/ok", "/docs", "/openapi.json"]
+    assert Settings(auth_open_paths="/redoc").open_paths == ["/redoc", "/openapi.json"]
+    assert Settings(auth_open_paths="/ok,/ready").open_paths == ["/ok", "/ready"]
