@@ -1,36 +1,57 @@
 """Example tool-calling agent served by graphrun (``graphs.agent`` in langgraph.json).
 
-The classic ReAct loop: the ``agent`` node asks the model, tool calls go to the ``tools``
-node, and tool results go back to the model until it answers in plain text. Calls to a
-tool with side effects (``send_email``) first pass the ``review`` node, which pauses the
-run until a human approves, edits or rejects them (approval.py).
+LangChain's own agent (``create_agent``): the ``model`` node asks the model, tool calls go to the
+``tools`` node, and tool results go back to the model until it answers in plain text. Calls to a tool
+with side effects (``send_email``) first wait for a human: LangChain's ``HumanInTheLoopMiddleware``
+pauses the run with an interrupt in its standard format, which chat UIs render as Approve / Edit /
+Reject:
 
-The graph is compiled without a checkpointer or store because the server attaches its
-own persistence to every graph it loads; pausing for a human needs that checkpointer.
+    {"action_requests": [{"name": "send_email", "args": {...}, "description": "..."}],
+     "review_configs": [{"action_name": "send_email", "allowed_decisions": ["approve", "edit", "reject"]}]}
+
+and the thread waits as ``interrupted`` (for seconds or for days: the state is checkpointed) until a
+client resumes it with ``Command(resume={"decisions": [<one per action request>]})``:
+
+- ``{"type": "approve"}`` runs the call as the model proposed it;
+- ``{"type": "edit", "edited_action": {"name": "send_email", "args": {...}}}`` runs it with the
+  reviewer's arguments instead;
+- ``{"type": "reject", "message": "..."}`` does not run it: the model gets a tool message saying so,
+  and answers from there.
+
+Side-effect-free calls in the same model turn go to the tools unasked. The graph is compiled without a
+checkpointer or store because the server attaches its own persistence to every graph it loads; pausing
+for a human needs that checkpointer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from langchain_core.language_models import LanguageModelInput
-from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
-from langgraph.graph import END, START, MessagesState, StateGraph
-from langgraph.prebuilt import ToolNode
+from langchain.agents import create_agent
+from langchain.agents.middleware import (
+    AgentMiddleware,
+    HumanInTheLoopMiddleware,
+    InterruptOnConfig,
+    ModelRequest,
+    ModelResponse,
+)
+from langchain_core.language_models import BaseChatModel
+from langgraph.store.base import BaseStore
+from langgraph.types import Checkpointer
 
 from graphrun.resilience import error_boundary, retrying
 
 # The server puts this directory on sys.path (langgraph.json "dependencies"), so siblings
 # are top-level modules at runtime; mypy, run from the repository root, knows them by path.
 if TYPE_CHECKING:
-    from examples.agent.approval import needs_review, review
     from examples.agent.model import get_model
+    from examples.agent.offline_model import OfflineChatModel
     from examples.agent.tools import TOOLS
 else:
-    from approval import needs_review, review
     from model import get_model
+    from offline_model import OfflineChatModel
     from tools import TOOLS
 
 SYSTEM_PROMPT = (
@@ -40,53 +61,64 @@ SYSTEM_PROMPT = (
     "not sent and why, and do not try again unless asked."
 )
 
+# The tools a human must approve first, and what the reviewer may decide about each.
+APPROVAL_REQUIRED: dict[str, bool | InterruptOnConfig] = {
+    "send_email": {
+        "allowed_decisions": ["approve", "edit", "reject"],
+        "description": "The assistant wants to send this email. Approve, edit or reject it.",
+    }
+}
+
 
 @cache
-def _model_with_tools() -> Runnable[LanguageModelInput, AIMessage]:
-    """Pick and bind the model on first use, not at import, and reuse its client afterwards."""
-    return get_model().bind_tools(TOOLS)
-
-
-def _prompt(state: MessagesState) -> list[BaseMessage]:
-    """Prepend the system prompt per call instead of storing it in the thread's history."""
-    return [SystemMessage(SYSTEM_PROMPT), *state["messages"]]
+def _model() -> BaseChatModel:
+    """Pick the model on first use, not at import, and reuse its client afterwards."""
+    return get_model()
 
 
 # A rate limit, a 5xx, a timeout or a dropped connection is tried again (waiting as long as the
 # provider's Retry-After asks); anything else fails the step at once.
 @retrying(attempts=3, initial=0.5)
-def call_model(state: MessagesState, config: RunnableConfig) -> dict[str, list[BaseMessage]]:
-    """Sync agent step, so ``graph.invoke``/``graph.stream`` work in scripts too."""
-    return {"messages": [_model_with_tools().invoke(_prompt(state), config)]}
+def _call(handler: Callable[[ModelRequest], ModelResponse], request: ModelRequest) -> ModelResponse:
+    return handler(request)
 
 
 @retrying(attempts=3, initial=0.5)
-async def acall_model(state: MessagesState, config: RunnableConfig) -> dict[str, list[BaseMessage]]:
-    """Async agent step used by the server; passing ``config`` keeps token streaming wired up."""
-    return {"messages": [await _model_with_tools().ainvoke(_prompt(state), config)]}
+async def _acall(
+    handler: Callable[[ModelRequest], Awaitable[ModelResponse]], request: ModelRequest
+) -> ModelResponse:
+    return await handler(request)
 
 
-def route_after_agent(state: MessagesState) -> str:
-    """Plain answers end the run; tool calls go to the tools, through review if one needs approval."""
-    last = state["messages"][-1]
-    if not isinstance(last, AIMessage) or not last.tool_calls:
-        return END
-    return "review" if needs_review(last) else "tools"
+class ChosenModel(AgentMiddleware[Any, Any, Any]):
+    """Every model call goes to the model the environment chose (model.py: OpenAI, Anthropic, or the
+    offline model), retried on a provider's transient failures."""
+
+    def wrap_model_call(
+        self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
+    ) -> ModelResponse:
+        return _call(handler, request.override(model=_model()))
+
+    async def awrap_model_call(
+        self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[ModelResponse]]
+    ) -> ModelResponse:
+        return await _acall(handler, request.override(model=_model()))
 
 
-def build_graph() -> StateGraph[MessagesState]:
-    """Wire agent -> ([review ->] tools -> agent)* -> end; separate from compile so tests can add a saver."""
-    builder = StateGraph(MessagesState)
-    builder.add_node("agent", RunnableLambda(call_model, afunc=acall_model, name="agent"))
-    builder.add_node("review", review)
-    builder.add_node("tools", ToolNode(TOOLS))
-    builder.add_edge(START, "agent")
-    builder.add_conditional_edges("agent", route_after_agent, ["review", "tools", END])
-    builder.add_edge("tools", "agent")
-    return builder
+def build_agent(checkpointer: Checkpointer = None, store: BaseStore | None = None) -> Any:
+    """The agent; the shipped graph has no persistence (the server attaches its own), tests pass theirs."""
+    return create_agent(
+        OfflineChatModel(),  # replaced on every call by the chosen model (ChosenModel)
+        TOOLS,
+        system_prompt=SYSTEM_PROMPT,
+        middleware=[ChosenModel(), HumanInTheLoopMiddleware(interrupt_on=APPROVAL_REQUIRED)],
+        checkpointer=checkpointer,
+        store=store,
+        name="agent",
+    )
 
 
 # Under graphrun, a step that still fails answers in the thread with this instead of failing the run
 # (the cause is in the server's log); elsewhere the graph runs unchanged.
 ERROR_MESSAGE = "Sorry, I could not finish that: a service I rely on is failing. Please try again shortly."
-graph = error_boundary(build_graph().compile(name="agent"), ERROR_MESSAGE)
+graph = error_boundary(build_agent(), ERROR_MESSAGE)

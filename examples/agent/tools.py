@@ -2,7 +2,7 @@
 
 They exist to exercise the tool-calling loop end to end (model -> ToolNode -> model)
 without network access. Three are side-effect free; ``send_email`` is the one with a
-side effect, so the graph asks a human before it runs (see approval.py). Its "mail
+side effect, so the agent asks a human before it runs (see agent.py). Its "mail
 server" is the LangGraph store: sent emails are filed under ``("outbox", <thread id>)``
 where a client can list them, and nothing ever leaves the machine.
 """
@@ -129,7 +129,7 @@ class EmailDraft(BaseModel):
     """The arguments of ``send_email``; a reviewer who edits the call supplies a whole new draft.
 
     Extra fields are allowed here only because the injected ``runtime`` passes through this
-    schema; a reviewer's edit is checked strictly (approval.EditedEmail).
+    schema; a reviewer's edit missing a field fails the tool call, and the model is told why.
     """
 
     to: str = Field(description="Recipient address, e.g. 'ann@example.com'")

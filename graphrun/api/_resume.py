@@ -1,7 +1,8 @@
 """Checking a ``command.resume`` against the interrupts the thread is waiting on, before a run is written.
 
-LangGraph validates a resume value inside the node, against the interrupt's ``response_schema``: a bad
-value fails the run. Checked here first, a client gets a 422 that says what is wrong, and the thread
+LangGraph validates a resume value inside the node, against the interrupt's ``response_schema``, and
+LangChain's human-in-the-loop middleware checks its decisions as it applies them: a bad value fails the
+run. Checked here first, a client gets a 422 that says what is wrong, and the thread
 stays interrupted with nothing written. The pending interrupts are the thread row's (what the last run
 left), so the check is skipped while a run is in flight: the thread's state is about to change.
 """
@@ -45,6 +46,14 @@ def check_resume(thread: Thread, resume: Any) -> None:
 
 
 def _validate(interrupt: Json, value: Any, where: str) -> None:
+    if _is_human_in_the_loop(interrupt.get("value")):
+        problem = _hitl_problem(interrupt["value"], value)
+        if problem is not None:
+            raise errors.InvalidRequest(
+                f"{where} does not answer interrupt {interrupt['id']} (LangChain's human-in-the-loop "
+                f'request): {problem}; expected {{"decisions": [one per action request, in order]}}'
+            )
+        return
     schema = interrupt.get("response_schema")
     if not isinstance(schema, dict):
         return
@@ -56,3 +65,67 @@ def _validate(interrupt: Json, value: Any, where: str) -> None:
             f"{where}{path} does not match the response_schema of interrupt {interrupt['id']}: "
             f"{error.message}"
         )
+
+
+# LangChain's HumanInTheLoopMiddleware asks with {"action_requests": [...], "review_configs": [...]} and
+# takes {"decisions": [...]}, one per action request in order. It checks an answer only as it applies it,
+# inside the graph, where a bad one fails the run; checked here, the client gets a 422 and can answer
+# again. (Its per-call mode sends a response_schema instead, checked as any other.)
+_DECISION_FIELDS = {
+    "approve": {"type"},
+    "edit": {"type", "edited_action"},
+    "reject": {"type", "message"},
+    "respond": {"type", "message"},
+}
+
+
+def _is_human_in_the_loop(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("action_requests"), list)
+        and isinstance(value.get("review_configs"), list)
+    )
+
+
+def _hitl_problem(request: Json, answer: Any) -> str | None:
+    """What is wrong with ``answer`` to the human-in-the-loop ``request``, or None when it fits."""
+    decisions = answer.get("decisions") if isinstance(answer, dict) else None
+    if not isinstance(decisions, list):
+        return "it has no 'decisions' list"
+    actions = request["action_requests"]
+    if len(decisions) != len(actions):
+        return f"{len(decisions)} decision(s) for {len(actions)} action request(s)"
+    allowed_by_name = {
+        c.get("action_name"): c.get("allowed_decisions") or []
+        for c in request["review_configs"]
+        if isinstance(c, dict)
+    }
+    for i, (action, decision) in enumerate(zip(actions, decisions, strict=True)):
+        name = action.get("name") if isinstance(action, dict) else None
+        kind = decision.get("type") if isinstance(decision, dict) else None
+        allowed = allowed_by_name.get(name, [])
+        if not isinstance(kind, str) or kind not in allowed:
+            return f"decisions[{i}] for {name!r} has type {kind!r}; allowed: {', '.join(map(str, allowed))}"
+        assert isinstance(decision, dict)
+        unknown = sorted(set(decision) - _DECISION_FIELDS.get(kind, set()))
+        if unknown:
+            return f"decisions[{i}] ({kind}) has unknown field(s) {', '.join(unknown)}"
+        problem = _decision_problem(kind, decision)
+        if problem is not None:
+            return f"decisions[{i}] ({kind}) {problem}"
+    return None
+
+
+def _decision_problem(kind: str, decision: Json) -> str | None:
+    if kind == "edit":
+        edited = decision.get("edited_action")
+        if not (isinstance(edited, dict) and isinstance(edited.get("name"), str)):
+            return "needs 'edited_action' with a 'name'"
+        if not isinstance(edited.get("args"), dict):
+            return "needs 'edited_action.args' as an object"
+    message = decision.get("message")
+    if kind == "respond" and not isinstance(message, str):
+        return "needs a 'message'"
+    if message is not None and not isinstance(message, str):
+        return "has a 'message' that is not a string"
+    return None

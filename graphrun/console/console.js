@@ -130,37 +130,96 @@ function renderInterrupts(interrupts) {
     const card = document.createElement("div");
     card.className = "card";
     card.dataset.interruptId = intr.id || "";
-    const value = intr.value || {};
-    const question = document.createElement("p");
-    question.textContent = value.question || "The run is waiting for an answer.";
-    card.appendChild(question);
-    const editor = document.createElement("textarea");
-    editor.rows = 5;
-    editor.className = "args";
-    editor.value = JSON.stringify(value.args !== undefined ? value.args : value, null, 2);
-    card.appendChild(editor);
-    const reason = document.createElement("input");
-    reason.placeholder = "reason (for a rejection)";
-    reason.className = "reason";
-    const choices = decisions(intr.response_schema);
-    if (choices.includes("reject")) card.appendChild(reason);
+    // Several interrupts at once are answered each by its id.
     const answer = (resume) => guarded(() => run({ command: { resume: interrupts.length > 1 ? { [intr.id]: resume } : resume } }));
-    const button = (label, fn) => {
-      const b = document.createElement("button");
-      b.textContent = label;
-      b.dataset.decision = label.toLowerCase();
-      b.onclick = fn;
-      card.appendChild(b);
-    };
-    if (choices.length) {
-      if (choices.includes("approve")) button("Approve", () => answer({ decision: "approve" }));
-      if (choices.includes("edit")) button("Edit", () => answer({ decision: "edit", args: JSON.parse(editor.value) }));
-      if (choices.includes("reject")) button("Reject", () => answer({ decision: "reject", reason: reason.value }));
-    } else {
-      button("Resume", () => answer(JSON.parse(editor.value)));
-    }
+    if (isHumanInTheLoop(intr.value)) humanInTheLoopCard(card, intr.value, answer);
+    else schemaCard(card, intr, answer);
     box.appendChild(card);
   }
+}
+
+function button(parent, label, decision, fn) {
+  const b = document.createElement("button");
+  b.textContent = label;
+  b.dataset.decision = decision;
+  b.onclick = fn;
+  parent.appendChild(b);
+  return b;
+}
+
+function argsEditor(parent, value) {
+  const editor = document.createElement("textarea");
+  editor.rows = 5;
+  editor.className = "args";
+  editor.value = JSON.stringify(value, null, 2);
+  parent.appendChild(editor);
+  return editor;
+}
+
+function reasonInput(parent) {
+  const reason = document.createElement("input");
+  reason.placeholder = "reason (for a rejection)";
+  reason.className = "reason";
+  parent.appendChild(reason);
+  return reason;
+}
+
+// LangChain's HumanInTheLoopMiddleware: {action_requests: [{name, args, description}], review_configs:
+// [{action_name, allowed_decisions}]}, answered with {decisions: [one per action request, in order]}.
+function isHumanInTheLoop(value) {
+  return !!value && Array.isArray(value.action_requests) && Array.isArray(value.review_configs);
+}
+
+function humanInTheLoopCard(card, value, answer) {
+  const requests = value.action_requests;
+  const chosen = new Array(requests.length);
+  const decide = (i, decision, block) => {
+    chosen[i] = decision;
+    block.dataset.decided = decision.type;
+    if (chosen.every(Boolean)) answer({ decisions: chosen });
+  };
+  requests.forEach((action, i) => {
+    const block = document.createElement("div");
+    block.className = "action";
+    block.dataset.action = action.name;
+    const config = value.review_configs.find((c) => c.action_name === action.name) || {};
+    const allowed = config.allowed_decisions || ["approve", "edit", "reject"];
+    const question = document.createElement("p");
+    question.textContent = action.description || `Run ${action.name}?`;
+    block.appendChild(question);
+    const editor = argsEditor(block, action.args || {});
+    const reason = allowed.includes("reject") ? reasonInput(block) : null;
+    if (allowed.includes("approve")) button(block, "Approve", "approve", () => decide(i, { type: "approve" }, block));
+    if (allowed.includes("edit")) {
+      button(block, "Edit", "edit", () =>
+        decide(i, { type: "edit", edited_action: { name: action.name, args: JSON.parse(editor.value) } }, block));
+    }
+    if (allowed.includes("reject")) {
+      button(block, "Reject", "reject", () => {
+        const message = reason.value.trim();
+        decide(i, message ? { type: "reject", message } : { type: "reject" }, block);
+      });
+    }
+    card.appendChild(block);
+  });
+}
+
+// Any other interrupt: its value as JSON, with the choices its response_schema offers.
+function schemaCard(card, intr, answer) {
+  const value = intr.value || {};
+  const question = document.createElement("p");
+  question.textContent = value.question || "The run is waiting for an answer.";
+  card.appendChild(question);
+  const editor = argsEditor(card, value.args !== undefined ? value.args : value);
+  const choices = decisions(intr.response_schema);
+  const reason = choices.includes("reject") ? reasonInput(card) : null;
+  if (!choices.length) {
+    button(card, "Resume", "resume", () => answer(JSON.parse(editor.value)));
+    return;
+  }
+  if (choices.includes("approve")) button(card, "Approve", "approve", () => answer({ decision: "approve" }));
+  if (choices.includes("edit")) button(card, "Edit", "edit", () => answer({ decision: "edit", args: JSON.parse(editor.value) }));
+  if (choices.includes("reject")) button(card, "Reject", "reject", () => answer({ decision: "reject", reason: reason.value }));
 }
 
 // ---------------------------------------------------------------- threads, history, runs

@@ -251,6 +251,23 @@ class Server:
         return "\n".join(parts) or "(the server wrote nothing)"
 
 
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "agent" / "langgraph.json"
+PROVIDER_ENV_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AGENT_MODEL", "OPENAI_BASE_URL")
+# The example agent's model is chosen by these (examples/agent/model.py): empty, it is the offline one.
+OFFLINE_ENV = dict.fromkeys(PROVIDER_ENV_VARS, "")
+
+
+@dataclass
+class OfflineServer(Server):
+    """A graphrun process without provider settings in its environment: the agent uses the offline model."""
+
+    def environment(self) -> dict[str, str]:
+        env = super().environment()
+        for name in PROVIDER_ENV_VARS:
+            env.pop(name, None)
+        return env
+
+
 async def slow_steps_done(client: LangGraphClient, thread_id: str, at_least: int) -> list[int]:
     """Wait until the ``slow`` graph on a thread has checkpointed at least ``at_least`` steps; return them."""
     state = await eventually(

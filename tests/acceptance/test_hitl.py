@@ -411,15 +411,16 @@ async def test_resume_with_nothing_pending_is_422_and_writes_nothing(
         assert await _snapshot(client, thread_id) == before
 
 
-async def test_a_command_together_with_input_is_422_and_writes_nothing(client: LangGraphClient) -> None:
+async def test_a_command_together_with_input_wins_and_the_input_is_ignored(client: LangGraphClient) -> None:
+    """As the official server (the chat UI resumes with ``input: {}`` beside the command)."""
     thread_id, _ = await _interrupted(client, "interrupting", {"topic": "t"})
-    before = await _snapshot(client, thread_id)
 
-    with pytest.raises(httpx.HTTPStatusError) as excinfo:
-        await client.runs.create(thread_id, "interrupting", input={"topic": "x"}, command={"resume": "yes"})
+    output = await client.runs.wait(
+        thread_id, "interrupting", input={"topic": "x"}, command={"resume": "yes"}
+    )
 
-    assert status_of(excinfo.value) == 422
-    assert await _snapshot(client, thread_id) == before
+    assert as_dict(output) == {"topic": "t", "prepared": True, "answer": "yes"}
+    assert (await client.threads.get(thread_id))["status"] == "idle"
 
 
 @pytest.mark.parametrize(

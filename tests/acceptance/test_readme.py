@@ -8,12 +8,12 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.acceptance.test_example_agent import OfflineServer
-from tests.acceptance.test_example_agent import server as server  # the example agent, offline
+from tests.acceptance._support import EXAMPLE_CONFIG, OfflineServer
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(180)]
 
@@ -28,6 +28,18 @@ EXPECTED = {
     "post() {": "Email sent to ann@example.com",
     "graphrun stats": "threads active",
 }
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineServer]:
+    """The example agent, offline."""
+    base = tmp_path_factory.mktemp("readme")
+    srv = OfflineServer(config=EXAMPLE_CONFIG, data_dir=base / "data", log_dir=base / "logs")
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.stop()
 
 
 def test_every_example_that_talks_to_the_server_is_checked() -> None:

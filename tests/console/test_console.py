@@ -1,12 +1,14 @@
 """The web console at /console, in a real headless Chromium (Debian's, driven by Playwright), against
 ``graphrun dev`` serving the example agent on its offline model: chat with tokens streaming in,
-approving an email from the interrupt's card, forking a thread from its history, the runs and metrics
+approving, editing and rejecting an email from the card of LangChain's human-in-the-loop interrupt (and
+answering an interrupt with a ``response_schema``), forking a thread from its history, the runs and metrics
 panes, and the API-key field with auth on. Screenshots are kept in ``test-artifacts/console/``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -15,10 +17,16 @@ from typing import Any
 
 import pytest
 from langgraph_sdk import get_client
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
-from tests.acceptance._support import human
-from tests.acceptance.test_example_agent import EXAMPLE_CONFIG, PROVIDER_ENV_VARS, OfflineServer
+from tests.acceptance._support import (
+    EXAMPLE_CONFIG,
+    PROVIDER_ENV_VARS,
+    OfflineServer,
+    as_dict,
+    eventually,
+    human,
+)
 from tests.compat.conftest import production
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(180)]
@@ -27,6 +35,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 CHROMIUM = os.environ.get("GRAPHRUN_TEST_CHROMIUM", "/usr/bin/chromium")
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
 KEY = "k-console-0123456789abcdef"
+SCHEMA_CONFIG = Path(__file__).resolve().parent / "langgraph.json"
 
 
 @contextlib.contextmanager
@@ -109,36 +118,98 @@ async def test_chat_streams_the_answer_into_the_thread(server: OfflineServer, br
     assert [m["type"] for m in state["values"]["messages"]] == ["human", "ai"]
 
 
+async def _email_card(page: Page, address: str) -> Locator:
+    """Ask for an email to ``address``: the run stops at LangChain's human-in-the-loop interrupt, and its
+    card shows the action with the decisions its review config allows."""
+    await _send(page, f"Send an email to {address} about lunch")
+    card = page.locator("#interrupts .card")
+    await expect(card.locator(".action[data-action=send_email]")).to_have_count(1)
+    await expect(card).to_contain_text("wants to send this email")
+    await expect(card.locator("button")).to_have_text(["Approve", "Edit", "Reject"])
+    await expect(card.locator("textarea")).to_have_value(re.compile(re.escape(address)))
+    return card
+
+
 async def test_approving_an_email_from_its_card(server: OfflineServer, browser: Browser) -> None:
     page = await _page(browser, server.url)
 
-    await _send(page, "Send an email to bob@example.com about lunch")
-
-    card = page.locator("#interrupts .card")
-    await expect(card).to_contain_text("Run send_email")
-    await expect(card.locator("button")).to_have_text(["Approve", "Edit", "Reject"])
-    await expect(card.locator("textarea")).to_have_value(re.compile("bob@example.com"))
+    card = await _email_card(page, "bob@example.com")
     await _shot(page, "approve-card")
     await card.locator("button[data-decision=approve]").click()
 
     await expect(page.locator("#interrupts .card")).to_have_count(0)
-    await expect(page.locator(".message.tool").last).to_contain_text("bob@example.com")
+    await expect(page.locator(".message.tool").last).to_contain_text("Email sent to bob@example.com")
     await expect(page.locator(".message.ai").last).to_contain_text("Done")
     await _shot(page, "approved")
+
+
+async def test_editing_an_email_from_its_card_sends_the_edited_one(
+    server: OfflineServer, browser: Browser
+) -> None:
+    page = await _page(browser, server.url)
+
+    card = await _email_card(page, "dan@example.com")
+    edited = {"to": "erin@example.com", "subject": "Lunch moved", "body": "Lunch is at one."}
+    await card.locator("textarea").fill(json.dumps(edited))
+    await card.locator("button[data-decision=edit]").click()
+
+    await expect(page.locator("#interrupts .card")).to_have_count(0)
+    await expect(page.locator(".message.tool").last).to_contain_text("Email sent to erin@example.com")
+    thread_id = await page.evaluate("state.threadId")
+    async with get_client(url=server.url, api_key=None) as client:
+        sent = await client.store.search_items(("outbox", thread_id))
+    assert [{k: item["value"][k] for k in edited} for item in sent["items"]] == [edited]
+    await _shot(page, "edited")
 
 
 async def test_rejecting_an_email_with_a_reason(server: OfflineServer, browser: Browser) -> None:
     page = await _page(browser, server.url)
 
-    await _send(page, "Send an email to carol@example.com about the budget")
-    card = page.locator("#interrupts .card")
-    await expect(card).to_contain_text("Run send_email")
+    card = await _email_card(page, "carol@example.com")
     await card.locator("input.reason").fill("not today")
     await card.locator("button[data-decision=reject]").click()
 
     await expect(page.locator("#interrupts .card")).to_have_count(0)
     await expect(page.locator(".message.tool").last).to_contain_text("not today")
+    await expect(page.locator(".message.ai").last).to_contain_text("did not go ahead")
     await _shot(page, "rejected")
+
+
+@pytest.fixture(scope="module")
+def schema_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineServer]:
+    base = tmp_path_factory.mktemp("console-schema")
+    srv = OfflineServer(config=SCHEMA_CONFIG, data_dir=base / "data", log_dir=base / "logs")
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize(
+    ("decision", "outcome"),
+    [("approve", "published Hello"), ("edit", "published Hello again"), ("reject", "rejected: too soon")],
+)
+async def test_an_interrupt_with_a_response_schema_gets_its_decisions_as_buttons(
+    schema_server: OfflineServer, browser: Browser, decision: str, outcome: str
+) -> None:
+    async with get_client(url=schema_server.url, api_key=None) as client:
+        thread_id = (await client.threads.create())["thread_id"]
+        await client.runs.wait(thread_id, "reviewed", input={"draft": {"title": "Hello"}})
+        page = await _page(browser, schema_server.url)
+        await page.locator(f"#threads li[data-thread-id='{thread_id}']").click()
+        card = page.locator("#interrupts .card")
+        await expect(card).to_contain_text("Publish this post?")
+        await expect(card.locator("button")).to_have_text(["Approve", "Edit", "Reject"])
+        await card.locator("textarea").fill('{"title": "Hello again"}')
+        await card.locator("input.reason").fill("too soon")
+        await card.locator(f"button[data-decision={decision}]").click()
+
+        await expect(page.locator("#interrupts .card")).to_have_count(0)
+        state = await eventually(
+            lambda: client.threads.get_state(thread_id), lambda s: not s["next"], what="the run to end"
+        )
+    assert as_dict(state["values"])["outcome"] == outcome
 
 
 async def test_forking_a_thread_from_its_history(server: OfflineServer, browser: Browser) -> None:

@@ -19,10 +19,9 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
-from pydantic import ValidationError
 
 AGENT_DIR = Path(__file__).resolve().parents[2] / "examples" / "agent"
-SIBLING_MODULES = ("approval", "model", "offline_model", "tools")
+SIBLING_MODULES = ("model", "offline_model", "tools")
 PROVIDER_ENV_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AGENT_MODEL", "OPENAI_BASE_URL")
 
 
@@ -31,7 +30,6 @@ class Example:
     """The example's modules, loaded fresh for one test."""
 
     agent: ModuleType
-    approval: ModuleType
     model: ModuleType
     offline_model: ModuleType
     tools: ModuleType
@@ -66,7 +64,6 @@ def example(monkeypatch: pytest.MonkeyPatch) -> Iterator[Example]:
         agent = _load_agent()
         yield Example(
             agent=agent,
-            approval=sys.modules["approval"],
             model=sys.modules["model"],
             offline_model=sys.modules["offline_model"],
             tools=sys.modules["tools"],
@@ -78,7 +75,7 @@ def example(monkeypatch: pytest.MonkeyPatch) -> Iterator[Example]:
 
 def _compile(example: Example, store: InMemoryStore | None = None) -> Any:
     """Compile with an in-memory saver (and store), standing in for the persistence the server attaches."""
-    return example.agent.build_graph().compile(checkpointer=InMemorySaver(), store=store)
+    return example.agent.build_agent(InMemorySaver(), store)
 
 
 def _thread(thread_id: str) -> dict[str, Any]:
@@ -90,7 +87,7 @@ def test_exported_graph_has_no_checkpointer(example: Example) -> None:
     """The server attaches its own saver, so the shipped graph must not bring one."""
     assert example.agent.graph.checkpointer is None
     assert example.agent.graph.store is None
-    assert {"agent", "review", "tools"} <= set(example.agent.graph.nodes)
+    assert {"model", REVIEW, "tools"} <= set(example.agent.graph.nodes)
 
 
 async def test_calculation_calls_calculator_and_reports_result(example: Example) -> None:
@@ -129,7 +126,7 @@ async def test_messages_stream_mode_yields_tokens(example: Example) -> None:
     async for chunk, metadata in graph.astream(
         {"messages": [HumanMessage("hello there")]}, _thread("stream"), stream_mode="messages"
     ):
-        if isinstance(chunk, AIMessageChunk) and metadata["langgraph_node"] == "agent" and chunk.text:
+        if isinstance(chunk, AIMessageChunk) and metadata["langgraph_node"] == "model" and chunk.text:
             tokens.append(chunk.text)
 
     state = await graph.aget_state(_thread("stream"))
@@ -269,27 +266,34 @@ def test_offline_model_reads_email_requests(example: Example, text: str, expecte
     assert example.offline_model._detect_intent(text) == expected
 
 
+REVIEW = "HumanInTheLoopMiddleware.after_model"  # the node that asks the human
+
+
+def _decide(*decisions: dict[str, Any]) -> Command[Any]:
+    """The resume LangChain's human-in-the-loop middleware takes: one decision per action request."""
+    return Command(resume={"decisions": list(decisions)})
+
+
 async def test_email_request_pauses_before_sending(example: Example) -> None:
-    """The run stops in review with the pending action and the decision schema; nothing is sent yet."""
+    """The run stops with LangChain's human-in-the-loop request for the email; nothing is sent yet."""
     store = InMemoryStore()
     graph = _compile(example, store)
 
     state = await _ask_for_email(graph, "pause")
 
-    assert state.next == ("review",)
+    assert state.next == (REVIEW,)
     [pending] = state.interrupts
-    request = state.values["messages"][-1]
-    assert isinstance(request, AIMessage)
+    assert isinstance(state.values["messages"][-1], AIMessage)
     assert pending.value == {
-        "action": "send_email",
-        "args": DRAFT,
-        "tool_call_id": request.tool_calls[0]["id"],
-        "question": "Run send_email with these arguments? Approve, edit the arguments, or reject.",
+        "action_requests": [
+            {
+                "name": "send_email",
+                "args": DRAFT,
+                "description": "The assistant wants to send this email. Approve, edit or reject it.",
+            }
+        ],
+        "review_configs": [{"action_name": "send_email", "allowed_decisions": ["approve", "edit", "reject"]}],
     }
-    schema = pending.response_schema
-    assert schema["discriminator"]["propertyName"] == "decision"
-    assert set(schema["discriminator"]["mapping"]) == {"approve", "edit", "reject"}
-    assert schema["$defs"]["EditedEmail"]["required"] == ["to", "subject", "body"]
     assert _outbox(store, "pause") == []
 
 
@@ -299,7 +303,7 @@ async def test_approve_sends_the_email_as_drafted_once(example: Example) -> None
     graph = _compile(example, store)
     await _ask_for_email(graph, "approve")
 
-    result = await graph.ainvoke(Command(resume={"decision": "approve"}), _thread("approve"))
+    result = await graph.ainvoke(_decide({"type": "approve"}), _thread("approve"))
 
     messages: list[BaseMessage] = result["messages"]
     assert [type(m).__name__ for m in messages] == ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"]
@@ -321,12 +325,13 @@ async def test_edit_sends_the_reviewers_version_once(example: Example) -> None:
     await _ask_for_email(graph, "edit")
     edited = {"to": "team@example.com", "subject": "Launch date", "body": "We ship on Monday."}
 
-    result = await graph.ainvoke(Command(resume={"decision": "edit", "args": edited}), _thread("edit"))
+    action = {"name": "send_email", "args": edited}
+    result = await graph.ainvoke(_decide({"type": "edit", "edited_action": action}), _thread("edit"))
 
     messages: list[BaseMessage] = result["messages"]
     assert [type(m).__name__ for m in messages] == ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"]
-    assert messages[2].text == "Email sent to team@example.com with the subject 'Launch date'"
-    assert messages[-1].text == "Done. Email sent to team@example.com with the subject 'Launch date'."
+    assert messages[2].text.endswith("Email sent to team@example.com with the subject 'Launch date'")
+    assert messages[-1].text.startswith("Done.")
     [email] = _outbox(store, "edit")
     assert {key: email[key] for key in edited} == edited
 
@@ -339,7 +344,7 @@ async def test_reject_sends_nothing_and_the_model_says_so(example: Example) -> N
     call_id = state.values["messages"][-1].tool_calls[0]["id"]
 
     result = await graph.ainvoke(
-        Command(resume={"decision": "reject", "reason": "the date is not final"}), _thread("reject")
+        _decide({"type": "reject", "message": "the date is not final"}), _thread("reject")
     )
 
     messages: list[BaseMessage] = result["messages"]
@@ -347,10 +352,7 @@ async def test_reject_sends_nothing_and_the_model_says_so(example: Example) -> N
     refusal = messages[2]
     assert isinstance(refusal, ToolMessage)
     assert (refusal.status, refusal.name, refusal.tool_call_id) == ("error", "send_email", call_id)
-    assert (
-        refusal.text
-        == "The user rejected this call, so send_email did not run. Reason: the date is not final"
-    )
+    assert refusal.text == "User rejected the tool call for `send_email` with reason: the date is not final"
     assert messages[-1].text == f"Understood, I did not go ahead. {refusal.text}."
     assert _outbox(store, "reject") == []
 
@@ -358,33 +360,32 @@ async def test_reject_sends_nothing_and_the_model_says_so(example: Example) -> N
 @pytest.mark.parametrize(
     "resume",
     [
-        {"decision": "maybe"},
-        {"decision": "edit", "args": {"to": "x@example.com"}},
-        {"decision": "edit", "args": {**DRAFT, "cc": "boss@example.com"}},
-        {"decision": "approve", "reason": "fine"},
+        {"decisions": [{"type": "maybe"}]},
+        {"decisions": [{"type": "respond", "message": "sent it myself"}]},
+        {"decisions": []},
     ],
-    ids=["unknown-decision", "edit-missing-fields", "edit-unknown-field", "approve-extra-field"],
+    ids=["unknown-decision", "decision-not-allowed", "no-decision"],
 )
-async def test_a_malformed_decision_is_refused_and_can_be_answered_again(
+async def test_a_malformed_decision_fails_before_anything_runs(
     example: Example, resume: dict[str, Any]
 ) -> None:
-    """A resume value outside the schema raises before anything runs; the action stays pending."""
+    """The middleware refuses an answer as it applies it, before anything runs. LangGraph keeps the bad
+    answer as the interrupt's, so the thread cannot be answered again: graphrun refuses such an answer
+    with 422 before it writes a run (api/_resume.py)."""
     store = InMemoryStore()
     graph = _compile(example, store)
     await _ask_for_email(graph, "bad")
 
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValueError, match="decision"):
         await graph.ainvoke(Command(resume=resume), _thread("bad"))
 
     state = await graph.aget_state(_thread("bad"))
-    assert state.next == ("review",)
+    assert state.next == (REVIEW,)
     assert _outbox(store, "bad") == []
-    await graph.ainvoke(Command(resume={"decision": "approve"}), _thread("bad"))
-    assert len(_outbox(store, "bad")) == 1
 
 
-async def test_guarded_calls_are_reviewed_one_by_one_and_only_approved_calls_run(example: Example) -> None:
-    """In a turn with two emails and a sum, each email is asked about in order; the sum runs unasked."""
+async def test_guarded_calls_are_reviewed_together_and_only_approved_calls_run(example: Example) -> None:
+    """In a turn with two emails and a sum, both emails are in one request, in order; the sum runs unasked."""
     store = InMemoryStore()
     graph = _compile(example, store)
     first = {"to": "a@example.com", "subject": "one", "body": "first"}
@@ -399,20 +400,18 @@ async def test_guarded_calls_are_reviewed_one_by_one_and_only_approved_calls_run
     )
     config = _thread("two")
     await graph.aupdate_state(
-        config, {"messages": [HumanMessage("two emails and a sum"), turn]}, as_node="agent"
+        config, {"messages": [HumanMessage("two emails and a sum"), turn]}, as_node="model"
     )
 
     await graph.ainvoke(None, config)
-    assert [i.value["args"] for i in (await graph.aget_state(config)).interrupts] == [first]
-    await graph.ainvoke(Command(resume={"decision": "approve"}), config)
-    assert [i.value["args"] for i in (await graph.aget_state(config)).interrupts] == [second]
-    result = await graph.ainvoke(Command(resume={"decision": "reject"}), config)
+    [pending] = (await graph.aget_state(config)).interrupts
+    assert [a["args"] for a in pending.value["action_requests"]] == [first, second]
+    result = await graph.ainvoke(_decide({"type": "approve"}, {"type": "reject"}), config)
 
     results = {m.tool_call_id: m for m in result["messages"] if isinstance(m, ToolMessage)}
     assert set(results) == {"call_a", "call_sum", "call_b"}
     assert results["call_sum"].text == "4"
     assert results["call_b"].status == "error"
-    assert results["call_b"].text.endswith("Reason: none given")
     assert [{key: e[key] for key in first} for e in _outbox(store, "two")] == [first]
     assert isinstance(result["messages"][-1], AIMessage)
     assert not result["messages"][-1].tool_calls
@@ -423,7 +422,7 @@ async def test_send_email_without_a_store_reports_it_instead_of_sending(example:
     graph = _compile(example)
     await _ask_for_email(graph, "no-store")
 
-    result = await graph.ainvoke(Command(resume={"decision": "approve"}), _thread("no-store"))
+    result = await graph.ainvoke(_decide({"type": "approve"}), _thread("no-store"))
 
     assert result["messages"][2].text.startswith("Error: this graph has no store")
     assert result["messages"][-1].text.startswith("The send_email tool reported a problem")
