@@ -22,13 +22,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from uuid import UUID, uuid4, uuid5
 
 import httpx
+import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
@@ -266,6 +267,24 @@ class OfflineServer(Server):
         for name in PROVIDER_ENV_VARS:
             env.pop(name, None)
         return env
+
+
+@contextlib.contextmanager
+def offline_server(
+    factory: pytest.TempPathFactory,
+    name: str,
+    env: dict[str, str] | None = None,
+    config: Path = EXAMPLE_CONFIG,
+) -> Iterator[OfflineServer]:
+    """An ``OfflineServer`` on ``config`` (the example agent by default) in a directory of its own,
+    stopped on exit."""
+    base = factory.mktemp(name)
+    srv = OfflineServer(config=config, data_dir=base / "data", log_dir=base / "logs", extra_env=env or {})
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.stop()
 
 
 async def slow_steps_done(client: LangGraphClient, thread_id: str, at_least: int) -> list[int]:

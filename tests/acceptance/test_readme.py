@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance._support import EXAMPLE_CONFIG, OfflineServer
+from tests.acceptance._support import OfflineServer, offline_server
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(180)]
 
@@ -33,13 +33,8 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineServer]:
     """The example agent, offline."""
-    base = tmp_path_factory.mktemp("readme")
-    srv = OfflineServer(config=EXAMPLE_CONFIG, data_dir=base / "data", log_dir=base / "logs")
-    try:
-        srv.start()
+    with offline_server(tmp_path_factory, "readme") as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def test_every_example_that_talks_to_the_server_is_checked() -> None:

@@ -7,7 +7,6 @@ panes, and the API-key field with auth on. Screenshots are kept in ``test-artifa
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -21,11 +20,12 @@ from playwright.async_api import Browser, Locator, Page, async_playwright, expec
 
 from tests.acceptance._support import (
     EXAMPLE_CONFIG,
-    PROVIDER_ENV_VARS,
+    OFFLINE_ENV,
     OfflineServer,
     as_dict,
     eventually,
     human,
+    offline_server,
 )
 from tests.compat.conftest import production
 
@@ -38,20 +38,9 @@ KEY = "k-console-0123456789abcdef"
 SCHEMA_CONFIG = Path(__file__).resolve().parent / "langgraph.json"
 
 
-@contextlib.contextmanager
-def _offline(factory: pytest.TempPathFactory, name: str, env: dict[str, str]) -> Iterator[OfflineServer]:
-    base = factory.mktemp(name)
-    srv = OfflineServer(config=EXAMPLE_CONFIG, data_dir=base / "data", log_dir=base / "logs", extra_env=env)
-    try:
-        srv.start()
-        yield srv
-    finally:
-        srv.stop()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineServer]:
-    with _offline(tmp_path_factory, "console", {}) as srv:
+    with offline_server(tmp_path_factory, "console", {}) as srv:
         yield srv
 
 
@@ -177,13 +166,8 @@ async def test_rejecting_an_email_with_a_reason(server: OfflineServer, browser: 
 
 @pytest.fixture(scope="module")
 def schema_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineServer]:
-    base = tmp_path_factory.mktemp("console-schema")
-    srv = OfflineServer(config=SCHEMA_CONFIG, data_dir=base / "data", log_dir=base / "logs")
-    try:
-        srv.start()
+    with offline_server(tmp_path_factory, "console-schema", config=SCHEMA_CONFIG) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.mark.parametrize(
@@ -282,7 +266,9 @@ async def test_threads_made_together_are_told_apart_and_the_page_has_an_icon(
 @pytest.fixture(scope="module")
 def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineServer]:
     """The agent's model takes 20 s to answer (graphrun.testing's injected latency)."""
-    with _offline(tmp_path_factory, "console-slow", {"GRAPHRUN_FAULTS": "latency_ms=20000-20000"}) as srv:
+    with offline_server(
+        tmp_path_factory, "console-slow", {"GRAPHRUN_FAULTS": "latency_ms=20000-20000"}
+    ) as srv:
         yield srv
 
 
@@ -307,7 +293,7 @@ async def test_a_running_run_is_listed_and_cancelled(slow_server: OfflineServer,
 
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineServer]:
-    with _offline(tmp_path_factory, "console-auth", {"GRAPHRUN_API_KEYS": f"alice={KEY}"}) as srv:
+    with offline_server(tmp_path_factory, "console-auth", {"GRAPHRUN_API_KEYS": f"alice={KEY}"}) as srv:
         yield srv
 
 
@@ -332,8 +318,7 @@ async def test_in_production_the_summary_comes_from_stats(
 ) -> None:
     """``graphrun api`` beside ``graphrun worker``: the API process runs no graphs, so its /metrics
     counts no runs; the console's summary then shows the control store's /stats."""
-    offline = {name: "" for name in PROVIDER_ENV_VARS}
-    with production(tmp_path_factory.mktemp("console-production"), EXAMPLE_CONFIG, offline) as deployment:
+    with production(tmp_path_factory.mktemp("console-production"), EXAMPLE_CONFIG, OFFLINE_ENV) as deployment:
         async with get_client(url=deployment.url, api_key=None) as client:
             hello: Any = {"messages": [{"role": "human", "content": "hi"}]}
             thread = await client.threads.create()
