@@ -148,6 +148,12 @@ class LanggraphConfig:
     def base_dir(self) -> Path:
         return self.path.parent
 
+    @property
+    def serde(self) -> Mapping[str, Any] | None:
+        """``checkpointer.serde``: the savers' serializer (``savers.serializer``)."""
+        found = (self.checkpointer or {}).get("serde")
+        return found if isinstance(found, Mapping) else None
+
     def settings_overrides(self) -> dict[str, Any]:
         """The settings this file sets: ``checkpointer.ttl`` is the thread TTL (``default_ttl`` minutes,
         ``strategy``, ``sweep_interval_minutes``, ``sweep_limit``), as the official server reads it."""
@@ -377,12 +383,32 @@ def _check_index(path: Path, index: Mapping[str, Any]) -> None:
         raise ConfigError(f"{path}: 'store.index.fields' must be a list of JSON paths such as \"text\"")
 
 
-def _check_checkpointer(path: Path, section: Mapping[str, Any]) -> None:
-    if section.get("serde") is not None:
+def _check_serde(path: Path, serde: Any) -> None:
+    if not isinstance(serde, Mapping) or set(serde) - {"allowed_json_modules", "pickle_fallback"}:
         raise ConfigError(
-            f"{path}: 'checkpointer.serde' is not supported by graphrun yet: the savers use LangGraph's "
-            "default serializer; remove the key"
+            f"{path}: 'checkpointer.serde' must be an object with allowed_json_modules and pickle_fallback"
         )
+    modules = serde.get("allowed_json_modules")
+    if not (
+        modules is None
+        or modules is True
+        or (
+            isinstance(modules, list)
+            and all(isinstance(m, list) and m and all(isinstance(p, str) for p in m) for m in modules)
+        )
+    ):
+        raise ConfigError(
+            f"{path}: 'checkpointer.serde.allowed_json_modules' must be true or a list of module paths "
+            'such as ["my_agent", "state", "Plan"]'
+        )
+    if not isinstance(serde.get("pickle_fallback", True), bool):
+        raise ConfigError(f"{path}: 'checkpointer.serde.pickle_fallback' must be a bool")
+
+
+def _check_checkpointer(path: Path, section: Mapping[str, Any]) -> None:
+    serde = section.get("serde")
+    if serde is not None:
+        _check_serde(path, serde)
     ttl = section.get("ttl") or {}
     if ttl.get("strategy") not in (None, "delete", "keep_latest"):
         raise ConfigError(

@@ -41,6 +41,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.redis.aio import AsyncRedisSaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.base import BaseStore, TTLConfig
 from langgraph.store.memory import InMemoryStore
@@ -165,18 +166,38 @@ async def open_persistence(
     *,
     key_prefix: str = "",
     index: Mapping[str, Any] | None = None,
+    serde: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Persistence]:
     """Open the checkpointer and store ``settings`` select, set up (tables, indexes) and ready; both
     close when the block exits. ``store_config`` is langgraph.json's ``store`` (its ``ttl`` is honoured
     where the store supports TTL). ``key_prefix`` starts Redis keys and index names and MongoDB
     collection names (tests keep apart with it; several deployments may share a server with it).
     ``index`` is ``store.index`` with its embeddings loaded (``graphs.load_store_index``): the store
-    embeds what is put and searches by meaning."""
+    embeds what is put and searches by meaning. ``serde`` is ``checkpointer.serde`` (``serializer``)."""
     async with contextlib.AsyncExitStack() as stack:
         opener = _Opener(settings, stack, key_prefix, index)
-        saver = await opener.checkpointer(checkpointer_kind(settings))
+        kind = checkpointer_kind(settings)
+        saver = await opener.checkpointer(kind)
+        if serde is not None and kind in BUILT_IN:
+            saver.serde = serializer(serde)
         store = await opener.store(store_kind(settings), store_ttl(store_config))
         yield Persistence(checkpointer=saver, store=store)
+
+
+# The checkpointers graphrun opens itself; a custom one (module:attr) brings its own serializer.
+BUILT_IN = frozenset({"memory", "sqlite", "postgres", "redis", "mongodb"})
+
+
+def serializer(serde: Mapping[str, Any]) -> JsonPlusSerializer:
+    """``checkpointer.serde`` of langgraph.json, as the official server reads it: ``allowed_json_modules``
+    (``true``, or module paths such as ``["my_agent", "state", "Plan"]``) may be rebuilt from JSON, and
+    ``pickle_fallback`` (default true once the section is given) stores what msgpack cannot as a pickle
+    and reads pickles back. Without the section, LangGraph's default serializer stays."""
+    allowed = serde.get("allowed_json_modules")
+    modules = allowed if allowed is True or allowed is None else [tuple(path) for path in allowed]
+    return JsonPlusSerializer(
+        pickle_fallback=serde.get("pickle_fallback", True), allowed_json_modules=modules
+    )
 
 
 def store_ttl(store_config: Mapping[str, Any] | None) -> TTLConfig:

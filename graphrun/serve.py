@@ -170,7 +170,9 @@ def _listen(host: str, port: int, choose: str = "--port or GRAPHRUN_PORT") -> It
 async def _services(settings: Settings, config: LanggraphConfig, loaded: dict) -> AsyncIterator[Services]:  # type: ignore[type-arg]
     async with (
         SqliteStore(settings.data_dir / "graphrun.sqlite") as store,
-        open_persistence(settings, config.store, index=load_store_index(config)) as persistence,
+        open_persistence(
+            settings, config.store, index=load_store_index(config), serde=config.serde
+        ) as persistence,
     ):
         registry = GraphRegistry(loaded, persistence)
         for graph_id in registry.graph_ids:
@@ -250,7 +252,7 @@ async def migrate(settings: Settings, config: LanggraphConfig) -> None:
     await asyncio.to_thread(wait_for_postgres, settings.database_uri, startup_timeout_s)
     async with (
         _postgres_store(settings),
-        open_persistence(settings, config.store, index=load_store_index(config)),
+        open_persistence(settings, config.store, index=load_store_index(config), serde=config.serde),
     ):
         log.info("migrated")
 
@@ -306,7 +308,7 @@ async def serve_production(
         sock = stack.enter_context(_listen(settings.host, settings.port)) if "api" in roles else None
         store = await stack.enter_async_context(_postgres_store(settings))
         persistence = await stack.enter_async_context(
-            open_persistence(settings, config.store, index=load_store_index(config))
+            open_persistence(settings, config.store, index=load_store_index(config), serde=config.serde)
         )
         bus = await stack.enter_async_context(_bus(settings))
         registry = GraphRegistry(loaded, persistence)

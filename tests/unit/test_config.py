@@ -328,7 +328,6 @@ def test_checkpointer_ttl_sets_the_thread_ttl_settings(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("section", "fragment"),
     [
-        ({"checkpointer": {"serde": {"pickle_fallback": True}}}, "'checkpointer.serde' is not supported"),
         ({"checkpointer": {"ttl": {"strategy": "archive"}}}, "must be delete or keep_latest"),
         ({"checkpointer": {"ttl": {"default_ttl": -1}}}, "must be 0 or more"),
         ({"checkpointer": {"ttl": {"sweep_interval_minutes": 0}}}, "must be more than 0"),
