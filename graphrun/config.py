@@ -25,6 +25,7 @@ KNOWN_KEYS = frozenset(
         "store",
         "checkpointer",
         "auth",
+        "priority",
         "http",
         # Keys the LangGraph CLI uses for building images; accepted so that an existing file loads unchanged.
         "python_version",
@@ -137,6 +138,7 @@ class LanggraphConfig:
     store: Mapping[str, Any] | None = None
     checkpointer: Mapping[str, Any] | None = None
     auth: Mapping[str, Any] | None = None
+    priority_path: str | None = None  # priority.path: a langgraph_sdk.Priority
     http: Mapping[str, Any] | None = None
     webhook_headers: Mapping[str, str] = field(default_factory=dict)  # may hold ${{ env.NAME }} templates
     webhook_fields: frozenset[str] | None = None  # None: every field
@@ -194,6 +196,7 @@ def load_config(path: Path) -> LanggraphConfig:
         store=_parse_section(path, raw, "store", _STORE_SCHEMA),
         checkpointer=_parse_section(path, raw, "checkpointer", _CHECKPOINTER_SCHEMA),
         auth=_parse_auth(path, raw),
+        priority_path=_hook_path(path, raw, "priority"),
         http=_parse_http(path, raw),
         webhook_headers=_webhook_headers(path, webhooks),
         webhook_fields=_webhook_fields(path, webhooks),
@@ -316,6 +319,20 @@ def _optional_object(path: Path, raw: Mapping[str, Any], key: str) -> Mapping[st
 # The keys of `auth` the official server takes. `disable_studio_auth` is accepted as is: graphrun has no
 # LangSmith Studio login to disable. `cache` is valid but not applied (start-up says so).
 _AUTH_KEYS = frozenset({"path", "disable_studio_auth", "allow_langsmith_api_keys", "openapi", "cache"})
+
+
+def _hook_path(path: Path, raw: Mapping[str, Any], key: str) -> str | None:
+    """``<key>.path`` of a section that names one object and nothing else (``priority``)."""
+    section = _optional_object(path, raw, key)
+    if section is None:
+        return None
+    unknown = sorted(set(section) - {"path"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown key '{key}.{unknown[0]}' (known: path)")
+    source = section.get("path")
+    if not (isinstance(source, str) and ":" in source):
+        raise ConfigError(f"{path}: key '{key}.path' must be './file.py:attribute', got {source!r}")
+    return source
 
 
 def _parse_auth(path: Path, raw: Mapping[str, Any]) -> Mapping[str, Any] | None:

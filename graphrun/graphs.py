@@ -28,7 +28,7 @@ from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore
 from langgraph.types import StateSnapshot
-from langgraph_sdk import Auth
+from langgraph_sdk import Auth, Priority
 from langgraph_sdk.runtime import ServerRuntime, _ExecutionRuntime, _ReadRuntime
 from pydantic import ConfigDict, create_model
 from starlette.applications import Starlette
@@ -141,6 +141,21 @@ def load_auth(config: LanggraphConfig) -> Auth | None:
     if not isinstance(auth, Auth):
         raise ConfigError(f"{where}: {attr!r} is {type(auth).__name__}, not a langgraph_sdk.Auth")
     return auth
+
+
+def load_priority(config: LanggraphConfig) -> Priority | None:
+    """The ``langgraph_sdk.Priority`` that ``priority.path`` names, with its assign function; None
+    without ``priority.path``."""
+    source = config.priority_path
+    if not source:
+        return None
+    where = f"{config.path}: priority.path ({source})"
+    priority, attr = _load_object(config, where, source)
+    if not isinstance(priority, Priority):
+        raise ConfigError(f"{where}: {attr!r} is {type(priority).__name__}, not a langgraph_sdk.Priority")
+    if priority._assign_handler is None:
+        raise ConfigError(f"{where}: {attr!r} has no assign function (register one with @{attr}.assign)")
+    return priority
 
 
 def load_http_app(config: LanggraphConfig) -> Starlette | None:

@@ -83,6 +83,9 @@ class Thread:
     error: Json | None
     ttl_minutes: float | None = None  # deleted when not updated for this long (None: the default TTL)
     ttl_strategy: str | None = None  # what the TTL does: delete (None too) or keep_latest
+    # Priority settings (priority.path), assigned at the thread's first run; None: not assigned yet.
+    priority: int | None = None
+    fairness_group: str | None = None
 
 
 @dataclass(frozen=True)

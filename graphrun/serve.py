@@ -34,6 +34,7 @@ from graphrun.graphs import (
     load_auth,
     load_graphs,
     load_http_app,
+    load_priority,
     load_store_index,
 )
 from graphrun.instrument import langfuse_handler
@@ -181,7 +182,14 @@ async def _services(settings: Settings, config: LanggraphConfig, loaded: dict) -
                 system_assistant_id(graph_id), graph_id, registry.description(graph_id)
             )
         bus = LocalBus(settings.stream_buffer_ttl_s)
-        yield Services(settings, store, bus, registry, webhook_url=UrlPolicy.of(config.webhook_url))
+        yield Services(
+            settings,
+            store,
+            bus,
+            registry,
+            webhook_url=UrlPolicy.of(config.webhook_url),
+            priority=load_priority(config),
+        )
 
 
 @contextlib.contextmanager
@@ -318,7 +326,14 @@ async def serve_production(
                 system_assistant_id(graph_id), graph_id, registry.description(graph_id)
             )
         _freeze_startup_heap()
-        svc = Services(settings, store, bus, registry, webhook_url=UrlPolicy.of(config.webhook_url))
+        svc = Services(
+            settings,
+            store,
+            bus,
+            registry,
+            webhook_url=UrlPolicy.of(config.webhook_url),
+            priority=load_priority(config),
+        )
         if "worker" in roles:
             _check_tracers(settings)
             if "api" not in roles and settings.metrics_port:

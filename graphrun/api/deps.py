@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from langgraph.store.base import BaseStore
+from langgraph_sdk import Priority
 
 from graphrun.errors import ConfigError
 from graphrun.graphs import GraphRegistry
@@ -28,6 +29,7 @@ class Services:
     # Set when the process begins to shut down: waits answer 503 and streams end, before the server stops.
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     webhook_url: UrlPolicy | None = None  # webhooks.url of langgraph.json
+    priority: Priority | None = None  # priority.path of langgraph.json
 
     @property
     def kv(self) -> BaseStore:

@@ -61,6 +61,8 @@ def thread(row: Mapping[str, Any]) -> Thread:
         error=_json(row["error"]),
         ttl_minutes=row["ttl_minutes"],
         ttl_strategy=row["ttl_strategy"],
+        priority=row["priority"],
+        fairness_group=row["fairness_group"],
     )
 
 

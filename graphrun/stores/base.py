@@ -31,6 +31,10 @@ class NewRun:
     # More metadata the run stamps on its thread, beside its graph and assistant (the owner, when the
     # caller's authorization adds one: a thread the run creates belongs to its caller).
     thread_stamp: Json = field(default_factory=dict)
+    # The thread's priority settings when this run assigns them (``priority.path``): stored on the thread
+    # unless it has settings already. None: the thread's own, or the defaults.
+    priority: int | None = None
+    fairness_group: str | None = None
 
 
 @dataclass(frozen=True)

@@ -37,12 +37,12 @@ EXPECTED_COLUMNS = {
     },
     "threads": {
         "thread_id", "created_at", "updated_at", "state_updated_at", "metadata", "status", "state_values",
-        "interrupts", "config", "error", "ttl_minutes", "ttl_strategy",
+        "interrupts", "config", "error", "ttl_minutes", "ttl_strategy", "priority", "fairness_group",
     },
     "runs": {
         "run_id", "thread_id", "assistant_id", "graph_id", "status", "metadata", "multitask_strategy",
         "request", "created_at", "updated_at", "available_at", "attempt", "lease_owner", "lease_expires_at",
-        "cancel_action", "output", "error", "usage",
+        "cancel_action", "output", "error", "usage", "priority",
     },
     "crons": {
         "cron_id", "assistant_id", "thread_id", "user_id", "schedule", "timezone", "end_time", "enabled",

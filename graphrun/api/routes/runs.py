@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.responses import StreamingResponse
 
 from graphrun import errors, metrics, telemetry
-from graphrun.api import schemas, sse
+from graphrun.api import _priority, schemas, sse
 from graphrun.api._resolve import (
     check_assistant,
     owned_run,
@@ -111,7 +111,7 @@ async def new_run(
         announced=announce,
     )
     run_timeouts(request.config, request.context)  # a bad run_timeout_s is refused now, not at run time
-    return NewRun(
+    new = NewRun(
         run_id=new_id(),
         thread_id=thread_id or new_id(),
         assistant_id=assistant.assistant_id,
@@ -123,6 +123,7 @@ async def new_run(
         if_not_exists="create" if thread_id is None else body.if_not_exists,
         thread_stamp=thread_stamp,
     )
+    return await _priority.assign(svc, access, assistant, new, thread_given=thread_id is not None)
 
 
 async def _authorize_run(

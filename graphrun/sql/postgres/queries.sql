@@ -196,15 +196,22 @@ WHERE thread_id = %(thread_id)s;
 -- name: insert_run
 -- One statement (one round trip) that also does what SQLite's mark_thread_busy does, and wakes the idle
 -- workers of every process when the transaction commits (PgWakeup LISTENs).
+-- The run takes its thread's priority: the one stored, else the one this run assigns (stored on the
+-- thread here unless it has settings already), else 0.
 WITH run AS (
     INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, status, metadata, multitask_strategy, request,
-                      created_at, updated_at, available_at)
+                      created_at, updated_at, available_at, priority)
     VALUES (%(run_id)s, %(thread_id)s, %(assistant_id)s, %(graph_id)s, 'pending', %(metadata)s::jsonb,
             %(multitask_strategy)s, %(request)s::jsonb, %(now)s::timestamptz, %(now)s::timestamptz,
-            %(available_at)s::timestamptz)
+            %(available_at)s::timestamptz,
+            COALESCE((SELECT t.priority FROM threads t WHERE t.thread_id = %(thread_id)s),
+                     %(priority)s::smallint, 0))
     RETURNING *
 ), busy AS (
-    UPDATE threads SET status = 'busy', metadata = metadata || %(stamp)s::jsonb, updated_at = %(now)s::timestamptz
+    UPDATE threads
+    SET status = 'busy', metadata = metadata || %(stamp)s::jsonb, updated_at = %(now)s::timestamptz,
+        fairness_group = CASE WHEN priority IS NULL THEN %(fairness_group)s::text ELSE fairness_group END,
+        priority = COALESCE(priority, %(priority)s::smallint)
     WHERE thread_id = %(thread_id)s
 ), woken AS (
     SELECT pg_notify('graphrun_new_run', '')
@@ -216,17 +223,17 @@ SELECT run.* FROM run, woken;
 -- born busy, stamped as insert_run stamps it. No row: the thread exists, and nothing was written.
 WITH thread AS (
     INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at, metadata, status, state_values,
-                         interrupts, config, ttl_minutes)
+                         interrupts, config, ttl_minutes, priority, fairness_group)
     VALUES (%(thread_id)s, %(now)s::timestamptz, %(now)s::timestamptz, %(now)s::timestamptz, %(stamp)s::jsonb,
-            'busy', NULL, '{}', '{}', NULL)
+            'busy', NULL, '{}', '{}', NULL, %(priority)s::smallint, %(fairness_group)s::text)
     ON CONFLICT (thread_id) DO NOTHING
     RETURNING thread_id
 ), run AS (
     INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, status, metadata, multitask_strategy, request,
-                      created_at, updated_at, available_at)
+                      created_at, updated_at, available_at, priority)
     SELECT %(run_id)s, thread.thread_id, %(assistant_id)s, %(graph_id)s, 'pending', %(metadata)s::jsonb,
            %(multitask_strategy)s, %(request)s::jsonb, %(now)s::timestamptz, %(now)s::timestamptz,
-           %(available_at)s::timestamptz
+           %(available_at)s::timestamptz, COALESCE(%(priority)s::smallint, 0)
     FROM thread
     RETURNING *
 ), woken AS (
@@ -285,8 +292,9 @@ WHERE run_id = %(run_id)s AND status = 'running';
 
 -- name: claim_runs
 -- The oldest pending run of each thread that has nothing running, if it is ready; at most %(limit)s of
--- them, skipping rows another worker is claiming at this moment (SKIP LOCKED). Only a thread's oldest
--- pending run is a candidate, so two workers never take two runs of one thread.
+-- them, the lowest priority number first (-5 before 5), then the longest waiting, skipping rows another
+-- worker is claiming at this moment (SKIP LOCKED). Only a thread's oldest pending run is a candidate, so
+-- two workers never take two runs of one thread.
 UPDATE runs
 SET status = 'running', attempt = attempt + 1, lease_owner = %(worker_id)s,
     lease_expires_at = %(lease_expires_at)s::timestamptz, updated_at = %(now)s::timestamptz
@@ -294,13 +302,13 @@ WHERE run_id IN (
     SELECT r.run_id FROM runs r
     WHERE r.run_id IN (
         SELECT c.run_id FROM (
-            SELECT DISTINCT ON (p.thread_id) p.run_id, p.thread_id, p.available_at, p.created_at
+            SELECT DISTINCT ON (p.thread_id) p.run_id, p.thread_id, p.available_at, p.created_at, p.priority
             FROM runs p WHERE p.status = 'pending'
             ORDER BY p.thread_id, p.created_at, p.run_id
         ) c
         WHERE c.available_at <= %(now)s::timestamptz
           AND NOT EXISTS (SELECT 1 FROM runs b WHERE b.thread_id = c.thread_id AND b.status = 'running')
-        ORDER BY c.available_at, c.created_at
+        ORDER BY c.priority, c.available_at, c.created_at
         LIMIT %(limit)s
     )
     FOR UPDATE SKIP LOCKED

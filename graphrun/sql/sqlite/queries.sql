@@ -134,7 +134,12 @@ WHERE (:status IS NULL OR t.status = :status)
   AND json_contains(t.state_values, :values);
 
 -- name: mark_thread_busy
-UPDATE threads SET status = 'busy', metadata = json_patch(metadata, :stamp), updated_at = :now
+-- Also stores the priority settings a run assigns, unless the thread has settings already (the first
+-- kept: the assign function may have been called twice for one thread).
+UPDATE threads
+SET status = 'busy', metadata = json_patch(metadata, :stamp), updated_at = :now,
+    fairness_group = CASE WHEN priority IS NULL THEN :fairness_group ELSE fairness_group END,
+    priority = COALESCE(priority, :priority)
 WHERE thread_id = :thread_id;
 
 -- name: set_thread_after_run
@@ -157,10 +162,13 @@ WHERE thread_id = :thread_id;
 -- ---------------------------------------------------------------- runs
 
 -- name: insert_run
+-- The run takes its thread's priority: the one stored, else the one this run assigns (mark_thread_busy
+-- then stores it), else 0.
 INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, status, metadata, multitask_strategy, request,
-                  created_at, updated_at, available_at)
+                  created_at, updated_at, available_at, priority)
 VALUES (:run_id, :thread_id, :assistant_id, :graph_id, 'pending', :metadata, :multitask_strategy, :request,
-        :now, :now, :available_at)
+        :now, :now, :available_at,
+        COALESCE((SELECT t.priority FROM threads t WHERE t.thread_id = :thread_id), :priority, 0))
 RETURNING *;
 
 -- name: get_run
@@ -211,20 +219,21 @@ WHERE run_id = :run_id AND status = 'running';
 
 -- name: claim_runs
 -- The oldest pending run of each thread that has nothing running, if it is ready; at most :limit of
--- them. A run delayed with after_seconds holds its place: later runs on its thread wait behind it.
+-- them, the lowest priority number first (-5 before 5), then the longest waiting. A run delayed with
+-- after_seconds holds its place: later runs on its thread wait behind it.
 UPDATE runs
 SET status = 'running', attempt = attempt + 1, lease_owner = :worker_id, lease_expires_at = :lease_expires_at,
     updated_at = :now
 WHERE run_id IN (
     SELECT run_id FROM (
-        SELECT r.run_id, r.available_at, r.created_at,
+        SELECT r.run_id, r.available_at, r.created_at, r.priority,
                ROW_NUMBER() OVER (PARTITION BY r.thread_id ORDER BY r.created_at, r.run_id) AS rank
         FROM runs r
         WHERE r.status = 'pending'
           AND NOT EXISTS (SELECT 1 FROM runs b WHERE b.thread_id = r.thread_id AND b.status = 'running')
     )
     WHERE rank = 1 AND available_at <= :now
-    ORDER BY available_at, created_at
+    ORDER BY priority, available_at, created_at
     LIMIT :limit
 )
 RETURNING *;

@@ -78,6 +78,8 @@ class Runs(Threads):
             "available_at": _rows.ts(new.available_at),
             # What a run stamps on its thread's metadata (as the official server does).
             "stamp": dump({**new.thread_stamp, "graph_id": new.graph_id, "assistant_id": new.assistant_id}),
+            "priority": new.priority,
+            "fairness_group": new.fairness_group,
             "now": now,
         }
 
