@@ -42,6 +42,7 @@ from graphrun.models import system_assistant_id
 from graphrun.runner import Runner
 from graphrun.savers import open_persistence
 from graphrun.settings import Settings, redacted
+from graphrun.stores.base import ControlStore
 from graphrun.stores.postgres import PgWakeup, PostgresStore, wait_for_postgres
 from graphrun.stores.sqlite import SqliteStore
 from graphrun.streams import EventBus, LocalBus
@@ -167,6 +168,20 @@ def _listen(host: str, port: int, choose: str = "--port or GRAPHRUN_PORT") -> It
         yield sock
 
 
+def _services_of(
+    settings: Settings, config: LanggraphConfig, store: ControlStore, bus: EventBus, registry: GraphRegistry
+) -> Services:
+    """What the API and the worker share, with what langgraph.json adds (webhooks.url, priority.path)."""
+    return Services(
+        settings,
+        store,
+        bus,
+        registry,
+        webhook_url=UrlPolicy.of(config.webhook_url),
+        priority=load_priority(config),
+    )
+
+
 @contextlib.asynccontextmanager
 async def _services(settings: Settings, config: LanggraphConfig, loaded: dict) -> AsyncIterator[Services]:  # type: ignore[type-arg]
     async with (
@@ -182,14 +197,7 @@ async def _services(settings: Settings, config: LanggraphConfig, loaded: dict) -
                 system_assistant_id(graph_id), graph_id, registry.description(graph_id)
             )
         bus = LocalBus(settings.stream_buffer_ttl_s)
-        yield Services(
-            settings,
-            store,
-            bus,
-            registry,
-            webhook_url=UrlPolicy.of(config.webhook_url),
-            priority=load_priority(config),
-        )
+        yield _services_of(settings, config, store, bus, registry)
 
 
 @contextlib.contextmanager
@@ -326,14 +334,7 @@ async def serve_production(
                 system_assistant_id(graph_id), graph_id, registry.description(graph_id)
             )
         _freeze_startup_heap()
-        svc = Services(
-            settings,
-            store,
-            bus,
-            registry,
-            webhook_url=UrlPolicy.of(config.webhook_url),
-            priority=load_priority(config),
-        )
+        svc = _services_of(settings, config, store, bus, registry)
         if "worker" in roles:
             _check_tracers(settings)
             if "api" not in roles and settings.metrics_port:
