@@ -52,7 +52,6 @@ _REFUSED = {
     "ui_config": "generative-UI bundles are not built or served by graphrun; remove the key",
 }
 # `http`, as the official server takes it: every key is applied (graphrun.api.app, graphrun.serve).
-# `logging_headers` holds already: graphrun logs no request header.
 # disable_ui turns off the web console (/console); disable_a2a the A2A endpoints and agent cards.
 _HTTP_SCHEMA: _SectionSchema = {
     "app": str,

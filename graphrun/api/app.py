@@ -118,7 +118,7 @@ def create_app(
     if limiter is not None:
         app.add_middleware(RateLimit, limiter=limiter)
     app.add_middleware(CORSMiddleware, **_cors(svc, http.get("cors"), policy is not None))
-    app.add_middleware(Observe)
+    app.add_middleware(Observe, headers=HeaderPolicy.of(http.get("logging_headers"), "logging_headers"))
     _security_schemes(app, (auth_config or {}).get("openapi"))
     # The request's server span (outermost, so that Observe and the routes run inside it). The official
     # instrumentation, configured by the standard OTEL_* variables; probes and scrapes make no spans.

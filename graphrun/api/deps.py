@@ -63,21 +63,21 @@ class HeaderPolicy:
     NEVER = frozenset({"authorization", "x-api-key", "x-service-key", "x-tenant-id", "cookie"})
 
     @classmethod
-    def of(cls, section: Any) -> HeaderPolicy | None:
+    def of(cls, section: Any, key: str = "configurable_headers") -> HeaderPolicy | None:
+        """The policy of ``http.<key>`` (``configurable_headers``, or ``logging_headers``: the request
+        headers each request's log line carries)."""
         if not section:
             return None
         if not isinstance(section, Mapping):
-            raise ConfigError("http.configurable_headers must be an object with includes and excludes")
+            raise ConfigError(f"http.{key} must be an object with includes and excludes")
         unknown = sorted(set(section) - {"includes", "include", "excludes", "exclude"})
         if unknown:
-            raise ConfigError(
-                f"http.configurable_headers: unknown key {unknown[0]!r} (known: includes, excludes)"
-            )
+            raise ConfigError(f"http.{key}: unknown key {unknown[0]!r} (known: includes, excludes)")
 
         def patterns(*keys: str) -> tuple[re.Pattern[str], ...]:
             found = [p for k in keys for p in (section.get(k) or [])]
             if not all(isinstance(p, str) for p in found):
-                raise ConfigError(f"http.configurable_headers.{keys[0]} must be a list of strings")
+                raise ConfigError(f"http.{key}.{keys[0]} must be a list of strings")
             return tuple(_pattern(p) for p in found)
 
         return cls(patterns("includes", "include"), patterns("excludes", "exclude"))

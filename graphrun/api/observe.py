@@ -1,7 +1,8 @@
 """Per-request observability: a request id (the client's ``X-Request-ID``, else a new one) bound to every
 log line of the request, the trace id in the response (``X-Trace-Id``), and the HTTP metrics by route
-template. Pure ASGI, so that streamed responses pass through untouched; it runs inside OpenTelemetry's
-FastAPI middleware, so the request's span is current here.
+template. The request headers ``http.logging_headers`` names go in the request's log line (never
+credentials), as the official server logs them. Pure ASGI, so that streamed responses pass through
+untouched; it runs inside OpenTelemetry's FastAPI middleware, so the request's span is current here.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphrun import metrics, telemetry
+from graphrun.api.deps import HeaderPolicy
 
 log = structlog.get_logger("graphrun.http")
 
@@ -24,8 +26,9 @@ _QUIET = frozenset({"/metrics", "/ok"})
 
 
 class Observe:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, headers: HeaderPolicy | None = None) -> None:
         self.app = app
+        self.headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,7 +52,7 @@ class Observe:
                 message = {**message, "headers": headers}
                 if not responded:
                     responded = True
-                    _observe(scope, status, time.perf_counter() - started)
+                    _observe(scope, status, time.perf_counter() - started, self.headers)
             await send(message)
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
@@ -57,7 +60,7 @@ class Observe:
                 await self.app(scope, receive, send_with_ids)
             finally:
                 if not responded:  # the app failed before answering (the error handler answered 500)
-                    _observe(scope, status, time.perf_counter() - started)
+                    _observe(scope, status, time.perf_counter() - started, self.headers)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -67,12 +70,16 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _observe(scope: Scope, status: int, seconds: float) -> None:
+def _observe(scope: Scope, status: int, seconds: float, policy: HeaderPolicy | None) -> None:
     route: Any = scope.get("route")
     template = getattr(route, "path", None) or "unmatched"
     if template in _QUIET:
         return
     method = scope.get("method", "GET")
+    extra: dict[str, Any] = {}
+    if policy is not None:
+        given = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        extra = {"headers": picked} if (picked := policy.pick(given)) else {}
     log.info(
         "http_request",
         method=method,
@@ -80,6 +87,7 @@ def _observe(scope: Scope, status: int, seconds: float) -> None:
         route=template,
         status=status,
         duration_ms=round(seconds * 1000, 2),
+        **extra,
     )
     metrics.HTTP_REQUESTS.labels(method, template, str(status)).inc()
     metrics.HTTP_LATENCY.labels(method, template).observe(seconds)

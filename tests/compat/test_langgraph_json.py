@@ -4,11 +4,13 @@ middleware and lifespan, no graphrun auth on them), ``http.disable_*``, ``http.c
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
@@ -19,7 +21,7 @@ pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(120)]
 
 CONFIG = Path(__file__).resolve().parent / "http.langgraph.json"
 KEY = "k-graphrun-json-test"
-SERVER_ENV = {"GRAPHRUN_API_KEYS": f"alice={KEY}"}
+SERVER_ENV = {"GRAPHRUN_API_KEYS": f"alice={KEY}", "GRAPHRUN_LOG_LEVEL": "INFO"}  # INFO: the request log
 
 
 @pytest.fixture
@@ -101,3 +103,28 @@ async def test_a_webhook_outside_the_url_policy_is_refused_and_no_run_is_written
         assert reason in response.json()["detail"]
     assert await alice.runs.list(thread_id) == []
     # (An allowed URL is checked in tests/unit/test_http_policies.py: a run here would post to the network.)
+
+
+async def test_the_logging_headers_go_in_the_request_log_and_credentials_never(
+    target: Any, http: httpx.AsyncClient
+) -> None:
+    marker = f"probe-{uuid.uuid4().hex}"
+    headers = {
+        "x-api-key": KEY,
+        "x-trace-origin": marker,
+        "x-trace-secret": "s3cret-value",
+        "x-other": marker,
+    }
+    assert (await http.post("/threads/count", json={}, headers=headers)).status_code == 200
+
+    def logged() -> list[dict[str, Any]]:
+        lines = [line for line in target.logs().splitlines() if marker in line and line.startswith("{")]
+        return [orjson.loads(line) for line in lines]
+
+    [entry] = await eventually(lambda: _value(logged()), bool, what="the request's log line")
+    assert entry["event"] == "http_request"
+    assert entry["headers"] == {"x-trace-origin": marker}, "only the included headers; no key, no secret"
+
+
+async def _value(value: Any) -> Any:
+    return value
