@@ -185,6 +185,32 @@ async def test_an_interrupt_is_requested_and_answered_through_the_stream(client:
     assert output == {"draft": "a plan", "answer": "yes"}
 
 
+async def test_the_sdk_sees_an_interrupt_as_it_sees_it_on_the_official_server(
+    client: LangGraphClient,
+) -> None:
+    """langgraph-sdk 0.4.14 against langgraph-api 0.16.7: ``thread.interrupts[i]["value"]`` is None (the
+    SDK reads ``value``; the server sends ``payload``), and ``thread.output`` does not resolve at an
+    interrupt (no ``completed`` is sent), only once the answered run has completed."""
+    async with client.threads.stream(assistant_id="asks") as thread:
+        await thread.run.start(input={})
+        events = await _events_until(thread.events, {"interrupted", "completed", "failed"})
+        await eventually(lambda: _value(thread.interrupted), bool, what="the SDK to see the interrupt")
+
+        [requested] = [e["params"]["data"] for e in events if e["method"] == "input.requested"]
+        assert set(requested) == {"interrupt_id", "payload"}
+        assert [(i["interrupt_id"], i["value"]) for i in thread.interrupts] == [
+            (requested["interrupt_id"], None)
+        ]
+        assert _lifecycles(events)[-1] == "interrupted"
+        output = asyncio.ensure_future(_output(thread))  # had it resolved at the interrupt: without "answer"
+        await thread.run.respond("yes")
+        assert await asyncio.wait_for(output, 30) == {"draft": "a plan", "answer": "yes"}
+
+
+async def _output(thread: Any) -> Any:
+    return await thread.output
+
+
 async def _value(value: Any) -> Any:
     return value
 
