@@ -94,6 +94,7 @@ _URL_POLICY_SCHEMA: _SectionSchema = {
     "allowed_ports": list,
     "max_url_length": _NUMBER,
     "disable_loopback": bool,
+    "disable_private_ips": bool,
 }
 _CHECKPOINTER_SCHEMA: _SectionSchema = {
     "ttl": {

@@ -73,7 +73,12 @@ def _webhooks(settings: Settings, config: LanggraphConfig) -> Webhooks | None:
     """The worker's webhook sender; none with ``http.disable_webhooks`` (no run's webhook is called)."""
     if (config.http or {}).get("disable_webhooks"):
         return None
-    return Webhooks(settings, config.webhook_headers, config.webhook_fields)
+    return Webhooks(settings, config.webhook_headers, config.webhook_fields, _url_policy(settings, config))
+
+
+def _url_policy(settings: Settings, config: LanggraphConfig) -> UrlPolicy:
+    """``webhooks.url``, and ``GRAPHRUN_WEBHOOK_ALLOW_LOCAL`` for local development."""
+    return UrlPolicy.of(config.webhook_url, allow_local=settings.webhook_allow_local)
 
 
 async def serve_embedded(settings: Settings, config: LanggraphConfig) -> None:
@@ -177,7 +182,7 @@ def _services_of(
         store,
         bus,
         registry,
-        webhook_url=UrlPolicy.of(config.webhook_url),
+        webhook_url=_url_policy(settings, config),
         priority=load_priority(config),
     )
 

@@ -97,6 +97,11 @@ class Settings:
     )
     webhook_timeout_s: float = _setting(10.0, "s", "timeout of one webhook POST")
     webhook_retries: int = _setting(3, "retries", "retries of a webhook after a connection error or a 5xx")
+    webhook_allow_local: bool = _setting(
+        False,
+        "bool",
+        "local development: webhooks may reach loopback and private addresses, whatever webhooks.url says",
+    )
     # Production mode: PostgreSQL and Redis, by the names the official server uses.
     database_uri: str = _setting(
         "",

@@ -16,7 +16,7 @@ import asyncio
 import ipaddress
 import socket
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,6 +33,7 @@ from graphrun.types import Json
 log = structlog.get_logger("graphrun.webhooks")
 
 first_backoff_s = 0.5
+MAX_REDIRECTS = 5  # each one checked against the policy like the first request
 
 
 def payload(run: Run, outcome: RunOutcome, started_at: datetime, ended_at: datetime) -> Json:
@@ -60,16 +61,28 @@ class Webhooks:
         settings: Settings,
         headers: Mapping[str, str] | None = None,
         fields: frozenset[str] | None = None,
+        policy: UrlPolicy | None = None,
     ) -> None:
         self._settings = settings
         # ${{ env.NAME }} templates are read once, now: a variable missing stops start-up.
         self._headers = {k: resolve_templates(v, HEADER_TEMPLATE) for k, v in (headers or {}).items()}
         self._fields = fields
+        self._policy = policy or UrlPolicy.of(None, allow_local=settings.webhook_allow_local)
         self._client: httpx.AsyncClient | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        if self._headers and not self._policy.allowed_domains:
+            log.warning(
+                "webhook_headers_unsent",
+                reason="webhooks.headers go only to hosts webhooks.url.allowed_domains lists; it lists none",
+            )
 
     async def __aenter__(self) -> Webhooks:
-        self._client = httpx.AsyncClient(timeout=self._settings.webhook_timeout_s, follow_redirects=False)
+        self._client = httpx.AsyncClient(
+            transport=_Guard(self._policy, self._headers),
+            timeout=self._settings.webhook_timeout_s,
+            follow_redirects=True,
+            max_redirects=MAX_REDIRECTS,
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -104,6 +117,9 @@ class Webhooks:
                     content=encoding.dumps(body),
                     headers={**self._headers, "content-type": "application/json"},
                 )
+            except Blocked as exc:
+                log.warning("webhook_blocked", run_id=run_id, url=url, problem=str(exc))
+                return
             except httpx.HTTPError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
@@ -124,37 +140,56 @@ class Webhooks:
 
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "host.docker.internal"})
+_METADATA_NAMES = frozenset(
+    {"metadata.google.internal", "metadata.amazonaws.com", "metadata", "instance-data"}
+)
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
+_SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT: private in all but name
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class Blocked(Exception):
+    """A webhook's host is one the policy refuses (found as the webhook is sent)."""
 
 
 @dataclass(frozen=True)
 class UrlPolicy:
-    """``webhooks.url`` of langgraph.json: what a run's ``webhook`` may be, checked when the run (or
-    cron) is created, as the official server checks it (422 otherwise). With a policy, loopback targets
-    are refused unless ``disable_loopback`` is false, as there. Without one, graphrun takes any
-    absolute http(s) URL (the official server also refuses private addresses by default).
+    """What a run's ``webhook`` may reach: ``webhooks.url`` of langgraph.json, with the official server's
+    keys. Checked when the run (or cron) is created, without resolving names (422 otherwise), and again
+    as each request is sent, redirects included, against every address its host resolves to (the
+    connection then goes to the address checked, so a second lookup cannot change it).
 
-    Host names are not resolved: a name that points at a loopback address passes (the official server
-    resolves it)."""
+    Refused by default: loopback (``disable_loopback``, default true as on the official server) and
+    private addresses (``disable_private_ips``: default true here, false on the official server),
+    ``GRAPHRUN_WEBHOOK_ALLOW_LOCAL`` allowing both for local development; always: unspecified,
+    link-local (where cloud metadata answers), multicast and reserved addresses, cloud metadata names.
+    A host ``allowed_domains`` lists is trusted as the operator's (as on the official server: not
+    resolved), and only such a host gets the configured ``webhooks.headers``."""
 
     require_https: bool = False
     allowed_domains: tuple[str, ...] = ()
     allowed_ports: tuple[int, ...] = ()
     max_url_length: int = 4096
     disable_loopback: bool = True
+    disable_private_ips: bool = True
 
     @classmethod
-    def of(cls, section: Mapping[str, Any] | None) -> UrlPolicy | None:
-        if section is None:
-            return None
+    def of(cls, section: Mapping[str, Any] | None, *, allow_local: bool = False) -> UrlPolicy:
+        section = section or {}
         return cls(
             require_https=bool(section.get("require_https", False)),
             allowed_domains=tuple(d.lower() for d in section.get("allowed_domains") or ()),
             allowed_ports=tuple(section.get("allowed_ports") or ()),
             max_url_length=int(section.get("max_url_length") or 4096),
-            disable_loopback=bool(section.get("disable_loopback", True)),
+            disable_loopback=not allow_local and bool(section.get("disable_loopback", True)),
+            disable_private_ips=not allow_local and bool(section.get("disable_private_ips", True)),
         )
 
     def check(self, url: str) -> None:
+        """The URL as a run names it: ``errors.InvalidRequest`` (422) if the policy refuses it."""
         if len(url) > self.max_url_length:
             raise errors.InvalidRequest(f"webhook URL is longer than {self.max_url_length} characters")
         parts = urllib.parse.urlsplit(url)
@@ -167,15 +202,111 @@ class UrlPolicy:
         if self.allowed_ports and port not in self.allowed_ports:
             raise errors.InvalidRequest(f"webhook port {port} is not allowed (webhooks.url.allowed_ports)")
         host = (parts.hostname or "").lower()
-        if self.allowed_domains and not any(_host_matches(host, d) for d in self.allowed_domains):
+        if self.allowed_domains and not self.trusts(host):
             raise errors.InvalidRequest(
                 f"webhook host {host!r} is not allowed (webhooks.url.allowed_domains)"
             )
-        if self.disable_loopback and _loopback(host):
-            raise errors.InvalidRequest(
-                f"webhook host {host!r} is a loopback address; set webhooks.url.disable_loopback to false "
-                "to allow it"
-            )
+        if self.trusts(host):
+            return
+        problem = self.refusal_of_name(host)
+        address = _literal(host)
+        if problem is None and address is not None:
+            problem = self.refusal_of(address)
+        if problem is not None:
+            raise errors.InvalidRequest(f"webhook host {host!r} is {problem}")
+
+    def trusts(self, host: str) -> bool:
+        """``host`` is one ``allowed_domains`` lists."""
+        return any(_host_matches(host.lower(), d) for d in self.allowed_domains)
+
+    def refusal_of_name(self, host: str) -> str | None:
+        host = host.lower()
+        if self.disable_loopback and (host in _LOOPBACK_NAMES or host.endswith(".localhost")):
+            return f"a loopback address; {_LOCAL_HINT}"
+        if host in _METADATA_NAMES:
+            return "a cloud metadata service"
+        return None
+
+    def refusal_of(self, address: Address) -> str | None:
+        """Why ``address`` may not be reached, or None. IPv4 inside IPv6 (mapped, NAT64) is the IPv4."""
+        if isinstance(address, ipaddress.IPv6Address):
+            inner = address.ipv4_mapped
+            if inner is None and address in _NAT64:
+                inner = ipaddress.IPv4Address(address.packed[-4:])
+            if inner is not None:
+                address = inner
+            elif address in _V4_COMPATIBLE and int(address) > 1:
+                return "an IPv4-compatible IPv6 address"
+        if address.is_unspecified or address in _THIS_NETWORK:
+            return "an unspecified address (it reaches this machine)"
+        if address.is_link_local:
+            return "a link-local address (where cloud metadata answers)"
+        if address.is_loopback:  # (before reserved: ::1 lies in the reserved ::/8)
+            return f"a loopback address; {_LOCAL_HINT}" if self.disable_loopback else None
+        if address.is_multicast or address.is_reserved:
+            return "a multicast or reserved address"
+        if address.is_private or address in _SHARED:
+            return f"a private address; {_LOCAL_HINT}" if self.disable_private_ips else None
+        return None
+
+    async def address(self, host: str, port: int) -> str:
+        """The address to connect to for ``host``: every address it resolves to must be allowed.
+        ``Blocked`` if one is not; ``httpx.ConnectError`` if it does not resolve (retried)."""
+        problem = self.refusal_of_name(host)
+        if problem is not None:
+            raise Blocked(f"webhook host {host!r} is {problem}")
+        loop = asyncio.get_running_loop()
+        try:
+            found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise httpx.ConnectError(f"cannot resolve {host!r}: {exc}") from exc
+        addresses = [str(info[4][0]) for info in found]
+        if not addresses:
+            raise httpx.ConnectError(f"{host!r} resolves to no address")
+        for text in addresses:
+            problem = self.refusal_of(ipaddress.ip_address(text.partition("%")[0]))
+            if problem is not None:
+                raise Blocked(f"webhook host {host!r} resolves to {text}, {problem}")
+        return addresses[0]
+
+
+_LOCAL_HINT = (
+    "set GRAPHRUN_WEBHOOK_ALLOW_LOCAL=true for local development, or webhooks.url.disable_loopback / "
+    "disable_private_ips to false"
+)
+
+
+class _Guard(httpx.AsyncBaseTransport):
+    """Sends each webhook request (the first and every redirect) to the address the policy checked, and
+    with the configured headers only to a host ``allowed_domains`` lists."""
+
+    def __init__(self, policy: UrlPolicy, header_names: Iterable[str]) -> None:
+        self._policy = policy
+        self._header_names = [n.lower() for n in header_names]
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        if self._policy.trusts(host):
+            return await self._inner.handle_async_request(request)
+        for name in self._header_names:
+            request.headers.pop(name, None)
+        port = request.url.port or (443 if request.url.scheme == "https" else 80)
+        address = await self._policy.address(host, port)
+        extensions = dict(request.extensions)
+        if request.url.scheme == "https":
+            extensions["sni_hostname"] = host  # the certificate is still checked against the name
+        pinned = httpx.Request(
+            request.method,
+            request.url.copy_with(host=address),
+            headers=request.headers,  # Host: still the name
+            stream=request.stream,
+            extensions=extensions,
+        )
+        return await self._inner.handle_async_request(pinned)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 def _host_matches(host: str, allowed: str) -> bool:
@@ -185,19 +316,13 @@ def _host_matches(host: str, allowed: str) -> bool:
     return host == allowed
 
 
-def _loopback(host: str) -> bool:
-    """A loopback name or address in any spelling the resolver takes: ``127.1``, ``2130706433``,
-    ``0x7f000001`` (``inet_aton``'s forms), ``::ffff:127.0.0.1``, and ``0.0.0.0``, which reaches this
-    machine too."""
-    if host in _LOOPBACK_NAMES or host.endswith(".localhost"):
-        return True
+def _literal(host: str) -> Address | None:
+    """``host`` as an address, in any spelling the resolver takes: ``127.1``, ``2130706433``,
+    ``0x7f000001`` (``inet_aton``'s forms), ``::ffff:127.0.0.1``; None for a name."""
     try:
-        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(host)
+        return ipaddress.ip_address(host)
     except ValueError:
         try:
-            address = ipaddress.IPv4Address(socket.inet_aton(host))
+            return ipaddress.IPv4Address(socket.inet_aton(host))
         except OSError:
-            return False  # a host name: not resolved here
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback or address.is_unspecified
+            return None

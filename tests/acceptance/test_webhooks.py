@@ -2,7 +2,9 @@
 
 A small HTTP receiver runs inside the test process on 127.0.0.1 and records every request. This module's
 server is started from a copy of the acceptance ``langgraph.json`` that adds ``webhooks.headers``, so that
-the headers sent with every webhook can be checked too.
+the headers sent with every webhook can be checked too (with ``webhooks.url.allowed_domains`` naming the
+receiver's host: the headers go only there), and with ``GRAPHRUN_WEBHOOK_ALLOW_LOCAL``, as local
+development opts into webhooks on loopback. (The policy's refusals: tests/security/test_webhook_policy.py.)
 """
 
 from __future__ import annotations
@@ -24,7 +26,11 @@ from ._support import CONFIG, Server, as_dict, eventually, free_port, slow_steps
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(90)]
 
 # A short run timeout, so that a run can end `timeout`; every other run here takes well under a second.
-SERVER_ENV = {"GRAPHRUN_WEBHOOK_TIMEOUT_S": "1", "GRAPHRUN_RUN_TIMEOUT_S": "3"}
+SERVER_ENV = {
+    "GRAPHRUN_WEBHOOK_TIMEOUT_S": "1",
+    "GRAPHRUN_RUN_TIMEOUT_S": "3",
+    "GRAPHRUN_WEBHOOK_ALLOW_LOCAL": "true",
+}
 SECRET_HEADER = ("x-webhook-secret", "acceptance-secret")
 T = TypeVar("T")
 RUN_FIELDS = ("run_id", "thread_id", "assistant_id", "created_at", "metadata", "kwargs", "multitask_strategy")
@@ -46,7 +52,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 **raw,
                 "graphs": graphs,
                 "dependencies": [str(CONFIG.parent)],
-                "webhooks": {"headers": {SECRET_HEADER[0]: SECRET_HEADER[1]}},
+                "webhooks": {
+                    "headers": {SECRET_HEADER[0]: SECRET_HEADER[1]},
+                    "url": {"allowed_domains": ["127.0.0.1"]},
+                },
             }
         ),
         encoding="utf-8",

@@ -11,7 +11,7 @@ from graphrun import errors
 from graphrun.api.deps import HeaderPolicy
 from graphrun.config import HEADER_TEMPLATE
 from graphrun.settings import resolve_templates
-from graphrun.webhooks import UrlPolicy
+from graphrun.webhooks import Blocked, UrlPolicy
 
 
 def test_no_section_forwards_nothing() -> None:
@@ -114,17 +114,56 @@ def test_a_webhook_outside_the_policy_is_refused(url: str, fragment: str) -> Non
         "2130706433",
         "0x7f000001",
         "[::ffff:127.0.0.1]",
-        "0.0.0.0",
+        "[64:ff9b::7f00:1]",
     ],
 )
-def test_loopback_is_refused_under_a_policy_unless_allowed(host: str) -> None:
-    strict, open_ = UrlPolicy.of({}), UrlPolicy.of({"disable_loopback": False})
-    assert strict is not None
-    assert open_ is not None
+def test_loopback_is_refused_unless_allowed(host: str) -> None:
+    strict, open_ = UrlPolicy.of(None), UrlPolicy.of({"disable_loopback": False})
 
     with pytest.raises(errors.InvalidRequest, match="loopback"):
         strict.check(f"http://{host}:8000/hook")
     open_.check(f"http://{host}:8000/hook")
+    UrlPolicy.of(None, allow_local=True).check(f"http://{host}:8000/hook")
+
+
+@pytest.mark.parametrize(
+    "host", ["10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "[fd00::1]", "167772161"]
+)
+def test_private_addresses_are_refused_unless_allowed(host: str) -> None:
+    with pytest.raises(errors.InvalidRequest, match="private"):
+        UrlPolicy.of(None).check(f"http://{host}/hook")
+    with pytest.raises(errors.InvalidRequest, match="private"):
+        UrlPolicy.of({"disable_loopback": False}).check(f"http://{host}/hook")
+    UrlPolicy.of({"disable_private_ips": False}).check(f"http://{host}/hook")
+    UrlPolicy.of(None, allow_local=True).check(f"http://{host}/hook")
+
+
+@pytest.mark.parametrize(
+    ("host", "fragment"),
+    [
+        ("0.0.0.0", "unspecified"),
+        ("0", "unspecified"),
+        ("[::]", "unspecified"),
+        ("169.254.169.254", "link-local"),
+        ("[fe80::1]", "link-local"),
+        ("[::ffff:169.254.169.254]", "link-local"),
+        ("224.0.0.1", "multicast"),
+        ("metadata.google.internal", "metadata"),
+    ],
+)
+def test_some_addresses_are_refused_even_for_local_development(host: str, fragment: str) -> None:
+    with pytest.raises(errors.InvalidRequest, match=fragment):
+        UrlPolicy.of(None, allow_local=True).check(f"http://{host}/hook")
+
+
+async def test_a_name_is_checked_by_every_address_it_resolves_to() -> None:
+    policy = UrlPolicy.of(None)
+    policy.check("http://localhost.example.test/hook")  # a name: not resolved when the run is created
+    with pytest.raises(Blocked, match="loopback"):
+        await policy.address("localhost", 80)
+    public = await policy.address("93.184.216.34", 80)  # an address resolves to itself
+
+    assert public == "93.184.216.34"
 
 
 def test_header_templates_read_the_environment() -> None:
