@@ -68,3 +68,67 @@ def test_an_interrupt_without_schema_takes_anything() -> None:
 def test_a_busy_thread_is_not_checked() -> None:
     """Its state is about to change: the run that is in flight decides what will be pending."""
     check_resume(thread(status="busy"), "anything")
+
+
+# LangChain's HumanInTheLoopMiddleware (batched): two actions, the second with fewer decisions allowed.
+HITL = {
+    "id": "c" * 32,
+    "value": {
+        "action_requests": [
+            {"name": "send_email", "args": {"to": "a@example.com"}, "description": "send?"},
+            {"name": "delete_file", "args": {"path": "x"}},
+        ],
+        "review_configs": [
+            {"action_name": "send_email", "allowed_decisions": ["approve", "edit", "reject"]},
+            {"action_name": "delete_file", "allowed_decisions": ["approve", "reject"]},
+        ],
+    },
+}
+EDIT = {"type": "edit", "edited_action": {"name": "send_email", "args": {"to": "b@example.com"}}}
+
+
+@pytest.mark.parametrize(
+    "decisions",
+    [
+        [{"type": "approve"}, {"type": "reject"}],
+        [EDIT, {"type": "reject", "message": "keep it"}],
+        [{"type": "reject", "message": "no"}, {"type": "approve"}],
+    ],
+    ids=["approve-reject", "edit-reject-with-message", "reject-approve"],
+)
+def test_decisions_that_answer_a_human_in_the_loop_request_pass(decisions: list[Json]) -> None:
+    check_resume(thread(HITL), {"decisions": decisions})
+    check_resume(thread(HITL), {"c" * 32: {"decisions": decisions}})
+
+
+@pytest.mark.parametrize(
+    ("resume", "problem"),
+    [
+        ({"decision": "approve"}, "it has no 'decisions' list"),
+        ({"decisions": [{"type": "approve"}]}, "1 decision(s) for 2 action request(s)"),
+        ({"decisions": [{"type": "approve"}, EDIT]}, "decisions[1] for 'delete_file' has type 'edit'"),
+        ({"decisions": ["approve", {"type": "approve"}]}, "decisions[0] for 'send_email' has type None"),
+        ({"decisions": [{"type": "approve", "x": 1}, {"type": "approve"}]}, "unknown field(s) x"),
+        ({"decisions": [{"type": "edit"}, {"type": "approve"}]}, "needs 'edited_action' with a 'name'"),
+        (
+            {"decisions": [{"type": "reject", "message": 3}, {"type": "approve"}]},
+            "'message' that is not a string",
+        ),
+    ],
+    ids=[
+        "no-decisions",
+        "too-few",
+        "not-allowed",
+        "not-an-object",
+        "unknown-field",
+        "edit-no-action",
+        "bad-message",
+    ],
+)
+def test_decisions_that_do_not_answer_a_human_in_the_loop_request_are_a_clear_422(
+    resume: Json, problem: str
+) -> None:
+    with pytest.raises(errors.InvalidRequest) as refused:
+        check_resume(thread(HITL), resume)
+    assert problem in refused.value.message
+    assert "human-in-the-loop" in refused.value.message
