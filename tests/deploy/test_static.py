@@ -154,6 +154,37 @@ def test_the_api_is_probed_on_ok_and_ready() -> None:
     assert api["args"] == ["api"]
 
 
+def test_workers_are_probed_and_scraped_on_their_metrics_port() -> None:
+    docs = _base_manifests()
+    template = _kind(docs, "Deployment", "graphrun-worker")["spec"]["template"]
+    worker = template["spec"]["containers"][0]
+    port = {p["name"]: p["containerPort"] for p in worker["ports"]}["metrics"]
+    assert {e["name"]: e["value"] for e in worker["env"]}["GRAPHRUN_METRICS_PORT"] == str(port)
+    assert worker["livenessProbe"]["httpGet"] == {"path": "/ok", "port": "metrics"}
+    assert "readinessProbe" not in worker
+    # /ok fails after a lease without a turn of the loop; the probe then fails a few times before the
+    # kubelet restarts the worker, so a slow turn or two never costs a restart.
+    probe = worker["livenessProbe"]
+    assert probe["periodSeconds"] * probe["failureThreshold"] >= 2 * DEFAULTS.heartbeat_interval_s
+    annotations = template["metadata"]["annotations"]
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(port),
+        "prometheus.io/path": "/metrics",
+    }
+    api = _kind(docs, "Deployment", "graphrun-api")["spec"]["template"]
+    assert api["metadata"]["annotations"]["prometheus.io/port"] == str(DEFAULTS.port)
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    worker_ingress = [
+        p["port"]
+        for d in policies
+        if d["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == "graphrun-worker"
+        for rule in d["spec"].get("ingress", [])
+        for p in rule["ports"]
+    ]
+    assert worker_ingress == [port]
+
+
 def test_autoscaling_and_disruption_budgets_cover_api_and_workers() -> None:
     docs = _base_manifests()
     api_hpa = _kind(docs, "HorizontalPodAutoscaler", "graphrun-api")["spec"]
@@ -219,6 +250,17 @@ def test_compose_drain_timings_fit_graphrun_settings() -> None:
     worker = services["worker"]
     grace_s = float(worker["environment"]["GRAPHRUN_SHUTDOWN_GRACE_S"])
     assert float(worker["stop_grace_period"].rstrip("s")) >= grace_s + 30
+
+
+def test_every_compose_service_has_cpu_and_memory_limits_and_rotated_logs() -> None:
+    for name, service in _compose()["services"].items():
+        limits = service["deploy"]["resources"]["limits"]
+        assert float(limits["cpus"]) > 0, name
+        assert re.fullmatch(r"\d+[mg]", limits["memory"]), name
+        logging = service["logging"]
+        assert logging["driver"] == "json-file", name
+        assert re.fullmatch(r"\d+m", logging["options"]["max-size"]), name
+        assert int(logging["options"]["max-file"]) >= 2, name
 
 
 def test_nginx_holds_requests_as_long_as_a_wait_and_passes_event_ids() -> None:
