@@ -1,6 +1,7 @@
 """Prometheus metrics of a graphrun process (prometheus-client), in one registry.
 
-The API serves them at ``/metrics``; ``graphrun worker`` on ``GRAPHRUN_METRICS_PORT``. Names, labels and
+The API serves them at ``/metrics``; ``graphrun worker`` on ``GRAPHRUN_METRICS_PORT``, with ``/ok`` there
+too (``serve``). Names, labels and
 what each counts are in docs/observability.md. Labels take only bounded values (graph ids and node
 names come from the configuration, model and provider names from the models a graph calls): no ids, and
 a label past ``_MAX_VALUES`` distinct values is reported as ``other``.
@@ -8,10 +9,14 @@ a label past ``_MAX_VALUES`` distinct values is reported as ``other``.
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.types import StartResponse, WSGIEnvironment
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -23,7 +28,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
-    start_http_server,
+    make_wsgi_app,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -198,6 +203,32 @@ def render() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
-def serve(port: int, host: str) -> None:
-    """``/metrics`` on a port of its own (prometheus-client's server, on a thread), for a worker."""
-    start_http_server(port, addr=host, registry=REGISTRY)
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # scrapes and probes are not events
+        pass
+
+
+def serve(port: int, host: str, alive: Callable[[], str | None]) -> WSGIServer:
+    """``/metrics`` and ``/ok`` on a port of their own, for a worker (it has no HTTP API), on a thread.
+
+    ``alive`` answers ``None`` while the worker works, else why not: ``/ok`` then answers 503 with the
+    reason, so a liveness probe restarts a worker whose event loop hangs. The thread is not the event
+    loop, so it answers (and reports the stale heartbeat gauge) even then."""
+    metrics_app = make_wsgi_app(REGISTRY)
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != "/ok":
+            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+        problem = alive()
+        status = "200 OK" if problem is None else "503 Service Unavailable"
+        body = json.dumps({"ok": True} if problem is None else {"ok": False, "error": problem}).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    server = make_server(host, port, app, _Server, _QuietHandler)
+    threading.Thread(target=server.serve_forever, name="graphrun-metrics", daemon=True).start()
+    return server

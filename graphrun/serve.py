@@ -342,16 +342,21 @@ async def serve_production(
         svc = _services_of(settings, config, store, bus, registry)
         if "worker" in roles:
             _check_tracers(settings)
-            if "api" not in roles and settings.metrics_port:
-                metrics.serve(settings.metrics_port, settings.host)
             wakeup = await stack.enter_async_context(PgWakeup(settings.database_uri))
             webhooks = _webhooks(settings, config)
             if webhooks is not None:
                 await stack.enter_async_context(webhooks)
             runner = Runner(settings, store, bus, registry)
-            await stack.enter_async_context(
-                Worker(settings, store, bus, runner, webhooks=webhooks, wakeup=wakeup.wait)
-            )
+            worker = Worker(settings, store, bus, runner, webhooks=webhooks, wakeup=wakeup.wait)
+            if "api" not in roles and settings.metrics_port:
+                # /metrics and /ok (alive: the worker's loops turn within a lease) until the worker
+                # has drained: the server closes after it.
+                health = metrics.serve(
+                    settings.metrics_port, settings.host, lambda: worker.stalled(settings.lease_s)
+                )
+                stack.callback(health.server_close)
+                stack.callback(health.shutdown)
+            await stack.enter_async_context(worker)
         log.info("process_started", command=command, roles=list(roles), graphs=registry.graph_ids)
         if sock is not None:
             server = _Server(

@@ -164,7 +164,7 @@ class Settings:
     )
     node_io_max_chars: int = _setting(2000, "chars", "longest recorded node input or output (full mode)")
     metrics_port: int = _setting(
-        0, "port", "graphrun worker serves /metrics on this port; 0: none (the API serves it on its own)"
+        0, "port", "graphrun worker serves /metrics and /ok (alive) on this port; 0: none"
     )
     otel_exporter_otlp_endpoint: str = _setting(
         "",

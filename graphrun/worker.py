@@ -89,6 +89,8 @@ class Worker:
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._heartbeat: asyncio.Task[None] | None = None
+        self._pulse: asyncio.Task[None] | None = None
+        self._beat_at = time.monotonic()  # the pulse loop's last turn (``stalled``)
 
     async def __aenter__(self) -> Worker:
         if self._recover_orphans:
@@ -109,6 +111,7 @@ class Worker:
             self._loops.append(asyncio.create_task(self._cron_loop(), name=f"{self.worker_id}:crons"))
         # Heartbeats go on through the shutdown below: runs still finishing must keep their leases.
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name=f"{self.worker_id}:heartbeat")
+        self._pulse = asyncio.create_task(self._pulse_loop(), name=f"{self.worker_id}:pulse")
         log.info("worker_started", worker_id=self.worker_id, concurrency=self._settings.worker_concurrency)
         return self
 
@@ -133,9 +136,10 @@ class Worker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        for beat in (self._heartbeat, self._pulse):
+            if beat is not None:
+                beat.cancel()
+                await asyncio.gather(beat, return_exceptions=True)
         # LangSmith's tracer sends in the background: what it still holds goes before the process ends.
         if self._settings.langsmith_enabled:
             await asyncio.to_thread(wait_for_all_tracers)
@@ -315,6 +319,25 @@ class Worker:
                 await self._bus.finish(run.run_id, run.output, thread_id=run.thread_id)
                 await self._runner.cleanup(run)
         self._bus.notify_new_run()
+
+    def stalled(self, bound_s: float) -> str | None:
+        """Why this worker does not work, or None: none of its loops ended, and its event loop turned
+        within ``bound_s``. Safe from another thread (the metrics server's ``/ok``): it only reads. A graph
+        that blocks the event loop stops every loop, and the liveness probe then restarts the process;
+        PostgreSQL or Redis being down does not count (a restart would not help)."""
+        beats = [*self._loops, self._heartbeat, self._pulse]
+        ended = [t.get_name() for t in beats if t is not None and t.done()]
+        if ended and not self._stopping.is_set():
+            return f"loops ended: {', '.join(ended)}"
+        since_s = time.monotonic() - self._beat_at
+        if since_s > bound_s:
+            return f"the event loop has not turned for {since_s:.0f} s (bound {bound_s:.0f} s)"
+        return None
+
+    async def _pulse_loop(self) -> None:
+        while True:
+            self._beat_at = time.monotonic()
+            await asyncio.sleep(min(1.0, self._settings.heartbeat_interval_s))
 
     async def _heartbeat_loop(self) -> None:
         while True:

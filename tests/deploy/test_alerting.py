@@ -66,6 +66,25 @@ def test_the_alert_rules_pass_promtool_check() -> None:
     assert f"SUCCESS: {len(_rules())} rules found" in result.stdout
 
 
+def test_the_kubernetes_scrape_config_passes_promtool_and_reads_the_pods_annotations(
+    tmp_path: Path,
+) -> None:
+    config = yaml.safe_load((OBSERVABILITY / "prometheus-kubernetes.yml").read_text())
+    job = config["scrape_configs"][0]
+    assert job["kubernetes_sd_configs"][0]["role"] == "pod"
+    # Debian's Prometheus is built without the Kubernetes discovery: promtool checks everything else
+    # (the relabelling above all) with a file discovery in its place.
+    job["file_sd_configs"] = [{"files": [str(tmp_path / "targets.json")]}]
+    del job["kubernetes_sd_configs"]
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    result = _run(_tool("prometheus", "promtool"), "check", "config", "--syntax-only", path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    sources = {label for r in job["relabel_configs"] for label in r["source_labels"]}
+    for annotation in ("scrape", "port", "path"):
+        assert f"__meta_kubernetes_pod_annotation_prometheus_io_{annotation}" in sources
+
+
 def test_each_alert_fires_and_stays_silent_in_promtools_unit_tests() -> None:
     result = _run(_tool("prometheus", "promtool"), "test", "rules", RULE_TESTS)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -88,6 +107,7 @@ def test_the_brief_s_alerts_are_all_there() -> None:
         "GraphrunSlowQueue",
         "GraphrunCircuitOpen",
         "GraphrunNoWorkerHeartbeat",
+        "GraphrunWorkerHeartbeatStale",
         "GraphrunDatabasePoolSaturated",
         "GraphrunEventBusErrors",
     }
