@@ -16,11 +16,15 @@ from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from graphrun import errors
 from graphrun.errors import ThreadNotFound
 from graphrun.models import Run
 from graphrun.stores import pgsaver
 from graphrun.stores.base import ControlStore
 from graphrun.stores.sqlite import delete_saver_runs, prune_saver_thread
+
+# The checkpoint metadata key of a thread with a DeltaChannel (langgraph.pregel: its snapshot counters).
+DELTA_MARK = "counters_since_delta_snapshot"
 
 
 async def copy_thread(saver: BaseCheckpointSaver[Any], source_id: str, target_id: str) -> None:
@@ -109,6 +113,7 @@ async def keep_latest(saver: BaseCheckpointSaver[Any], thread_id: str) -> None:
     the public API, which is not atomic (as ``delete_runs``'s rebuild). The caller leaves threads with a
     run executing alone.
     """
+    await refuse_delta_thread(saver, thread_id)
     if type(saver).aprune is not BaseCheckpointSaver.aprune:
         await saver.aprune([thread_id], strategy="keep_latest")
     elif isinstance(saver, AsyncSqliteSaver):
@@ -121,6 +126,21 @@ async def keep_latest(saver: BaseCheckpointSaver[Any], thread_id: str) -> None:
         kept = [t._replace(parent_config=None) for t in latest.values()]
         await saver.adelete_thread(thread_id)
         await _replay(saver, kept, thread_id)
+
+
+async def refuse_delta_thread(saver: BaseCheckpointSaver[Any], thread_id: str) -> None:
+    """``DeltaThreadNotPrunable`` when the thread's graph keeps a channel as a ``DeltaChannel``
+    (LangGraph >= 1.2): its checkpoints store only new writes (and a snapshot now and then), and its
+    state is rebuilt by replaying its ancestors' writes, which ``keep_latest`` would delete. The stock
+    PostgreSQL saver refuses such threads in ``aprune``; the other savers (and graphrun's own SQLite
+    pruning and rebuild) would silently empty the channel, so every saver is held to the refusal here.
+    Such a thread carries ``counters_since_delta_snapshot`` in its checkpoints' metadata."""
+    latest = await saver.aget_tuple(_thread(thread_id))
+    if latest is not None and DELTA_MARK in (latest.metadata or {}):
+        raise errors.DeltaThreadNotPrunable(
+            f"thread {thread_id} uses a DeltaChannel: keep_latest would delete the writes its state is "
+            "rebuilt from; prune it with strategy 'delete', or leave it"
+        )
 
 
 async def thread_storage(saver: BaseCheckpointSaver[Any], thread_id: str) -> dict[str, Any]:

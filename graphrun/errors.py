@@ -65,6 +65,11 @@ class Conflict(GraphrunError):
     """The request conflicts with the current state."""
 
 
+class DeltaThreadNotPrunable(Conflict):
+    """The thread uses a DeltaChannel: its state is rebuilt from the writes of its earlier checkpoints, so
+    keep_latest would lose it; prune it with strategy delete, or leave it."""
+
+
 class ThreadBusy(Conflict):
     """Thread is already running a run; multitask_strategy='reject' refuses a second one."""
 

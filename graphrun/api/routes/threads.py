@@ -110,7 +110,8 @@ def _update_value(update: schemas.SuperstepUpdate) -> Any:
 async def prune_threads(body: schemas.ThreadPrune, svc: Svc, access: AccessDep) -> Json:
     """Delete the threads (``delete``) or prune each to its latest checkpoints (``keep_latest``); answer
     how many were pruned. A thread that does not exist is skipped; with auth, one the caller may not
-    delete makes the whole request 404 and nothing is pruned (as the official server)."""
+    delete makes the whole request 404 and nothing is pruned (as the official server); ``keep_latest``
+    on a thread with a ``DeltaChannel`` makes it 409, nothing pruned."""
     ids = [require_uuid(i, "thread_ids[]") for i in body.thread_ids]
     threads: dict[str, Thread] = {}
     for tid in dict.fromkeys(ids):
@@ -122,6 +123,9 @@ async def prune_threads(body: schemas.ThreadPrune, svc: Svc, access: AccessDep) 
             len(threads) < len(set(ids)) or any(not in_scope(scope, t.metadata) for t in threads.values())
         ):
             raise errors.NotFound("At least one thread not found or not authorized")
+    if body.strategy == "keep_latest":  # refused whole before anything is pruned
+        for tid in threads:
+            await checkpointer.refuse_delta_thread(svc.graphs.persistence.checkpointer, tid)
     pruned = 0
     for tid in threads:
         if body.strategy == "delete":
@@ -134,8 +138,8 @@ async def prune_threads(body: schemas.ThreadPrune, svc: Svc, access: AccessDep) 
 
 async def _pruned_to_latest(svc: Services, thread_id: str) -> bool:
     """``keep_latest`` on one thread, unless a run is executing on it (looked at just before) or its saver
-    cannot prune it (a ``DeltaChannel``, a concurrent prune): then it is left as it is, logged, and not
-    counted."""
+    cannot prune it (a concurrent prune): then it is left as it is, logged, and not counted. A thread
+    with a ``DeltaChannel`` was refused before (409)."""
     try:
         if (await svc.store.get_thread(thread_id)).status == "busy":
             log.info("prune_skipped_busy_thread", thread_id=thread_id)
