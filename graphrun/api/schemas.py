@@ -453,6 +453,27 @@ class StoreSearch(Body):
     query: str | None = None
     refresh_ttl: bool | None = None
 
+    @field_validator("filter")
+    @classmethod
+    def _comparable_numbers(cls, value: Json | None) -> Json | None:
+        """The stores encode a filter with orjson, which takes integers of at most 64 bits (a 500 before)."""
+        bad = _huge_int(value, ())
+        if bad is not None:
+            raise ValueError(f"filter.{'.'.join(map(str, bad))}: integers must fit in 64 bits")
+        return value
+
+
+def _huge_int(value: Any, path: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The path of the first integer outside what orjson encodes (-2**63 to 2**64 - 1), or None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None if -(2**63) <= value < 2**64 else path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _huge_int(item, (*path, key))
+        if found is not None:
+            return found
+    return None
+
 
 class StoreNamespaces(Body):
     prefix: list[str] | None = None
