@@ -127,7 +127,9 @@ async def test_store_item_without_key(client: LangGraphClient, http: httpx.Async
 
 async def test_store_search_filter_with_an_integer_beyond_64_bits(http: httpx.AsyncClient) -> None:
     """The stores encode filters with orjson, which raised TypeError (a 500) for such a number."""
-    r = await http.post("/store/items/search", json={"namespace_prefix": ["n"], "filter": {"a": {"b": 2**70}}})
+    r = await http.post(
+        "/store/items/search", json={"namespace_prefix": ["n"], "filter": {"a": {"b": 2**70}}}
+    )
 
     assert_refused(r, 422, names=("filter.a.b", "64 bits"))
 
