@@ -26,6 +26,7 @@ KNOWN_KEYS = frozenset(
         "checkpointer",
         "auth",
         "priority",
+        "encryption",
         "http",
         # Keys the LangGraph CLI uses for building images; accepted so that an existing file loads unchanged.
         "python_version",
@@ -46,8 +47,11 @@ KNOWN_KEYS = frozenset(
 _GRAPH_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 # Valid langgraph.json keys graphrun cannot act on: they stop start-up, saying so, rather than be
-# silently ignored (generative-UI bundles, which the official server builds and serves at /ui).
+# silently ignored (generative-UI bundles, which the official server builds and serves at /ui; custom
+# encryption, whose absence would leave data a user meant encrypted in the clear).
 _REFUSED = {
+    "encryption": "custom encryption at rest (langgraph_sdk.Encryption) is not applied by graphrun yet, and "
+    "data would be stored unencrypted; remove the key, or encrypt at the storage layer (disk or database)",
     "ui": "generative-UI bundles are not built or served by graphrun; remove the key, or serve them yourself",
     "ui_config": "generative-UI bundles are not built or served by graphrun; remove the key",
 }

@@ -16,7 +16,9 @@ import dataclasses
 from datetime import datetime
 
 import structlog
+from langgraph_sdk import Priority
 
+from graphrun import priority as priorities
 from graphrun import schedule
 from graphrun.models import Assistant, Cron, RunRequest, merge_config, new_id
 from graphrun.stores.base import ControlStore, Fired, NewRun
@@ -66,16 +68,26 @@ def run_of(cron: Cron, assistant: Assistant, now: datetime) -> NewRun:
     )
 
 
-async def fire_due(store: ControlStore, now: datetime, limit: int) -> list[Fired]:
+async def fire_due(
+    store: ControlStore, now: datetime, limit: int, priority: Priority | None = None
+) -> list[Fired]:
     """Fire the crons due at ``now`` (at most ``limit``); what each claimed tick did. A tick another
-    worker fired first is left out."""
+    worker fired first is left out. ``priority`` (``priority.path``) assigns the settings of a thread
+    that has none, told the ``cron_id``."""
     fired: list[Fired] = []
     for cron in await store.due_crons(now, limit):
         try:
             assistant = await store.get_assistant(cron.assistant_id)
-            result = await store.fire_cron(
-                cron, schedule.next_tick(cron.schedule, now, cron.timezone), run_of(cron, assistant, now)
+            run = await priorities.assign(
+                priority,
+                store,
+                assistant,
+                run_of(cron, assistant, now),
+                thread_given=cron.thread_id is not None,
+                user=priorities.Unauthenticated(identity=cron.user_id or ""),
+                cron_id=cron.cron_id,
             )
+            result = await store.fire_cron(cron, schedule.next_tick(cron.schedule, now, cron.timezone), run)
         except Exception:
             log.exception("cron_fire_failed", cron_id=cron.cron_id)
             continue

@@ -105,7 +105,15 @@ async def serve_embedded(settings: Settings, config: LanggraphConfig) -> None:
             webhooks = _webhooks(settings, config)
             async with (
                 webhooks or contextlib.nullcontext(),
-                Worker(settings, svc.store, svc.bus, runner, recover_orphans=True, webhooks=webhooks),
+                Worker(
+                    settings,
+                    svc.store,
+                    svc.bus,
+                    runner,
+                    recover_orphans=True,
+                    webhooks=webhooks,
+                    priority=svc.priority,
+                ),
             ):
                 log.info(
                     "server_started",
@@ -347,7 +355,9 @@ async def serve_production(
             if webhooks is not None:
                 await stack.enter_async_context(webhooks)
             runner = Runner(settings, store, bus, registry)
-            worker = Worker(settings, store, bus, runner, webhooks=webhooks, wakeup=wakeup.wait)
+            worker = Worker(
+                settings, store, bus, runner, webhooks=webhooks, wakeup=wakeup.wait, priority=svc.priority
+            )
             if "api" not in roles and settings.metrics_port:
                 # /metrics and /ok (alive: the worker's loops turn within a lease) until the worker
                 # has drained: the server closes after it.

@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from langchain_core.tracers.langchain import wait_for_all_tracers
 from langgraph.errors import GraphDrained
+from langgraph_sdk import Priority
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -75,6 +76,7 @@ class Worker:
         recover_orphans: bool = False,
         webhooks: Webhooks | None = None,
         wakeup: Callable[[float], Coroutine[Any, Any, None]] | None = None,
+        priority: Priority | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -84,6 +86,7 @@ class Worker:
         self._recover_orphans = recover_orphans
         self._webhooks = webhooks
         self._wakeup = wakeup  # besides the bus: e.g. PostgreSQL LISTEN/NOTIFY across processes
+        self._priority = priority  # priority.path: assigns the priority of the threads crons run on
         self._active: dict[str, _Active] = {}
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -404,7 +407,7 @@ class Worker:
         while True:
             await asyncio.sleep(self._settings.cron_interval_s)
             try:
-                fired = await crons.fire_due(self._store, utcnow(), _CRON_BATCH)
+                fired = await crons.fire_due(self._store, utcnow(), _CRON_BATCH, self._priority)
             except Exception:
                 log.exception("cron_poll_failed")
                 continue

@@ -5,11 +5,16 @@ FIFO."""
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
-from graphrun.models import new_id
+import pytest
+from langgraph_sdk import Priority, PriorityContext, PrioritySettings
+
+from graphrun import crons
+from graphrun.models import Cron, new_id, utcnow
 from graphrun.stores.base import ControlStore, NewRun
 
-from ._support import LEASE_S, WORKER, new_run, outcome
+from ._support import ASSISTANT_ID, GRAPH_ID, LEASE_S, WORKER, new_run, outcome
 
 
 async def _claim_next(store: ControlStore) -> str:
@@ -71,3 +76,52 @@ async def test_a_run_that_assigns_nothing_leaves_the_thread_unassigned(store: Co
     thread = await store.get_thread(thread_id)
 
     assert (thread.priority, thread.fairness_group) == (None, None)
+
+
+@pytest.mark.filterwarnings("ignore::langgraph_sdk.encryption.LangGraphBetaWarning")
+async def test_a_cron_run_asks_with_its_cron_id_and_keeps_what_it_got(store: ControlStore) -> None:
+    seen: list[PriorityContext] = []
+    hook = Priority()
+
+    @hook.assign
+    async def assign(ctx: PriorityContext) -> PrioritySettings | None:
+        seen.append(ctx)
+        return {"priority": 4, "fairness_group": "crons"}
+
+    await store.ensure_system_assistant(ASSISTANT_ID, GRAPH_ID, None)
+    thread_id = new_id()
+    await store.create_thread(thread_id, {"team": "a"}, "raise")
+    now = utcnow()
+    cron = await store.create_cron(
+        Cron(
+            cron_id=new_id(),
+            assistant_id=ASSISTANT_ID,
+            thread_id=thread_id,
+            user_id="ops",
+            schedule="* * * * *",
+            timezone=None,
+            end_time=None,
+            enabled=True,
+            on_run_completed=None,
+            next_run_date=now - timedelta(seconds=1),
+            payload={"assistant_id": GRAPH_ID, "schedule": "* * * * *"},
+            metadata={},
+            template={
+                "graph_id": GRAPH_ID,
+                "metadata": {"k": 1},
+                "multitask_strategy": "enqueue",
+                "request": {},
+            },
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+    [fired] = await crons.fire_due(store, now, 10, hook)
+
+    assert fired.run is not None
+    [ctx] = seen
+    assert (ctx.cron_id, ctx.thread_id, ctx.user.identity) == (cron.cron_id, thread_id, "ops")
+    assert (ctx.thread_metadata["team"], ctx.run_metadata, ctx.graph_id) == ("a", {"k": 1}, GRAPH_ID)
+    thread = await store.get_thread(thread_id)
+    assert (thread.priority, thread.fairness_group) == (4, "crons")

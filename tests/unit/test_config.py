@@ -337,6 +337,7 @@ def test_checkpointer_ttl_sets_the_thread_ttl_settings(tmp_path: Path) -> None:
         ({"http": {"routes": []}}, "unknown key 'http.routes'"),
         ({"ui": {"agent": "./ui.tsx"}}, "'ui' is not supported: generative-UI bundles"),
         ({"ui_config": {"shared": []}}, "'ui_config' is not supported"),
+        ({"encryption": {"path": "./enc.py:encryption"}}, "'encryption' is not supported: custom encryption"),
     ],
 )
 def test_keys_graphrun_cannot_apply_stop_start_up(

@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "banner": 0,  # the start-up banner's text (imports no graphrun module)
     "testing": 0,  # for graph authors: a fault-injecting chat model (imports no graphrun module)
     "graphs": 3,
+    "priority": 3,  # a thread's priority settings from priority.path, for the API's runs and the crons'
     "checkpointer": 3,
     "savers": 3,
     "streams": 3,

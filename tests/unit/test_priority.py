@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from graphrun import errors
-from graphrun.api._priority import settings_of
 from graphrun.config import load_config
 from graphrun.errors import ConfigError
 from graphrun.graphs import load_priority
+from graphrun.priority import settings_of
 
 pytestmark = pytest.mark.filterwarnings("ignore::langgraph_sdk.encryption.LangGraphBetaWarning")
 

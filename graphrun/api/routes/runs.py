@@ -19,8 +19,8 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 from starlette.responses import StreamingResponse
 
-from graphrun import errors, metrics, telemetry
-from graphrun.api import _priority, schemas, sse
+from graphrun import errors, metrics, priority, telemetry
+from graphrun.api import schemas, sse
 from graphrun.api._resolve import (
     check_assistant,
     owned_run,
@@ -123,7 +123,16 @@ async def new_run(
         if_not_exists="create" if thread_id is None else body.if_not_exists,
         thread_stamp=thread_stamp,
     )
-    return await _priority.assign(svc, access, assistant, new, thread_given=thread_id is not None)
+    caller = access.caller
+    return await priority.assign(
+        svc.priority,
+        svc.store,
+        assistant,
+        new,
+        thread_given=thread_id is not None,
+        user=caller.user if caller is not None else None,
+        permissions=caller.permissions if caller is not None else (),
+    )
 
 
 async def _authorize_run(

@@ -1,4 +1,5 @@
-"""A thread's priority settings, from the ``langgraph_sdk.Priority`` that ``priority.path`` names.
+"""A thread's priority settings, from the ``langgraph_sdk.Priority`` that ``priority.path`` names: for
+the runs the API creates and those a cron fires.
 
 As the official server documents it: the assign function is called at the first run on a thread that has
 no settings, and what it returns is stored on the thread for every later run (``None``, or a missing key,
@@ -13,23 +14,46 @@ asks again.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from langgraph_sdk import PriorityContext
+from langgraph_sdk import Priority, PriorityContext
+from langgraph_sdk.auth.types import BaseUser
 
 from graphrun import errors
-from graphrun.api.authz import Access, User
-from graphrun.api.deps import Services
 from graphrun.models import Assistant
-from graphrun.stores.base import NewRun
+from graphrun.stores.base import ControlStore, NewRun
 
 log = structlog.get_logger("graphrun.priority")
 
 PRIORITY_RANGE = range(-5, 6)
 DEFAULT_FAIRNESS_GROUP = "default"
 FAIRNESS_GROUP_MAX_CHARS = 256
-_ANONYMOUS = User("", is_authenticated=False)
+
+
+@dataclass(frozen=True)
+class Unauthenticated:
+    """``ctx.user`` without auth (``identity`` empty, as upstream says), or for a cron's run (its
+    ``user_id``)."""
+
+    identity: str = ""
+    display_name: str = ""
+    is_authenticated: bool = False
+    permissions: Sequence[str] = ()
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in _USER_FIELDS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_USER_FIELDS)
+
+
+_USER_FIELDS = ("identity", "display_name", "is_authenticated", "permissions")
 
 
 def settings_of(returned: Any) -> tuple[int, str]:
@@ -56,37 +80,45 @@ def settings_of(returned: Any) -> tuple[int, str]:
 
 
 async def assign(
-    svc: Services, access: Access, assistant: Assistant, new: NewRun, *, thread_given: bool
+    priority: Priority | None,
+    store: ControlStore,
+    assistant: Assistant,
+    new: NewRun,
+    *,
+    thread_given: bool,
+    user: Any = None,
+    permissions: Sequence[str] = (),
+    cron_id: str | None = None,
 ) -> NewRun:
     """``new`` with the settings its thread gets, when a ``priority.path`` is configured and the thread
     has none yet; else ``new`` unchanged (the run then takes the thread's stored priority, or 0)."""
-    handler = svc.priority._assign_handler if svc.priority is not None else None
+    handler = priority._assign_handler if priority is not None else None
     if handler is None:
         return new
     thread_metadata: dict[str, Any] = {}
     if thread_given:
         try:
-            thread = await svc.store.get_thread(new.thread_id)
+            thread = await store.get_thread(new.thread_id)
         except errors.ThreadNotFound:
             thread = None  # the run creates it (or is refused for it by the store)
         if thread is not None and thread.priority is not None:
             return new
         thread_metadata = dict(thread.metadata) if thread is not None else {}
-    caller = access.caller
+    as_user: BaseUser = user if user is not None else Unauthenticated()
     ctx = PriorityContext(
-        user=caller.user if caller is not None else _ANONYMOUS,
-        permissions=list(caller.permissions) if caller is not None else [],
+        user=as_user,
+        permissions=list(permissions),
         thread_id=new.thread_id if thread_given else None,
         thread_metadata=thread_metadata,
         assistant_id=assistant.assistant_id,
         graph_id=assistant.graph_id,
         assistant_metadata=dict(assistant.metadata),
         run_metadata=dict(new.metadata),
-        cron_id=None,
+        cron_id=cron_id,
     )
     try:
-        priority, group = settings_of(await handler(ctx))
+        settings, group = settings_of(await handler(ctx))
     except Exception as exc:
         log.error("priority_assign_failed", thread_id=new.thread_id, error=f"{type(exc).__name__}: {exc}")
         return new
-    return dataclasses.replace(new, priority=priority, fairness_group=group)
+    return dataclasses.replace(new, priority=settings, fairness_group=group)
