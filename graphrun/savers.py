@@ -23,7 +23,7 @@ import inspect
 import math
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -271,8 +271,9 @@ class _Opener:
             await saver.setup()
             return saver
         if kind == "postgres":
-            pool = await self._pool(self._uri("CHECKPOINTER", kind, uri))
-            await serialised_setup(pool, lambda conn: AsyncPostgresSaver(conn).setup())
+            uri = self._uri("CHECKPOINTER", kind, uri)
+            pool = await self._pool(uri)
+            await self._setup(uri, pool, lambda conn: AsyncPostgresSaver(conn).setup())
             return ConcurrentPostgresSaver(pool)
         if kind == "redis":
             return await self._redis_saver(self._uri("CHECKPOINTER", kind, uri))
@@ -293,9 +294,10 @@ class _Opener:
             await self._sweep(store)
             return store
         if kind == "postgres":
-            pool = await self._pool(self._uri("STORE", kind, uri))
+            uri = self._uri("STORE", kind, uri)
+            pool = await self._pool(uri)
             try:
-                await serialised_setup(pool, lambda conn: AsyncPostgresStore(conn, index=self.index).setup())
+                await self._setup(uri, pool, lambda conn: AsyncPostgresStore(conn, index=self.index).setup())
             except psycopg.errors.FeatureNotSupported as exc:  # CREATE EXTENSION vector found none
                 raise ConfigError(
                     "store.index on PostgreSQL needs the pgvector extension, which this server does not "
@@ -329,6 +331,26 @@ class _Opener:
         await store.start_ttl_sweeper()
         self.stack.push_async_callback(store.stop_ttl_sweeper)
 
+    def _pooled(self, uri: str) -> bool:
+        """``uri`` is DATABASE_URI and that is a pooler in transaction mode (PgBouncer)."""
+        return self.settings.database_pooled and uri == self.settings.database_uri
+
+    async def _setup(
+        self, uri: str, pool: Pool, setup: Callable[[AsyncConnection[DictRow]], Awaitable[None]]
+    ) -> None:
+        """A saver's ``setup()`` under the setup lock: a session's, so through a pooler in transaction
+        mode it runs on a connection of its own to PostgreSQL itself (GRAPHRUN_DATABASE_DIRECT_URI)."""
+        if not self._pooled(uri):
+            await serialised_setup(pool, setup)
+            return
+        direct = self.settings.database_direct_uri
+        try:
+            conn = await AsyncConnection.connect(direct, autocommit=True, row_factory=dict_row)
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"PostgreSQL at {redacted(direct)} is unreachable: {exc}") from exc
+        async with conn:
+            await serialised_setup(conn, setup)
+
     async def _pool(self, uri: str) -> Pool:
         if uri not in self._pools:
             s = self.settings
@@ -339,8 +361,13 @@ class _Opener:
                 max_idle=s.pg_pool_max_idle_s,
                 max_lifetime=s.pg_pool_max_lifetime_s,
                 timeout=pool_wait_s,
-                # What the official savers require of their connections.
-                kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+                # What the official savers require of their connections; through a pooler in transaction
+                # mode, no prepared statements (the next transaction may meet another server connection).
+                kwargs={
+                    "autocommit": True,
+                    "prepare_threshold": None if self._pooled(uri) else 0,
+                    "row_factory": dict_row,
+                },
                 open=False,
                 name="graphrun-savers",
             )

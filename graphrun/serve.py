@@ -278,7 +278,7 @@ def _require_production(settings: Settings, command: str, roles: Sequence[str]) 
 async def migrate(settings: Settings, config: LanggraphConfig) -> None:
     """``graphrun migrate``: the control store's schema and the savers' own (``setup``), then exit."""
     _require_production(settings, "migrate", ("api", "worker"))
-    await asyncio.to_thread(wait_for_postgres, settings.database_uri, startup_timeout_s)
+    await asyncio.to_thread(wait_for_postgres, settings.direct_database_uri, startup_timeout_s)
     async with (
         _postgres_store(settings),
         open_persistence(settings, config.store, index=load_store_index(config), serde=config.serde),
@@ -293,6 +293,8 @@ def _postgres_store(settings: Settings) -> PostgresStore:
         max_size=settings.pg_pool_max_size,
         max_idle_s=settings.pg_pool_max_idle_s,
         max_lifetime_s=settings.pg_pool_max_lifetime_s,
+        direct_conninfo=settings.direct_database_uri,
+        pooled=settings.database_pooled,
     )
 
 
@@ -350,7 +352,7 @@ async def serve_production(
         svc = _services_of(settings, config, store, bus, registry)
         if "worker" in roles:
             _check_tracers(settings)
-            wakeup = await stack.enter_async_context(PgWakeup(settings.database_uri))
+            wakeup = await stack.enter_async_context(PgWakeup(settings.direct_database_uri))
             webhooks = _webhooks(settings, config)
             if webhooks is not None:
                 await stack.enter_async_context(webhooks)

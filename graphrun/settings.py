@@ -109,6 +109,12 @@ class Settings:
         "PostgreSQL for the control store, checkpointer and store; empty: embedded SQLite",
         "DATABASE_URI",
     )
+    database_direct_uri: str = _setting(
+        "",
+        "uri",
+        "PostgreSQL itself when DATABASE_URI is a pooler in transaction mode (PgBouncer): migrations, "
+        "the savers' setup and LISTEN go here, and DATABASE_URI gets no prepared statements; empty: none",
+    )
     redis_uri: str = _setting(
         "", "uri", "Redis for run events and cancel signals across processes; empty: in process", "REDIS_URI"
     )
@@ -292,6 +298,10 @@ class Settings:
         for name in durations:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be more than 0 seconds")
+        if self.database_direct_uri and not self.database_uri:
+            raise ConfigError(
+                "GRAPHRUN_DATABASE_DIRECT_URI is set but DATABASE_URI is not: set both, or neither"
+            )
         if self.heartbeat_interval_s >= self.lease_s:
             raise ConfigError("GRAPHRUN_HEARTBEAT_INTERVAL_S must be shorter than GRAPHRUN_LEASE_S")
         self.redactor()  # a bad pattern or PII name stops start-up, not the first log line
@@ -318,6 +328,17 @@ class Settings:
             ) from exc
         except ValueError as exc:
             raise ConfigError(f"GRAPHRUN_REDACT_PII: {exc}") from exc
+
+    @property
+    def direct_database_uri(self) -> str:
+        """Where migrations, the savers' setup and LISTEN connect: PostgreSQL itself, never a pooler in
+        transaction mode (whose server connections change between transactions)."""
+        return self.database_direct_uri or self.database_uri
+
+    @property
+    def database_pooled(self) -> bool:
+        """DATABASE_URI is a pooler in transaction mode: no prepared statements, no session state on it."""
+        return bool(self.database_direct_uri) and self.database_direct_uri != self.database_uri
 
     @property
     def langsmith_enabled(self) -> bool:

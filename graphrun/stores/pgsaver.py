@@ -24,13 +24,13 @@ Pool = AsyncConnectionPool[AsyncConnection[DictRow]]
 
 
 async def serialised_setup(
-    pool: Pool,
+    pool: Pool | AsyncConnection[DictRow],
     setup: Callable[[AsyncConnection[DictRow]], Awaitable[None]],
 ) -> None:
-    """Run ``setup`` on one pooled connection that holds the savers' advisory lock meanwhile, so
-    processes starting at once set up one after another (the official ``setup()`` is not safe
-    concurrently: ``tests/integration/test_savers.py`` shows it)."""
-    async with pool.connection() as conn:
+    """Run ``setup`` on one connection (pooled, or the one given) that holds the savers' advisory lock
+    meanwhile, so processes starting at once set up one after another (the official ``setup()`` is not
+    safe concurrently: ``tests/integration/test_savers.py`` shows it)."""
+    async with _connection(pool) as conn:
         await _lock(conn)
         try:
             await setup(conn)

@@ -82,9 +82,15 @@ class PostgresStore(SqlStore):
         max_idle_s: float = 300.0,
         max_lifetime_s: float = 3600.0,
         migrate: bool = True,
+        direct_conninfo: str = "",
+        pooled: bool = False,
     ) -> None:
+        """``pooled``: ``conninfo`` is a pooler in transaction mode (PgBouncer), whose server connections
+        change between transactions: no server-side prepared statements on it, and the migrations run on
+        ``direct_conninfo`` (PostgreSQL itself; empty: ``conninfo``)."""
         super().__init__(sql.queries("postgres"), CAPABILITIES)
         self.conninfo = conninfo
+        self._direct_conninfo = direct_conninfo or conninfo
         self._migrate_on_open = migrate
         # Single statements (the hot path) on the async pool; transactions on the synchronous one, which
         # grows only while transactions overlap. With the checkpointer's, a process has three pools.
@@ -95,6 +101,9 @@ class PostgresStore(SqlStore):
             "max_lifetime": max_lifetime_s,
             "timeout": connection_wait_s,
             "open": False,
+            # psycopg prepares a statement run 5 times on its connection; through a pooler the next
+            # transaction may get another server connection (DuplicatePreparedStatement, or none at all).
+            "kwargs": {"prepare_threshold": None} if pooled else {},
         }
         self._apool = AsyncConnectionPool(
             conninfo, configure=_configure_async, name="graphrun-control", **sizing
@@ -121,7 +130,17 @@ class PostgresStore(SqlStore):
         self._executor.shutdown(wait=True)
 
     async def migrate(self) -> None:
-        await self._write(self._migrate)
+        if self._direct_conninfo == self.conninfo:
+            await self._write(self._migrate)
+        else:
+            await self._run(self._migrate_direct)
+
+    def _migrate_direct(self) -> None:
+        try:
+            with psycopg.connect(self._direct_conninfo, row_factory=dict_row) as conn, conn.transaction():
+                self._migrate(cast(Db, conn))
+        except _UNREACHABLE as exc:
+            raise _unavailable(exc) from exc
 
     def _migrations(self) -> list[tuple[int, str, str]]:
         return sql.migrations("postgres")
