@@ -103,6 +103,11 @@ def test_overrides_are_validated() -> None:
         pytest.param({"GRAPHRUN_LEASE_S": "5"}, "GRAPHRUN_LEASE_S", id="lease-below-default-heartbeat"),
         pytest.param({"GRAPHRUN_WORKER_CONCURRENCY": "0"}, "GRAPHRUN_WORKER_CONCURRENCY", id="concurrency-0"),
         pytest.param({"GRAPHRUN_MAX_ATTEMPTS": "0"}, "GRAPHRUN_MAX_ATTEMPTS", id="attempts-0"),
+        pytest.param(
+            {"GRAPHRUN_DATABASE_DIRECT_URI": "postgresql://db/x"},
+            "GRAPHRUN_DATABASE_DIRECT_URI",
+            id="direct-uri-without-database-uri",
+        ),
     ],
 )
 def test_invalid_values_name_the_variable(environ: dict[str, str], variable: str) -> None:
@@ -157,6 +162,7 @@ OTHER_STRING_VALUES = {
     "rate_limit": "100/minute",
     "default_durability": "async",
     "database_uri": "postgresql://u@db/graphrun",
+    "database_direct_uri": "postgresql://db:5432/graphrun",
     "redis_uri": "redis://cache:6379/0",
     "checkpointer": "memory",
     "checkpointer_uri": "mongodb://m",
@@ -219,3 +225,29 @@ def test_an_open_docs_page_opens_the_document_it_shows() -> None:
     assert Settings(auth_open_paths="/ok,/docs").open_paths == ["/ok", "/docs", "/openapi.json"]
     assert Settings(auth_open_paths="/redoc").open_paths == ["/redoc", "/openapi.json"]
     assert Settings(auth_open_paths="/ok,/ready").open_paths == ["/ok", "/ready"]
+
+
+@pytest.mark.parametrize(
+    ("environ", "direct", "pooled"),
+    [
+        pytest.param({"DATABASE_URI": "postgresql://db/x"}, "postgresql://db/x", False, id="no-pooler"),
+        pytest.param(
+            {"DATABASE_URI": "postgresql://bouncer/x", "GRAPHRUN_DATABASE_DIRECT_URI": "postgresql://db/x"},
+            "postgresql://db/x",
+            True,
+            id="pgbouncer",
+        ),
+        pytest.param(
+            {"DATABASE_URI": "postgresql://db/x", "GRAPHRUN_DATABASE_DIRECT_URI": "postgresql://db/x"},
+            "postgresql://db/x",
+            False,
+            id="the-same-uri",
+        ),
+    ],
+)
+def test_a_direct_uri_marks_database_uri_as_a_pooler(
+    environ: dict[str, str], direct: str, pooled: bool
+) -> None:
+    settings = Settings.from_env(environ=environ)
+
+    assert (settings.direct_database_uri, settings.database_pooled) == (direct, pooled)
