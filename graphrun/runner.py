@@ -387,6 +387,7 @@ class Runner:
                 continue
             for run in await delete_thread(self._store, saver, thread_id):
                 await self._bus.cancel(run.run_id, "interrupt")
+            await self._bus.drop_thread(thread_id)  # its id may be taken again, by anyone
         return [thread_id for thread_id, _ in expired]
 
     async def cleanup(self, run: Run) -> None:

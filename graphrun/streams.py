@@ -53,6 +53,7 @@ class _ThreadLog:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     touched_at: float = 0.0
     watchers: int = 0
+    gone: bool = False  # dropped: its followers end
 
 
 class EventBus(Protocol):
@@ -65,6 +66,11 @@ class EventBus(Protocol):
     ) -> AsyncGenerator[StreamEvent | None, None]: ...
     async def has_event(self, run_id: str, event_id: str) -> bool | None: ...
     async def publish_thread(self, thread_id: str, event: str, data: Any) -> StreamEvent: ...
+    async def drop_thread(self, thread_id: str) -> None:
+        """Forget the thread's log, and end its followers: the thread is gone, and its id may be taken
+        again, by another owner, who must not see what it held."""
+        ...
+
     def subscribe_thread(
         self, thread_id: str, after: str | None, tick_s: float
     ) -> AsyncGenerator[StreamEvent | None, None]: ...
@@ -179,6 +185,12 @@ class LocalBus:
         self._append_thread(thread_id, item)
         return item
 
+    async def drop_thread(self, thread_id: str) -> None:
+        log = self._threads.pop(thread_id, None)
+        if log is not None:
+            log.gone = True
+            log.changed.set()
+
     async def has_event(self, run_id: str, event_id: str) -> bool | None:
         """Is ``event_id`` one of the run's events? None when this process cannot tell: it holds none of
         the run's events (not started, expired, or published by another process)."""
@@ -208,6 +220,8 @@ class LocalBus:
     async def _follow_thread(
         self, thread_id: str, log: _ThreadLog, position: int, tick_s: float
     ) -> AsyncGenerator[StreamEvent | None, None]:
+        if log.gone:
+            return
         if thread_id not in self._threads:  # it expired since the subscription began: it lives again
             self._threads[thread_id] = log
             self._thread_touches.append((self._clock(), thread_id))
@@ -218,6 +232,8 @@ class LocalBus:
                     index = max(position, log.dropped) - log.dropped
                     position = log.dropped + index + 1
                     yield log.events[index]
+                if log.gone:
+                    return
                 log.changed.clear()
                 try:
                     await asyncio.wait_for(log.changed.wait(), tick_s)

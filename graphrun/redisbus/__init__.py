@@ -9,7 +9,8 @@ Keys and channels, under a prefix (``graphrun`` by default):
 - ``<prefix>:run:<run_id>:output``: the run's output (JSON), written when it ends.
 - ``<prefix>:thread:<thread_id>``: a stream of the thread's events (its runs' events, each run's end, its
   state updates), trimmed to about ``thread_log_events``. Its ids are its own: an event of a run has one
-  id on the run's stream and another on the thread's.
+  id on the run's stream and another on the thread's. When the thread is deleted it is replaced by one
+  ``__dropped__`` marker, which ends its followers in every process (those that began before it).
 - channels ``<prefix>:cancel``, ``<prefix>:new_run`` and ``<prefix>:done``: cancel signals, worker
   wake-ups and run ends, for every process. One listener task per bus receives them.
 
@@ -109,6 +110,10 @@ class RedisBus:
     async def publish_thread(self, thread_id: str, event: str, data: Any) -> StreamEvent:
         """An event of the thread itself (a state update), on its stream only; ``NO_ID`` when dropped."""
         return await self._publisher.publish_thread(thread_id, event, data)
+
+    async def drop_thread(self, thread_id: str) -> None:
+        """Forget the thread's stream; its followers end (see ``Publisher.drop_thread``)."""
+        await self._publisher.drop_thread(thread_id)
 
     # ------------------------------------------------------------ reading (subscriptions.py)
 

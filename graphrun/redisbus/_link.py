@@ -38,6 +38,7 @@ UNREACHABLE = (RedisError, OSError)
 NO_ID = "0-0"
 # The field of a run stream's last entry: the run is done.
 DONE = b"done"
+DROPPED = "__dropped__"  # the event of a thread stream's marker: the thread was deleted
 
 
 class Unreachable(Exception):

@@ -17,7 +17,7 @@ from typing import Any
 from redis.asyncio.client import Pipeline
 
 from graphrun import encoding
-from graphrun.redisbus._link import DONE, NO_ID, Link, ms, output_cache_runs
+from graphrun.redisbus._link import DONE, DROPPED, NO_ID, Link, ms, output_cache_runs
 from graphrun.streams import StreamEvent
 from graphrun.types import Json
 
@@ -141,6 +141,18 @@ class Publisher:
         body = encoding.dumps(data)
         result = await self.writes.write(lambda pipe: self._append_thread(pipe, thread_id, event, body))
         return StreamEvent(NO_ID if result is None else result[0].decode(), event, body)
+
+    async def drop_thread(self, thread_id: str) -> None:
+        """The thread's stream is replaced by one ``DROPPED`` marker (kept ``buffer_ttl_s``): a follower
+        in any process reads it and ends, and a reader who comes later finds nothing before it."""
+        key = self._keys.thread(thread_id)
+
+        def drop(pipe: Pipeline) -> None:
+            pipe.delete(key)
+            pipe.xadd(key, {"event": DROPPED, "data": b"{}"})
+            pipe.pexpire(key, self._ttl_ms)
+
+        await self.writes.write(drop)
 
     def _append_thread(self, pipe: Pipeline, thread_id: str, event: str, body: bytes) -> None:
         key = self._keys.thread(thread_id)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from graphrun.redisbus._link import DONE, NO_ID, Link, Unreachable, ms
+from graphrun.redisbus._link import DONE, DROPPED, NO_ID, Link, Unreachable, ms
 from graphrun.streams import StreamEvent
 
 # Most entries one stream read returns.
@@ -111,6 +112,7 @@ class Subscriptions:
     ) -> AsyncGenerator[StreamEvent | None, None]:
         key = self._keys.thread(thread_id)
         loop = asyncio.get_running_loop()
+        since_ms = int(time.time() * 1000)  # a drop marker older than this subscription is skipped
         position = after if after is not None and _STREAM_ID.fullmatch(after) else None
         if after == "-1":
             position = NO_ID
@@ -131,6 +133,10 @@ class Subscriptions:
                 yield None
             for entry_id, fields in entries:
                 position = entry_id
+                if fields[b"event"].decode() == DROPPED:
+                    if int(entry_id.partition("-")[0]) >= since_ms:
+                        return  # the thread was deleted while followed
+                    continue
                 yield _event(entry_id, fields)
 
     async def _read(self, key: str, position: str, wait_s: float | None) -> _Entries:

@@ -417,6 +417,31 @@ async def test_a_thread_stream_follows_every_run_on_the_thread(bus: RedisBus, ot
     assert [id_key(e) for e in got] == sorted(id_key(e) for e in got)
 
 
+async def test_a_dropped_thread_stream_ends_its_followers_and_replays_nothing(
+    bus: RedisBus, other: RedisBus
+) -> None:
+    """A deleted thread's id may be taken again, by another owner: a follower in another process ends,
+    and a reader from the start sees only what came after the drop."""
+    await bus.publish("run-1", "values", {"n": 1}, thread_id="t")
+    follower = other.subscribe_thread("t", "-1", TICK_S)
+    try:
+        assert len(await next_events(follower, 1)) == 1
+        await bus.drop_thread("t")
+        async with asyncio.timeout(10):  # (it would follow forever)
+            rest = [e async for e in follower]
+    finally:
+        await close(follower)
+    fresh = other.subscribe_thread("t", "-1", TICK_S)
+    try:
+        await bus.publish("run-2", "values", {"n": 2}, thread_id="t")
+        got = await next_events(fresh, 1)
+    finally:
+        await close(fresh)
+
+    assert [e for e in rest if e is not None] == [], "it ends, having seen nothing more"
+    assert payloads(got) == [("values", {"n": 2})]
+
+
 async def test_a_thread_stream_resumes_after_an_id_on_another_process(bus: RedisBus, other: RedisBus) -> None:
     await bus.publish("run-1", "values", {"n": 1}, thread_id="t")
     await bus.publish("run-2", "values", {"n": 2}, thread_id="t")

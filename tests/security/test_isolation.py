@@ -429,3 +429,65 @@ async def test_creating_a_thread_with_a_taken_id_answers_as_for_ones_own(target:
 
     assert answers == [(409, {"detail": f"Thread {tid} already exists"})] * 3
     assert meta(kept) == {"topic": "secret plans", "owner": "alice"}
+
+
+async def _lines_until(
+    target: Any, key: str, method: str, path: str, body: Any, headers: dict[str, str], then: Any, end: str
+) -> list[str]:
+    """Open a stream as the owner of ``key``, await ``then`` once it is open, and read its data lines
+    until one holds ``end``."""
+    seen: list[str] = []
+    async with (
+        httpx.AsyncClient(base_url=target.url, timeout=30.0, headers={"x-api-key": key}) as http,
+        http.stream(method, path, json=body, headers=headers) as answer,
+    ):
+        assert answer.status_code == 200
+        started = asyncio.create_task(then())
+        async for line in answer.aiter_lines():
+            if line.startswith("data:"):
+                seen.append(line)
+                if end in line:
+                    break
+        await started
+    return seen
+
+
+@pytest.mark.parametrize("gone", ["delete", "prune"])
+async def test_a_thread_id_taken_again_shows_nothing_of_its_last_owner(target: Any, gone: str) -> None:
+    """Alice's thread goes (deleted, or pruned); bob creates one with its id. Neither the thread's
+    stream replayed from its start (``Last-Event-ID: -1``) nor the thread-stream protocol shows him
+    any of alice's events: each reads until bob's own run has ended."""
+    alices_input = {"seconds": 0.0123}  # a value only alice's events carry
+    async with client(target, ALICE_KEY) as alice, client(target, BOB_KEY) as bob:
+        tid = str(uuid.uuid4())
+        await alice.threads.create(thread_id=tid)
+        first = await alice.runs.create(tid, "sleepy", input=alices_input)
+        await alice.runs.join(tid, first["run_id"])
+        if gone == "delete":
+            await alice.threads.delete(tid)
+        else:
+            await alice.threads.prune([tid])
+        await bob.threads.create(thread_id=tid)
+        bobs: list[str] = []
+
+        async def run() -> None:
+            bobs.append((await bob.runs.create(tid, "sleepy", input={"seconds": 0}))["run_id"])
+
+        replayed = await _lines_until(
+            target, BOB_KEY, "GET", f"/threads/{tid}/stream", None, {"last-event-id": "-1"}, run, "run_done"
+        )
+        protocol = await _lines_until(
+            target,
+            BOB_KEY,
+            "POST",
+            f"/threads/{tid}/stream/events",
+            {"channels": ["lifecycle", "values"]},
+            {},
+            run,
+            '"completed"',
+        )
+
+    for line in replayed + protocol:
+        assert first["run_id"] not in line, line
+        assert "0.0123" not in line, line
+    assert any(bobs[0] in line for line in replayed), "bob's own run was seen"

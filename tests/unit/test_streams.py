@@ -345,6 +345,26 @@ async def test_a_thread_stream_replays_after_an_id_across_runs() -> None:
         await close(everything)
 
 
+async def test_a_dropped_thread_log_ends_its_followers_and_replays_nothing() -> None:
+    """A deleted thread's id may be taken again, by another owner: nothing of the old log is his."""
+    bus = LocalBus()
+    await bus.publish("run-1", "values", {"n": 1}, thread_id="t")
+    follower = bus.subscribe_thread("t", "-1", TICK_S)
+    try:
+        assert len(await next_events(follower, 1)) == 1
+        await bus.drop_thread("t")
+        async with asyncio.timeout(5):  # (it would follow forever)
+            assert [e async for e in follower if e is not None] == [], "it ends"
+    finally:
+        await close(follower)
+    fresh = bus.subscribe_thread("t", "-1", TICK_S)
+    try:
+        new = await bus.publish("run-2", "values", {"n": 2}, thread_id="t")
+        assert await next_events(fresh, 1) == [new]
+    finally:
+        await close(fresh)
+
+
 async def test_a_thread_log_keeps_only_its_newest_events() -> None:
     bus = LocalBus(thread_log_events=3)
     events = [await bus.publish(f"run-{i}", "values", {"n": i}, thread_id="t") for i in range(5)]

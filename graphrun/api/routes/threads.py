@@ -224,6 +224,7 @@ async def _delete(svc: Services, tid: str) -> None:
     saver = svc.graphs.persistence.checkpointer
     for run in await checkpointer.delete_thread(svc.store, saver, tid):  # claimed since: stop them too
         await svc.bus.cancel(run.run_id, "interrupt")
+    await svc.bus.drop_thread(tid)  # its id may be taken again, by anyone
 
 
 @router.post("/{thread_id}/copy")
