@@ -262,13 +262,13 @@ def _address(scope: Scope) -> str:
 
 
 class StreamBound:
-    """At most ``limit`` open event streams (``…/stream``, ``…/stream/events``) and long waits (``…/join``,
-    ``…/wait``, ``/mcp``, whose ``tools/call`` waits for its run) per caller in this API process
-    (``GRAPHRUN_MAX_STREAMS_PER_OWNER``); past it, 429 with ``Retry-After`` (a WebSocket, which counts as
-    one stream however many subscriptions it holds, is refused at its handshake). Each holds a
-    connection for as long as its run lasts (up to an hour), so they are counted together. The caller
-    is the authenticated owner, else the client address. It sits inside authentication, which names
-    the caller."""
+    """At most ``limit`` open event streams (``…/stream``, ``…/stream/events``) and long waits
+    (``…/join``, ``…/wait``, ``/mcp``, whose ``tools/call`` waits for its run, A2A's ``POST /a2a/…``)
+    per caller in this API process (``GRAPHRUN_MAX_STREAMS_PER_OWNER``); past it, 429 with
+    ``Retry-After`` (a WebSocket, which counts as one stream however many subscriptions it holds, is
+    refused at its handshake). Each holds a connection for as long as its run lasts (up to an hour),
+    so they are counted together. The caller is the authenticated owner, else the client address. It
+    sits inside authentication, which names the caller."""
 
     SUFFIXES = ("/stream", "/stream/events", "/join", "/wait")
 
@@ -277,9 +277,15 @@ class StreamBound:
         self.limit = limit
         self.open: dict[str, int] = {}
 
+    @staticmethod
+    def _a2a(scope: Scope, path: str) -> bool:
+        """A2A's ``message/send`` waits for its run, ``message/stream`` streams it: any POST to an agent."""
+        return path.startswith("/a2a/") and scope.get("method") == "POST"
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] not in ("http", "websocket") or not (path.endswith(self.SUFFIXES) or path == "/mcp"):
+        holds = path.endswith(self.SUFFIXES) or path == "/mcp" or self._a2a(scope, path)
+        if scope["type"] not in ("http", "websocket") or not holds:
             await self.app(scope, receive, send)
             return
         caller = scope.get("state", {}).get("caller")

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from tests.acceptance._support import eventually
+from tests.acceptance._support import eventually, system_assistant_id
 
 KEYS = {owner: f"{owner}-key-0123456789abcdef" for owner in ("alice", "carol", "dave", "erin")}
 LIMIT = 20
@@ -53,8 +53,8 @@ async def test_a_key_however_spelled_is_one_budget(target: Any) -> None:
 
 
 async def test_long_waits_count_toward_the_bound_on_open_streams(target: Any) -> None:
-    """Two held waits fill carol's bound of 2: a third wait, a join and an MCP tool call are refused
-    at once."""
+    """Two held waits fill carol's bound of 2: a third wait, a join, an MCP tool call and an A2A
+    message are refused at once."""
     auth = {"x-api-key": KEYS["carol"]}
     wait = {"assistant_id": "sleepy", "input": {"seconds": 30}}
     async with _http(target, headers=auth) as http:
@@ -80,13 +80,28 @@ async def test_long_waits_count_toward_the_bound_on_open_streams(target: Any) ->
                     },
                     headers={"accept": "application/json"},
                 ),
+                await http.post(
+                    f"/a2a/{system_assistant_id('sleepy')}",
+                    json={
+                        "jsonrpc": "2.0",
+                        "id": 2,
+                        "method": "message/send",
+                        "params": {
+                            "message": {
+                                "role": "user",
+                                "messageId": "m1",
+                                "parts": [{"kind": "text", "text": "hi"}],
+                            }
+                        },
+                    },
+                ),
             ]
         finally:
             for task in held:
                 task.cancel()
             await asyncio.gather(*held, return_exceptions=True)
 
-    assert [a.status_code for a in answers] == [429, 429, 429]
+    assert [a.status_code for a in answers] == [429, 429, 429, 429]
     for refused in answers:  # the bound's refusals, not the rate limit's
         assert "GRAPHRUN_MAX_STREAMS_PER_OWNER" in refused.json()["detail"]
 
