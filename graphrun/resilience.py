@@ -19,6 +19,8 @@ Built on what LangGraph and LangChain already have, not beside them:
 - ``error_boundary(graph, message)``: a failed node answers in the thread with ``message`` (an AI
   message) instead of failing the run; the cause goes to logs and traces.
 - ``public_error(exc)``: a stable code and a message safe to show a client, for a failure.
+- ``once(name, effect)`` / ``aonce``: a side effect (an email, a charge) made once even when its node runs
+  again after a crash; ``effect_key(name)`` for a provider's idempotency key (``graphrun/effects.py``).
 
 Written here: LangGraph's ``RetryPolicy`` retries by exception type only and knows no breakers, and the
 retry libraries (tenacity, backoff) know nothing of providers' errors; the classifier is the part that
@@ -45,6 +47,9 @@ from langchain_core.outputs import LLMResult
 from langgraph.types import RetryPolicy
 
 from graphrun import metrics
+from graphrun.effects import aonce as aonce
+from graphrun.effects import effect_key as effect_key
+from graphrun.effects import once as once
 
 Kind = Literal[
     "rate_limit", "server", "timeout", "connection", "client", "auth", "validation", "open", "unknown"

@@ -2,9 +2,11 @@
 
 They exist to exercise the tool-calling loop end to end (model -> ToolNode -> model)
 without network access. Three are side-effect free; ``send_email`` is the one with a
-side effect, so the agent asks a human before it runs (see agent.py). Its "mail
-server" is the LangGraph store: sent emails are filed under ``("outbox", <thread id>)``
-where a client can list them, and nothing ever leaves the machine.
+side effect, so the agent asks a human before it runs (see agent.py), and sends through
+``graphrun.resilience.once``, so that its tool call running again (its worker died before the
+result was saved) does not send a second email. Its "mail server" is the LangGraph store:
+sent emails are filed under ``("outbox", <thread id>)`` where a client can list them, and
+nothing ever leaves the machine.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from langchain_core.tools import BaseTool, tool
 from langgraph.prebuilt import ToolRuntime
 from pydantic import BaseModel, Field
+
+from graphrun.resilience import once
 
 _MAX_EXPRESSION_LENGTH = 200
 _BINARY_OPERATORS: dict[type[ast.operator], Callable[[float, float], float]] = {
@@ -147,11 +151,17 @@ def send_email(to: str, subject: str, body: str, runtime: ToolRuntime[None, Any]
     """Send an email. A human approves, edits or rejects every email before it is sent."""
     if runtime.store is None:
         return "Error: this graph has no store, so there is no outbox to send from"
+    store = runtime.store
     thread_id = str(runtime.config.get("configurable", {}).get("thread_id", "none"))
     email = {"to": to, "subject": subject, "body": body, "tool_call_id": runtime.tool_call_id}
-    # A fresh key per send, like a real mail server's message id: sending twice files two emails.
-    runtime.store.put(outbox_namespace(thread_id), uuid4().hex, email)
-    return f"Email sent to {to} with the subject {subject!r}"
+
+    def send() -> str:
+        # A fresh key per send, like a real mail server's message id: sending twice files two emails.
+        store.put(outbox_namespace(thread_id), uuid4().hex, email)
+        return f"Email sent to {to} with the subject {subject!r}"
+
+    # Once per tool call: this call running again after a crash returns the first send's answer.
+    return once(f"send_email:{runtime.tool_call_id}", send, config=runtime.config, store=store)
 
 
 TOOLS: list[BaseTool] = [calculator, get_time, lookup_weather, send_email]

@@ -426,3 +426,50 @@ async def test_send_email_without_a_store_reports_it_instead_of_sending(example:
 
     assert result["messages"][2].text.startswith("Error: this graph has no store")
     assert result["messages"][-1].text.startswith("The send_email tool reported a problem")
+
+
+class _DiesBeforeSavingTheEmail(InMemorySaver):
+    """A checkpointer whose process "dies" once: after the tools task sent the email, before its result
+    (the tool message) or the next checkpoint was saved, as a worker killed between the two would."""
+
+    lost_writes = False
+    died = False
+
+    async def aput_writes(self, config: Any, writes: Any, task_id: str, task_path: str = "") -> None:
+        values = [v for _, value in writes for v in (value if isinstance(value, list) else [value])]
+        if not self.lost_writes and any(isinstance(v, ToolMessage) for v in values):
+            self.lost_writes = True  # never reached the database
+            return
+        await super().aput_writes(config, writes, task_id, task_path)
+
+    async def aput(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+        if self.lost_writes and not self.died:
+            self.died = True
+            raise _WorkerDied
+        return await super().aput(config, checkpoint, metadata, new_versions)
+
+
+class _WorkerDied(Exception):
+    pass
+
+
+async def test_an_approved_email_that_runs_again_after_a_crash_is_sent_once(example: Example) -> None:
+    """The tools task sends the email and its worker dies before the result is saved: resumed from its
+    checkpoint, the task runs again, and ``send_email`` (through ``graphrun.resilience.once``) answers
+    with the first send's result instead of sending a second email."""
+    store = InMemoryStore()
+    saver = _DiesBeforeSavingTheEmail()
+    graph = example.agent.build_agent(saver, store)
+    await _ask_for_email(graph, "crash")
+
+    with pytest.raises(_WorkerDied):
+        await graph.ainvoke(_decide({"type": "approve"}), _thread("crash"), durability="sync")
+    assert len(_outbox(store, "crash")) == 1  # sent before the crash
+    result = await graph.ainvoke(None, _thread("crash"), durability="sync")
+
+    assert saver.lost_writes
+    assert saver.died
+    [email] = _outbox(store, "crash")
+    sent = [m for m in result["messages"] if isinstance(m, ToolMessage)]
+    assert [m.text for m in sent] == ["Email sent to ann@example.com with the subject 'the launch'"]
+    assert email["tool_call_id"] == sent[0].tool_call_id

@@ -1,0 +1,62 @@
+"""Durability drills on the production topology (2 APIs, 2 workers), in short form: each fault once.
+
+- A worker SIGKILLed after a step made its side effect and before the step was checkpointed: the step runs
+  again on the other worker, and the effect (through ``graphrun.resilience.aonce``) happened once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+import pytest
+from langgraph_sdk.client import LangGraphClient
+
+from ._cluster import Cluster, eventually
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(600)]
+
+FINISHED = ("success", "error", "timeout", "interrupted")
+
+
+async def _items(client: LangGraphClient, kind: str, thread_id: str) -> list[dict[str, Any]]:
+    found = await client.store.search_items([kind, thread_id], limit=100)
+    return [item["value"] for item in found["items"]]
+
+
+async def test_a_worker_killed_between_a_side_effect_and_its_checkpoint_leaves_one_email(
+    cluster: Cluster,
+) -> None:
+    """``emailer`` sends its email, then holds its step open (30 s) before the checkpoint. Its worker is
+    SIGKILLed in that window; the other worker takes the run over when the lease expires and runs the step
+    again. The run succeeds with the first send's answer, the step executed twice (once per worker), and
+    the outbox holds exactly one email."""
+    async with cluster.client(0) as client:
+        thread_id = (await client.threads.create())["thread_id"]
+        run = await client.runs.create(thread_id, "emailer", input={"to": "ann@example.com", "delay": 30.0})
+        [email] = await eventually(
+            lambda: _items(client, "outbox", thread_id), lambda found: len(found) == 1, what="the email sent"
+        )
+        victim = cluster.worker_pids[int(email["pid"])]
+        victim.signal(signal.SIGKILL)
+        assert await asyncio.to_thread(victim.wait_exit, 60.0) == -signal.SIGKILL
+
+        ended = await eventually(
+            lambda: client.runs.get(thread_id, run["run_id"]),
+            lambda r: r["status"] in FINISHED,
+            timeout_s=120.0,
+            what="the run to end on the other worker",
+        )
+        assert ended["status"] == "success", ended
+        state = await client.threads.get_state(thread_id)
+        executions = await _items(client, "executions", thread_id)
+        outbox = await _items(client, "outbox", thread_id)
+
+    values = state["values"]
+    assert isinstance(values, dict)
+    assert values["sent"] == "sent to ann@example.com"
+    pids = [int(e["pid"]) for e in executions]
+    assert sorted(pids) == sorted({victim.pid, *pids}), f"the step executed once per worker: {pids}"
+    assert len(pids) == 2, f"the step executed once per worker: {pids}"
+    assert outbox == [email], f"emails sent: {outbox}"
