@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from ._support import Server, eventually
+from tests.harness.embedded import Server
+from tests.harness.waiting import eventually
 
 ALICE = "alice-key-0123456789abcdef"
 BOB = "bob-key-fedcba9876543210"

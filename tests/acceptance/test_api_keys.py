@@ -15,7 +15,9 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 
-from ._support import CONFIG, Server
+from tests.harness.embedded import Server, embedded
+
+from ._support import CONFIG
 
 ALICE = "alice-key-0123456789abcdef"
 BOB = "bob-key-fedcba9876543210"
@@ -29,12 +31,8 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         f"# bob's key, as its digest only\nbob sha256:{hashlib.sha256(BOB.encode()).hexdigest()}\n"
     )
     env = {"GRAPHRUN_API_KEYS": f"alice={ALICE}", "GRAPHRUN_API_KEYS_FILE": str(keys_file)}
-    server = Server(config=CONFIG, data_dir=base / "data", log_dir=base / "logs", extra_env=env)
-    server.start()
-    try:
+    with embedded(base, CONFIG, env) as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def test_the_sdks_api_key_and_a_bearer_token_are_let_in(keyed: Server) -> None:

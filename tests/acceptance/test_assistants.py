@@ -6,7 +6,9 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from ._support import GRAPH_IDS, as_dict, body_text, human, status_of, system_assistant_id, unique
+from tests.harness.sdk import as_dict, body_text, status_of, system_assistant_id
+
+from ._support import GRAPH_IDS, human, unique
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 

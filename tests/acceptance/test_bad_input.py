@@ -14,7 +14,9 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from ._support import GRAPH_IDS, system_assistant_id
+from tests.harness.sdk import system_assistant_id
+
+from ._support import GRAPH_IDS
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 

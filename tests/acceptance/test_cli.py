@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.acceptance._support import CONFIG, Server
+from tests.harness.embedded import Server
+
+from ._support import CONFIG
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 

@@ -20,7 +20,10 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import Run, ThreadState
 
-from ._support import as_dict, eventually, slow_steps_done, status_of
+from tests.harness.sdk import as_dict, status_of
+from tests.harness.waiting import eventually
+
+from ._support import slow_steps_done
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(90)]
 

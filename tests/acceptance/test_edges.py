@@ -8,7 +8,8 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from ._support import as_dict, eventually, status_of
+from tests.harness.sdk import as_dict, status_of
+from tests.harness.waiting import eventually
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 

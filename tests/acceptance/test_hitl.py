@@ -16,7 +16,8 @@ from langgraph_sdk import get_sync_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import Command, ThreadState
 
-from ._support import Server, as_dict, body_text, status_of
+from tests.harness.embedded import Server
+from tests.harness.sdk import as_dict, body_text, status_of
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 

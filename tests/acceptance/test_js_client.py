@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from ._support import Server, as_dict
+from tests.harness.embedded import Server
+from tests.harness.sdk import as_dict
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(360)]
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance._support import OfflineServer, offline_server
+from tests.acceptance._support import offline_server
+from tests.harness.embedded import Server
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(180)]
 
@@ -31,7 +32,7 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineServer]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The example agent, offline."""
     with offline_server(tmp_path_factory, "readme") as srv:
         yield srv
@@ -43,7 +44,7 @@ def test_every_example_that_talks_to_the_server_is_checked() -> None:
 
 
 @pytest.mark.parametrize("marker", list(EXPECTED))
-def test_a_readme_example_runs_as_written(server: OfflineServer, marker: str, tmp_path: Path) -> None:
+def test_a_readme_example_runs_as_written(server: Server, marker: str, tmp_path: Path) -> None:
     language, body = next((lang, b) for lang, b in BLOCKS if marker in b)
     if language == "bash" and not shutil.which("curl") and "curl" in body:
         pytest.skip("curl is not installed (Debian: apt-get install curl)")

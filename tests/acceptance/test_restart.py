@@ -16,7 +16,10 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from ._support import Server, as_dict, slow_steps_done, unique
+from tests.harness.embedded import Server
+from tests.harness.sdk import as_dict
+
+from ._support import slow_steps_done, unique
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 

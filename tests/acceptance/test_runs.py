@@ -10,7 +10,10 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import RunCreate, RunCreateMetadata, StreamPart
 
-from ._support import as_dict, eventually, human, slow_steps_done, status_of, system_assistant_id
+from tests.harness.sdk import as_dict, status_of, system_assistant_id
+from tests.harness.waiting import eventually
+
+from ._support import human, slow_steps_done
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 

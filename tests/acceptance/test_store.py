@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from ._support import eventually, unique
+from tests.harness.waiting import eventually
+
+from ._support import unique
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 

@@ -22,7 +22,11 @@ from langgraph_sdk import get_sync_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import StreamPart
 
-from ._support import Server, as_dict, eventually, human
+from tests.harness.embedded import Server
+from tests.harness.sdk import as_dict
+from tests.harness.waiting import eventually
+
+from ._support import human
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 

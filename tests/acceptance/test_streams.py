@@ -9,7 +9,9 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from ._support import Server, as_dict, eventually, sse_events
+from tests.harness.embedded import Server
+from tests.harness.sdk import as_dict, sse_events
+from tests.harness.waiting import eventually
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 

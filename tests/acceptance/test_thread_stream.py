@@ -18,7 +18,9 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import StreamPart
 
-from ._support import Server, as_dict
+from tests.harness.embedded import Server
+from tests.harness.sdk import as_dict
+
 from .test_stream_modes import Sse, SseReader
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import httpx
 from langgraph_sdk.client import LangGraphClient
 
-from ._support import eventually
+from tests.harness.waiting import eventually
 
 SERVER_ENV = {"GRAPHRUN_TTL_SWEEP_INTERVAL_S": "0.2"}
 SHORT_TTL_MIN = 0.01  # 0.6 s

@@ -10,7 +10,9 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import Checkpoint
 
-from ._support import as_dict, body_text, status_of, system_assistant_id, unique
+from tests.harness.sdk import as_dict, body_text, status_of, system_assistant_id
+
+from ._support import unique
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 

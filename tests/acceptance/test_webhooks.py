@@ -21,7 +21,12 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from ._support import CONFIG, Server, as_dict, eventually, free_port, slow_steps_done, status_of
+from tests.harness.embedded import Server, embedded
+from tests.harness.ports import free_port
+from tests.harness.sdk import as_dict, status_of
+from tests.harness.waiting import eventually
+
+from ._support import CONFIG, slow_steps_done
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(90)]
 
@@ -60,12 +65,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         ),
         encoding="utf-8",
     )
-    srv = Server(config=config, data_dir=base / "data", log_dir=base / "logs", extra_env=dict(SERVER_ENV))
-    try:
-        srv.start()
+    with embedded(base, config, SERVER_ENV) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 # --- the receiver -------------------------------------------------------------------------------------------

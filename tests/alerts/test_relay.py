@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.acceptance._support import free_port
+from tests.harness.ports import free_port
 from tests.observability._receivers import Receiver
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(120)]

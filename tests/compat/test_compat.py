@@ -18,7 +18,8 @@ import orjson
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from tests.acceptance._support import as_dict, body_text, eventually, status_of, system_assistant_id
+from tests.harness.sdk import as_dict, body_text, status_of, system_assistant_id
+from tests.harness.waiting import eventually
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(120)]
 

@@ -18,7 +18,8 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from tests.acceptance._support import as_dict, eventually, status_of, system_assistant_id
+from tests.harness.sdk import as_dict, status_of, system_assistant_id
+from tests.harness.waiting import eventually
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(120)]
 

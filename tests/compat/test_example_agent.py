@@ -20,7 +20,8 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import StreamMode, StreamPart
 
-from tests.acceptance._support import EXAMPLE_CONFIG, OFFLINE_ENV, as_dict, body_text, sse_events, status_of
+from tests.acceptance._support import EXAMPLE_CONFIG, OFFLINE_ENV
+from tests.harness.sdk import as_dict, body_text, sse_events, status_of
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(120)]
 

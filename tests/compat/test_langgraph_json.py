@@ -15,7 +15,8 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from tests.acceptance._support import as_dict, eventually
+from tests.harness.sdk import as_dict
+from tests.harness.waiting import eventually
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(120)]
 

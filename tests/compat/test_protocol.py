@@ -22,7 +22,7 @@ import websockets
 from langgraph_sdk.client import LangGraphClient
 
 from graphrun.types import Json
-from tests.acceptance._support import eventually
+from tests.harness.waiting import eventually
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(120)]
 

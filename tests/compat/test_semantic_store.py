@@ -28,9 +28,7 @@ import psycopg
 import pytest
 from langgraph_sdk import get_client
 
-from tests.acceptance._support import Server
-from tests.compat.conftest import production
-from tests.production._cluster import (
+from tests.harness.cluster import (
     TEST_DATABASE_URI,
     Cluster,
     Procs,
@@ -38,6 +36,8 @@ from tests.production._cluster import (
     fresh_database,
     production_env,
 )
+from tests.harness.embedded import Server, embedded
+from tests.harness.targets import production
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(180)]
 
@@ -62,12 +62,8 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
                 "refusal of store.index at start-up was checked instead"
             )
         env = {"GRAPHRUN_STORE": "memory"} if request.param == "memory" else {}
-        server = Server(config=CONFIG, data_dir=base / "data", log_dir=base / "logs", extra_env=env)
-        try:
-            server.start()
+        with embedded(base, CONFIG, env) as server:
             yield server
-        finally:
-            server.stop()
         return
     if request.param == "postgres":
         with (

@@ -18,16 +18,11 @@ import pytest
 from langgraph_sdk import get_client
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
-from tests.acceptance._support import (
-    EXAMPLE_CONFIG,
-    OFFLINE_ENV,
-    OfflineServer,
-    as_dict,
-    eventually,
-    human,
-    offline_server,
-)
-from tests.compat.conftest import production
+from tests.acceptance._support import EXAMPLE_CONFIG, OFFLINE_ENV, human, offline_server
+from tests.harness.embedded import Server
+from tests.harness.sdk import as_dict
+from tests.harness.targets import production
+from tests.harness.waiting import eventually
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(180)]
 
@@ -39,7 +34,7 @@ SCHEMA_CONFIG = Path(__file__).resolve().parent / "langgraph.json"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineServer]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with offline_server(tmp_path_factory, "console", {}) as srv:
         yield srv
 
@@ -77,7 +72,7 @@ async def _send(page: Page, text: str) -> None:
     await page.click("#send")
 
 
-async def test_chat_streams_the_answer_into_the_thread(server: OfflineServer, browser: Browser) -> None:
+async def test_chat_streams_the_answer_into_the_thread(server: Server, browser: Browser) -> None:
     page = await _page(browser, server.url)
     streamed: list[str] = []
     await page.expose_function("recordChunk", lambda text: streamed.append(text))
@@ -119,7 +114,7 @@ async def _email_card(page: Page, address: str) -> Locator:
     return card
 
 
-async def test_approving_an_email_from_its_card(server: OfflineServer, browser: Browser) -> None:
+async def test_approving_an_email_from_its_card(server: Server, browser: Browser) -> None:
     page = await _page(browser, server.url)
 
     card = await _email_card(page, "bob@example.com")
@@ -132,9 +127,7 @@ async def test_approving_an_email_from_its_card(server: OfflineServer, browser: 
     await _shot(page, "approved")
 
 
-async def test_editing_an_email_from_its_card_sends_the_edited_one(
-    server: OfflineServer, browser: Browser
-) -> None:
+async def test_editing_an_email_from_its_card_sends_the_edited_one(server: Server, browser: Browser) -> None:
     page = await _page(browser, server.url)
 
     card = await _email_card(page, "dan@example.com")
@@ -151,7 +144,7 @@ async def test_editing_an_email_from_its_card_sends_the_edited_one(
     await _shot(page, "edited")
 
 
-async def test_rejecting_an_email_with_a_reason(server: OfflineServer, browser: Browser) -> None:
+async def test_rejecting_an_email_with_a_reason(server: Server, browser: Browser) -> None:
     page = await _page(browser, server.url)
 
     card = await _email_card(page, "carol@example.com")
@@ -165,7 +158,7 @@ async def test_rejecting_an_email_with_a_reason(server: OfflineServer, browser: 
 
 
 @pytest.fixture(scope="module")
-def schema_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineServer]:
+def schema_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with offline_server(tmp_path_factory, "console-schema", config=SCHEMA_CONFIG) as srv:
         yield srv
 
@@ -175,7 +168,7 @@ def schema_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineS
     [("approve", "published Hello"), ("edit", "published Hello again"), ("reject", "rejected: too soon")],
 )
 async def test_an_interrupt_with_a_response_schema_gets_its_decisions_as_buttons(
-    schema_server: OfflineServer, browser: Browser, decision: str, outcome: str
+    schema_server: Server, browser: Browser, decision: str, outcome: str
 ) -> None:
     async with get_client(url=schema_server.url, api_key=None) as client:
         thread_id = (await client.threads.create())["thread_id"]
@@ -196,7 +189,7 @@ async def test_an_interrupt_with_a_response_schema_gets_its_decisions_as_buttons
     assert as_dict(state["values"])["outcome"] == outcome
 
 
-async def test_forking_a_thread_from_its_history(server: OfflineServer, browser: Browser) -> None:
+async def test_forking_a_thread_from_its_history(server: Server, browser: Browser) -> None:
     page = await _page(browser, server.url)
     await _send(page, "first message")
     await expect(page.locator(".message.ai").last).to_contain_text("You said: first message")
@@ -218,7 +211,7 @@ async def test_forking_a_thread_from_its_history(server: OfflineServer, browser:
     assert contents == ["first message", "another second"]  # the fork left "second message" behind
 
 
-async def test_threads_are_listed_and_searched(server: OfflineServer, browser: Browser) -> None:
+async def test_threads_are_listed_and_searched(server: Server, browser: Browser) -> None:
     async with get_client(url=server.url, api_key=None) as client:
         tagged: Any = await client.threads.create(metadata={"team": "console-search"})
     page = await _page(browser, server.url)
@@ -233,7 +226,7 @@ async def test_threads_are_listed_and_searched(server: OfflineServer, browser: B
 
 
 async def test_threads_made_together_are_told_apart_and_the_page_has_an_icon(
-    server: OfflineServer, browser: Browser
+    server: Server, browser: Browser
 ) -> None:
     """Time-ordered ids begin alike: the list shows each thread's first message and its time to the
     second, the full id on hover."""
@@ -264,7 +257,7 @@ async def test_threads_made_together_are_told_apart_and_the_page_has_an_icon(
 
 
 @pytest.fixture(scope="module")
-def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineServer]:
+def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The agent's model takes 20 s to answer (graphrun.testing's injected latency)."""
     with offline_server(
         tmp_path_factory, "console-slow", {"GRAPHRUN_FAULTS": "latency_ms=20000-20000"}
@@ -272,7 +265,7 @@ def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineSer
         yield srv
 
 
-async def test_a_running_run_is_listed_and_cancelled(slow_server: OfflineServer, browser: Browser) -> None:
+async def test_a_running_run_is_listed_and_cancelled(slow_server: Server, browser: Browser) -> None:
     page = await _page(browser, slow_server.url)
     await _send(page, "take your time")
     await expect(page.locator("#thread-title")).to_contain_text("Thread ")
@@ -292,13 +285,13 @@ async def test_a_running_run_is_listed_and_cancelled(slow_server: OfflineServer,
 
 
 @pytest.fixture(scope="module")
-def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineServer]:
+def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with offline_server(tmp_path_factory, "console-auth", {"GRAPHRUN_API_KEYS": f"alice={KEY}"}) as srv:
         yield srv
 
 
 async def test_with_auth_on_the_page_loads_and_works_once_the_key_is_given(
-    keyed_server: OfflineServer, browser: Browser
+    keyed_server: Server, browser: Browser
 ) -> None:
     page = await browser.new_page()
     await page.goto(f"{keyed_server.url}/console")

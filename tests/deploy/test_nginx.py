@@ -18,18 +18,11 @@ import orjson
 import pytest
 from langgraph_sdk import get_client
 
-from tests.acceptance._support import free_port
 from tests.deploy._nginx import Nginx, NginxMissing
-from tests.production._cluster import (
-    Cluster,
-    Procs,
-    ServiceMissing,
-    chat_input,
-    check_chat_messages,
-    claimed_redis_db,
-    fresh_database,
-    production_env,
-)
+from tests.harness.cluster import CONFIG, Cluster
+from tests.harness.ports import free_port
+from tests.harness.targets import production
+from tests.production._chat import chat_input, check_chat_messages
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(300)]
 
@@ -46,24 +39,17 @@ class Topology:
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     base = tmp_path_factory.mktemp("deploy")
-    procs = Procs(log_dir=base / "logs", work_dir=base / "work")
-    try:
-        with fresh_database("deploy") as database_uri, claimed_redis_db() as redis_uri:
-            cluster = Cluster(procs, production_env(database_uri, redis_uri))
-            cluster.migrate()
-            for _ in range(2):
-                cluster.add_api()
-                cluster.add_worker()
-            cluster.ensure_running()
+    with production(base, CONFIG, name="deploy", apis=2, workers=2) as deployment:
+        cluster = deployment.cluster
+        try:
             nginx = Nginx(free_port(), [f"127.0.0.1:{api.port}" for api in cluster.apis], base / "nginx")
-            nginx.start()
-            try:
-                yield Topology(cluster, nginx)
-            finally:
-                nginx.stop()
-                procs.stop_all()
-    except (ServiceMissing, NginxMissing) as exc:
-        pytest.fail(str(exc), pytrace=False)
+        except NginxMissing as exc:
+            pytest.fail(str(exc), pytrace=False)
+        nginx.start()
+        try:
+            yield Topology(cluster, nginx)
+        finally:
+            nginx.stop()
 
 
 async def _sse(response: httpx.Response) -> Any:

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from graphrun.settings import Settings
-from tests.acceptance._support import free_port
 from tests.deploy._nginx import DEPLOY, Nginx
+from tests.harness.ports import free_port
 
 K8S_VERSION = "1.30.0"
 BASE = DEPLOY / "k8s" / "base"

@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,13 +27,15 @@ from graphrun import encoding
 from graphrun.errors import ConfigError
 from graphrun.redisbus import NO_ID, RedisBus
 from graphrun.streams import EventBus, StreamEvent
-from tests.acceptance import _support
+from tests.harness.ports import free_port
+from tests.harness.waiting import Patience, eventually
 
 pytestmark = pytest.mark.timeout(60)
 
 REDIS_URI = os.environ.get("GRAPHRUN_TEST_REDIS_URI", "redis://127.0.0.1:6379/15")
 TICK_S = 0.05
 BOUND_S = 10.0
+BOUNDED = Patience(timeout_s=BOUND_S, interval_s=0.05)
 
 T = TypeVar("T")
 
@@ -91,10 +92,7 @@ async def other(redis_uri: str, prefix: str) -> AsyncIterator[RedisBus]:
 @pytest.fixture
 def dead_uri() -> str:
     """A Redis URI at a port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
+    return f"redis://127.0.0.1:{free_port()}/0"
 
 
 def as_event_bus(bus: RedisBus) -> EventBus:
@@ -150,13 +148,6 @@ def id_key(event: StreamEvent) -> tuple[int, int]:
 
 def payloads(events: list[StreamEvent]) -> list[tuple[str, Any]]:
     return [(e.event, encoding.loads(e.data)) for e in events]
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], *, what: str, timeout_s: float = BOUND_S
-) -> T:
-    """The acceptance tests' ``eventually``, bounded as every wait here is."""
-    return await _support.eventually(probe, done, timeout_s=timeout_s, what=what)
 
 
 class Recorder:
@@ -345,13 +336,16 @@ async def test_a_finished_run_expires_after_the_ttl(redis_uri: str, prefix: str)
         assert bus.output("run-1") == {"n": 1}
 
         await eventually(
-            lambda: bus.has_event("run-1", events[0].id), lambda r: r is None, what="the run's keys to expire"
+            lambda: bus.has_event("run-1", events[0].id),
+            lambda r: r is None,
+            what="the run's keys to expire",
+            **BOUNDED,
         )
 
         async def output() -> Any:
             return bus.output("run-1")
 
-        await eventually(output, lambda r: r is None, what="the output to go as well")
+        await eventually(output, lambda r: r is None, what="the output to go as well", **BOUNDED)
 
         # The run is unknown again: not done, nothing to replay.
         assert await bus.wait_done("run-1", timeout_s=TICK_S) is False
@@ -368,7 +362,10 @@ async def test_a_running_run_does_not_expire_at_the_ttl(redis_uri: str, prefix: 
 
         # Once the run that ended with it is gone, the TTL has passed for the one still running too.
         await eventually(
-            lambda: bus.has_event("ended", ended[0].id), lambda r: r is None, what="the ended run to expire"
+            lambda: bus.has_event("ended", ended[0].id),
+            lambda r: r is None,
+            what="the ended run to expire",
+            **BOUNDED,
         )
         assert await bus.has_event("running", running[0].id) is True
         await bus.finish("running", None)
@@ -387,7 +384,7 @@ async def test_a_thread_stream_expires_after_its_last_write(redis_uri: str, pref
                 await close(sub)
 
         assert await replayable() == 1
-        await eventually(replayable, lambda n: n == 0, what="the thread's stream to expire")
+        await eventually(replayable, lambda n: n == 0, what="the thread's stream to expire", **BOUNDED)
 
 
 # ---------------------------------------------------------------- thread streams
@@ -705,7 +702,7 @@ async def test_the_bus_recovers_when_redis_comes_back(redis_uri: str, prefix: st
                 assert await ticks(sub, 2) == [None, None]  # the subscription lives on, idle
 
                 await relay.start()
-                await eventually(bus.ping, bool, what="the bus to reach Redis again")
+                await eventually(bus.ping, bool, what="the bus to reach Redis again", **BOUNDED)
                 after = await bus.publish("run-1", "values", {"n": 3})
                 assert after.id != NO_ID
                 await bus.finish("run-1", None)
@@ -717,7 +714,7 @@ async def test_the_bus_recovers_when_redis_comes_back(redis_uri: str, prefix: st
                     await asyncio.sleep(0.1)
                     return ("run-2", "interrupt") in handler.calls
 
-                await eventually(cancel_arrived, bool, what="a cancel from another process")
+                await eventually(cancel_arrived, bool, what="a cancel from another process", **BOUNDED)
     finally:
         with contextlib.suppress(AssertionError):
             await relay.stop()

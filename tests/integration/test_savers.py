@@ -12,8 +12,7 @@ import os
 import re
 import sys
 import textwrap
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +48,7 @@ from graphrun.savers import (
 from graphrun.settings import Settings
 from graphrun.types import Persistence
 from tests.conformance._servers import KINDS, pg_schema, place
+from tests.harness.waiting import Patience, eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -108,17 +108,11 @@ async def persistence(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
         yield opened
 
 
+QUICK = Patience(timeout_s=10.0, interval_s=0.02)  # waits on one PostgreSQL, in this process
+
+
 async def history(graph: Any, thread_id: str) -> list[Any]:
     return [s async for s in graph.aget_state_history({"configurable": {"thread_id": thread_id}})]
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 10.0) -> None:
-    """Poll until ``check`` holds; fail naming ``what`` did not happen."""
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout_s}s: {what}")
-        await asyncio.sleep(0.02)
 
 
 # Selection.
@@ -314,7 +308,9 @@ async def test_stock_postgres_setup_is_not_safe_at_once() -> None:
         ):
             await first.execute(AsyncPostgresSaver.MIGRATIONS[0])  # as the first process's setup does
             setup = asyncio.create_task(AsyncPostgresSaver(second).setup())
-            await eventually(lambda: backend_waits(first, second.info.backend_pid), "setup waits")
+            await eventually(
+                lambda: backend_waits(first, second.info.backend_pid), bool, **QUICK, what="setup waits"
+            )
             await first.commit()
 
             with pytest.raises((psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable)):
@@ -409,7 +405,9 @@ async def test_stock_postgres_saver_runs_one_query_at_a_time(blocked: Blocked) -
     PostgreSQL, the saver's one lock is held, so every other query of the process waits behind it, and
     they finish in that order. When this fails, the library fixed it and the workaround can go."""
     first = blocked.read()
-    await eventually(lambda: has_waiting(blocked, 1), "the first read waits in PostgreSQL")
+    await eventually(
+        lambda: has_waiting(blocked, 1), bool, **QUICK, what="the first read waits in PostgreSQL"
+    )
 
     assert blocked.saver.lock.locked()
     second = blocked.read()
@@ -426,7 +424,9 @@ async def test_concurrent_postgres_saver_reads_overlap(blocked: Blocked) -> None
     """With the workaround, two reads of one saver are inside PostgreSQL at the same time."""
     first, second = blocked.read(), blocked.read()
 
-    await eventually(lambda: has_waiting(blocked, 2), "both reads wait in PostgreSQL at once")
+    await eventually(
+        lambda: has_waiting(blocked, 2), bool, **QUICK, what="both reads wait in PostgreSQL at once"
+    )
 
     assert not first.done()
     assert not second.done()

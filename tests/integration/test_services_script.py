@@ -9,7 +9,6 @@ them afterwards), use the ones its variables name, or fail with a message that n
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -21,22 +20,17 @@ import pymongo.errors
 import pytest
 import redis
 
+from tests.harness.ports import free_port
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "services"
-
-
-def _unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _env(**overrides: str) -> dict[str, str]:
     """This process's environment without the servers it was given, and with nothing at the usual ports."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPHRUN_TEST_", "GRAPHRUN_SERVICES_"))}
-    env["GRAPHRUN_SERVICES_PROBE_PG_PORT"] = str(_unused_port())
-    env["GRAPHRUN_SERVICES_PROBE_REDIS_PORT"] = str(_unused_port())
-    env["GRAPHRUN_SERVICES_PROBE_MONGODB_PORT"] = str(_unused_port())
+    env["GRAPHRUN_SERVICES_PROBE_PG_PORT"] = str(free_port())
+    env["GRAPHRUN_SERVICES_PROBE_REDIS_PORT"] = str(free_port())
+    env["GRAPHRUN_SERVICES_PROBE_MONGODB_PORT"] = str(free_port())
     env.update(overrides)
     return env
 

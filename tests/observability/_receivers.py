@@ -13,7 +13,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.acceptance._support import free_port
+from tests.harness.ports import free_port
 
 
 @dataclass

@@ -20,16 +20,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.acceptance._support import Server, eventually, free_port
+from tests.harness.ports import free_port
+from tests.harness.targets import MODES, started
+from tests.harness.waiting import eventually
 from tests.observability._receivers import Receiver, Span
-from tests.production._cluster import (
-    Cluster,
-    Procs,
-    ServiceMissing,
-    claimed_redis_db,
-    fresh_database,
-    production_env,
-)
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(180)]
 
@@ -74,48 +68,20 @@ def _env(otlp: Receiver, langsmith: Receiver, langfuse: Receiver) -> dict[str, s
     }
 
 
-@pytest.fixture(scope="module", params=["embedded", "production"])
+@pytest.fixture(scope="module", params=MODES)
 def topology(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     receivers = [Receiver().start() for _ in range(3)]
     otlp, langsmith, langfuse = receivers
     env = _env(otlp, langsmith, langfuse)
     base = tmp_path_factory.mktemp(f"observability-{request.param}")
+    metrics_port = free_port()
+    if request.param == "production":
+        env["GRAPHRUN_METRICS_PORT"] = str(metrics_port)
     try:
-        if request.param == "embedded":
-            server = Server(config=CONFIG, data_dir=base / "data", log_dir=base / "logs", extra_env=env)
-            server.start()
-            try:
-                logs = lambda: [p.read_text() for p in sorted((base / "logs").glob("*.stdout.log"))]  # noqa: E731
-                yield Topology("embedded", server.url, server.url, otlp, langsmith, langfuse, logs)
-            finally:
-                server.stop()
-            return
-        procs = Procs(log_dir=base / "logs", work_dir=base / "work")
-        metrics_port = free_port()
-        try:
-            with fresh_database("observability") as database_uri, claimed_redis_db() as redis_uri:
-                full_env = production_env(
-                    database_uri, redis_uri, **env, GRAPHRUN_METRICS_PORT=str(metrics_port)
-                )
-                cluster = Cluster(procs, full_env, config=CONFIG)
-                cluster.migrate()
-                cluster.add_api()
-                cluster.add_worker()
-                cluster.ensure_running()
-                logs = lambda: [p.read_text() for p in sorted((base / "logs").glob("*.stdout.log"))]  # noqa: E731
-                yield Topology(
-                    "production",
-                    cluster.apis[0].url,
-                    f"http://127.0.0.1:{metrics_port}",
-                    otlp,
-                    langsmith,
-                    langfuse,
-                    logs,
-                )
-        except ServiceMissing as exc:
-            pytest.fail(str(exc), pytrace=False)
-        finally:
-            procs.stop_all()
+        with started(request.param, base, CONFIG, env, name="observability") as server:
+            logs = lambda: [p.read_text() for p in sorted(server.log_dir.glob("*.stdout.log"))]  # noqa: E731
+            metrics_url = server.url if request.param == "embedded" else f"http://127.0.0.1:{metrics_port}"
+            yield Topology(request.param, server.url, metrics_url, otlp, langsmith, langfuse, logs)
     finally:
         for receiver in receivers:
             receiver.stop()

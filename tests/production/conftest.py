@@ -3,17 +3,18 @@ fresh PostgreSQL database and a Redis database of their own) per test module, an
 for the processes a test starts itself.
 
 Every process is killed at teardown, whatever happened; when a test fails, the output of every process it
-used (and of any PostgreSQL it started) is attached to its report.
+used (and of any PostgreSQL it started) is attached to its report (tests/conftest.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ._cluster import (
+from tests.harness.cluster import (
+    CONFIG,
     Cluster,
     LocalPostgres,
     LocalRedis,
@@ -21,8 +22,8 @@ from ._cluster import (
     ServiceMissing,
     claimed_redis_db,
     fresh_database,
-    production_env,
 )
+from tests.harness.targets import production
 
 API_PROCESSES = 2
 WORKER_PROCESSES = 2
@@ -31,22 +32,8 @@ WORKER_PROCESSES = 2
 @pytest.fixture(scope="module")
 def _deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     base = tmp_path_factory.mktemp("production")
-    procs = Procs(log_dir=base / "logs", work_dir=base / "work")
-    try:
-        with fresh_database("cluster") as database_uri, claimed_redis_db() as redis_uri:
-            cluster = Cluster(procs, production_env(database_uri, redis_uri))
-            try:
-                cluster.migrate()
-                for _ in range(API_PROCESSES):
-                    cluster.add_api()
-                for _ in range(WORKER_PROCESSES):
-                    cluster.add_worker()
-                cluster.ensure_running()
-                yield cluster
-            finally:
-                procs.stop_all()  # before the database and the Redis go
-    except ServiceMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
+    with production(base, CONFIG, name="cluster", apis=API_PROCESSES, workers=WORKER_PROCESSES) as deployment:
+        yield deployment.cluster
 
 
 @pytest.fixture
@@ -65,24 +52,6 @@ def procs(tmp_path: Path) -> Iterator[Procs]:
         yield group
     finally:
         group.stop_all()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    if report.failed:
-        seen: set[int] = set()
-        for name, value in getattr(item, "funcargs", {}).items():
-            if id(value) in seen:
-                continue
-            seen.add(id(value))
-            if isinstance(value, (Cluster, Procs)):
-                report.sections.append((f"process output ({name})", value.logs()))
-            elif isinstance(value, LocalPostgres):
-                report.sections.append((f"PostgreSQL log ({name})", value.server_log()))
-    return report
 
 
 @pytest.fixture

@@ -20,15 +20,10 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import Run, StreamPart
 
-from ._cluster import (
-    BASE_ENV,
-    Cluster,
-    chat_input,
-    check_chat_messages,
-    eventually,
-    sse_events,
-    step_messages,
-)
+from tests.harness.cluster import BASE_ENV, Cluster
+from tests.harness.sdk import sse_events
+from tests.harness.waiting import PROCESSES, eventually
+from tests.production._chat import chat_input, check_chat_messages, step_messages
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(600)]
 
@@ -45,6 +40,7 @@ async def _first_steps(client: LangGraphClient, thread_id: str, count: int) -> l
         lambda: _steps_done(client, thread_id),
         lambda done: len(done) >= count,
         what=f"{count} steps checkpointed on thread {thread_id}",
+        **PROCESSES,
     )
 
 
@@ -53,6 +49,7 @@ async def _ended(client: LangGraphClient, thread_id: str, run_id: str) -> Run:
         lambda: client.runs.get(thread_id, run_id),
         lambda r: r["status"] in FINISHED,
         what=f"run {run_id} to end",
+        **PROCESSES,
     )
 
 
@@ -176,6 +173,7 @@ async def test_100_runs_in_flight_all_succeed_when_a_worker_is_killed_or_stopped
         progress = await eventually(
             look,
             lambda p: any(len(v) >= 3 for v in started(p).values()),
+            timeout_s=PROCESSES["timeout_s"],
             interval_s=0.3,
             what="a worker holding runs half done",
         )
@@ -260,7 +258,9 @@ async def test_an_api_stopped_with_sigterm_ends_its_streams_cleanly_and_the_run_
             except httpx.TransportError as exc:
                 return type(exc).__name__
 
-        await eventually(try_a, lambda r: r in ("ConnectError", "503"), what="API A to stop accepting")
+        await eventually(
+            try_a, lambda r: r in ("ConnectError", "503"), what="API A to stop accepting", **PROCESSES
+        )
         code = await asyncio.to_thread(api_a.wait_exit, 120.0)
         assert code == 0, f"an API stopped with SIGTERM exits 0, not {code}"
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from ._cluster import Cluster, Procs, eventually, production_env
+from tests.harness.cluster import Cluster, Procs, production_env
+from tests.harness.waiting import PROCESSES, eventually
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(300)]
 
@@ -70,6 +71,7 @@ async def test_a_cron_fires_once_per_tick_across_workers(
             lambda: client.runs.list(thread_id, limit=1000),
             lambda r: len(r) > before,
             what="a run after the return",
+            **PROCESSES,
         )
         first = _created(list(later))[before]
         await asyncio.sleep(2.5)

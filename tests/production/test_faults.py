@@ -17,22 +17,20 @@ import httpx
 import pytest
 from langgraph_sdk.schema import Run, StreamPart
 
-from ._cluster import (
+from tests.harness.cluster import (
     BASE_ENV,
     TEST_REDIS_URI,
     Cluster,
     LocalPostgres,
     LocalRedis,
     Procs,
-    chat_input,
-    check_chat_messages,
-    eventually,
-    free_port,
     graphrun_argv,
     production_env,
-    sse_events,
-    step_messages,
 )
+from tests.harness.ports import free_port
+from tests.harness.sdk import sse_events
+from tests.harness.waiting import PROCESSES, eventually
+from tests.production._chat import chat_input, check_chat_messages, step_messages
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(600)]
 
@@ -82,7 +80,7 @@ async def _start_runs(
             async def first_step(t: str = thread_id) -> list[dict[str, Any]]:
                 return step_messages((await client.threads.get_state(t))["values"])
 
-            await eventually(first_step, lambda done: len(done) >= 1, what="a first step")
+            await eventually(first_step, lambda done: len(done) >= 1, what="a first step", **PROCESSES)
     return runs
 
 
@@ -133,7 +131,7 @@ async def test_postgresql_stopped_during_traffic_answers_503_and_loses_no_run(
     # Generous: a request may wait for the pool's own timeout before it answers.
     async with httpx.AsyncClient(base_url=api.url, timeout=180.0) as http:
         ready = await eventually(
-            lambda: http.get("/ready"), lambda r: r.status_code == 503, what="/ready to fail"
+            lambda: http.get("/ready"), lambda r: r.status_code == 503, what="/ready to fail", **PROCESSES
         )
         assert "postgres" in ready.text.lower(), ready.text
         # An outage longer than a lease: the worker can renew none of its leases meanwhile.
@@ -157,6 +155,7 @@ async def test_postgresql_stopped_during_traffic_answers_503_and_loses_no_run(
             lambda r: r.status_code == 200,
             timeout_s=120.0,
             what="/ready once PostgreSQL is back",
+            interval_s=PROCESSES["interval_s"],
         )
     await _check_threads(cluster, runs, texts, steps)
     assert all(p.alive for p in cluster.apis + cluster.workers), "a process died during the outage"
@@ -200,7 +199,7 @@ async def test_redis_stopped_during_traffic_streams_fall_back_and_no_run_is_lost
         async def events_read() -> int:
             return len(sse_events(lines[0]))
 
-        await eventually(events_read, lambda n: n >= 1, what="a first event on the open stream")
+        await eventually(events_read, lambda n: n >= 1, what="a first event on the open stream", **PROCESSES)
 
         local_redis.kill()
         thread_id, run_id = runs[1]

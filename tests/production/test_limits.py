@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from ._cluster import Cluster, Procs, claimed_redis_db, fresh_database, production_env
+from tests.harness.cluster import Cluster, Procs, claimed_redis_db, fresh_database, production_env
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(180)]
 

@@ -18,15 +18,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.acceptance._support import Server, eventually, free_port
-from tests.production._cluster import (
-    Cluster,
-    Procs,
-    ServiceMissing,
-    claimed_redis_db,
-    fresh_database,
-    production_env,
-)
+from tests.harness.embedded import Server, embedded
+from tests.harness.ports import free_port
+from tests.harness.targets import MODES, started
+from tests.harness.waiting import eventually
 from tests.resilience.graphs import BOUNDARY_MESSAGE, SECRET
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(180)]
@@ -59,34 +54,14 @@ class Topology:
         return "".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
 
 
-@pytest.fixture(scope="module", params=["embedded", "production"])
+@pytest.fixture(scope="module", params=MODES)
 def topology(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     base = tmp_path_factory.mktemp(f"resilience-{request.param}")
-    if request.param == "embedded":
-        server = Server(config=CONFIG, data_dir=base / "data", log_dir=base / "logs", extra_env=ENV)
-        server.start()
-        try:
-            yield Topology("embedded", server.url, server.url, base / "logs")
-        finally:
-            server.stop()
-        return
-    procs = Procs(log_dir=base / "logs", work_dir=base / "work")
     metrics_port = free_port()
-    try:
-        with fresh_database("resilience") as database_uri, claimed_redis_db() as redis_uri:
-            env = production_env(database_uri, redis_uri, **ENV, GRAPHRUN_METRICS_PORT=str(metrics_port))
-            cluster = Cluster(procs, env, config=CONFIG)
-            cluster.migrate()
-            cluster.add_api()
-            cluster.add_worker()
-            cluster.ensure_running()
-            yield Topology(
-                "production", cluster.apis[0].url, f"http://127.0.0.1:{metrics_port}", base / "logs"
-            )
-    except ServiceMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-    finally:
-        procs.stop_all()
+    env = ENV if request.param == "embedded" else {**ENV, "GRAPHRUN_METRICS_PORT": str(metrics_port)}
+    with started(request.param, base, CONFIG, env, name="resilience") as server:
+        metrics_url = server.url if request.param == "embedded" else f"http://127.0.0.1:{metrics_port}"
+        yield Topology(request.param, server.url, metrics_url, server.log_dir)
 
 
 @pytest.fixture
@@ -283,14 +258,9 @@ async def test_no_secret_of_an_exception_reaches_the_client(
 
 @pytest.fixture(scope="module")
 def safe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    base = tmp_path_factory.mktemp("resilience-safe")
     env = {**ENV, "GRAPHRUN_ERROR_DETAIL": "safe"}
-    server = Server(config=CONFIG, data_dir=base / "data", log_dir=base / "logs", extra_env=env)
-    server.start()
-    try:
+    with embedded(tmp_path_factory.mktemp("resilience-safe"), CONFIG, env) as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def test_in_safe_mode_a_client_gets_a_stable_code_and_a_fixed_message(safe_server: Server) -> None:

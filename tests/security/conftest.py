@@ -1,9 +1,9 @@
-"""The security tests run against both modes, with the compatibility tests' servers: ``graphrun dev``,
-and ``graphrun api`` + ``graphrun worker`` on PostgreSQL and Redis (``tests.compat.conftest``). A module
-sets ``SERVER_ENV`` and ``CONFIG``. ``receiver``: an HTTP listener of the test's own on loopback, which
-records the webhooks that reach it (the acceptance tests')."""
+"""The security tests run against both modes (tests/harness/targets.py): ``graphrun dev``, and ``graphrun
+api`` + ``graphrun worker`` on PostgreSQL and Redis. A module sets ``SERVER_ENV`` and ``CONFIG``.
+``receiver``: an HTTP listener of the test's own on loopback, which records the webhooks that reach it
+(the acceptance tests')."""
 
 from tests.acceptance.test_webhooks import receiver
-from tests.compat.conftest import client, http, pytest_runtest_makereport, target
+from tests.harness.targets import client, http, target
 
-__all__ = ["client", "http", "pytest_runtest_makereport", "receiver", "target"]
+__all__ = ["client", "http", "receiver", "target"]

@@ -20,7 +20,7 @@ import websockets
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from tests.acceptance._support import eventually
+from tests.harness.waiting import eventually
 
 ALICE_KEY = "alice-key-0123456789abcdef"
 BOB_KEY = "bob-key-fedcba9876543210"

@@ -1,4 +1,4 @@
-"""Real production-mode processes on loopback, and the servers they need, for the tests of this package.
+"""Real production-mode processes on loopback, and the servers they need.
 
 - ``fresh_database``: a new PostgreSQL database on the server at GRAPHRUN_TEST_DATABASE_URI, dropped after.
 - ``claimed_redis_db``: a Redis database index nobody uses on the server at GRAPHRUN_TEST_REDIS_URI, flushed
@@ -26,10 +26,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -39,12 +39,9 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from psycopg import sql
 
-from tests.acceptance import _support
-from tests.acceptance._support import free_port as free_port
-from tests.acceptance._support import sse_events as sse_events
+from tests.harness.ports import free_port
 
-HERE = Path(__file__).resolve().parent
-CONFIG = HERE / "langgraph.json"
+CONFIG = Path(__file__).resolve().parents[1] / "production" / "langgraph.json"
 
 TEST_DATABASE_URI = os.environ.get(
     "GRAPHRUN_TEST_DATABASE_URI", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -77,24 +74,9 @@ BASE_ENV: dict[str, str] = {
     "LANGCHAIN_TRACING_V2": "false",
 }
 
-T = TypeVar("T")
-
 
 class ServiceMissing(RuntimeError):
     """A server the tests need does not answer; the message says which and how to provide it."""
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]],
-    done: Callable[[T], bool],
-    *,
-    timeout_s: float = 60.0,
-    interval_s: float = 0.2,
-    what: str = "condition",
-) -> T:
-    """The acceptance tests' ``eventually`` with the longer deadline processes on a busy machine need (it
-    only bounds a test that would otherwise hang)."""
-    return await _support.eventually(probe, done, timeout_s=timeout_s, interval_s=interval_s, what=what)
 
 
 def _with_path(uri: str, path: str) -> str:
@@ -550,32 +532,3 @@ class LocalRedis:
 
     def kill(self) -> None:
         self.proc.stop(kill=True)
-
-
-# ---------------------------------------------------------------- the `chat` graph (graphs.py) and its output
-
-
-def chat_input(text: str, steps: int, delay: float) -> dict[str, Any]:
-    """Input of ``chat``: a human message, answered by ``steps`` AI messages ``delay`` seconds apart."""
-    return {"messages": [{"role": "user", "content": text}], "steps": steps, "delay": delay}
-
-
-def step_messages(values: object) -> list[dict[str, object]]:
-    """The AI messages of a ``chat`` thread's state."""
-    assert isinstance(values, dict), f"expected the thread's values, got {values!r}"
-    messages = values.get("messages", [])
-    assert isinstance(messages, list)
-    return [m for m in messages if isinstance(m, dict) and m.get("type") == "ai"]
-
-
-def check_chat_messages(values: object, text: str, steps: int) -> list[int]:
-    """A finished ``chat`` thread holds its human message and each step's message exactly once, in order,
-    every message with an id of its own. Returns the pid that executed each step."""
-    assert isinstance(values, dict), f"expected the thread's values, got {values!r}"
-    messages = values["messages"]
-    assert [(m["type"], m["content"]) for m in messages] == [("human", text)] + [
-        ("ai", f"step {i}") for i in range(steps)
-    ], f"messages of a thread that ran {steps} steps"
-    ids = [m["id"] for m in messages]
-    assert len(set(ids)) == len(ids), f"duplicate message ids: {ids}"
-    return [int(m["response_metadata"]["pid"]) for m in messages[1:]]
