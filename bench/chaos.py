@@ -45,9 +45,9 @@ import httpx
 from langgraph_sdk.client import LangGraphClient
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the test suite's process helpers (tests/production/_cluster.py)
+sys.path.insert(0, str(ROOT))  # the test suite's process helpers (tests/harness/cluster.py)
 
-from tests.production._cluster import (  # noqa: E402
+from tests.harness.cluster import (  # noqa: E402
     Cluster,
     LocalPostgres,
     LocalRedis,
