@@ -1,22 +1,20 @@
-"""``LocalBus``: the in-process event bus of embedded mode.
+"""What only ``LocalBus``, the in-process event bus of embedded mode, does.
 
-Replay by event id, live following, completion, buffer expiry (on an injected clock), worker wake-ups and
-cancel signals. Waits are bounded by ``asyncio.timeout`` so that a regression fails instead of hanging.
+What every bus does, ``LocalBus`` included, is the contract suite (tests/contract/test_bus.py). Here: a
+subscriber from now woken in process, buffer and thread log expiry (on an injected clock), buffer
+bookkeeping, cancel handlers in order, and event ids unique across runs. Waits are bounded by
+``asyncio.timeout`` so that a regression fails instead of hanging.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
-
-import pytest
 
 from graphrun import encoding
-from graphrun.streams import LocalBus, StreamEvent
+from graphrun.streams import LocalBus
+from tests.harness.bus import BOUND_S, close, drain, next_events, published
 
 TICK_S = 0.01
-BOUND_S = 5.0
 
 
 class FakeClock:
@@ -29,102 +27,7 @@ class FakeClock:
         return self.now
 
 
-async def drain(sub: AsyncIterator[StreamEvent | None]) -> list[StreamEvent]:
-    """Every event until the subscription ends, idle ticks left out."""
-    async with asyncio.timeout(BOUND_S):
-        return [e async for e in sub if e is not None]
-
-
-async def close(sub: AsyncIterator[StreamEvent | None]) -> None:
-    assert isinstance(sub, AsyncGenerator)
-    await sub.aclose()
-
-
-async def published(bus: LocalBus, run_id: str, count: int) -> list[StreamEvent]:
-    return [await bus.publish(run_id, "values", {"step": i}) for i in range(count)]
-
-
-def id_key(event: StreamEvent) -> tuple[int, int]:
-    ms, seq = event.id.split("-")
-    return int(ms), int(seq)
-
-
-async def test_replay_in_publish_order() -> None:
-    bus = LocalBus()
-    events = await published(bus, "run-1", 3)
-    await bus.finish("run-1", {"step": 2})
-
-    replayed = await drain(bus.subscribe("run-1", after="-1", tick_s=TICK_S))
-
-    assert replayed == events
-    assert [e.data for e in replayed] == [encoding.dumps({"step": i}) for i in range(3)]
-    assert {e.event for e in replayed} == {"values"}
-    assert [id_key(e) for e in events] == sorted(id_key(e) for e in events)
-    assert len({e.id for e in events}) == 3
-
-
-async def test_subscribe_after_an_id_gets_only_later_events() -> None:
-    bus = LocalBus()
-    events = await published(bus, "run-1", 3)
-    await bus.finish("run-1", None)
-
-    assert await drain(bus.subscribe("run-1", after=events[0].id, tick_s=TICK_S)) == events[1:]
-    assert await drain(bus.subscribe("run-1", after=events[2].id, tick_s=TICK_S)) == []
-
-
-async def test_subscribe_after_minus_one_gets_everything() -> None:
-    bus = LocalBus()
-    events = await published(bus, "run-1", 2)
-    await bus.finish("run-1", None)
-
-    assert await drain(bus.subscribe("run-1", after="-1", tick_s=TICK_S)) == events
-
-
-async def test_runs_are_separate() -> None:
-    bus = LocalBus()
-    first = await published(bus, "run-1", 2)
-    await published(bus, "run-2", 2)
-    await bus.finish("run-1", None)
-
-    assert await drain(bus.subscribe("run-1", after="-1", tick_s=TICK_S)) == first
-
-
-async def test_no_id_follows_from_now_as_a_plain_join() -> None:
-    """As the official server: a join without Last-Event-ID gets what is published from now on, so a
-    client that reconnects without an id never receives an event twice."""
-    bus = LocalBus()
-    await published(bus, "run-1", 2)
-    sub = bus.subscribe("run-1", after=None, tick_s=TICK_S)
-
-    assert await anext(sub) is None  # nothing old is replayed: the first thing is an idle tick
-    later = await bus.publish("run-1", "custom", "later")
-    await bus.finish("run-1", None)
-
-    assert await drain(sub) == [later]
-
-
-async def test_unknown_id_follows_from_now() -> None:
-    bus = LocalBus()
-    await published(bus, "run-1", 2)
-    sub = bus.subscribe("run-1", after="1-999999", tick_s=TICK_S)
-
-    assert await anext(sub) is None  # nothing old is replayed: the first thing is an idle tick
-    later = await bus.publish("run-1", "custom", "later")
-    await bus.finish("run-1", None)
-
-    assert await drain(sub) == [later]
-
-
-async def test_idle_ticks_yield_none() -> None:
-    bus = LocalBus()
-    sub = bus.subscribe("run-1", after=None, tick_s=TICK_S)
-
-    async with asyncio.timeout(BOUND_S):
-        assert [await anext(sub) for _ in range(3)] == [None, None, None]
-    await close(sub)
-
-
-async def test_live_subscriber_is_woken_and_ends_after_finish() -> None:
+async def test_a_subscriber_from_now_is_woken_in_process_and_ends_after_finish() -> None:
     bus = LocalBus()
     # A tick far longer than the test: only the publish and finish signals can move the subscriber.
     consumer = asyncio.create_task(drain(bus.subscribe("run-1", after=None, tick_s=3600)), name="consumer")
@@ -136,42 +39,6 @@ async def test_live_subscriber_is_woken_and_ends_after_finish() -> None:
 
     async with asyncio.timeout(BOUND_S):
         assert await consumer == events
-
-
-async def test_subscription_of_a_finished_run_ends_after_replay() -> None:
-    bus = LocalBus()
-    await bus.finish("run-1", None)
-    sub = bus.subscribe("run-1", after=None, tick_s=3600)
-
-    async with asyncio.timeout(BOUND_S):
-        with pytest.raises(StopAsyncIteration):
-            await anext(sub)
-
-
-async def test_wait_done() -> None:
-    bus = LocalBus()
-    await bus.publish("run-1", "values", {})
-
-    assert await bus.wait_done("run-1", timeout_s=TICK_S) is False
-
-    waiter = asyncio.create_task(bus.wait_done("run-1", timeout_s=3600), name="waiter")
-    await asyncio.sleep(0)
-    assert not waiter.done()
-    await bus.finish("run-1", None)
-
-    async with asyncio.timeout(BOUND_S):
-        assert await waiter is True
-    assert await bus.wait_done("run-1", timeout_s=0) is True
-
-
-async def test_output() -> None:
-    bus = LocalBus()
-    await bus.publish("run-1", "values", {"n": 1})
-
-    assert bus.output("run-1") is None
-    assert bus.output("never-seen") is None
-    await bus.finish("run-1", {"n": 1})
-    assert bus.output("run-1") == {"n": 1}
 
 
 async def test_finished_buffers_expire_after_ttl() -> None:
@@ -205,40 +72,6 @@ async def test_running_buffers_never_expire() -> None:
     assert await drain(bus.subscribe("run-1", after="-1", tick_s=TICK_S)) == events
 
 
-async def test_wait_new_run_returns_when_notified() -> None:
-    bus = LocalBus()
-    waiter = asyncio.create_task(bus.wait_new_run(timeout_s=3600), name="waiter")
-    await asyncio.sleep(0)
-    assert not waiter.done()
-
-    bus.notify_new_run()
-
-    async with asyncio.timeout(BOUND_S):
-        await waiter
-
-
-async def test_notify_before_wait_is_not_lost_and_is_consumed_once() -> None:
-    bus = LocalBus()
-    bus.notify_new_run()
-
-    async with asyncio.timeout(BOUND_S):
-        await bus.wait_new_run(timeout_s=3600)
-
-    waiter = asyncio.create_task(bus.wait_new_run(timeout_s=3600), name="waiter")
-    await asyncio.sleep(0)
-    assert not waiter.done()  # the wake-up was consumed by the first wait
-    waiter.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await waiter
-
-
-async def test_wait_new_run_times_out_quietly() -> None:
-    bus = LocalBus()
-
-    async with asyncio.timeout(BOUND_S):
-        await bus.wait_new_run(timeout_s=TICK_S)  # returns, rather than raising TimeoutError
-
-
 async def test_cancel_calls_every_handler_in_order() -> None:
     bus = LocalBus()
     calls: list[tuple[str, str, str]] = []
@@ -254,10 +87,6 @@ async def test_cancel_calls_every_handler_in_order() -> None:
     await bus.cancel("run-1", "rollback")
 
     assert calls == [("first", "run-1", "rollback"), ("second", "run-1", "rollback")]
-
-
-async def test_cancel_without_handlers_is_a_no_op() -> None:
-    await LocalBus().cancel("run-1", "interrupt")
 
 
 async def test_waiting_on_a_run_this_process_never_sees_leaves_nothing_behind() -> None:
@@ -282,10 +111,11 @@ async def test_a_buffer_with_events_stays_after_its_waiter_leaves() -> None:
     assert bus.buffered_runs == 1
 
 
-# ---------------------------------------------------------------- event ids and thread streams
+# ---------------------------------------------------------------- event ids and thread logs
 
 
-async def test_has_event_tells_a_run_s_ids_from_others() -> None:
+async def test_event_ids_are_unique_across_the_runs_of_a_process() -> None:
+    """So, unlike Redis (tests/contract/test_bus.py), another run's id is never taken for this run's."""
     bus = LocalBus()
     mine = await published(bus, "run-1", 2)
     other = await published(bus, "run-2", 1)
@@ -295,42 +125,8 @@ async def test_has_event_tells_a_run_s_ids_from_others() -> None:
     assert await bus.has_event("run-3", mine[0].id) is None  # nothing of run-3 here: cannot tell
 
 
-async def next_events(sub: AsyncIterator[StreamEvent | None], count: int) -> list[StreamEvent]:
-    found: list[StreamEvent] = []
-    async with asyncio.timeout(BOUND_S):
-        async for e in sub:
-            if e is not None:
-                found.append(e)
-            if len(found) == count:
-                return found
-    raise AssertionError(f"the subscription ended after {len(found)} of {count} events")
-
-
-async def test_a_thread_stream_follows_every_run_on_the_thread_from_now() -> None:
-    bus = LocalBus()
-    await bus.publish("old", "values", {"n": 0}, thread_id="t")  # before the client joined: not sent
-    sub = bus.subscribe_thread("t", None, TICK_S)
-    try:
-        await bus.publish("run-1", "values", {"n": 1}, thread_id="t")
-        await bus.publish("elsewhere", "values", {"n": 9}, thread_id="other-thread")
-        await bus.finish("run-1", None, thread_id="t")
-        await bus.publish("run-2", "updates", {"n": 2}, thread_id="t")
-        await bus.publish_thread("t", "state_update", {"n": 3})
-
-        got = await next_events(sub, 4)
-    finally:
-        await close(sub)
-
-    assert [(e.event, encoding.loads(e.data)) for e in got] == [
-        ("values", {"n": 1}),
-        ("metadata", {"status": "run_done", "run_id": "run-1"}),
-        ("updates", {"n": 2}),
-        ("state_update", {"n": 3}),
-    ]
-    assert [id_key(e) for e in got] == sorted(id_key(e) for e in got)
-
-
-async def test_a_thread_stream_replays_after_an_id_across_runs() -> None:
+async def test_a_thread_log_replays_after_a_run_event_s_id() -> None:
+    """In one process the thread log holds the runs' own events, ids and all."""
     bus = LocalBus()
     first = await bus.publish("run-1", "values", {"n": 1}, thread_id="t")
     second = await bus.publish("run-2", "values", {"n": 2}, thread_id="t")
