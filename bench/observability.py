@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import http.server
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # bench/_common.py
+
+from bench._common import free_port  # noqa: E402
 
 
 class _Sink(http.server.BaseHTTPRequestHandler):
@@ -50,13 +52,6 @@ class _Sink(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 VARIANTS: dict[str, list[str]] = {
@@ -104,7 +99,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    port = _free_port()
+    port = free_port()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Sink)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     otlp = f"http://127.0.0.1:{port}/v1/traces"

@@ -24,16 +24,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import contextlib
-import importlib.metadata
-import importlib.util
 import json
-import math
 import os
-import platform
-import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -50,7 +43,6 @@ import httpx
 import psycopg
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
@@ -62,7 +54,27 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
+sys.path.insert(0, str(BENCH_DIR.parent))  # bench/_common.py
+
+from bench._common import (  # noqa: E402
+    BenchError,
+    Op,
+    Process,
+    Row,
+    check_trivial,
+    environment,
+    free_port,
+    load_builder,
+    parse_levels,
+    percentile,
+    run_level,
+    spawn,
+    stop,
+    summarize,
+    trivial_input,
+    wait_ok,
+)
+
 GRAPH_FILE = BENCH_DIR / "trivial" / "graph.py"
 CONFIG_FILE = BENCH_DIR / "trivial" / "langgraph.json"
 ASSISTANT_ID = "trivial"
@@ -77,42 +89,26 @@ DEFAULT_REDIS_URI = "redis://127.0.0.1:6379"
 DEFAULT_REDIS_DB = 11  # flushed: the tests use 15; pick a free one with --redis-db
 TARGET_RATIO = 0.8
 RAW_POOL_MAX_SIZE = 20  # as the official docs' example, and graphrun's GRAPHRUN_PG_POOL_MAX_SIZE default
-READY_TIMEOUT_S = 60.0
-READY_POLL_S = 0.1
 MIGRATE_TIMEOUT_S = 120.0
 FIRST_RUN_TIMEOUT_S = 60.0  # the first run through a new worker (graph import, pools opening)
 STOP_GRACE_S = 30.0  # above the worker's GRAPHRUN_SHUTDOWN_GRACE_S default (20 s)
-OUTPUT_TAIL_LINES = 200
 SHOWN_OUTPUT_LINES = 10  # per process, at the end
 NOISE_SHARE = 0.10  # of the CPUs, used by other processes during a level, above which it is marked
 REQUEST_TIMEOUT_S = 120.0
 HISTORY_LIMIT = 50  # checkpoints read back per thread (a run without retries writes 4)
 CHECK_CONCURRENCY = 16  # requests in flight while reading back the background runs (untimed)
+PACKAGES = (  # whose versions the JSON report records
+    "langgraph",
+    "langgraph-sdk",
+    "langgraph-checkpoint-postgres",
+    "psycopg",
+    "psycopg-pool",
+    "redis",
+)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 T = TypeVar("T")
-Op = Callable[[], Awaitable[None]]
 Graph = CompiledStateGraph[Any, Any, Any, Any]
-
-
-class BenchError(Exception):
-    """The benchmark cannot produce honest numbers (wrong result, a process died); reported, then exit 1."""
-
-
-@dataclass(frozen=True)
-class Row:
-    """One (variant, concurrency) measurement of part 1. ``cpu`` is CPU seconds used during the level."""
-
-    variant: str
-    concurrency: int
-    runs: int
-    seconds: float
-    throughput: float
-    p50_ms: float
-    p99_ms: float
-    capped: bool
-    cpu: dict[str, float] = field(default_factory=dict)
-    round: int = 1
 
 
 @dataclass(frozen=True)
@@ -140,30 +136,6 @@ class Background:
 # --- pure helpers ---------------------------------------------------------------------------------------
 
 
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile: the smallest value with at least ``pct`` % of ``values`` at or below it."""
-    if not values:
-        raise ValueError("percentile of no values")
-    if not 0 < pct <= 100:
-        raise ValueError(f"pct must be in (0, 100], not {pct}")
-    ordered = sorted(values)
-    return ordered[math.ceil(pct * len(ordered) / 100) - 1]
-
-
-def summarize(variant: str, concurrency: int, latencies: Sequence[float], seconds: float, wanted: int) -> Row:
-    """Per-run latencies (s) and the level's wall time (s) -> a table row."""
-    return Row(
-        variant=variant,
-        concurrency=concurrency,
-        runs=len(latencies),
-        seconds=seconds,
-        throughput=len(latencies) / seconds,
-        p50_ms=percentile(latencies, 50) * 1000,
-        p99_ms=percentile(latencies, 99) * 1000,
-        capped=len(latencies) < wanted,
-    )
-
-
 def round_ratios(rows: Sequence[Row], raw_variant: str) -> dict[int, list[float]]:
     """graphrun/raw throughput of each round, at every concurrency level where both were measured in it
     (the two measured back to back, so that both met the machine in the same state)."""
@@ -179,28 +151,6 @@ def round_ratios(rows: Sequence[Row], raw_variant: str) -> dict[int, list[float]
 def ratios(rows: Sequence[Row], raw_variant: str) -> dict[int, float]:
     """The median of each level's per-round ratios."""
     return {level: statistics.median(found) for level, found in round_ratios(rows, raw_variant).items()}
-
-
-def fresh_input() -> dict[str, Any]:
-    """A new input dict per run, so no run can see another's mutations."""
-    return {"count": 0, "trail": []}
-
-
-def check_values(values: object, what: str) -> None:
-    """Fail loudly unless ``values`` is the trivial graph's final state (``count == 2``, trail a, b)."""
-    if not isinstance(values, dict) or values.get("count") != 2 or values.get("trail") != ["a", "b"]:
-        raise BenchError(f"{what}: unexpected result {str(values)[:300]}")
-
-
-def parse_levels(text: str) -> list[int]:
-    """``"16,64"`` -> ``[16, 64]``; argparse type for ``--concurrency``."""
-    try:
-        levels = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}") from exc
-    if not levels or min(levels) < 1:
-        raise argparse.ArgumentTypeError("concurrency levels must be integers >= 1")
-    return levels
 
 
 def parse_env(text: str) -> tuple[str, str]:
@@ -229,14 +179,6 @@ def parse_time(value: object, what: str) -> datetime:
         raise BenchError(f"{what}: expected an ISO timestamp, got {value!r}")
     parsed = datetime.fromisoformat(value)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago (the API binds it right after; a race we accept)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # --- CPU accounting -------------------------------------------------------------------------------------
@@ -304,31 +246,6 @@ def cpu_used(before: CpuSample, after: CpuSample) -> dict[str, float]:
 
 
 # --- measurement ----------------------------------------------------------------------------------------
-
-
-async def run_level(op: Op, runs: int, concurrency: int, max_seconds: float) -> tuple[list[float], float]:
-    """Run ``op`` ``runs`` times with ``concurrency`` workers pulling from a shared counter; returns each
-    run's latency (s) and the level's wall time (s). No new run starts after ``max_seconds``."""
-    latencies: list[float] = []
-    taken = 0
-    begin = time.perf_counter()
-    deadline = begin + max_seconds
-
-    async def worker() -> None:
-        nonlocal taken
-        while taken < runs and time.perf_counter() < deadline:
-            taken += 1
-            start = time.perf_counter()
-            await op()
-            latencies.append(time.perf_counter() - start)
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            for i in range(min(concurrency, runs)):
-                group.create_task(worker(), name=f"bench-op-{i}")
-    except ExceptionGroup as failed:
-        raise failed.exceptions[0] from None
-    return latencies, time.perf_counter() - begin
 
 
 @dataclass(frozen=True)
@@ -433,27 +350,13 @@ async def flushed_redis(uri: str) -> AsyncIterator[None]:
 # --- raw baseline ---------------------------------------------------------------------------------------
 
 
-def load_builder() -> StateGraph[Any, Any, Any, Any]:
-    """Import ``bench/trivial/graph.py`` by path, as the server does, and return its ``builder``."""
-    spec = importlib.util.spec_from_file_location("bench_trivial_graph", GRAPH_FILE)
-    if spec is None or spec.loader is None:
-        raise BenchError(f"cannot import {GRAPH_FILE}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its type hints resolve through the module's globals
-    spec.loader.exec_module(module)
-    builder = getattr(module, "builder", None)
-    if not isinstance(builder, StateGraph):
-        raise BenchError(f"{GRAPH_FILE} has no StateGraph named 'builder'")
-    return builder
-
-
 def raw_op(graph: Graph, durability: str | None, variant: str) -> Op:
     """One raw run: ``ainvoke`` on a brand-new thread, result checked."""
     options: dict[str, Any] = {} if durability is None else {"durability": durability}
 
     async def op() -> None:
         config: RunnableConfig = {"configurable": {"thread_id": str(uuid.uuid4())}}
-        check_values(await graph.ainvoke(fresh_input(), config, **options), variant)
+        check_trivial(await graph.ainvoke(trivial_input(), config, **options), variant)
 
     return op
 
@@ -470,7 +373,7 @@ async def raw_variants(uri: str | None, args: argparse.Namespace) -> AsyncIterat
     async with AsyncConnectionPool(conninfo=uri, max_size=RAW_POOL_MAX_SIZE, kwargs=kwargs) as pool:
         saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]  # the pool's rows are dicts (kwargs)
         await saver.setup()
-        graph = load_builder().compile(checkpointer=saver)
+        graph = load_builder(GRAPH_FILE).compile(checkpointer=saver)
         variants = [Variant(RAW, raw_op(graph, None, RAW), args.raw_runs)]
         if args.raw_sync:
             variants.append(Variant(RAW_SYNC, raw_op(graph, "sync", RAW_SYNC), args.raw_runs))
@@ -478,45 +381,6 @@ async def raw_variants(uri: str | None, args: argparse.Namespace) -> AsyncIterat
 
 
 # --- graphrun processes ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Process:
-    """A graphrun process this script started, its output drained so its pipe never fills."""
-
-    name: str
-    proc: asyncio.subprocess.Process
-    tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=OUTPUT_TAIL_LINES))
-    lines: int = 0
-    drainer: asyncio.Task[None] | None = None
-
-    def output(self) -> str:
-        return "\n".join(self.tail) or "(no output)"
-
-
-async def spawn(name: str, command: Sequence[str], env: Mapping[str, str]) -> Process:
-    """Start ``<python> -m graphrun <command>`` with ``env``; stdout and stderr are read into a tail."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "graphrun",
-        *command,
-        cwd=REPO_ROOT,
-        env=dict(env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    process = Process(name, proc)
-
-    async def drain() -> None:
-        assert proc.stdout is not None
-        while line := await proc.stdout.readline():
-            process.lines += 1
-            process.tail.append(line.decode(errors="replace").rstrip())
-
-    process.drainer = asyncio.create_task(drain(), name=f"drain-{name}")
-    return process
 
 
 def server_env(args: argparse.Namespace, database_uri: str, redis_uri: str, data_dir: Path) -> dict[str, str]:
@@ -545,7 +409,7 @@ async def migrate(env: Mapping[str, str]) -> None:
     try:
         code = await asyncio.wait_for(process.proc.wait(), MIGRATE_TIMEOUT_S)
     except TimeoutError as exc:
-        await stop([process])
+        await stop([process], STOP_GRACE_S)
         raise BenchError(f"graphrun migrate still running after {MIGRATE_TIMEOUT_S:.0f} s") from exc
     if process.drainer:
         await process.drainer
@@ -554,40 +418,12 @@ async def migrate(env: Mapping[str, str]) -> None:
 
 
 async def wait_ready(url: str, api: Process) -> None:
-    """Poll ``GET /ok`` until 200, then require ``GET /ready`` to be 200 (every dependency ok)."""
-    deadline = time.perf_counter() + READY_TIMEOUT_S
+    """Wait until ``GET /ok`` answers 200, then require ``GET /ready`` to be 200 (every dependency ok)."""
+    await wait_ok(url, api)
     async with httpx.AsyncClient(timeout=5.0) as http:
-        while True:
-            if api.proc.returncode is not None:
-                await asyncio.sleep(0.2)  # let the drainer collect the last lines
-                raise BenchError(f"api exited early with code {api.proc.returncode}:\n{api.output()}")
-            with contextlib.suppress(httpx.TransportError):
-                if (await http.get(f"{url}/ok")).status_code == 200:
-                    break
-            if time.perf_counter() > deadline:
-                raise BenchError(f"api not answering /ok after {READY_TIMEOUT_S:.0f} s:\n{api.output()}")
-            await asyncio.sleep(READY_POLL_S)
         ready = await http.get(f"{url}/ready")
-        if ready.status_code != 200:
-            raise BenchError(f"/ready answered {ready.status_code}: {ready.text}")
-
-
-async def stop(processes: Sequence[Process]) -> None:
-    """SIGTERM every process, then SIGKILL any still running after ``STOP_GRACE_S``."""
-    for p in processes:
-        if p.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                p.proc.send_signal(signal.SIGTERM)
-    for p in processes:
-        try:
-            await asyncio.wait_for(p.proc.wait(), STOP_GRACE_S)
-        except TimeoutError:
-            print(f"{p.name} ignored SIGTERM for {STOP_GRACE_S:.0f} s; killing it", file=sys.stderr)
-            p.proc.kill()
-            await p.proc.wait()
-        if p.drainer:  # the pipe ends with the process: collect its last lines
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(p.drainer, 5.0)
+    if ready.status_code != 200:
+        raise BenchError(f"/ready answered {ready.status_code}: {ready.text}")
 
 
 async def guarded(work: Coroutine[Any, Any, T], processes: Sequence[Process]) -> T:
@@ -628,8 +464,10 @@ def wait_op(client: LangGraphClient) -> Op:
 
     async def op() -> None:
         thread_id = str(uuid.uuid4())
-        values = await client.runs.wait(thread_id, ASSISTANT_ID, input=fresh_input(), if_not_exists="create")
-        check_values(values, SERVER)
+        values = await client.runs.wait(
+            thread_id, ASSISTANT_ID, input=trivial_input(), if_not_exists="create"
+        )
+        check_trivial(values, SERVER)
 
     return op
 
@@ -640,8 +478,8 @@ def two_request_op(client: LangGraphClient) -> Op:
 
     async def op() -> None:
         thread = await client.threads.create()
-        values = await client.runs.wait(thread["thread_id"], ASSISTANT_ID, input=fresh_input())
-        check_values(values, SERVER_TWO)
+        values = await client.runs.wait(thread["thread_id"], ASSISTANT_ID, input=trivial_input())
+        check_trivial(values, SERVER_TWO)
 
     return op
 
@@ -721,7 +559,7 @@ async def read_back(client: LangGraphClient, thread_id: str, run_id: str) -> Exe
     history = await client.threads.get_history(thread_id, limit=HISTORY_LIMIT)
     if not history:
         raise BenchError(f"thread {thread_id} has no history")
-    check_values(history[0]["values"], f"background run {run_id}")
+    check_trivial(history[0]["values"], f"background run {run_id}")
     mine = [s for s in history if (s["metadata"] or {}).get("run_id") == run_id]
     inputs = [s for s in mine if (s["metadata"] or {}).get("source") == "input"]
     if not inputs:
@@ -744,7 +582,7 @@ async def drain_background(
     begin = time.perf_counter()
 
     async def create(thread_id: str) -> tuple[str, str, datetime]:
-        run = await client.runs.create(thread_id, ASSISTANT_ID, input=fresh_input())
+        run = await client.runs.create(thread_id, ASSISTANT_ID, input=trivial_input())
         return thread_id, run["run_id"], parse_time(run["created_at"], "runs.create")
 
     created: list[tuple[str, str, datetime]] = await bounded(thread_ids, concurrency, create)
@@ -836,7 +674,7 @@ async def bench_served(
         raise BenchError(f"request to {url} failed: {type(exc).__name__}: {exc}\n{logs}") from exc
     finally:
         await client.aclose()
-        await stop(processes)
+        await stop(processes, STOP_GRACE_S)
     output = {p.name: [*p.tail][-p.lines :] if p.lines else [] for p in processes}
     return rows, background, {"server_output": output, "pg_connections": connections}
 
@@ -936,27 +774,6 @@ def print_verdict(summary: dict[str, Any]) -> None:
     met = summary["target_met"]
     state = "UNKNOWN" if met is None else ("MET" if met else "NOT MET")
     print(f"target (graphrun / raw >= {TARGET_RATIO} at every level): {state}")
-
-
-def environment(args: argparse.Namespace) -> dict[str, Any]:
-    """Where the numbers came from."""
-    packages = (
-        "langgraph",
-        "langgraph-sdk",
-        "langgraph-checkpoint-postgres",
-        "psycopg",
-        "psycopg-pool",
-        "redis",
-    )
-    return {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "loop": "asyncio" if args.asyncio_loop else "uvloop",
-        "load_average_at_start": os.getloadavg(),
-        "versions": {pkg: importlib.metadata.version(pkg) for pkg in packages},
-    }
 
 
 def write_json(
@@ -1089,7 +906,9 @@ async def check_raw(uri: str, rows: Sequence[Row]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; 0 when it measured, 1 when it could not (the reason goes to stderr)."""
     args = parse_args(argv)
-    where = environment(args)  # at the start: its load average is the one before the benchmark
+    where = environment(  # at the start: its load average is the one before the benchmark
+        PACKAGES, loop="asyncio" if args.asyncio_loop else "uvloop", load_average_at_start=os.getloadavg()
+    )
     runner: Callable[[Coroutine[Any, Any, Any]], Any] = asyncio.run
     if not args.asyncio_loop:
         import uvloop

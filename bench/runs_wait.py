@@ -19,37 +19,44 @@ Usage: ``.venv/bin/python bench/runs_wait.py [--runs N] [--raw-runs N] [--concur
 from __future__ import annotations
 
 import argparse
-import asyncio
-import collections
-import importlib.metadata
-import importlib.util
 import json
-import math
 import os
-import platform
-import signal
-import socket
 import sys
-import tempfile
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import httpx
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import LangGraphError
 
 BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
+sys.path.insert(0, str(BENCH_DIR.parent))  # bench/_common.py
+
+from bench._common import (  # noqa: E402
+    BenchError,
+    Op,
+    Row,
+    check_trivial,
+    environment,
+    free_port,
+    load_builder,
+    parse_levels,
+    run_in_temp_dir,
+    run_level,
+    spawn,
+    stop,
+    summarize,
+    trivial_input,
+    wait_ok,
+)
+
 GRAPH_FILE = BENCH_DIR / "trivial" / "graph.py"
 CONFIG_FILE = BENCH_DIR / "trivial" / "langgraph.json"
 ASSISTANT_ID = "trivial"
@@ -60,62 +67,9 @@ SERVER_STATELESS = "server stateless runs.wait"
 
 RATIO_CONCURRENCY = 16
 TARGET_RATIO = 0.5
-READY_TIMEOUT_S = 60.0
-READY_POLL_S = 0.1
 STOP_GRACE_S = 15.0
-OUTPUT_TAIL_LINES = 200
 
-Op = Callable[[], Awaitable[None]]
 Graph = CompiledStateGraph[Any, Any, Any, Any]
-
-
-class BenchError(Exception):
-    """The benchmark cannot produce honest numbers (wrong result, server down); reported, then exit 1."""
-
-
-@dataclass(frozen=True)
-class Row:
-    """One (variant, concurrency) measurement. Times in seconds / milliseconds, throughput in runs/s."""
-
-    variant: str
-    concurrency: int
-    runs: int
-    seconds: float
-    throughput: float
-    p50_ms: float
-    p99_ms: float
-    capped: bool
-
-
-# --- pure helpers ---------------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile: the smallest value with at least ``pct`` % of ``values`` at or below it.
-
-    No interpolation, so the answer is always an observed latency. ``pct`` is in (0, 100].
-    """
-    if not values:
-        raise ValueError("percentile of no values")
-    if not 0 < pct <= 100:
-        raise ValueError(f"pct must be in (0, 100], not {pct}")
-    ordered = sorted(values)
-    rank = math.ceil(pct * len(ordered) / 100)
-    return ordered[rank - 1]
-
-
-def summarize(variant: str, concurrency: int, latencies: Sequence[float], seconds: float, wanted: int) -> Row:
-    """Turn per-run latencies (s) and the wall time of the whole level (s) into a table row."""
-    return Row(
-        variant=variant,
-        concurrency=concurrency,
-        runs=len(latencies),
-        seconds=seconds,
-        throughput=len(latencies) / seconds,
-        p50_ms=percentile(latencies, 50) * 1000,
-        p99_ms=percentile(latencies, 99) * 1000,
-        capped=len(latencies) < wanted,
-    )
 
 
 def ratio_at(rows: Sequence[Row], server_variant: str, concurrency: int) -> float | None:
@@ -127,65 +81,7 @@ def ratio_at(rows: Sequence[Row], server_variant: str, concurrency: int) -> floa
     return served / raw
 
 
-def fresh_input() -> dict[str, Any]:
-    """A new input dict per run, so no run can see another's mutations."""
-    return {"count": 0, "trail": []}
-
-
-def check_result(result: object, variant: str) -> None:
-    """Fail loudly unless ``result`` is the trivial graph's final state (``count == 2``, trail a, b)."""
-    if not isinstance(result, dict) or result.get("count") != 2 or result.get("trail") != ["a", "b"]:
-        raise BenchError(f"{variant}: unexpected result {str(result)[:300]}")
-
-
-def parse_levels(text: str) -> list[int]:
-    """``"1,16,64"`` -> ``[1, 16, 64]``; argparse type for ``--concurrency``."""
-    try:
-        levels = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}") from exc
-    if not levels or min(levels) < 1:
-        raise argparse.ArgumentTypeError("concurrency levels must be integers >= 1")
-    return levels
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago (the server binds it right after; a race we accept)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 # --- measurement ----------------------------------------------------------------------------------------
-
-
-async def run_level(op: Op, runs: int, concurrency: int, max_seconds: float) -> tuple[list[float], float]:
-    """Run ``op`` ``runs`` times with ``concurrency`` workers pulling from a shared counter.
-
-    Returns the latency of each run (s) and the wall time of the level (s). Workers stop taking new runs
-    after ``max_seconds`` so a very slow runtime cannot make the benchmark run for hours.
-    """
-    latencies: list[float] = []
-    taken = 0
-    begin = time.perf_counter()
-    deadline = begin + max_seconds
-
-    async def worker() -> None:
-        nonlocal taken
-        while taken < runs and time.perf_counter() < deadline:
-            taken += 1
-            start = time.perf_counter()
-            await op()
-            latencies.append(time.perf_counter() - start)
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(concurrency, runs)):
-                group.create_task(worker())
-    except ExceptionGroup as failed:
-        raise failed.exceptions[0] from None
-    return latencies, time.perf_counter() - begin
 
 
 async def measure_variant(variant: str, op: Op, args: argparse.Namespace, runs: int) -> list[Row]:
@@ -204,30 +100,12 @@ async def measure_variant(variant: str, op: Op, args: argparse.Namespace, runs: 
 # --- raw baseline ---------------------------------------------------------------------------------------
 
 
-def load_builder() -> StateGraph[Any, Any, Any, Any]:
-    """Import ``bench/trivial/graph.py`` by path, as the server does, and return its ``builder``.
-
-    The module is registered in ``sys.modules`` first: its ``from __future__ import annotations`` makes
-    LangGraph resolve the state's type hints through the module's globals.
-    """
-    spec = importlib.util.spec_from_file_location("bench_trivial_graph", GRAPH_FILE)
-    if spec is None or spec.loader is None:
-        raise BenchError(f"cannot import {GRAPH_FILE}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    builder = getattr(module, "builder", None)
-    if not isinstance(builder, StateGraph):
-        raise BenchError(f"{GRAPH_FILE} has no StateGraph named 'builder'")
-    return builder
-
-
 def raw_op(graph: Graph) -> Op:
     """One raw run: ``ainvoke`` on a brand-new thread, result checked."""
 
     async def op() -> None:
         config: RunnableConfig = {"configurable": {"thread_id": str(uuid.uuid4())}}
-        check_result(await graph.ainvoke(fresh_input(), config), RAW)
+        check_trivial(await graph.ainvoke(trivial_input(), config), RAW)
 
     return op
 
@@ -235,7 +113,7 @@ def raw_op(graph: Graph) -> Op:
 async def bench_raw(db_path: Path, args: argparse.Namespace) -> list[Row]:
     """Measure the in-process baseline on a fresh SQLite checkpoint file at ``db_path``."""
     async with AsyncSqliteSaver.from_conn_string(str(db_path)) as saver:
-        graph = load_builder().compile(checkpointer=saver)
+        graph = load_builder(GRAPH_FILE).compile(checkpointer=saver)
         return await measure_variant(RAW, raw_op(graph), args, args.raw_runs)
 
 
@@ -247,8 +125,8 @@ def thread_op(client: LangGraphClient) -> Op:
 
     async def op() -> None:
         thread = await client.threads.create()
-        result = await client.runs.wait(thread["thread_id"], ASSISTANT_ID, input=fresh_input())
-        check_result(result, SERVER_THREAD)
+        result = await client.runs.wait(thread["thread_id"], ASSISTANT_ID, input=trivial_input())
+        check_trivial(result, SERVER_THREAD)
 
     return op
 
@@ -257,75 +135,19 @@ def stateless_op(client: LangGraphClient) -> Op:
     """One stateless served run: ``runs.wait`` with no thread (the server uses a temporary one)."""
 
     async def op() -> None:
-        check_result(await client.runs.wait(None, ASSISTANT_ID, input=fresh_input()), SERVER_STATELESS)
+        check_trivial(await client.runs.wait(None, ASSISTANT_ID, input=trivial_input()), SERVER_STATELESS)
 
     return op
 
 
-async def drain(stream: asyncio.StreamReader | None, tail: collections.deque[str]) -> None:
-    """Keep reading the server's output so its pipe never fills; remember the last lines for errors."""
-    if stream is None:
-        return
-    while line := await stream.readline():
-        tail.append(line.decode(errors="replace").rstrip())
-
-
-def output_of(tail: collections.deque[str]) -> str:
-    """The remembered server output, for error messages."""
-    return "\n".join(tail) or "(no output)"
-
-
-async def start_server(data_dir: Path, port: int) -> asyncio.subprocess.Process:
-    """Spawn ``graphrun dev`` on ``port`` with its SQLite files in ``data_dir``; stdout+stderr piped."""
-    env = {
+def server_env(data_dir: Path) -> dict[str, str]:
+    """``graphrun dev`` with its SQLite files in ``data_dir``."""
+    return {
         **os.environ,
         "GRAPHRUN_DATA_DIR": str(data_dir),
         "GRAPHRUN_LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
     }
-    command = ["-m", "graphrun", "dev", "--config", str(CONFIG_FILE), "--port", str(port)]
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        *command,
-        cwd=REPO_ROOT,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-
-
-async def wait_ready(url: str, proc: asyncio.subprocess.Process, tail: collections.deque[str]) -> None:
-    """Poll ``GET /ok`` every 0.1 s until it answers 200; fail if the process exits or 60 s pass."""
-    deadline = time.perf_counter() + READY_TIMEOUT_S
-    async with httpx.AsyncClient(timeout=2.0) as http:
-        while True:
-            if proc.returncode is not None:
-                await asyncio.sleep(0.2)  # let drain() collect the last lines
-                raise BenchError(f"server exited early with code {proc.returncode}:\n{output_of(tail)}")
-            try:
-                if (await http.get(f"{url}/ok")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.perf_counter() > deadline:
-                raise BenchError(f"server not ready after {READY_TIMEOUT_S:.0f} s:\n{output_of(tail)}")
-            await asyncio.sleep(READY_POLL_S)
-
-
-async def stop_server(proc: asyncio.subprocess.Process) -> None:
-    """SIGTERM, then SIGKILL if the server is still alive after 15 s."""
-    if proc.returncode is not None:
-        return
-    try:
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
-    except TimeoutError:
-        print(f"server ignored SIGTERM for {STOP_GRACE_S:.0f} s; killing it", file=sys.stderr)
-        proc.kill()
-        await proc.wait()
-    except ProcessLookupError:
-        pass
 
 
 async def measure_server(url: str, args: argparse.Namespace) -> list[Row]:
@@ -346,19 +168,17 @@ async def bench_server(data_dir: Path, args: argparse.Namespace) -> list[Row]:
     if args.url:
         return await measure_server(args.url.rstrip("/"), args)
     port = free_port()
-    proc = await start_server(data_dir, port)
-    tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
-    drainer = asyncio.create_task(drain(proc.stdout, tail))
+    command = ["dev", "--config", str(CONFIG_FILE), "--port", str(port)]
+    server = await spawn("server", command, server_env(data_dir))
     try:
         url = f"http://127.0.0.1:{port}"
-        await wait_ready(url, proc, tail)
+        await wait_ok(url, server)
         try:
             return await measure_server(url, args)
         except BenchError as exc:
-            raise BenchError(f"{exc}\nlast server output:\n{output_of(tail)}") from exc
+            raise BenchError(f"{exc}\nlast server output:\n{server.output()}") from exc
     finally:
-        await stop_server(proc)
-        drainer.cancel()
+        await stop([server], STOP_GRACE_S)
 
 
 # --- reporting ------------------------------------------------------------------------------------------
@@ -399,24 +219,12 @@ def print_verdict(summary: dict[str, Any]) -> None:
     print(f"target ({SERVER_THREAD} / raw >= {TARGET_RATIO}): {state}")
 
 
-def environment() -> dict[str, Any]:
-    """Where the numbers came from, for the JSON report."""
-    versions = {pkg: importlib.metadata.version(pkg) for pkg in ("langgraph", "langgraph-sdk", "aiosqlite")}
-    return {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "versions": versions,
-    }
-
-
 def write_json(path: Path, args: argparse.Namespace, rows: Sequence[Row], summary: dict[str, Any]) -> None:
     """Write settings, environment, every row and the verdict to ``path``."""
     settings = {k: v for k, v in vars(args).items() if k != "json"}
     report = {
         "settings": settings,
-        "environment": environment(),
+        "environment": environment(("langgraph", "langgraph-sdk", "aiosqlite")),
         "rows": [asdict(r) for r in rows],
         **summary,
     }
@@ -461,12 +269,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> list[Row]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; 0 when it measured, 1 when it could not (the reason goes to stderr)."""
     args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="graphrun-bench-") as tmp:
-        try:
-            rows = asyncio.run(run(args, Path(tmp)))
-        except BenchError as exc:
-            print(f"benchmark failed: {exc}", file=sys.stderr)
-            return 1
+    rows = run_in_temp_dir(lambda workdir: run(args, workdir), "graphrun-bench-")
+    if rows is None:
+        return 1
     summary = verdict(rows)
     print_verdict(summary)
     if args.json:

@@ -20,20 +20,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import importlib.metadata
 import importlib.util
 import json
 import math
 import os
-import platform
-import signal
-import socket
 import sys
-import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +37,20 @@ import httpx
 from langgraph_sdk.client import LangGraphClient
 
 BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
+sys.path.insert(0, str(BENCH_DIR.parent))  # bench/_common.py
+
+from bench._common import (  # noqa: E402
+    BenchError,
+    Process,
+    environment,
+    free_port,
+    percentile,
+    run_in_temp_dir,
+    spawn,
+    stop,
+    wait_ok,
+)
+
 GRAPH_FILE = BENCH_DIR / "streaming" / "graph.py"
 CONFIG_FILE = BENCH_DIR / "streaming" / "langgraph.json"
 ASSISTANT_ID = "streaming"
@@ -49,17 +58,10 @@ STREAM_MODE: list[Any] = ["messages-tuple", "values"]
 INPUT: dict[str, Any] = {"messages": [{"role": "human", "content": "go"}]}
 EVENTS_PER_STREAM = 23  # metadata, values (input), 20 x messages, values (final)
 
-READY_TIMEOUT_S = 60.0
-READY_POLL_S = 0.1
 STOP_GRACE_S = 15.0
-OUTPUT_TAIL_LINES = 200
 CONNECT_TIMEOUT_S = 30.0
 READ_TIMEOUT_S = 120.0  # longest silence within one stream (the server sends a heartbeat every 5 s)
 SHOWN_PROBLEMS = 10
-
-
-class BenchError(Exception):
-    """The benchmark cannot produce honest numbers (wrong stream, server down); reported, then exit 1."""
 
 
 def load_tokens() -> tuple[str, ...]:
@@ -299,14 +301,6 @@ async def concurrent(client: Client, count: int, max_seconds: float) -> tuple[li
 # --- summaries ------------------------------------------------------------------------------------------
 
 
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile (no interpolation: always an observed value); ``pct`` in (0, 100]."""
-    if not values:
-        raise ValueError("percentile of no values")
-    ordered = sorted(values)
-    return ordered[math.ceil(pct * len(ordered) / 100) - 1]
-
-
 def spread(values: Sequence[float | None], scale: float = 1000.0) -> dict[str, float | None]:
     """p50 and p99 of the values that exist, times ``scale`` (seconds -> ms by default)."""
     present = [v * scale for v in values if v is not None]
@@ -357,14 +351,6 @@ def summarize_concurrent(
 # --- the server -----------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A TCP port that was free a moment ago (the server binds it right after; a race we accept)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def snapshot(pid: int | None) -> dict[str, float | None]:
     """The server's RSS and peak RSS (``VmRSS``, ``VmHWM``; MB) and CPU time (user + system; s), read
     from ``/proc/<pid>``, with this client process's CPU time (s). Server fields are None without a pid."""
@@ -382,85 +368,25 @@ def snapshot(pid: int | None) -> dict[str, float | None]:
     return found
 
 
-class Server:
-    """``graphrun dev`` started by the bench: its own data dir, our port, output kept for error reports."""
-
-    def __init__(self, data_dir: Path, worker_concurrency: int) -> None:
-        self.data_dir = data_dir
-        self.worker_concurrency = worker_concurrency
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
-        self.lines = 0
-        self.proc: asyncio.subprocess.Process | None = None
-        self._drainer: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Server:
-        env = {
-            **os.environ,
-            "GRAPHRUN_DATA_DIR": str(self.data_dir),
-            "GRAPHRUN_LOG_LEVEL": "WARNING",
-            "GRAPHRUN_WORKER_CONCURRENCY": str(self.worker_concurrency),
-            "PYTHONUNBUFFERED": "1",
-        }
-        command = ["-m", "graphrun", "dev", "--config", str(CONFIG_FILE), "--port", str(self.port)]
-        self.proc = proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *command,
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        if proc.stdout is not None:
-            self._drainer = asyncio.create_task(self._drain(proc.stdout), name="bench-server-output")
-        try:
-            await self._wait_ready(proc)
-        except BaseException:
-            await self.__aexit__()
-            raise
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        """SIGTERM, then SIGKILL if the server is still alive after 15 s."""
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), STOP_GRACE_S)
-            except TimeoutError:
-                print(f"server ignored SIGTERM for {STOP_GRACE_S:.0f} s; killing it", file=sys.stderr)
-                self.proc.kill()
-                await self.proc.wait()
-        if self._drainer is not None:
-            await asyncio.wait_for(self._drainer, STOP_GRACE_S)
-
-    async def _drain(self, output: asyncio.StreamReader) -> None:
-        """Keep reading the server's output so its pipe never fills; remember the last lines."""
-        while line := await output.readline():
-            self.lines += 1
-            self.tail.append(line.decode(errors="replace").rstrip())
-
-    async def _wait_ready(self, proc: asyncio.subprocess.Process) -> None:
-        """Poll ``GET /ok`` until it answers 200; fail if the process exits or 60 s pass."""
-        deadline = time.perf_counter() + READY_TIMEOUT_S
-        async with httpx.AsyncClient(timeout=2.0) as http:
-            while proc.returncode is None and time.perf_counter() < deadline:
-                try:
-                    if (await http.get(f"{self.url}/ok")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(READY_POLL_S)
-        await asyncio.sleep(0.2)  # let _drain collect the last lines
-        raise BenchError(f"server not ready (exit code {proc.returncode}):\n{self.output()}")
-
-    @property
-    def pid(self) -> int | None:
-        return None if self.proc is None else self.proc.pid
-
-    def output(self) -> str:
-        return "\n".join(self.tail) or "(no output)"
+@contextlib.asynccontextmanager
+async def own_server(data_dir: Path, worker_concurrency: int) -> AsyncIterator[tuple[str, Process]]:
+    """``graphrun dev`` started by the bench: its own data dir, our port, output kept for error reports;
+    stopped on exit (SIGTERM, then SIGKILL if it is still alive after 15 s). Yields its URL and process."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "GRAPHRUN_DATA_DIR": str(data_dir),
+        "GRAPHRUN_LOG_LEVEL": "WARNING",
+        "GRAPHRUN_WORKER_CONCURRENCY": str(worker_concurrency),
+        "PYTHONUNBUFFERED": "1",
+    }
+    server = await spawn("server", ["dev", "--config", str(CONFIG_FILE), "--port", str(port)], env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await wait_ok(url, server)
+        yield url, server
+    finally:
+        await stop([server], STOP_GRACE_S)
 
 
 # --- the run --------------------------------------------------------------------------------------------
@@ -513,9 +439,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     print_header(args, len(expected))
     if args.url:
         return await bench(args, args.url.rstrip("/"), None, expected)
-    async with Server(workdir, args.worker_concurrency) as server:
+    async with own_server(workdir, args.worker_concurrency) as (url, server):
         try:
-            report = await bench(args, server.url, server.pid, expected)
+            report = await bench(args, url, server.proc.pid, expected)
         except BenchError as exc:
             raise BenchError(f"{exc}\nlast server output:\n{server.output()}") from exc
     report["server_output_lines"] = server.lines
@@ -623,20 +549,6 @@ def print_process(pid: int | None, conc: dict[str, Any], process: dict[str, dict
     print(f"CPU time during the concurrent phase, s: {', '.join(used)} ({wall})", flush=True)
 
 
-def environment() -> dict[str, Any]:
-    """Where the numbers came from, for the JSON report."""
-    versions = {
-        pkg: importlib.metadata.version(pkg) for pkg in ("langgraph", "langgraph-sdk", "langchain-core")
-    }
-    return {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "versions": versions,
-    }
-
-
 # --- entry point ----------------------------------------------------------------------------------------
 
 
@@ -672,16 +584,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """0 when every stream was exactly right; 1 when any was not, or the bench could not run."""
     args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="graphrun-bench-streams-") as tmp:
-        try:
-            report = asyncio.run(run(args, Path(tmp)))
-        except BenchError as exc:
-            print(f"benchmark failed: {exc}", file=sys.stderr)
-            return 1
+    report = run_in_temp_dir(lambda workdir: run(args, workdir), "graphrun-bench-streams-")
+    if report is None:
+        return 1
     if args.json:
         settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
         args.json.write_text(
-            json.dumps({"settings": settings, "environment": environment(), **report}, indent=2)
+            json.dumps(
+                {
+                    "settings": settings,
+                    "environment": environment(("langgraph", "langgraph-sdk", "langchain-core")),
+                    **report,
+                },
+                indent=2,
+            )
         )
     if failed(report):
         print(
