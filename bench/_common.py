@@ -3,7 +3,8 @@ of concurrent operations, the trivial graph's builder, graphrun processes starte
 the numbers came from.
 
 A script imports it as ``bench._common`` after putting the repository's root on ``sys.path`` (scripts
-are run as ``python bench/<name>.py``).
+are run as ``python bench/<name>.py``); ``free_port`` and the production deployment on loopback are
+bench/_cluster.py's.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import math
 import os
 import platform
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -99,14 +99,6 @@ def parse_levels(text: str) -> list[int]:
     if not levels or min(levels) < 1:
         raise argparse.ArgumentTypeError("concurrency levels must be integers >= 1")
     return levels
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago (the server binds it right after; a race we accept)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def run_level(op: Op, runs: int, concurrency: int, max_seconds: float) -> tuple[list[float], float]:

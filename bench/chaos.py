@@ -45,9 +45,9 @@ import httpx
 from langgraph_sdk.client import LangGraphClient
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the test suite's process helpers (tests/harness/cluster.py)
+sys.path.insert(0, str(ROOT))  # bench/_cluster.py
 
-from tests.harness.cluster import (  # noqa: E402
+from bench._cluster import (  # noqa: E402
     Cluster,
     LocalPostgres,
     LocalRedis,

@@ -34,7 +34,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # bench/_common.py
 
-from bench._common import free_port  # noqa: E402
+from bench._cluster import free_port  # noqa: E402
 
 
 class _Sink(http.server.BaseHTTPRequestHandler):

@@ -56,6 +56,7 @@ from redis.exceptions import RedisError
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))  # bench/_common.py
 
+from bench._cluster import free_port  # noqa: E402
 from bench._common import (  # noqa: E402
     BenchError,
     Op,
@@ -63,7 +64,6 @@ from bench._common import (  # noqa: E402
     Row,
     check_trivial,
     environment,
-    free_port,
     load_builder,
     parse_levels,
     percentile,

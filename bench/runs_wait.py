@@ -39,13 +39,13 @@ from langgraph_sdk.errors import LangGraphError
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))  # bench/_common.py
 
+from bench._cluster import free_port  # noqa: E402
 from bench._common import (  # noqa: E402
     BenchError,
     Op,
     Row,
     check_trivial,
     environment,
-    free_port,
     load_builder,
     parse_levels,
     run_in_temp_dir,

@@ -39,11 +39,11 @@ from langgraph_sdk.client import LangGraphClient
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))  # bench/_common.py
 
+from bench._cluster import free_port  # noqa: E402
 from bench._common import (  # noqa: E402
     BenchError,
     Process,
     environment,
-    free_port,
     percentile,
     run_in_temp_dir,
     spawn,

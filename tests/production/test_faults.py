@@ -19,6 +19,7 @@ from langgraph_sdk.schema import Run, StreamPart
 
 from tests.harness.cluster import (
     BASE_ENV,
+    CONFIG,
     TEST_REDIS_URI,
     Cluster,
     LocalPostgres,
@@ -96,7 +97,9 @@ def test_a_process_whose_postgresql_is_unreachable_exits_non_zero_saying_so(
     traceback)."""
     nobody = free_port()
     env = production_env(f"postgresql://postgres@127.0.0.1:{nobody}/graphrun", TEST_REDIS_URI)
-    proc = procs.add(command, graphrun_argv(command, port=free_port() if command == "api" else None), env)
+    proc = procs.add(
+        command, graphrun_argv(command, CONFIG, port=free_port() if command == "api" else None), env
+    )
     proc.start()
     code = proc.wait_exit(120.0)
     assert code is not None, f"graphrun {command} still runs without its database"
@@ -118,7 +121,7 @@ async def test_postgresql_stopped_during_traffic_answers_503_and_loses_no_run(
     ``Retry-After`` (never 500). When PostgreSQL is back, ``/ready`` answers 200 and every run created
     before the outage ends ``success`` with each step's message exactly once."""
     steps, delay = 10, 0.5
-    cluster = Cluster(procs, production_env(local_postgres.uri, redis_uri))
+    cluster = Cluster(procs, production_env(local_postgres.uri, redis_uri), CONFIG)
     cluster.migrate()
     api = cluster.add_api()
     cluster.add_worker()
@@ -181,7 +184,7 @@ async def test_redis_stopped_during_traffic_streams_fall_back_and_no_run_is_lost
     with its messages exactly once. When Redis is back (empty), streams carry events again: a stream
     started on API A is replayed whole on API B."""
     steps, delay = 10, 0.5
-    cluster = Cluster(procs, production_env(database_uri, local_redis.uri))
+    cluster = Cluster(procs, production_env(database_uri, local_redis.uri), CONFIG)
     cluster.migrate()
     cluster.add_api()
     cluster.add_api()

@@ -7,14 +7,16 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.harness.cluster import Cluster, Procs, claimed_redis_db, fresh_database, production_env
+from tests.harness.cluster import CONFIG, Cluster, Procs, claimed_redis_db, fresh_database, production_env
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(180)]
 
 
 async def test_two_apis_share_one_clients_limit(procs: Procs) -> None:
     with fresh_database("ratelimit") as database_uri, claimed_redis_db() as redis_uri:
-        cluster = Cluster(procs, production_env(database_uri, redis_uri, GRAPHRUN_RATE_LIMIT="6/minute"))
+        cluster = Cluster(
+            procs, production_env(database_uri, redis_uri, GRAPHRUN_RATE_LIMIT="6/minute"), CONFIG
+        )
         cluster.migrate()
         cluster.add_api()
         cluster.add_api()
