@@ -95,6 +95,16 @@ class Recorder:
                 await self._changed.wait()
 
 
+async def assert_not_woken(bus: EventBus, why: str) -> None:
+    """A new ``wait_new_run`` on ``bus`` is still waiting a tick later (it is cancelled then)."""
+    waiter = asyncio.create_task(bus.wait_new_run(timeout_s=3600), name="waiter")
+    done, _ = await asyncio.wait([waiter], timeout=TICK_S)
+    waiter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiter
+    assert not done, why
+
+
 async def reachable_redis() -> str:
     """The test Redis's URI; fails the test, saying how to provide one, when it does not answer."""
     client = Redis.from_url(REDIS_URI, socket_connect_timeout=2)

@@ -29,6 +29,7 @@ from tests.harness.bus import (
     BOUNDED,
     TICK_S,
     Recorder,
+    assert_not_woken,
     close,
     drain,
     key_prefix,
@@ -287,12 +288,7 @@ async def test_a_wake_up_is_consumed_once_and_not_echoed_back(bus: RedisBus, oth
     await other.cancel("marker", "interrupt")
     await marker.wait_for("marker")
 
-    waiter = asyncio.create_task(bus.wait_new_run(timeout_s=3600), name="waiter")
-    done, _ = await asyncio.wait([waiter], timeout=TICK_S)
-    assert not done, "the wake-up was delivered twice"
-    waiter.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await waiter
+    await assert_not_woken(bus, "the wake-up was delivered twice")
 
 
 # ---------------------------------------------------------------- Redis down, Redis back
