@@ -19,8 +19,9 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from tests.acceptance._support import as_dict, eventually, sse_events
-from tests.compat.conftest import Target
+from tests.harness.sdk import as_dict, sse_events
+from tests.harness.targets import Target
+from tests.harness.waiting import eventually
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(120)]
 
