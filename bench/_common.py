@@ -36,6 +36,10 @@ REPO_ROOT = BENCH_DIR.parent
 READY_TIMEOUT_S = 60.0
 READY_POLL_S = 0.1
 OUTPUT_TAIL_LINES = 200
+# bench/trivial/: a two-node graph that does no work, whose run costs only the runtime's overhead.
+TRIVIAL_GRAPH = BENCH_DIR / "trivial" / "graph.py"
+TRIVIAL_CONFIG = BENCH_DIR / "trivial" / "langgraph.json"
+TRIVIAL_ID = "trivial"
 
 T = TypeVar("T")
 Op = Callable[[], Awaitable[None]]

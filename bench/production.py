@@ -58,6 +58,9 @@ sys.path.insert(0, str(BENCH_DIR.parent))  # bench/_common.py
 
 from bench._cluster import free_port  # noqa: E402
 from bench._common import (  # noqa: E402
+    TRIVIAL_CONFIG,
+    TRIVIAL_GRAPH,
+    TRIVIAL_ID,
     BenchError,
     Op,
     Process,
@@ -74,10 +77,6 @@ from bench._common import (  # noqa: E402
     trivial_input,
     wait_ok,
 )
-
-GRAPH_FILE = BENCH_DIR / "trivial" / "graph.py"
-CONFIG_FILE = BENCH_DIR / "trivial" / "langgraph.json"
-ASSISTANT_ID = "trivial"
 
 RAW = "raw ainvoke+AsyncPostgresSaver"
 RAW_SYNC = "raw ainvoke+AsyncPostgresSaver sync"
@@ -373,7 +372,7 @@ async def raw_variants(uri: str | None, args: argparse.Namespace) -> AsyncIterat
     async with AsyncConnectionPool(conninfo=uri, max_size=RAW_POOL_MAX_SIZE, kwargs=kwargs) as pool:
         saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]  # the pool's rows are dicts (kwargs)
         await saver.setup()
-        graph = load_builder(GRAPH_FILE).compile(checkpointer=saver)
+        graph = load_builder(TRIVIAL_GRAPH).compile(checkpointer=saver)
         variants = [Variant(RAW, raw_op(graph, None, RAW), args.raw_runs)]
         if args.raw_sync:
             variants.append(Variant(RAW_SYNC, raw_op(graph, "sync", RAW_SYNC), args.raw_runs))
@@ -405,7 +404,7 @@ def server_env(args: argparse.Namespace, database_uri: str, redis_uri: str, data
 
 async def migrate(env: Mapping[str, str]) -> None:
     """``graphrun migrate``; it must exit 0."""
-    process = await spawn("migrate", ["migrate", "--config", str(CONFIG_FILE)], env)
+    process = await spawn("migrate", ["migrate", "--config", str(TRIVIAL_CONFIG)], env)
     try:
         code = await asyncio.wait_for(process.proc.wait(), MIGRATE_TIMEOUT_S)
     except TimeoutError as exc:
@@ -464,9 +463,7 @@ def wait_op(client: LangGraphClient) -> Op:
 
     async def op() -> None:
         thread_id = str(uuid.uuid4())
-        values = await client.runs.wait(
-            thread_id, ASSISTANT_ID, input=trivial_input(), if_not_exists="create"
-        )
+        values = await client.runs.wait(thread_id, TRIVIAL_ID, input=trivial_input(), if_not_exists="create")
         check_trivial(values, SERVER)
 
     return op
@@ -478,7 +475,7 @@ def two_request_op(client: LangGraphClient) -> Op:
 
     async def op() -> None:
         thread = await client.threads.create()
-        values = await client.runs.wait(thread["thread_id"], ASSISTANT_ID, input=trivial_input())
+        values = await client.runs.wait(thread["thread_id"], TRIVIAL_ID, input=trivial_input())
         check_trivial(values, SERVER_TWO)
 
     return op
@@ -582,7 +579,7 @@ async def drain_background(
     begin = time.perf_counter()
 
     async def create(thread_id: str) -> tuple[str, str, datetime]:
-        run = await client.runs.create(thread_id, ASSISTANT_ID, input=trivial_input())
+        run = await client.runs.create(thread_id, TRIVIAL_ID, input=trivial_input())
         return thread_id, run["run_id"], parse_time(run["created_at"], "runs.create")
 
     created: list[tuple[str, str, datetime]] = await bounded(thread_ids, concurrency, create)
@@ -645,9 +642,9 @@ async def bench_served(
     await migrate(env)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    worker_command = ["worker", "--config", str(CONFIG_FILE)]
+    worker_command = ["worker", "--config", str(TRIVIAL_CONFIG)]
     processes = [
-        await spawn("api", ["api", "--config", str(CONFIG_FILE), "--port", str(port)], env),
+        await spawn("api", ["api", "--config", str(TRIVIAL_CONFIG), "--port", str(port)], env),
         await spawn("worker1", worker_command, env),
     ]
     client = sdk_client(url)

@@ -41,6 +41,9 @@ sys.path.insert(0, str(BENCH_DIR.parent))  # bench/_common.py
 
 from bench._cluster import free_port  # noqa: E402
 from bench._common import (  # noqa: E402
+    TRIVIAL_CONFIG,
+    TRIVIAL_GRAPH,
+    TRIVIAL_ID,
     BenchError,
     Op,
     Row,
@@ -56,10 +59,6 @@ from bench._common import (  # noqa: E402
     trivial_input,
     wait_ok,
 )
-
-GRAPH_FILE = BENCH_DIR / "trivial" / "graph.py"
-CONFIG_FILE = BENCH_DIR / "trivial" / "langgraph.json"
-ASSISTANT_ID = "trivial"
 
 RAW = "raw ainvoke+AsyncSqliteSaver"
 SERVER_THREAD = "server threads.create+runs.wait"
@@ -113,7 +112,7 @@ def raw_op(graph: Graph) -> Op:
 async def bench_raw(db_path: Path, args: argparse.Namespace) -> list[Row]:
     """Measure the in-process baseline on a fresh SQLite checkpoint file at ``db_path``."""
     async with AsyncSqliteSaver.from_conn_string(str(db_path)) as saver:
-        graph = load_builder(GRAPH_FILE).compile(checkpointer=saver)
+        graph = load_builder(TRIVIAL_GRAPH).compile(checkpointer=saver)
         return await measure_variant(RAW, raw_op(graph), args, args.raw_runs)
 
 
@@ -125,7 +124,7 @@ def thread_op(client: LangGraphClient) -> Op:
 
     async def op() -> None:
         thread = await client.threads.create()
-        result = await client.runs.wait(thread["thread_id"], ASSISTANT_ID, input=trivial_input())
+        result = await client.runs.wait(thread["thread_id"], TRIVIAL_ID, input=trivial_input())
         check_trivial(result, SERVER_THREAD)
 
     return op
@@ -135,7 +134,7 @@ def stateless_op(client: LangGraphClient) -> Op:
     """One stateless served run: ``runs.wait`` with no thread (the server uses a temporary one)."""
 
     async def op() -> None:
-        check_trivial(await client.runs.wait(None, ASSISTANT_ID, input=trivial_input()), SERVER_STATELESS)
+        check_trivial(await client.runs.wait(None, TRIVIAL_ID, input=trivial_input()), SERVER_STATELESS)
 
     return op
 
@@ -168,7 +167,7 @@ async def bench_server(data_dir: Path, args: argparse.Namespace) -> list[Row]:
     if args.url:
         return await measure_server(args.url.rstrip("/"), args)
     port = free_port()
-    command = ["dev", "--config", str(CONFIG_FILE), "--port", str(port)]
+    command = ["dev", "--config", str(TRIVIAL_CONFIG), "--port", str(port)]
     server = await spawn("server", command, server_env(data_dir))
     try:
         url = f"http://127.0.0.1:{port}"

@@ -71,3 +71,17 @@ async def slow_steps_done(client: LangGraphClient, thread_id: str, at_least: int
     )
     done: list[int] = as_dict(state["values"])["done"]
     return done
+
+
+async def new_thread(client: LangGraphClient) -> str:
+    """A new thread's id."""
+    return (await client.threads.create())["thread_id"]
+
+
+async def until_running(client: LangGraphClient, thread_id: str, run_id: str) -> None:
+    """Wait until the run's status is ``running``."""
+    await eventually(
+        lambda: client.runs.get(thread_id, run_id),
+        lambda run: run["status"] == "running",
+        what=f"run {run_id} to be running",
+    )

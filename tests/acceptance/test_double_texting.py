@@ -23,23 +23,11 @@ from langgraph_sdk.schema import Run, ThreadState
 from tests.harness.sdk import as_dict, status_of
 from tests.harness.waiting import eventually
 
-from ._support import slow_steps_done
+from ._support import new_thread, slow_steps_done, until_running
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(90)]
 
 BUSY = {"delay": 0.3, "steps": 100}  # a run that keeps its thread busy until it is cancelled
-
-
-async def _thread(client: LangGraphClient) -> str:
-    return (await client.threads.create())["thread_id"]
-
-
-async def _wait_until_running(client: LangGraphClient, thread_id: str, run_id: str) -> None:
-    await eventually(
-        lambda: client.runs.get(thread_id, run_id),
-        lambda run: run["status"] == "running",
-        what=f"run {run_id} to be running",
-    )
 
 
 async def _status_becomes(client: LangGraphClient, thread_id: str, run_id: str, status: str) -> None:
@@ -100,7 +88,7 @@ async def _done(client: LangGraphClient, thread_id: str) -> list[int]:
 
 async def _thread_with_one_step(client: LangGraphClient) -> tuple[str, str]:
     """A thread whose one finished run left ``done == [0]``; its id and that run's id."""
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     await client.runs.wait(thread_id, "slow", input={"delay": 0.0, "steps": 1})
     (run,) = await client.runs.list(thread_id)
     return thread_id, run["run_id"]
@@ -112,7 +100,7 @@ async def _thread_with_one_step(client: LangGraphClient) -> tuple[str, str]:
 async def test_runs_sent_at_once_execute_one_at_a_time_in_creation_order(
     client: LangGraphClient, tmp_path: Path
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     log = tmp_path / "steps.log"
     one_step: dict[str, Any] = {
         "delay": 0.1,
@@ -140,7 +128,7 @@ async def test_runs_sent_at_once_execute_one_at_a_time_in_creation_order(
 async def test_rejecting_runs_sent_at_once_to_an_idle_thread_admit_exactly_one(
     client: LangGraphClient,
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     results = await asyncio.gather(
         *(client.runs.create(thread_id, "slow", input=BUSY, multitask_strategy="reject") for _ in range(6)),
@@ -161,7 +149,7 @@ async def test_rejecting_runs_sent_at_once_to_an_idle_thread_admit_exactly_one(
 async def test_interrupting_runs_sent_at_once_the_last_one_wins_and_progress_is_kept(
     client: LangGraphClient,
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     first = await client.runs.create(thread_id, "slow", input=BUSY)
     await slow_steps_done(client, thread_id, at_least=2)
 
@@ -280,9 +268,9 @@ async def test_cancel_with_rollback_puts_the_thread_back_as_it_was(client: LangG
 async def test_cancel_a_pending_run_with_rollback_deletes_it_and_spares_the_running_one(
     client: LangGraphClient,
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     running = await client.runs.create(thread_id, "slow", input={"delay": 0.3, "steps": 4})
-    await _wait_until_running(client, thread_id, running["run_id"])
+    await until_running(client, thread_id, running["run_id"])
     queued = await client.runs.create(thread_id, "slow", input={"delay": 0.0, "steps": 1})
 
     await client.runs.cancel(thread_id, queued["run_id"], wait=False, action="rollback")
@@ -300,7 +288,7 @@ async def test_cancel_a_pending_run_with_rollback_deletes_it_and_spares_the_runn
 async def test_cancel_with_interrupt_keeps_progress_and_the_queued_run_continues_from_it(
     client: LangGraphClient,
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     first = await client.runs.create(thread_id, "slow", input=BUSY)
     await slow_steps_done(client, thread_id, at_least=2)
     queued = await client.runs.create(thread_id, "slow", input={"delay": 0.0, "steps": 1})
@@ -321,11 +309,11 @@ async def test_cancel_with_interrupt_keeps_progress_and_the_queued_run_continues
 
 
 async def test_bulk_cancel_by_status(client: LangGraphClient) -> None:
-    busy_thread = await _thread(client)
+    busy_thread = await new_thread(client)
     running = await client.runs.create(busy_thread, "slow", input=BUSY)
-    await _wait_until_running(client, busy_thread, running["run_id"])
+    await until_running(client, busy_thread, running["run_id"])
     behind = await client.runs.create(busy_thread, "slow", input={"delay": 0.0, "steps": 1})
-    delayed_thread = await _thread(client)
+    delayed_thread = await new_thread(client)
     delayed = await client.runs.create(delayed_thread, "counter", input={"count": 0}, after_seconds=600)
 
     await client.runs.cancel_many(status="pending")
@@ -351,9 +339,9 @@ async def test_bulk_cancel_by_status(client: LangGraphClient) -> None:
 
 
 async def test_bulk_cancel_of_all_statuses(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     running = await client.runs.create(thread_id, "slow", input=BUSY)
-    await _wait_until_running(client, thread_id, running["run_id"])
+    await until_running(client, thread_id, running["run_id"])
     pending = await client.runs.create(thread_id, "slow", input={"delay": 0.0, "steps": 1})
 
     await client.runs.cancel_many(status="all")
@@ -369,11 +357,11 @@ async def test_bulk_cancel_of_all_statuses(client: LangGraphClient) -> None:
 
 async def test_bulk_cancel_by_assistant_spares_other_assistants(client: LangGraphClient) -> None:
     assistant = await client.assistants.create("slow", name="cancel-me")
-    mine, other = await _thread(client), await _thread(client)
+    mine, other = await new_thread(client), await new_thread(client)
     target = await client.runs.create(mine, assistant["assistant_id"], input=BUSY)
     spared = await client.runs.create(other, "slow", input=BUSY)
-    await _wait_until_running(client, mine, target["run_id"])
-    await _wait_until_running(client, other, spared["run_id"])
+    await until_running(client, mine, target["run_id"])
+    await until_running(client, other, spared["run_id"])
 
     response = await client.http.client.post("/runs/cancel", json={"assistant_id": assistant["assistant_id"]})
 
@@ -385,9 +373,9 @@ async def test_bulk_cancel_by_assistant_spares_other_assistants(client: LangGrap
 
 async def test_bulk_cancel_by_thread_and_status_stays_on_that_thread(client: LangGraphClient) -> None:
     """graphrun also takes ``thread_id`` with ``status`` (the official server answers 422 to that pair)."""
-    mine, other = await _thread(client), await _thread(client)
+    mine, other = await new_thread(client), await new_thread(client)
     running = await client.runs.create(mine, "slow", input=BUSY)
-    await _wait_until_running(client, mine, running["run_id"])
+    await until_running(client, mine, running["run_id"])
     pending = await client.runs.create(mine, "slow", input={"delay": 0.0, "steps": 1})
     elsewhere = await client.runs.create(other, "counter", input={"count": 0}, after_seconds=600)
 
@@ -403,9 +391,9 @@ async def test_bulk_cancel_by_thread_and_status_stays_on_that_thread(client: Lan
 async def test_bulk_cancel_by_assistant_with_a_status_too_is_422_and_cancels_nothing(
     client: LangGraphClient,
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     run = await client.runs.create(thread_id, "slow", input=BUSY)
-    await _wait_until_running(client, thread_id, run["run_id"])
+    await until_running(client, thread_id, run["run_id"])
 
     response = await client.http.client.post("/runs/cancel", json={"assistant_id": "slow", "status": "all"})
 
@@ -437,7 +425,7 @@ async def test_runs_sent_at_once_with_if_not_exists_create_make_one_thread(clien
 async def test_if_not_exists_reject_on_a_deleted_thread_is_404_and_creates_nothing(
     client: LangGraphClient,
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     await client.threads.delete(thread_id)
 
     for if_not_exists in ("reject", None):
@@ -478,7 +466,7 @@ async def test_a_delayed_run_starts_no_earlier_and_a_later_run_does_not_overtake
 
 
 async def test_delayed_runs_sent_at_once_run_in_creation_order(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     bodies: list[dict[str, Any]] = [{"after_seconds": 1}, {}, {"after_seconds": 1}, {}]
 
     created = await asyncio.gather(

@@ -11,11 +11,9 @@ from langgraph_sdk.client import LangGraphClient
 from tests.harness.sdk import as_dict, status_of
 from tests.harness.waiting import eventually
 
+from ._support import new_thread
+
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
-
-
-async def _thread(client: LangGraphClient) -> str:
-    return (await client.threads.create())["thread_id"]
 
 
 async def _run_count(client: LangGraphClient, thread_id: str) -> int:
@@ -23,7 +21,7 @@ async def _run_count(client: LangGraphClient, thread_id: str) -> int:
 
 
 async def test_a_batch_with_an_unknown_thread_writes_no_run(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     missing = "00000000-0000-4000-8000-000000000000"
     payloads = [
         {"assistant_id": "counter", "thread_id": thread_id, "input": {"count": 0, "trail": []}},
@@ -38,7 +36,7 @@ async def test_a_batch_with_an_unknown_thread_writes_no_run(client: LangGraphCli
 
 
 async def test_a_batch_with_an_invalid_item_writes_no_run(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     payloads = [
         {"assistant_id": "counter", "thread_id": thread_id, "input": {"count": 0, "trail": []}},
         {"assistant_id": "counter", "thread_id": thread_id, "command": {"resume": "x"}},
@@ -59,7 +57,7 @@ async def test_a_batch_with_an_invalid_item_writes_no_run(client: LangGraphClien
 async def test_update_state_with_values_the_graph_refuses_is_422_and_changes_nothing(
     client: LangGraphClient, values: object
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     await client.runs.wait(thread_id, "counter", input={"count": 0, "trail": []})
     before = await client.threads.get_state(thread_id)
 
@@ -74,7 +72,7 @@ async def test_update_state_with_values_the_graph_refuses_is_422_and_changes_not
 
 
 async def test_state_at_an_unknown_checkpoint_is_404(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     await client.runs.wait(thread_id, "counter", input={"count": 0, "trail": []})
 
     with pytest.raises(httpx.HTTPStatusError) as excinfo:
@@ -93,7 +91,7 @@ async def test_store_search_with_an_unknown_operator_is_422(client: LangGraphCli
 
 
 async def test_a_nodes_own_timeout_is_an_error_not_a_run_timeout(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     run = await client.runs.create(thread_id, "node_timeout", input={})
 
     out = as_dict(await client.runs.join(thread_id, run["run_id"]))
@@ -116,7 +114,7 @@ async def test_cancelling_a_pending_stateless_run_deletes_its_thread(client: Lan
 
 
 async def test_a_cancel_while_the_graph_is_being_built_ends_the_run(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     run = await client.runs.create(
         thread_id,
         "slow_factory",
@@ -139,7 +137,7 @@ async def test_a_cancel_while_the_graph_is_being_built_ends_the_run(client: Lang
 
 
 async def _thread_with_history(client: LangGraphClient) -> tuple[str, dict[str, object]]:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     await client.runs.wait(thread_id, "counter", input={"count": 0, "trail": []})
     return thread_id, as_dict(await client.threads.get_state(thread_id))
 
@@ -225,7 +223,7 @@ async def test_out_of_shape_input_is_a_4xx_that_names_it(
     ["history?limit=-1", "history?limit=5000", "runs?status=bogus", "runs?offset=100000000000000000000"],
 )
 async def test_out_of_range_query_parameters_are_422(client: LangGraphClient, query: str) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     response = await client.http.client.get(f"/threads/{thread_id}/{query}")
 

@@ -19,18 +19,16 @@ from langgraph_sdk.schema import Command, ThreadState
 from tests.harness.embedded import Server
 from tests.harness.sdk import as_dict, body_text, status_of
 
+from ._support import new_thread
+
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 
 NOT_PENDING_ID = "0123456789abcdef0123456789abcdef"
 
 
-async def _thread(client: LangGraphClient) -> str:
-    return (await client.threads.create())["thread_id"]
-
-
 async def _interrupted(client: LangGraphClient, graph: str, input: dict[str, Any]) -> tuple[str, list[Any]]:
     """A new thread whose first run stopped at ``interrupt()``: its id and the ``__interrupt__`` list."""
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     out = as_dict(await client.runs.wait(thread_id, graph, input=input))
     interrupts: list[Any] = out["__interrupt__"]
     return thread_id, interrupts
@@ -76,7 +74,7 @@ async def test_an_interrupt_with_a_response_schema_is_published_on_every_surface
 ) -> None:
     """The run succeeds, the thread is interrupted, and the same interrupt (id, value, JSON Schema) appears in
     the stream's updates and values, in /wait's output, on the thread and in the state's task."""
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     events = [
         part
@@ -223,7 +221,7 @@ async def test_goto_with_update_while_interrupted_reruns_the_node_and_asks_again
 
 
 async def test_goto_on_a_finished_thread_runs_only_that_node(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     await client.runs.wait(thread_id, "counter", input={"count": 0})
 
     out = await client.runs.wait(thread_id, "counter", command={"goto": "b", "update": {"count": 10}})
@@ -248,7 +246,7 @@ async def test_goto_on_a_finished_thread_runs_only_that_node(client: LangGraphCl
 async def test_a_static_breakpoint_stops_the_run_and_a_run_without_input_continues(
     client: LangGraphClient, breakpoint: dict[str, Any], stopped_at: dict[str, Any], next_node: str | None
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     out = await client.runs.wait(thread_id, "counter", input={"count": 0}, **breakpoint)
 
@@ -267,7 +265,7 @@ async def test_a_static_breakpoint_stops_the_run_and_a_run_without_input_continu
 
 
 async def test_update_state_at_a_breakpoint_then_continue(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     await client.runs.wait(thread_id, "counter", input={"count": 0}, interrupt_before=["b"])
 
     await client.threads.update_state(thread_id, {"count": 40})
@@ -299,7 +297,7 @@ async def test_update_state_while_interrupted_then_resume(client: LangGraphClien
 async def test_a_run_from_a_past_checkpoint_forks_and_history_keeps_both_branches(
     client: LangGraphClient, form: str
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     await client.runs.wait(thread_id, "counter", input={"count": 0})
     first_run = (await client.runs.list(thread_id))[0]["run_id"]
     original = await client.threads.get_history(thread_id, limit=100)
@@ -396,9 +394,9 @@ async def _post_run(
 async def test_resume_with_nothing_pending_is_422_and_writes_nothing(
     client: LangGraphClient, http: httpx.AsyncClient, endpoint: str
 ) -> None:
-    finished = await _thread(client)
+    finished = await new_thread(client)
     await client.runs.wait(finished, "counter", input={"count": 0})
-    fresh = await _thread(client)
+    fresh = await new_thread(client)
 
     for thread_id in (finished, fresh):
         before = await _snapshot(client, thread_id)

@@ -13,28 +13,16 @@ from langgraph_sdk.schema import RunCreate, RunCreateMetadata, StreamPart
 from tests.harness.sdk import as_dict, status_of, system_assistant_id
 from tests.harness.waiting import eventually
 
-from ._support import human, slow_steps_done
+from ._support import human, new_thread, slow_steps_done, until_running
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
-
-
-async def _thread(client: LangGraphClient) -> str:
-    return (await client.threads.create())["thread_id"]
-
-
-async def _wait_until_running(client: LangGraphClient, thread_id: str, run_id: str) -> None:
-    await eventually(
-        lambda: client.runs.get(thread_id, run_id),
-        lambda run: run["status"] == "running",
-        what=f"run {run_id} to be running",
-    )
 
 
 # --- wait ---------------------------------------------------------------------------------------------------
 
 
 async def test_wait_returns_final_values(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     out = await client.runs.wait(thread_id, "counter", input={"count": 0})
     assert out == {"count": 2, "trail": ["a", "b"]}
 
@@ -46,7 +34,7 @@ async def test_wait_returns_final_values(client: LangGraphClient) -> None:
 
 
 async def test_wait_on_interrupt_then_resume(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     out = as_dict(await client.runs.wait(thread_id, "interrupting", input={"topic": "deploy"}))
 
@@ -71,7 +59,7 @@ async def test_wait_on_interrupt_then_resume(client: LangGraphClient) -> None:
 
 
 async def test_wait_on_failing_graph_returns_the_error(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     out = await client.runs.wait(thread_id, "failing", input={}, raise_error=False)
 
@@ -90,7 +78,7 @@ async def test_wait_on_failing_graph_returns_the_error(client: LangGraphClient) 
 
 
 async def test_create_then_join_and_get(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     run = await client.runs.create(thread_id, "counter", input={"count": 5}, metadata={"tag": "bg"})
 
@@ -111,7 +99,7 @@ async def test_create_then_join_and_get(client: LangGraphClient) -> None:
 
 async def test_on_run_created_reports_ids(client: LangGraphClient) -> None:
     # The SDK reads the run id from the Content-Location header (reference notes).
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     seen: list[RunCreateMetadata] = []
 
     await client.runs.wait(thread_id, "counter", input={"count": 0}, on_run_created=seen.append)
@@ -121,7 +109,7 @@ async def test_on_run_created_reports_ids(client: LangGraphClient) -> None:
 
 
 async def test_list_with_limit_offset_and_status(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     await client.runs.wait(thread_id, "counter", input={"count": 0})
     # A string count makes node `a` raise TypeError: a run that ends in error without a dedicated graph.
     await client.runs.wait(thread_id, "counter", input={"count": "not a number"}, raise_error=False)
@@ -139,7 +127,7 @@ async def test_list_with_limit_offset_and_status(client: LangGraphClient) -> Non
 
 
 async def test_delete_run(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     await client.runs.wait(thread_id, "counter", input={"count": 0})
     await client.runs.wait(thread_id, "counter", input={"count": 0})
     first, second = [r["run_id"] for r in await client.runs.list(thread_id)]
@@ -179,7 +167,7 @@ async def test_create_batch(client: LangGraphClient) -> None:
 
 
 async def test_cancel_a_running_run(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     run = await client.runs.create(thread_id, "slow", input={"delay": 0.5, "steps": 20})
     await slow_steps_done(client, thread_id, at_least=1)
 
@@ -196,9 +184,9 @@ async def test_cancel_a_running_run(client: LangGraphClient) -> None:
 
 
 async def test_reject_on_busy_thread_is_409_and_writes_nothing(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     run = await client.runs.create(thread_id, "slow", input={"delay": 0.5, "steps": 20})
-    await _wait_until_running(client, thread_id, run["run_id"])
+    await until_running(client, thread_id, run["run_id"])
     before = [(r["run_id"], r["status"]) for r in await client.runs.list(thread_id)]
 
     with pytest.raises(httpx.HTTPStatusError) as excinfo:
@@ -213,10 +201,10 @@ async def test_reject_on_busy_thread_is_409_and_writes_nothing(client: LangGraph
 
 
 async def test_enqueue_runs_in_order_without_interleaving(client: LangGraphClient, tmp_path: Path) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     log = tmp_path / "steps.log"
     first = await client.runs.create(thread_id, "slow", input={"delay": 0.3, "steps": 2, "log": str(log)})
-    await _wait_until_running(client, thread_id, first["run_id"])
+    await until_running(client, thread_id, first["run_id"])
 
     second = await client.runs.create(thread_id, "slow", input={"delay": 0.3, "steps": 4, "log": str(log)})
 
@@ -231,7 +219,7 @@ async def test_enqueue_runs_in_order_without_interleaving(client: LangGraphClien
 
 
 async def test_interrupt_strategy_cancels_the_running_run(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     first = await client.runs.create(thread_id, "slow", input={"delay": 0.5, "steps": 20})
     await slow_steps_done(client, thread_id, at_least=1)
 
@@ -293,7 +281,7 @@ async def _collect(parts: Any) -> list[StreamPart]:
 
 
 async def test_stream_values(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     events = await _collect(
         client.runs.stream(thread_id, "counter", input={"count": 0}, stream_mode="values")
@@ -311,7 +299,7 @@ async def test_stream_values(client: LangGraphClient) -> None:
 
 
 async def test_stream_values_and_updates(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     events = await _collect(
         client.runs.stream(thread_id, "counter", input={"count": 0}, stream_mode=["values", "updates"])
@@ -328,7 +316,7 @@ async def test_stream_values_and_updates(client: LangGraphClient) -> None:
 
 
 async def test_stream_messages_graph(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     events = await _collect(client.runs.stream(thread_id, "echo", input=human("yo")))
 
@@ -338,7 +326,7 @@ async def test_stream_messages_graph(client: LangGraphClient) -> None:
 
 
 async def test_stream_of_failing_run_ends_with_error_event(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     events = await _collect(client.runs.stream(thread_id, "failing", input={}, stream_mode="values"))
 

@@ -26,7 +26,7 @@ from tests.harness.embedded import Server
 from tests.harness.sdk import as_dict
 from tests.harness.waiting import eventually
 
-from ._support import human
+from ._support import human, new_thread
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 
@@ -132,10 +132,6 @@ def id_order(event_id: str) -> tuple[int, int]:
 # --- helpers ------------------------------------------------------------------------------------------------
 
 
-async def _thread(client: LangGraphClient) -> str:
-    return (await client.threads.create())["thread_id"]
-
-
 async def _stream(
     client: LangGraphClient, thread_id: str | None, assistant_id: str, **kwargs: Any
 ) -> list[StreamPart]:
@@ -169,7 +165,7 @@ def _chunks(count: int) -> list[str]:
 async def test_the_first_event_is_metadata_with_the_run_id_and_there_is_no_end_event(
     client: LangGraphClient,
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     parts = await _stream(client, thread_id, "counter", input={"count": 0}, stream_mode=["updates"])
 
@@ -183,7 +179,7 @@ async def test_a_waited_run_opens_its_stream_with_metadata_too(
 ) -> None:
     """``runs.wait`` is not streamed as it is created, so the worker announces it as it starts it: its
     resumable stream, replayed from the start, opens like any other."""
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     # stream_resumable is not among the SDK wait() arguments: post the body
     body = {"assistant_id": "counter", "input": {"count": 0}, "stream_resumable": True}
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
@@ -205,7 +201,7 @@ async def test_a_waited_run_opens_its_stream_with_metadata_too(
 async def test_a_waited_run_cancelled_before_it_starts_still_opens_with_metadata(
     server: Server, client: LangGraphClient
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     # Streaming tokens, the model takes 3 s: long enough to hold the thread.
     slow = cast(Any, _tokens(30, delay_s=0.1))
     first = await client.runs.create(
@@ -244,7 +240,7 @@ async def _second_run(client: LangGraphClient, thread_id: str, first: str) -> st
 
 
 async def test_values_mode_sends_the_whole_state_after_each_step(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     parts = await _stream(client, thread_id, "nested", input={"count": 0}, stream_mode="values")
 
@@ -257,7 +253,7 @@ async def test_values_mode_sends_the_whole_state_after_each_step(client: LangGra
 
 
 async def test_updates_mode_sends_what_each_node_returned(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     parts = await _stream(client, thread_id, "nested", input={"count": 0}, stream_mode="updates")
 
@@ -269,7 +265,7 @@ async def test_updates_mode_sends_what_each_node_returned(client: LangGraphClien
 
 
 async def test_custom_mode_sends_what_the_node_wrote(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     parts = await _stream(
         client, thread_id, "tokens", input=human("hi"), config=_tokens(3), stream_mode="custom"
@@ -280,7 +276,7 @@ async def test_custom_mode_sends_what_the_node_wrote(client: LangGraphClient) ->
 
 
 async def test_tasks_mode_sends_each_task_start_and_its_result(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     parts = await _stream(client, thread_id, "counter", input={"count": 0}, stream_mode="tasks")
 
@@ -300,7 +296,7 @@ async def test_tasks_mode_sends_each_task_start_and_its_result(client: LangGraph
 
 
 async def test_checkpoints_mode_sends_each_checkpoint_linked_to_its_parent(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     parts = await _stream(client, thread_id, "counter", input={"count": 0}, stream_mode="checkpoints")
 
@@ -320,7 +316,7 @@ async def test_checkpoints_mode_sends_each_checkpoint_linked_to_its_parent(clien
 async def test_debug_mode_checkpoint_events_carry_checkpoint_and_parent_checkpoint(
     client: LangGraphClient,
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     parts = await _stream(client, thread_id, "counter", input={"count": 0}, stream_mode="debug")
 
@@ -356,7 +352,7 @@ async def test_debug_mode_checkpoint_events_carry_checkpoint_and_parent_checkpoi
 
 
 async def test_messages_tuple_mode_sends_each_chunk_with_its_metadata(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     parts = await _stream(
         client, thread_id, "tokens", input=human("hi"), config=_tokens(3), stream_mode="messages-tuple"
@@ -381,7 +377,7 @@ async def test_messages_tuple_mode_sends_each_chunk_with_its_metadata(client: La
 async def test_messages_mode_sends_metadata_then_the_message_so_far(client: LangGraphClient) -> None:
     """The official "messages" mode: ``messages/metadata`` once per message, then ``messages/partial`` with
     the whole message accumulated so far, its content growing chunk by chunk."""
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     parts = await _stream(
         client, thread_id, "tokens", input=human("hi"), config=_tokens(3), stream_mode="messages"
@@ -406,7 +402,7 @@ async def test_messages_mode_sends_metadata_then_the_message_so_far(client: Lang
 async def test_messages_mode_sends_a_message_a_node_returned_whole_as_complete(
     client: LangGraphClient,
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     parts = await _stream(client, thread_id, "echo", input=human("yo"), stream_mode="messages")
 
@@ -421,7 +417,7 @@ async def test_messages_mode_sends_a_message_a_node_returned_whole_as_complete(
 
 async def test_messages_mode_sends_metadata_before_each_new_message(client: LangGraphClient) -> None:
     """A streamed message then a whole one: each starts with its own ``messages/metadata``."""
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     parts = await _stream(client, thread_id, "draft_and_sign", input=human("go"), stream_mode="messages")
 
@@ -451,7 +447,7 @@ async def test_messages_mode_sends_metadata_before_each_new_message(client: Lang
 
 async def test_messages_mode_sends_only_the_messages_of_this_run(client: LangGraphClient) -> None:
     """On a second turn the thread's earlier messages (the input of the node) are not sent again."""
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     await client.runs.wait(thread_id, "echo", input=human("one"))
 
     parts = await _stream(client, thread_id, "echo", input=human("two"), stream_mode="messages")
@@ -463,7 +459,7 @@ async def test_messages_mode_sends_only_the_messages_of_this_run(client: LangGra
 async def test_events_mode_sends_langchain_events_and_other_modes_keep_their_names(
     client: LangGraphClient,
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     parts = await _stream(
         client, thread_id, "tokens", input=human("hi"), config=_tokens(3), stream_mode=["events", "custom"]
@@ -500,7 +496,7 @@ async def test_events_mode_sends_langchain_events_and_other_modes_keep_their_nam
 
 
 async def test_several_modes_at_once_arrive_in_the_order_they_happened(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     parts = await _stream(
         client,
@@ -526,7 +522,7 @@ async def test_several_modes_at_once_arrive_in_the_order_they_happened(client: L
 
 
 async def test_stream_subgraphs_names_subgraph_events_by_namespace(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     parts = await _stream(
         client,
@@ -552,7 +548,7 @@ async def test_stream_subgraphs_names_subgraph_events_by_namespace(client: LangG
 
 
 async def test_without_stream_subgraphs_only_the_root_graph_streams(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     parts = await _stream(client, thread_id, "nested", input={"count": 0}, stream_mode=["updates", "tasks"])
 
@@ -561,7 +557,7 @@ async def test_without_stream_subgraphs_only_the_root_graph_streams(client: Lang
 
 
 async def test_a_failing_run_sends_an_error_event_last(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     parts = await _stream(client, thread_id, "failing", input={}, stream_mode=["updates", "debug"])
 
@@ -588,7 +584,7 @@ async def test_a_stateless_run_streams_messages(client: LangGraphClient) -> None
 async def test_an_unknown_stream_mode_is_refused_and_nothing_is_written(
     client: LangGraphClient, http: httpx.AsyncClient, path: str
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     before = await client.threads.get(thread_id)
     body = {"assistant_id": "counter", "input": {"count": 0}, "stream_mode": ["values", "no-such-mode"]}
 
@@ -619,7 +615,7 @@ async def test_an_unknown_stream_mode_on_a_stateless_stream_creates_no_thread(
 
 async def test_an_idle_stream_sends_heartbeat_comments(server: Server, client: LangGraphClient) -> None:
     """A step that sleeps 1 s with a 0.2 s keep-alive: the client sees comments while nothing happens."""
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     body = {"assistant_id": "slow", "input": {"delay": 1.0, "steps": 1}, "stream_mode": "updates"}
 
     async with (
@@ -642,7 +638,7 @@ async def test_an_idle_stream_sends_heartbeat_comments(server: Server, client: L
 
 
 async def test_lines_end_with_crlf(server: Server, client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     body = {"assistant_id": "counter", "input": {"count": 0}, "stream_mode": "updates"}
 
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
@@ -654,7 +650,7 @@ async def test_lines_end_with_crlf(server: Server, client: LangGraphClient) -> N
 
 
 async def test_event_ids_are_sent_only_for_resumable_streams(server: Server, client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     body: dict[str, Any] = {
         "assistant_id": "counter",
         "input": {"count": 0},
@@ -686,7 +682,7 @@ async def test_a_dropped_resumable_stream_resumes_from_last_event_id_losing_noth
 ) -> None:
     """Drop the connection after five events of a run that is still streaming tokens, rejoin with the last id
     seen: what came before and after is exactly what a full replay (``-1``, read by the sync SDK) gives."""
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     body = {
         "assistant_id": "tokens",
         "input": human("hi"),
@@ -724,7 +720,7 @@ async def test_a_dropped_resumable_stream_resumes_from_last_event_id_losing_noth
 async def test_rejoining_a_finished_run_with_its_last_event_id_gives_nothing_more(
     server: Server, client: LangGraphClient
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     body = {
         "assistant_id": "counter",
         "input": {"count": 0},
@@ -752,7 +748,7 @@ async def test_a_malformed_last_event_id_is_ignored_as_the_official_server_ignor
     client: LangGraphClient, http: httpx.AsyncClient, bad_id: str
 ) -> None:
     """As if no header was sent: the join follows the run from now on, and this one has ended."""
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     parts = await _stream(
         client, thread_id, "counter", input={"count": 0}, stream_mode="updates", stream_resumable=True
     )
@@ -770,7 +766,7 @@ async def test_a_malformed_last_event_id_is_ignored_as_the_official_server_ignor
 async def test_a_last_event_id_of_another_run_is_refused(
     client: LangGraphClient, http: httpx.AsyncClient
 ) -> None:
-    first_thread, second_thread = await _thread(client), await _thread(client)
+    first_thread, second_thread = await new_thread(client), await new_thread(client)
     kwargs: dict[str, Any] = {"input": {"count": 0}, "stream_mode": "updates", "stream_resumable": True}
     first = await _stream(client, first_thread, "counter", **kwargs)
     second = await _stream(client, second_thread, "counter", **kwargs)
@@ -806,7 +802,7 @@ async def _leave_after_first_update(parts: AsyncIterator[StreamPart]) -> str:
 
 
 async def test_by_default_a_run_continues_when_its_client_leaves(client: LangGraphClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     run_id = await _leave_after_first_update(
         client.runs.stream(thread_id, "slow", input={"delay": 0.2, "steps": 6}, stream_mode="updates")
@@ -820,7 +816,7 @@ async def test_by_default_a_run_continues_when_its_client_leaves(client: LangGra
 async def test_on_disconnect_cancel_interrupts_the_run_when_its_client_leaves(
     client: LangGraphClient,
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     run_id = await _leave_after_first_update(
         client.runs.stream(
@@ -845,7 +841,7 @@ async def test_on_disconnect_cancel_interrupts_the_run_when_its_client_leaves(
 async def test_a_join_stream_of_an_unknown_run_is_404(
     client: LangGraphClient, http: httpx.AsyncClient
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     r = await http.get(f"/threads/{thread_id}/runs/{uuid4()}/stream", headers={"Last-Event-ID": "-1"})
 

@@ -21,6 +21,7 @@ from langgraph_sdk.schema import StreamPart
 from tests.harness.embedded import Server
 from tests.harness.sdk import as_dict
 
+from ._support import new_thread
 from .test_stream_modes import Sse, SseReader
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
@@ -28,10 +29,6 @@ pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(60)]
 SERVER_ENV = {"GRAPHRUN_SSE_KEEPALIVE_S": "0.2"}
 
 READ_TIMEOUT_S = 20.0
-
-
-async def _thread(client: LangGraphClient) -> str:
-    return (await client.threads.create())["thread_id"]
 
 
 @contextlib.asynccontextmanager
@@ -68,7 +65,7 @@ async def test_run_modes_streams_every_event_of_each_run_started_after_joining(
     server: Server, client: LangGraphClient
 ) -> None:
     """The default mode: each run's events as its own stream publishes them, then its ``run_done``."""
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     async with _joined(server, thread_id) as reader:
         first = await client.runs.create(thread_id, "counter", input={"count": 0}, stream_mode="updates")
@@ -97,7 +94,7 @@ async def test_run_modes_streams_every_event_of_each_run_started_after_joining(
 async def test_lifecycle_streams_only_the_start_and_end_of_each_run(
     server: Server, client: LangGraphClient
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     async with _joined(server, thread_id, "?stream_mode=lifecycle") as reader:
         first = await client.runs.create(
@@ -119,7 +116,7 @@ async def test_lifecycle_streams_only_the_start_and_end_of_each_run(
 async def test_state_update_streams_the_new_state_after_an_update_and_nothing_of_runs(
     server: Server, client: LangGraphClient
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     await client.runs.wait(thread_id, "counter", input={"count": 0})
 
     async with _joined(server, thread_id, "?stream_mode=state_update") as reader:
@@ -147,7 +144,7 @@ async def test_state_update_streams_the_new_state_after_an_update_and_nothing_of
 async def test_several_thread_stream_modes_at_once(
     server: Server, client: LangGraphClient, query: str
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     await client.runs.wait(thread_id, "counter", input={"count": 0})
 
     async with _joined(server, thread_id, query) as reader:
@@ -164,7 +161,7 @@ async def test_several_thread_stream_modes_at_once(
 async def test_an_idle_thread_stream_sends_heartbeats_and_nothing_else(
     server: Server, client: LangGraphClient
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     async with _joined(server, thread_id) as reader:
         assert await reader.comment() == ": heartbeat"
@@ -177,7 +174,7 @@ async def test_last_event_id_replays_the_thread_events_after_it(
     server: Server, client: LangGraphClient
 ) -> None:
     """Events read live, then the same thread joined again through the SDK from the first one's id."""
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
     async with _joined(server, thread_id) as reader:
         run = await client.runs.create(
             thread_id, "counter", input={"count": 0}, stream_mode="updates", stream_resumable=True
@@ -207,7 +204,7 @@ async def test_last_event_id_replays_the_thread_events_after_it(
 async def test_a_malformed_last_event_id_on_a_thread_stream_is_422(
     client: LangGraphClient, http: httpx.AsyncClient
 ) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     r = await http.get(f"/threads/{thread_id}/stream", headers={"Last-Event-ID": "not-an-id"})
 
@@ -236,7 +233,7 @@ async def test_the_stream_of_an_unknown_thread_is_404(client: LangGraphClient) -
 
 
 async def test_an_unknown_thread_stream_mode_is_422(client: LangGraphClient, http: httpx.AsyncClient) -> None:
-    thread_id = await _thread(client)
+    thread_id = await new_thread(client)
 
     with pytest.raises(httpx.HTTPStatusError) as excinfo:
         await _first_part(client.threads.join_stream(thread_id, stream_mode=cast(Any, "no-such-mode")))
