@@ -45,15 +45,10 @@ import httpx
 from langgraph_sdk.client import LangGraphClient
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # bench/_cluster.py
+sys.path.insert(0, str(ROOT))  # bench/_cluster.py, bench/_servers.py
 
-from bench._cluster import (  # noqa: E402
-    Cluster,
-    LocalPostgres,
-    LocalRedis,
-    Procs,
-    production_env,
-)
+from bench._cluster import Cluster, Procs, production_env  # noqa: E402
+from bench._servers import LocalPostgres, LocalRedis  # noqa: E402
 
 CONFIG = ROOT / "bench" / "drills" / "langgraph.json"
 FINISHED = ("success", "error", "timeout", "interrupted")

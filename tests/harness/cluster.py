@@ -3,9 +3,9 @@
 - ``fresh_database``: a new PostgreSQL database on the server at GRAPHRUN_TEST_DATABASE_URI, dropped after.
 - ``claimed_redis_db``: a Redis database index nobody uses on the server at GRAPHRUN_TEST_REDIS_URI, flushed
   after. graphrun's processes write under their default key prefix, so they get a database of their own.
-- The processes themselves (``Procs``, ``Cluster``, ``LocalPostgres``, ``LocalRedis``, ...) are
-  bench/_cluster.py's, which the chaos drills (bench/chaos.py) drive too; ``CONFIG`` is the production
-  tests' ``langgraph.json``.
+- The processes themselves (``Procs``, ``Cluster``, ...) are bench/_cluster.py's and the throwaway
+  ``LocalPostgres`` and ``LocalRedis`` bench/_servers.py's, which the chaos drills (bench/chaos.py)
+  drive too. ``CONFIG`` is the production tests' ``langgraph.json``.
 """
 
 from __future__ import annotations
@@ -22,16 +22,8 @@ import psycopg
 import redis
 from psycopg import sql
 
-from bench._cluster import (
-    BASE_ENV,
-    Cluster,
-    LocalPostgres,
-    LocalRedis,
-    Proc,
-    Procs,
-    graphrun_argv,
-    production_env,
-)
+from bench._cluster import BASE_ENV, Cluster, Proc, Procs, graphrun_argv, production_env
+from bench._servers import LocalPostgres, LocalRedis
 
 __all__ = [
     "BASE_ENV",
