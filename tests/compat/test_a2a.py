@@ -22,7 +22,7 @@ from a2a.types import CancelTaskRequest, GetTaskRequest, Message, Part, Role, Se
 from a2a.utils.errors import TaskNotFoundError
 from google.protobuf import json_format  # type: ignore[import-untyped]  # no stubs; a2a-sdk brings it
 
-from tests.acceptance._support import eventually
+from tests.harness.waiting import eventually
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(120)]
 

@@ -23,8 +23,10 @@ from langgraph_sdk.client import LangGraphClient
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from tests.acceptance._support import as_dict, eventually, unique
+from tests.acceptance._support import unique
 from tests.conformance._servers import MONGODB_ENV, mongodb_uri, with_database
+from tests.harness.sdk import as_dict
+from tests.harness.waiting import eventually
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(180)]
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 
-from tests.acceptance._support import eventually, system_assistant_id
+from tests.harness.sdk import system_assistant_id
+from tests.harness.waiting import eventually
 
 KEYS = {owner: f"{owner}-key-0123456789abcdef" for owner in ("alice", "carol", "dave", "erin")}
 LIMIT = 20
