@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from tests.acceptance._support import Server
-
-from ._cluster import Cluster, Procs, production_env
+from tests.harness.cluster import Cluster, Procs, production_env
+from tests.harness.embedded import Server, embedded
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(300)]
 
@@ -83,24 +82,20 @@ async def _check(client: LangGraphClient, runs: dict[str, list[dict[str, Any]]])
 
 
 @pytest.fixture
-def embedded(tmp_path: Path) -> Iterator[Server]:
-    srv = Server(config=CONFIG, data_dir=tmp_path / "data", log_dir=tmp_path / "logs", extra_env=ONE_SLOT)
-    try:
-        srv.start()
+def embedded_server(tmp_path: Path) -> Iterator[Server]:
+    with embedded(tmp_path, CONFIG, ONE_SLOT) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
-async def test_embedded_claims_the_backlog_by_priority(embedded: Server) -> None:
-    async with embedded.client() as client:
+async def test_embedded_claims_the_backlog_by_priority(embedded_server: Server) -> None:
+    async with embedded_server.client() as client:
         blocker = await client.runs.create(
             str(uuid.uuid4()), "clock", input={"delay_s": 600}, if_not_exists="create"
         )
         runs = await _backlog(client)
         await client.runs.cancel(blocker["thread_id"], blocker["run_id"])
         await _check(client, runs)
-    written = "".join(p.read_text(encoding="utf-8") for p in embedded.log_dir.glob("server-*.log"))
+    written = "".join(p.read_text(encoding="utf-8") for p in embedded_server.log_dir.glob("server-*.log"))
     assert "priority_assign_failed" in written
 
 
