@@ -36,10 +36,6 @@ REPO_ROOT = BENCH_DIR.parent
 READY_TIMEOUT_S = 60.0
 READY_POLL_S = 0.1
 OUTPUT_TAIL_LINES = 200
-# bench/trivial/: a two-node graph that does no work, whose run costs only the runtime's overhead.
-TRIVIAL_GRAPH = BENCH_DIR / "trivial" / "graph.py"
-TRIVIAL_CONFIG = BENCH_DIR / "trivial" / "langgraph.json"
-TRIVIAL_ID = "trivial"
 
 T = TypeVar("T")
 Op = Callable[[], Awaitable[None]]
@@ -131,15 +127,28 @@ async def run_level(op: Op, runs: int, concurrency: int, max_seconds: float) -> 
     return latencies, time.perf_counter() - begin
 
 
-def trivial_input() -> dict[str, Any]:
-    """A new input of ``bench/trivial/graph.py`` per run, so no run can see another's mutations."""
-    return {"count": 0, "trail": []}
+@dataclass(frozen=True)
+class TrivialGraph:
+    """``bench/trivial/``: a two-node graph that does no work, so a run of it costs only the runtime's
+    overhead; a new input per run, and the check of its final state."""
+
+    graph_file: Path = BENCH_DIR / "trivial" / "graph.py"
+    config_file: Path = BENCH_DIR / "trivial" / "langgraph.json"
+    assistant_id: str = "trivial"
+
+    @staticmethod
+    def input() -> dict[str, Any]:
+        """A new input per run, so no run can see another's mutations."""
+        return {"count": 0, "trail": []}
+
+    @staticmethod
+    def check(values: object, what: str) -> None:
+        """Fail loudly unless ``values`` is the final state (``count == 2``, trail a, b)."""
+        if not isinstance(values, dict) or values.get("count") != 2 or values.get("trail") != ["a", "b"]:
+            raise BenchError(f"{what}: unexpected result {str(values)[:300]}")
 
 
-def check_trivial(values: object, what: str) -> None:
-    """Fail loudly unless ``values`` is the trivial graph's final state (``count == 2``, trail a, b)."""
-    if not isinstance(values, dict) or values.get("count") != 2 or values.get("trail") != ["a", "b"]:
-        raise BenchError(f"{what}: unexpected result {str(values)[:300]}")
+TRIVIAL = TrivialGraph()
 
 
 def load_builder(graph_file: Path) -> StateGraph[Any, Any, Any, Any]:

@@ -58,14 +58,11 @@ sys.path.insert(0, str(BENCH_DIR.parent))  # bench/_common.py
 
 from bench._cluster import free_port  # noqa: E402
 from bench._common import (  # noqa: E402
-    TRIVIAL_CONFIG,
-    TRIVIAL_GRAPH,
-    TRIVIAL_ID,
+    TRIVIAL,
     BenchError,
     Op,
     Process,
     Row,
-    check_trivial,
     environment,
     load_builder,
     parse_levels,
@@ -74,7 +71,6 @@ from bench._common import (  # noqa: E402
     spawn,
     stop,
     summarize,
-    trivial_input,
     wait_ok,
 )
 
@@ -355,7 +351,7 @@ def raw_op(graph: Graph, durability: str | None, variant: str) -> Op:
 
     async def op() -> None:
         config: RunnableConfig = {"configurable": {"thread_id": str(uuid.uuid4())}}
-        check_trivial(await graph.ainvoke(trivial_input(), config, **options), variant)
+        TRIVIAL.check(await graph.ainvoke(TRIVIAL.input(), config, **options), variant)
 
     return op
 
@@ -372,7 +368,7 @@ async def raw_variants(uri: str | None, args: argparse.Namespace) -> AsyncIterat
     async with AsyncConnectionPool(conninfo=uri, max_size=RAW_POOL_MAX_SIZE, kwargs=kwargs) as pool:
         saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]  # the pool's rows are dicts (kwargs)
         await saver.setup()
-        graph = load_builder(TRIVIAL_GRAPH).compile(checkpointer=saver)
+        graph = load_builder(TRIVIAL.graph_file).compile(checkpointer=saver)
         variants = [Variant(RAW, raw_op(graph, None, RAW), args.raw_runs)]
         if args.raw_sync:
             variants.append(Variant(RAW_SYNC, raw_op(graph, "sync", RAW_SYNC), args.raw_runs))
@@ -404,7 +400,7 @@ def server_env(args: argparse.Namespace, database_uri: str, redis_uri: str, data
 
 async def migrate(env: Mapping[str, str]) -> None:
     """``graphrun migrate``; it must exit 0."""
-    process = await spawn("migrate", ["migrate", "--config", str(TRIVIAL_CONFIG)], env)
+    process = await spawn("migrate", ["migrate", "--config", str(TRIVIAL.config_file)], env)
     try:
         code = await asyncio.wait_for(process.proc.wait(), MIGRATE_TIMEOUT_S)
     except TimeoutError as exc:
@@ -463,8 +459,10 @@ def wait_op(client: LangGraphClient) -> Op:
 
     async def op() -> None:
         thread_id = str(uuid.uuid4())
-        values = await client.runs.wait(thread_id, TRIVIAL_ID, input=trivial_input(), if_not_exists="create")
-        check_trivial(values, SERVER)
+        values = await client.runs.wait(
+            thread_id, TRIVIAL.assistant_id, input=TRIVIAL.input(), if_not_exists="create"
+        )
+        TRIVIAL.check(values, SERVER)
 
     return op
 
@@ -475,8 +473,8 @@ def two_request_op(client: LangGraphClient) -> Op:
 
     async def op() -> None:
         thread = await client.threads.create()
-        values = await client.runs.wait(thread["thread_id"], TRIVIAL_ID, input=trivial_input())
-        check_trivial(values, SERVER_TWO)
+        values = await client.runs.wait(thread["thread_id"], TRIVIAL.assistant_id, input=TRIVIAL.input())
+        TRIVIAL.check(values, SERVER_TWO)
 
     return op
 
@@ -556,7 +554,7 @@ async def read_back(client: LangGraphClient, thread_id: str, run_id: str) -> Exe
     history = await client.threads.get_history(thread_id, limit=HISTORY_LIMIT)
     if not history:
         raise BenchError(f"thread {thread_id} has no history")
-    check_trivial(history[0]["values"], f"background run {run_id}")
+    TRIVIAL.check(history[0]["values"], f"background run {run_id}")
     mine = [s for s in history if (s["metadata"] or {}).get("run_id") == run_id]
     inputs = [s for s in mine if (s["metadata"] or {}).get("source") == "input"]
     if not inputs:
@@ -579,7 +577,7 @@ async def drain_background(
     begin = time.perf_counter()
 
     async def create(thread_id: str) -> tuple[str, str, datetime]:
-        run = await client.runs.create(thread_id, TRIVIAL_ID, input=trivial_input())
+        run = await client.runs.create(thread_id, TRIVIAL.assistant_id, input=TRIVIAL.input())
         return thread_id, run["run_id"], parse_time(run["created_at"], "runs.create")
 
     created: list[tuple[str, str, datetime]] = await bounded(thread_ids, concurrency, create)
@@ -642,9 +640,9 @@ async def bench_served(
     await migrate(env)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    worker_command = ["worker", "--config", str(TRIVIAL_CONFIG)]
+    worker_command = ["worker", "--config", str(TRIVIAL.config_file)]
     processes = [
-        await spawn("api", ["api", "--config", str(TRIVIAL_CONFIG), "--port", str(port)], env),
+        await spawn("api", ["api", "--config", str(TRIVIAL.config_file), "--port", str(port)], env),
         await spawn("worker1", worker_command, env),
     ]
     client = sdk_client(url)

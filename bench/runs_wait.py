@@ -41,13 +41,10 @@ sys.path.insert(0, str(BENCH_DIR.parent))  # bench/_common.py
 
 from bench._cluster import free_port  # noqa: E402
 from bench._common import (  # noqa: E402
-    TRIVIAL_CONFIG,
-    TRIVIAL_GRAPH,
-    TRIVIAL_ID,
+    TRIVIAL,
     BenchError,
     Op,
     Row,
-    check_trivial,
     environment,
     load_builder,
     parse_levels,
@@ -56,7 +53,6 @@ from bench._common import (  # noqa: E402
     spawn,
     stop,
     summarize,
-    trivial_input,
     wait_ok,
 )
 
@@ -104,7 +100,7 @@ def raw_op(graph: Graph) -> Op:
 
     async def op() -> None:
         config: RunnableConfig = {"configurable": {"thread_id": str(uuid.uuid4())}}
-        check_trivial(await graph.ainvoke(trivial_input(), config), RAW)
+        TRIVIAL.check(await graph.ainvoke(TRIVIAL.input(), config), RAW)
 
     return op
 
@@ -112,7 +108,7 @@ def raw_op(graph: Graph) -> Op:
 async def bench_raw(db_path: Path, args: argparse.Namespace) -> list[Row]:
     """Measure the in-process baseline on a fresh SQLite checkpoint file at ``db_path``."""
     async with AsyncSqliteSaver.from_conn_string(str(db_path)) as saver:
-        graph = load_builder(TRIVIAL_GRAPH).compile(checkpointer=saver)
+        graph = load_builder(TRIVIAL.graph_file).compile(checkpointer=saver)
         return await measure_variant(RAW, raw_op(graph), args, args.raw_runs)
 
 
@@ -124,8 +120,8 @@ def thread_op(client: LangGraphClient) -> Op:
 
     async def op() -> None:
         thread = await client.threads.create()
-        result = await client.runs.wait(thread["thread_id"], TRIVIAL_ID, input=trivial_input())
-        check_trivial(result, SERVER_THREAD)
+        result = await client.runs.wait(thread["thread_id"], TRIVIAL.assistant_id, input=TRIVIAL.input())
+        TRIVIAL.check(result, SERVER_THREAD)
 
     return op
 
@@ -134,7 +130,9 @@ def stateless_op(client: LangGraphClient) -> Op:
     """One stateless served run: ``runs.wait`` with no thread (the server uses a temporary one)."""
 
     async def op() -> None:
-        check_trivial(await client.runs.wait(None, TRIVIAL_ID, input=trivial_input()), SERVER_STATELESS)
+        TRIVIAL.check(
+            await client.runs.wait(None, TRIVIAL.assistant_id, input=TRIVIAL.input()), SERVER_STATELESS
+        )
 
     return op
 
@@ -167,7 +165,7 @@ async def bench_server(data_dir: Path, args: argparse.Namespace) -> list[Row]:
     if args.url:
         return await measure_server(args.url.rstrip("/"), args)
     port = free_port()
-    command = ["dev", "--config", str(TRIVIAL_CONFIG), "--port", str(port)]
+    command = ["dev", "--config", str(TRIVIAL.config_file), "--port", str(port)]
     server = await spawn("server", command, server_env(data_dir))
     try:
         url = f"http://127.0.0.1:{port}"
