@@ -18,10 +18,12 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from tests.acceptance._support import Server, body_text, eventually, status_of
-from tests.compat.conftest import Target, production
 from tests.conformance._servers import mongodb_uri, redis_stack_uri, with_database
-from tests.production._cluster import TEST_DATABASE_URI
+from tests.harness.cluster import TEST_DATABASE_URI
+from tests.harness.embedded import Server
+from tests.harness.sdk import body_text, status_of
+from tests.harness.targets import Target, production
+from tests.harness.waiting import eventually
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(240)]
 

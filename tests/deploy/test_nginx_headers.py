@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.acceptance._support import free_port
 from tests.deploy._nginx import Nginx
+from tests.harness.ports import free_port
 
 pytestmark = pytest.mark.timeout(60)
 

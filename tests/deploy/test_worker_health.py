@@ -13,16 +13,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.production._cluster import (
+from tests.harness.cluster import (
     Cluster,
     Procs,
     ServiceMissing,
     claimed_redis_db,
-    eventually,
-    free_port,
     fresh_database,
     production_env,
 )
+from tests.harness.ports import free_port
+from tests.harness.waiting import PROCESSES, eventually
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(180)]
 
@@ -72,10 +72,10 @@ async def test_a_worker_whose_event_loop_blocks_fails_its_liveness_and_recovers(
             async def probe() -> httpx.Response:
                 return await http.get("/ok")
 
-            failed = await eventually(probe, lambda r: r.status_code == 503, what="/ok failing")
+            failed = await eventually(probe, lambda r: r.status_code == 503, what="/ok failing", **PROCESSES)
             assert "event loop has not turned" in failed.json()["error"], failed.text
             # The metrics thread still answers while the loop is blocked, with a heartbeat gone stale.
             assert _heartbeat_age_s((await http.get("/metrics")).text) > 3.0
 
-            await eventually(probe, lambda r: r.status_code == 200, what="/ok recovering")
+            await eventually(probe, lambda r: r.status_code == 200, what="/ok recovering", **PROCESSES)
             await client.runs.join(thread["thread_id"], run["run_id"])

@@ -24,17 +24,10 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from ._cluster import (
-    Cluster,
-    Procs,
-    chat_input,
-    check_chat_messages,
-    claimed_redis_db,
-    eventually,
-    free_port,
-    fresh_database,
-    production_env,
-)
+from tests.harness.cluster import CONFIG, Cluster, Procs, claimed_redis_db, fresh_database, production_env
+from tests.harness.ports import free_port
+from tests.harness.waiting import PROCESSES, eventually
+from tests.production._chat import chat_input, check_chat_messages
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(600)]
 
@@ -155,7 +148,7 @@ async def test_runs_succeed_with_database_uri_through_pgbouncer(procs: Procs, bo
     connections (nothing leaks)."""
     with claimed_redis_db() as redis_uri:
         env = production_env(bouncer.uri, redis_uri, GRAPHRUN_DATABASE_DIRECT_URI=bouncer.direct_uri)
-        cluster = Cluster(procs, env)
+        cluster = Cluster(procs, env, CONFIG)
         cluster.migrate()
         cluster.add_api()
         for _ in range(2):
@@ -186,7 +179,10 @@ async def test_runs_succeed_with_database_uri_through_pgbouncer(procs: Procs, bo
             listening = [q for _, q in await backends() if q.startswith("LISTEN")]
             assert len(listening) == 2, f"one LISTEN per worker on the direct URI: {await backends()}"
             settled = await eventually(
-                backends, lambda rows: all(state == "idle" for state, _ in rows), what="idle backends"
+                backends,
+                lambda rows: all(state == "idle" for state, _ in rows),
+                what="idle backends",
+                **PROCESSES,
             )
             # PgBouncer's server connections, and per worker its LISTEN connection.
             assert len(settled) <= SERVER_POOL_SIZE + 2, settled

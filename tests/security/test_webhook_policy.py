@@ -16,8 +16,9 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from tests.acceptance._support import as_dict, eventually
 from tests.acceptance.test_webhooks import Receiver
+from tests.harness.sdk import as_dict
+from tests.harness.waiting import eventually
 
 CONFIG = Path(__file__).resolve().parent / "webhooks.langgraph.json"
 
