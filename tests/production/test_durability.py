@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from ._cluster import Cluster, eventually
+from tests.harness.cluster import Cluster
+from tests.harness.waiting import PROCESSES, eventually
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(600)]
 
@@ -36,7 +37,10 @@ async def test_a_worker_killed_between_a_side_effect_and_its_checkpoint_leaves_o
         thread_id = (await client.threads.create())["thread_id"]
         run = await client.runs.create(thread_id, "emailer", input={"to": "ann@example.com", "delay": 30.0})
         [email] = await eventually(
-            lambda: _items(client, "outbox", thread_id), lambda found: len(found) == 1, what="the email sent"
+            lambda: _items(client, "outbox", thread_id),
+            lambda found: len(found) == 1,
+            what="the email sent",
+            **PROCESSES,
         )
         victim = cluster.worker_pids[int(email["pid"])]
         victim.signal(signal.SIGKILL)
@@ -46,6 +50,7 @@ async def test_a_worker_killed_between_a_side_effect_and_its_checkpoint_leaves_o
             lambda: client.runs.get(thread_id, run["run_id"]),
             lambda r: r["status"] in FINISHED,
             timeout_s=120.0,
+            interval_s=PROCESSES["interval_s"],
             what="the run to end on the other worker",
         )
         assert ended["status"] == "success", ended
