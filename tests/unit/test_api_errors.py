@@ -31,6 +31,7 @@ EXPECTED_STATUS: dict[type[errors.GraphrunError], int] = {
     errors.Conflict: 409,
     errors.ThreadBusy: 409,
     errors.AlreadyExists: 409,
+    errors.DeltaThreadNotPrunable: 409,
     errors.WaitTimedOut: 504,
     errors.ShuttingDown: 503,
     errors.StoreUnavailable: 503,
