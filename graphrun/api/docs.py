@@ -10,6 +10,7 @@ and are answered without credentials, like the console's files.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import fastapi_offline
 from fastapi import FastAPI
@@ -29,15 +30,18 @@ def install(app: FastAPI) -> None:
     ``docs_url=None, redoc_url=None``), and their assets under ``/docs/assets``."""
     openapi_url = str(app.openapi_url)
 
+    def pages(request: Request, title: str) -> dict[str, Any]:
+        """What both pages are given: the OpenAPI document's URL (under the mount prefix, if any) and
+        their title."""
+        return {"openapi_url": at(request, openapi_url), "title": f"{app.title} - {title}"}
+
     async def swagger(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
         return get_swagger_ui_html(
-            openapi_url=f"{root}{openapi_url}",
-            title=f"{app.title} - Swagger UI",
-            oauth2_redirect_url=f"{root}{OAUTH2_REDIRECT_PATH}",
-            swagger_js_url=f"{root}{ASSETS_PATH}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}{ASSETS_PATH}/swagger-ui.css",
-            swagger_favicon_url=f"{root}{ASSETS_PATH}/favicon.png",
+            **pages(request, "Swagger UI"),
+            oauth2_redirect_url=at(request, OAUTH2_REDIRECT_PATH),
+            swagger_js_url=at(request, f"{ASSETS_PATH}/swagger-ui-bundle.js"),
+            swagger_css_url=at(request, f"{ASSETS_PATH}/swagger-ui.css"),
+            swagger_favicon_url=at(request, f"{ASSETS_PATH}/favicon.png"),
             swagger_ui_parameters=app.swagger_ui_parameters,
         )
 
@@ -45,12 +49,10 @@ def install(app: FastAPI) -> None:
         return get_swagger_ui_oauth2_redirect_html()
 
     async def redoc(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
         return get_redoc_html(
-            openapi_url=f"{root}{openapi_url}",
-            title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{root}{ASSETS_PATH}/redoc.standalone.js",
-            redoc_favicon_url=f"{root}{ASSETS_PATH}/favicon.png",
+            **pages(request, "ReDoc"),
+            redoc_js_url=at(request, f"{ASSETS_PATH}/redoc.standalone.js"),
+            redoc_favicon_url=at(request, f"{ASSETS_PATH}/favicon.png"),
             with_google_fonts=False,
         )
 
@@ -63,6 +65,11 @@ def install(app: FastAPI) -> None:
         )
     )
     app.mount(ASSETS_PATH, StaticFiles(directory=ASSETS), name="docs-assets")
+
+
+def at(request: Request, path: str) -> str:
+    """``path`` as the browser reaches it: under ``http.mount_prefix`` (the ASGI root path) if set."""
+    return str(request.scope.get("root_path", "")) + path
 
 
 def is_asset(path: str) -> bool:
