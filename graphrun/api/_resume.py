@@ -70,15 +70,8 @@ def _validate(interrupt: Json, value: Any, where: str) -> None:
 # LangChain's HumanInTheLoopMiddleware asks with {"action_requests": [...], "review_configs": [...]} and
 # takes {"decisions": [...]}, one per action request in order. It checks an answer only as it applies it,
 # inside the graph, where a bad one fails the run; checked here, the client gets a 422 and can answer
-# again. (Its per-call mode sends a response_schema instead, checked as any other.)
-_DECISION_FIELDS = {
-    "approve": {"type"},
-    "edit": {"type", "edited_action"},
-    "reject": {"type", "message"},
-    "respond": {"type", "message"},
-}
-
-
+# again. (Its per-call mode sends a response_schema instead, checked as any other.) Keys a decision does
+# not need are let through, as LangChain's Decision TypedDicts do (the middleware reads only its own).
 def _is_human_in_the_loop(value: Any) -> bool:
     return (
         isinstance(value, dict)
@@ -107,9 +100,6 @@ def _hitl_problem(request: Json, answer: Any) -> str | None:
         if not isinstance(kind, str) or kind not in allowed:
             return f"decisions[{i}] for {name!r} has type {kind!r}; allowed: {', '.join(map(str, allowed))}"
         assert isinstance(decision, dict)
-        unknown = sorted(set(decision) - _DECISION_FIELDS.get(kind, set()))
-        if unknown:
-            return f"decisions[{i}] ({kind}) has unknown field(s) {', '.join(unknown)}"
         problem = _decision_problem(kind, decision)
         if problem is not None:
             return f"decisions[{i}] ({kind}) {problem}"

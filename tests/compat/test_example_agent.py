@@ -187,7 +187,7 @@ async def test_mark_as_resolved_is_accepted_and_sends_nothing(
         ({"decisions": [{"type": "respond", "message": "done"}]}, "has type 'respond'"),
         ({"decisions": []}, "0 decision(s) for 1 action request(s)"),
         ({"decision": "approve"}, "no 'decisions' list"),
-        ({"decisions": [{"type": "edit", "args": EDITED}]}, "unknown field(s) args"),
+        ({"decisions": [{"type": "edit", "args": EDITED}]}, "needs 'edited_action' with a 'name'"),
         ({"decisions": [{"type": "edit", "edited_action": {"name": "send_email"}}]}, "edited_action.args"),
     ],
     ids=[
