@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from langgraph_sdk.client import LangGraphClient
+from langgraph_sdk.schema import Run
 
 from tests.harness.cluster import BASE_ENV, Cluster
 from tests.harness.waiting import PROCESSES, eventually
@@ -27,6 +28,17 @@ FINISHED = ("success", "error", "timeout", "interrupted")
 async def _items(client: LangGraphClient, kind: str, thread_id: str) -> list[dict[str, Any]]:
     found = await client.store.search_items([kind, thread_id], limit=100)
     return [item["value"] for item in found["items"]]
+
+
+async def _ended(client: LangGraphClient, thread_id: str, run_id: str) -> Run:
+    """The run, once it has ended (taken over by the other worker after a lease, at worst)."""
+    return await eventually(
+        lambda: client.runs.get(thread_id, run_id),
+        lambda r: r["status"] in FINISHED,
+        timeout_s=120.0,
+        interval_s=PROCESSES["interval_s"],
+        what=f"run {run_id} to end",
+    )
 
 
 async def test_a_worker_killed_between_a_side_effect_and_its_checkpoint_leaves_one_email(
@@ -49,13 +61,7 @@ async def test_a_worker_killed_between_a_side_effect_and_its_checkpoint_leaves_o
         victim.signal(signal.SIGKILL)
         assert await asyncio.to_thread(victim.wait_exit, 60.0) == -signal.SIGKILL
 
-        ended = await eventually(
-            lambda: client.runs.get(thread_id, run["run_id"]),
-            lambda r: r["status"] in FINISHED,
-            timeout_s=120.0,
-            interval_s=PROCESSES["interval_s"],
-            what="the run to end on the other worker",
-        )
+        ended = await _ended(client, thread_id, run["run_id"])
         assert ended["status"] == "success", ended
         state = await client.threads.get_state(thread_id)
         executions = await _items(client, "executions", thread_id)
@@ -106,13 +112,7 @@ async def test_a_worker_paused_past_its_lease_writes_nothing_more_once_resumed(c
             )
         finally:
             paused.signal(signal.SIGCONT)
-        ended = await eventually(
-            lambda: client.runs.get(thread_id, run["run_id"]),
-            lambda r: r["status"] in FINISHED,
-            timeout_s=120.0,
-            interval_s=PROCESSES["interval_s"],
-            what="the run to end",
-        )
+        ended = await _ended(client, thread_id, run["run_id"])
         state = await client.threads.get_state(thread_id)
 
     assert ended["status"] == "success", ended
