@@ -143,6 +143,10 @@ _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "host.docker.
 _METADATA_NAMES = frozenset(
     {"metadata.google.internal", "metadata.amazonaws.com", "metadata", "instance-data"}
 )
+_K8S_SUFFIX = ".svc.cluster.local"  # a cluster's internal services, refused by name as on the official server
+# Cloud metadata services outside link-local (Alibaba's; AWS's over IPv6): refused even where private
+# addresses are allowed, as on the official server.
+_METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("100.100.100.200", "fd00:ec2::254"))
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT: private in all but name
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -152,20 +156,26 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class Blocked(Exception):
-    """A webhook's host is one the policy refuses (found as the webhook is sent)."""
+    """A webhook's host is one the policy refuses, or (``unresolved``) does not resolve."""
+
+    def __init__(self, message: str, *, unresolved: bool = False) -> None:
+        super().__init__(message)
+        self.unresolved = unresolved
 
 
 @dataclass(frozen=True)
 class UrlPolicy:
     """What a run's ``webhook`` may reach: ``webhooks.url`` of langgraph.json, with the official server's
-    keys. Checked when the run (or cron) is created, without resolving names (422 otherwise), and again
-    as each request is sent, redirects included, against every address its host resolves to (the
-    connection then goes to the address checked, so a second lookup cannot change it).
+    keys. Checked when the run (or cron) is created, its host resolved as the official server resolves
+    it (422 for a name that does not resolve or resolves to a refused address), and again as each
+    request is sent, redirects included, against every address its host resolves to then (the
+    connection goes to the address checked, so a later lookup cannot change it).
 
     Refused by default: loopback (``disable_loopback``, default true as on the official server) and
     private addresses (``disable_private_ips``: default true here, false on the official server),
     ``GRAPHRUN_WEBHOOK_ALLOW_LOCAL`` allowing both for local development; always: unspecified,
-    link-local (where cloud metadata answers), multicast and reserved addresses, cloud metadata names.
+    link-local (where cloud metadata answers), multicast and reserved addresses, cloud metadata names and
+    addresses, ``*.svc.cluster.local``.
     A host ``allowed_domains`` lists is trusted as the operator's (as on the official server: not
     resolved), and only such a host gets the configured ``webhooks.headers``."""
 
@@ -188,8 +198,9 @@ class UrlPolicy:
             disable_private_ips=not allow_local and bool(section.get("disable_private_ips", True)),
         )
 
-    def check(self, url: str) -> None:
-        """The URL as a run names it: ``errors.InvalidRequest`` (422) if the policy refuses it."""
+    async def check(self, url: str) -> None:
+        """The URL as a run names it: ``errors.InvalidRequest`` (422) if the policy refuses it, or its
+        host does not resolve (as on the official server)."""
         if len(url) > self.max_url_length:
             raise errors.InvalidRequest(f"webhook URL is longer than {self.max_url_length} characters")
         parts = urllib.parse.urlsplit(url)
@@ -214,6 +225,12 @@ class UrlPolicy:
             problem = self.refusal_of(address)
         if problem is not None:
             raise errors.InvalidRequest(f"webhook host {host!r} is {problem}")
+        if address is not None or (not self.disable_loopback and _is_loopback_name(host)):
+            return  # an address is itself; a loopback name allowed is not resolved (as official)
+        try:
+            await self.address(host, port)
+        except Blocked as exc:
+            raise errors.InvalidRequest(str(exc)) from None
 
     def trusts(self, host: str) -> bool:
         """``host`` is one ``allowed_domains`` lists."""
@@ -221,10 +238,12 @@ class UrlPolicy:
 
     def refusal_of_name(self, host: str) -> str | None:
         host = host.lower()
-        if self.disable_loopback and (host in _LOOPBACK_NAMES or host.endswith(".localhost")):
+        if self.disable_loopback and _is_loopback_name(host):
             return f"a loopback address; {_LOCAL_HINT}"
         if host in _METADATA_NAMES:
             return "a cloud metadata service"
+        if host.endswith(_K8S_SUFFIX):
+            return "a Kubernetes cluster-internal name"
         return None
 
     def refusal_of(self, address: Address) -> str | None:
@@ -237,6 +256,8 @@ class UrlPolicy:
                 address = inner
             elif address in _V4_COMPATIBLE and int(address) > 1:
                 return "an IPv4-compatible IPv6 address"
+        if address in _METADATA_ADDRESSES:
+            return "a cloud metadata service"
         if address.is_unspecified or address in _THIS_NETWORK:
             return "an unspecified address (it reaches this machine)"
         if address.is_link_local:
@@ -251,7 +272,7 @@ class UrlPolicy:
 
     async def address(self, host: str, port: int) -> str:
         """The address to connect to for ``host``: every address it resolves to must be allowed.
-        ``Blocked`` if one is not; ``httpx.ConnectError`` if it does not resolve (retried)."""
+        ``Blocked`` if one is not, or if it does not resolve (``unresolved``: a send retries it)."""
         problem = self.refusal_of_name(host)
         if problem is not None:
             raise Blocked(f"webhook host {host!r} is {problem}")
@@ -259,10 +280,10 @@ class UrlPolicy:
         try:
             found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
-            raise httpx.ConnectError(f"cannot resolve {host!r}: {exc}") from exc
+            raise Blocked(f"webhook host {host!r} does not resolve: {exc}", unresolved=True) from exc
         addresses = [str(info[4][0]) for info in found]
         if not addresses:
-            raise httpx.ConnectError(f"{host!r} resolves to no address")
+            raise Blocked(f"webhook host {host!r} resolves to no address", unresolved=True)
         for text in addresses:
             problem = self.refusal_of(ipaddress.ip_address(text.partition("%")[0]))
             if problem is not None:
@@ -292,7 +313,12 @@ class _Guard(httpx.AsyncBaseTransport):
         for name in self._header_names:
             request.headers.pop(name, None)
         port = request.url.port or (443 if request.url.scheme == "https" else 80)
-        address = await self._policy.address(host, port)
+        try:
+            address = await self._policy.address(host, port)
+        except Blocked as exc:
+            if exc.unresolved:  # perhaps for a moment: retried as a connection error is
+                raise httpx.ConnectError(str(exc), request=request) from exc
+            raise
         extensions = dict(request.extensions)
         if request.url.scheme == "https":
             extensions["sni_hostname"] = host  # the certificate is still checked against the name
@@ -307,6 +333,10 @@ class _Guard(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _is_loopback_name(host: str) -> bool:
+    return host in _LOOPBACK_NAMES or host.endswith(".localhost")
 
 
 def _host_matches(host: str, allowed: str) -> bool:

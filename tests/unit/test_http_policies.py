@@ -3,7 +3,11 @@ webhook may be), as the official server reads them."""
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import re
+import socket
+from typing import Any
 
 import pytest
 
@@ -81,9 +85,9 @@ POLICY = UrlPolicy.of(
 @pytest.mark.parametrize(
     "url", ["https://hooks.example.com/x", "https://a.corp.example/hook", "https://b.a.corp.example:443/"]
 )
-def test_an_allowed_webhook_passes(url: str) -> None:
+async def test_an_allowed_webhook_passes(url: str) -> None:
     assert POLICY is not None
-    POLICY.check(url)
+    await POLICY.check(url)
 
 
 @pytest.mark.parametrize(
@@ -96,10 +100,10 @@ def test_an_allowed_webhook_passes(url: str) -> None:
         ("https://hooks.example.com/" + "x" * 5000, "longer than"),
     ],
 )
-def test_a_webhook_outside_the_policy_is_refused(url: str, fragment: str) -> None:
+async def test_a_webhook_outside_the_policy_is_refused(url: str, fragment: str) -> None:
     assert POLICY is not None
     with pytest.raises(errors.InvalidRequest, match=fragment):
-        POLICY.check(url)
+        await POLICY.check(url)
 
 
 @pytest.mark.parametrize(
@@ -117,25 +121,25 @@ def test_a_webhook_outside_the_policy_is_refused(url: str, fragment: str) -> Non
         "[64:ff9b::7f00:1]",
     ],
 )
-def test_loopback_is_refused_unless_allowed(host: str) -> None:
+async def test_loopback_is_refused_unless_allowed(host: str) -> None:
     strict, open_ = UrlPolicy.of(None), UrlPolicy.of({"disable_loopback": False})
 
     with pytest.raises(errors.InvalidRequest, match="loopback"):
-        strict.check(f"http://{host}:8000/hook")
-    open_.check(f"http://{host}:8000/hook")
-    UrlPolicy.of(None, allow_local=True).check(f"http://{host}:8000/hook")
+        await strict.check(f"http://{host}:8000/hook")
+    await open_.check(f"http://{host}:8000/hook")
+    await UrlPolicy.of(None, allow_local=True).check(f"http://{host}:8000/hook")
 
 
 @pytest.mark.parametrize(
     "host", ["10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "[fd00::1]", "167772161"]
 )
-def test_private_addresses_are_refused_unless_allowed(host: str) -> None:
+async def test_private_addresses_are_refused_unless_allowed(host: str) -> None:
     with pytest.raises(errors.InvalidRequest, match="private"):
-        UrlPolicy.of(None).check(f"http://{host}/hook")
+        await UrlPolicy.of(None).check(f"http://{host}/hook")
     with pytest.raises(errors.InvalidRequest, match="private"):
-        UrlPolicy.of({"disable_loopback": False}).check(f"http://{host}/hook")
-    UrlPolicy.of({"disable_private_ips": False}).check(f"http://{host}/hook")
-    UrlPolicy.of(None, allow_local=True).check(f"http://{host}/hook")
+        await UrlPolicy.of({"disable_loopback": False}).check(f"http://{host}/hook")
+    await UrlPolicy.of({"disable_private_ips": False}).check(f"http://{host}/hook")
+    await UrlPolicy.of(None, allow_local=True).check(f"http://{host}/hook")
 
 
 @pytest.mark.parametrize(
@@ -149,21 +153,78 @@ def test_private_addresses_are_refused_unless_allowed(host: str) -> None:
         ("[::ffff:169.254.169.254]", "link-local"),
         ("224.0.0.1", "multicast"),
         ("metadata.google.internal", "metadata"),
+        ("100.100.100.200", "metadata"),
+        ("[fd00:ec2::254]", "metadata"),
+        ("api.default.svc.cluster.local", "Kubernetes"),
     ],
 )
-def test_some_addresses_are_refused_even_for_local_development(host: str, fragment: str) -> None:
+async def test_some_addresses_are_refused_even_for_local_development(host: str, fragment: str) -> None:
     with pytest.raises(errors.InvalidRequest, match=fragment):
-        UrlPolicy.of(None, allow_local=True).check(f"http://{host}/hook")
+        await UrlPolicy.of(None, allow_local=True).check(f"http://{host}/hook")
 
 
-async def test_a_name_is_checked_by_every_address_it_resolves_to() -> None:
+def _resolving_to(monkeypatch: pytest.MonkeyPatch, *addresses: str) -> list[str]:
+    """Every name resolves to ``addresses`` (DNS is a true edge); the names asked are returned."""
+    asked: list[str] = []
+
+    async def getaddrinfo(
+        self: asyncio.AbstractEventLoop, host: str, port: int, **kwargs: object
+    ) -> list[tuple[Any, ...]]:
+        asked.append(host)
+        family = {4: socket.AF_INET, 6: socket.AF_INET6}
+        return [
+            (family[ipaddress.ip_address(a).version], socket.SOCK_STREAM, 6, "", (a, port)) for a in addresses
+        ]
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", getaddrinfo)
+    return asked
+
+
+async def test_a_name_is_checked_by_every_address_it_resolves_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One refused address among public ones is enough, when the run is created and when it is sent."""
+    asked = _resolving_to(monkeypatch, "93.184.216.34", "127.0.0.1")
     policy = UrlPolicy.of(None)
-    policy.check("http://localhost.example.test/hook")  # a name: not resolved when the run is created
-    with pytest.raises(Blocked, match="loopback"):
-        await policy.address("localhost", 80)
-    public = await policy.address("93.184.216.34", 80)  # an address resolves to itself
 
-    assert public == "93.184.216.34"
+    with pytest.raises(errors.InvalidRequest, match=r"resolves to 127\.0\.0\.1, a loopback address"):
+        await policy.check("https://hooks.example.test/hook")
+    with pytest.raises(Blocked, match=r"resolves to 127\.0\.0\.1, a loopback address"):
+        await policy.address("hooks.example.test", 443)
+    assert asked == ["hooks.example.test", "hooks.example.test"]
+    await UrlPolicy.of(None, allow_local=True).check("https://hooks.example.test/hook")
+
+
+async def test_a_name_that_resolves_to_public_addresses_only_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    _resolving_to(monkeypatch, "93.184.216.34", "2606:2800:220:1::1")
+    policy = UrlPolicy.of(None)
+
+    await policy.check("https://hooks.example.test/hook")
+    assert await policy.address("hooks.example.test", 443) == "93.184.216.34"
+
+
+@pytest.mark.parametrize("address", ["100.100.100.200", "fd00:ec2::254", "169.254.169.254"])
+async def test_a_name_that_resolves_to_a_metadata_service_is_refused_even_for_local_development(
+    monkeypatch: pytest.MonkeyPatch, address: str
+) -> None:
+    _resolving_to(monkeypatch, address)
+
+    with pytest.raises(errors.InvalidRequest, match="resolves to"):
+        await UrlPolicy.of(None, allow_local=True).check("http://hooks.example.test/hook")
+
+
+async def test_a_name_that_does_not_resolve_is_refused_when_the_run_is_created() -> None:
+    """As on the official server (a 422 "DNS resolution failed"); ``.invalid`` never resolves (RFC 6761)."""
+    with pytest.raises(errors.InvalidRequest, match="does not resolve"):
+        await UrlPolicy.of(None).check("http://nobody.invalid/hook")
+
+
+async def test_a_trusted_domain_is_not_resolved(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on the official server: a host ``allowed_domains`` lists is the operator's."""
+    asked = _resolving_to(monkeypatch, "10.0.0.1")
+
+    await UrlPolicy.of({"allowed_domains": ["hooks.internal.example"]}).check(
+        "http://hooks.internal.example/"
+    )
+    assert asked == []
 
 
 def test_header_templates_read_the_environment() -> None:

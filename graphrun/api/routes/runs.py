@@ -77,7 +77,7 @@ async def new_run(
         await check_assistant(access, assistant)
     metadata, thread_stamp = await _authorize_run(svc, access, body, thread_id, assistant.assistant_id)
     if body.webhook is not None and svc.webhook_url is not None:
-        svc.webhook_url.check(body.webhook)
+        await svc.webhook_url.check(body.webhook)
     checkpoint = body.checkpoint.fields() if body.checkpoint else None
     if body.checkpoint_id:
         checkpoint = {**(checkpoint or {}), "checkpoint_id": body.checkpoint_id}
