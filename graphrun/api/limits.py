@@ -150,7 +150,8 @@ class RateLimit:
       of an API key, the identity custom auth returned), else its address: one budget per identity,
       however its key is spelled and however many keys it has.
 
-    Probes (``/ok``, ``/ready``) are not counted, nor are scrapes (``/metrics``)."""
+    Probes (``/ok``, ``/ready``) are not counted, nor are scrapes (``/metrics``), at the root or under
+    ``http.mount_prefix``."""
 
     PROBES = frozenset({"/ok", "/ready"})
     NOT_COUNTED = PROBES | {"/metrics"}
@@ -160,7 +161,7 @@ class RateLimit:
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.PROBES:
+        if scope["type"] != "http" or _route_path(scope) in self.PROBES:
             await self.app(scope, receive, send)
             return
         limiter, address, key = self.limiter, _address(scope), _credential(scope)
@@ -213,7 +214,7 @@ class RateLimit:
             self.limiter = limiter
 
         async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http" or scope["path"] in RateLimit.NOT_COUNTED:
+            if scope["type"] != "http" or _route_path(scope) in RateLimit.NOT_COUNTED:
                 await self.app(scope, receive, send)
                 return
             limiter = self.limiter
@@ -249,6 +250,12 @@ def presented_credential(headers: Sequence[tuple[bytes, bytes]]) -> str:
     if text[:7].lower() == "bearer ":
         return text[7:].strip()
     return text
+
+
+def _route_path(scope: Scope) -> str:
+    """The request's path below ``http.mount_prefix`` (the ASGI root path, which the path includes)."""
+    path, root = str(scope["path"]), str(scope.get("root_path", ""))
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def _credential(scope: Scope) -> str | None:
