@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib
 import importlib.util
 import inspect
-import sys
 import typing
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig, ensure_config
@@ -33,7 +30,7 @@ from langgraph_sdk.runtime import ServerRuntime, _ExecutionRuntime, _ReadRuntime
 from pydantic import ConfigDict, create_model
 from starlette.applications import Starlette
 
-from graphrun import encoding
+from graphrun import encoding, usercode
 from graphrun.config import GraphSpec, LanggraphConfig
 from graphrun.errors import ConfigError
 from graphrun.types import Json, Persistence
@@ -117,9 +114,7 @@ class GraphRegistry:
 
 def load_graphs(config: LanggraphConfig) -> dict[str, LoadedGraph]:
     """Import every graph of the config. Raises ``ConfigError`` naming the graph and what is wrong."""
-    for dep in reversed(config.dependencies):
-        if str(dep) not in sys.path:
-            sys.path.insert(0, str(dep))
+    usercode.add_to_path(config.dependencies)
     loaded = {}
     for spec in config.graphs:
         target = _import_target(config.path, spec)
@@ -132,7 +127,7 @@ def load_graphs(config: LanggraphConfig) -> dict[str, LoadedGraph]:
 
 def load_auth(config: LanggraphConfig) -> Auth | None:
     """The ``langgraph_sdk.Auth`` object ``auth.path`` names (``./auth.py:auth`` or ``pkg.mod:auth``),
-    imported as graphs are; None without ``auth.path``."""
+    imported as graphs are (``usercode``); None without ``auth.path``."""
     source = (config.auth or {}).get("path")
     if not source:
         return None
@@ -204,33 +199,22 @@ def _embedding_providers() -> frozenset[str]:
 
 
 def _load_object(config: LanggraphConfig, where: str, source: str) -> tuple[Any, str]:
-    target, _, attr = source.rpartition(":")
+    """The object ``source`` names, or None when its module lacks the attribute (the caller says what
+    it expected instead)."""
+    target, attr = usercode.split(source)
     try:
-        if target.endswith(".py") or "/" in target:
-            module = _import_file((config.base_dir / target).resolve())
-        else:
-            module = importlib.import_module(target)
+        module = usercode.import_target(target, config.base_dir)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc.message}") from exc
-    except ModuleNotFoundError as exc:
-        raise ConfigError(f"{where}: module not found: {exc.name}") from exc
-    except Exception as exc:
-        raise ConfigError(f"{where}: importing it failed: {type(exc).__name__}: {exc}") from exc
     return getattr(module, attr, None), attr
 
 
 def _import_target(config_path: Path, spec: GraphSpec) -> Any:
     where = f"{config_path}: graphs.{spec.graph_id} ({spec.source})"
     try:
-        module = (
-            _import_file(spec.path) if spec.path is not None else importlib.import_module(spec.module or "")
-        )
+        module = usercode.import_target(spec.path or spec.module or "", config_path.parent)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc.message}") from exc
-    except ModuleNotFoundError as exc:
-        raise ConfigError(f"{where}: module not found: {exc.name}") from exc
-    except Exception as exc:
-        raise ConfigError(f"{where}: importing it failed: {type(exc).__name__}: {exc}") from exc
     if not hasattr(module, spec.attr):
         raise ConfigError(f"{where}: module has no attribute {spec.attr!r}")
     target = getattr(module, spec.attr)
@@ -240,27 +224,6 @@ def _import_target(config_path: Path, spec: GraphSpec) -> Any:
             f"{where}: {spec.attr!r} is a {type(target).__name__}, not a graph or a graph factory"
         )
     return target
-
-
-def _import_file(path: Path) -> ModuleType:
-    if not path.is_file():
-        raise ConfigError(f"file {path} not found")
-    name = f"graphrun_user_graphs.{path.stem}_{abs(hash(str(path)))}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    if str(path.parent) not in sys.path:  # siblings of the graph file import as plain modules
-        sys.path.insert(0, str(path.parent))
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
 
 
 @contextlib.asynccontextmanager

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import functools
 import importlib
-import importlib.util
 import inspect
 import math
 import sqlite3
@@ -54,7 +53,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from graphrun import metrics
+from graphrun import metrics, usercode
 from graphrun.errors import ConfigError, StoreUnavailable
 from graphrun.settings import Settings, redacted
 from graphrun.stores.pgsaver import serialised_setup
@@ -508,33 +507,12 @@ def _import_mongodb(module: str, name: str) -> Any:
 
 
 def load_attr(env: str, spec: str) -> Any:
-    """``module:attr`` or ``path/to/file.py:attr`` (relative to the working directory), imported."""
-    module_name, _, attr = spec.rpartition(":")
-    if not module_name or not attr:
-        raise ConfigError(f"{env}={spec!r} must look like module:attr or path/to/file.py:attr")
+    """``module:attr`` or ``path/to/file.py:attr`` (relative to the working directory), imported by the
+    one rule of ``usercode``."""
     try:
-        if module_name.endswith(".py") or "/" in module_name:
-            module = _import_file(Path(module_name))
-        else:
-            module = importlib.import_module(module_name)
-    except (ImportError, OSError) as exc:
-        raise ConfigError(f"{env}={spec!r}: cannot import {module_name}: {exc}") from exc
-    try:
-        return getattr(module, attr)
-    except AttributeError as exc:
-        raise ConfigError(f"{env}={spec!r}: {module_name} has no attribute {attr!r}") from exc
-
-
-def _import_file(path: Path) -> Any:
-    path = path.resolve()
-    name = f"graphrun_user_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"{path} is not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+        return usercode.load(spec, Path.cwd())
+    except ConfigError as exc:
+        raise ConfigError(f"{env}={spec!r}: {exc.message}") from exc
 
 
 def _text(value: Any) -> str:

@@ -22,7 +22,7 @@ from graphrun.api import schemas
 from graphrun.api._resolve import owned_thread
 from graphrun.api.authz import Access
 from graphrun.api.deps import Services
-from graphrun.api.routes.runs import create
+from graphrun.api.submit import create
 from graphrun.stores.base import Page
 from graphrun.types import Json
 

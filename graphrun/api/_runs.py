@@ -1,4 +1,5 @@
-"""Cancelling runs and waiting for them to end, for the routes that need it (runs, threads)."""
+"""Cancelling runs and waiting for them to end, for the routes that need it (runs, threads, mcp), and a
+run's first stream event (``announce``, also for ``submit``)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """``graphrun.graphs``: importing the graphs a ``langgraph.json`` names and binding them to persistence.
 
 Graph files are written to ``tmp_path`` and loaded as the server loads them. Modules loaded by path are
-registered as ``graphrun_user_graphs.*`` and their folders go on ``sys.path``; the ``isolated_imports``
-fixture undoes both after every test so that tests do not see each other's graphs.
+registered as ``graphrun_user.*`` (``graphrun.usercode``) and their folders go on ``sys.path``; the
+``isolated_imports`` fixture undoes both after every test so that tests do not see each other's graphs.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.store.memory import InMemoryStore
 from typing_extensions import TypedDict
 
+from graphrun import usercode
 from graphrun.config import load_config
 from graphrun.errors import ConfigError
 from graphrun.graphs import GraphRegistry, LoadedGraph, check_graph, graph_schemas, load_graphs
@@ -95,7 +96,7 @@ def isolated_imports(tmp_path: Path) -> Iterator[None]:
     sys.path[:] = saved_path
     for name in set(sys.modules) - saved_modules:
         module_file = getattr(sys.modules[name], "__file__", None) or ""
-        if name.startswith("graphrun_user_graphs") or module_file.startswith(str(tmp_path)):
+        if name.startswith(usercode.PREFIX + ".") or module_file.startswith(str(tmp_path)):
             del sys.modules[name]
     for cached in [p for p in sys.path_importer_cache if p.startswith(str(tmp_path))]:
         del sys.path_importer_cache[cached]
@@ -134,12 +135,11 @@ def agent_file(tmp_path: Path) -> Path:
 
 
 def user_module(path: Path) -> Any:
-    """The module the server loaded from ``path``, registered under ``graphrun_user_graphs.*``."""
+    """The module the server loaded from ``path``, registered under ``graphrun_user.*``."""
     found = [
         module
         for name, module in list(sys.modules.items())
-        if name.startswith("graphrun_user_graphs.")
-        and getattr(module, "__file__", None) == str(path.resolve())
+        if name.startswith(usercode.PREFIX + ".") and getattr(module, "__file__", None) == str(path.resolve())
     ]
     assert len(found) == 1, found
     return found[0]
@@ -302,7 +302,7 @@ def test_import_failure_is_a_config_error(tmp_path: Path, source: str, fragment:
 
     assert "graphs.agent" in message
     assert fragment in message
-    assert not [name for name in sys.modules if name.startswith("graphrun_user_graphs.broken")]
+    assert not [name for name in sys.modules if name.startswith(usercode.PREFIX + ".broken")]
 
 
 async def test_check_graph_accepts_a_working_factory(agent_file: Path, persistence: Persistence) -> None:

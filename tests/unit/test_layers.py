@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "sql": 1,
     "telemetry": 1,
     "schedule": 1,  # cron schedules: checked, and their next tick (croniter)
+    "usercode": 1,  # imports the user's graphs, auth, savers... by file or module: one rule for all
     "stores": 2,
     "wire": 2,
     "protocol": 2,
@@ -88,3 +89,62 @@ def test_imports_go_only_to_lower_layers(path: Path) -> None:
         if other in LAYERS and LAYERS[other] >= LAYERS[unit]
     }
     assert wrong == set(), f"{unit} (layer {LAYERS[unit]}) imports {sorted(wrong)}"
+
+
+def _imported_modules(source: str) -> set[str]:
+    """Every ``graphrun...`` module a file imports, by full dotted name (``from graphrun.api import
+    schemas`` counts as ``graphrun.api.schemas``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "graphrun" or node.module.startswith("graphrun."):
+                found.add(node.module)
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("graphrun"))
+    return found
+
+
+# Edges the layer numbers alone would allow, but which matter most: the API never executes a graph (it
+# may not reach the runner or the worker), and a route module calls shared modules of ``api/`` (run
+# submission is ``api/submit.py``), never another route module.
+FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
+    ("api/", ("graphrun.runner", "graphrun.worker")),
+    ("api/routes/", ("graphrun.api.routes",)),
+]
+
+
+def _violations(where: str, source: str) -> list[str]:
+    """The forbidden edges of the module at ``where`` (``api/routes/runs.py``) whose text is ``source``."""
+    return sorted(
+        f"{where} imports {module}"
+        for prefix, banned in FORBIDDEN
+        if where.startswith(prefix)
+        for module in _imported_modules(source)
+        if any(module == target or module.startswith(target + ".") for target in banned)
+    )
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_forbidden_edges(path: Path) -> None:
+    where = str(path.relative_to(PACKAGE))
+    assert _violations(where, path.read_text(encoding="utf-8")) == []
+
+
+@pytest.mark.parametrize(
+    ("where", "source", "found"),
+    [
+        ("api/routes/crons.py", "from graphrun.api.routes.runs import create", True),
+        ("api/routes/mcp.py", "from graphrun.api.routes import runs", True),
+        ("api/routes/mcp.py", "import graphrun.api.routes.runs", True),
+        ("api/routes/mcp.py", "from graphrun.api.submit import create", False),
+        ("api/app.py", "from graphrun.api.routes import runs", False),
+        ("api/app.py", "from graphrun import runner", True),
+        ("api/deps.py", "import graphrun.worker", True),
+        ("api/_runs.py", "from graphrun.runner import Runner", True),
+        ("serve.py", "from graphrun.runner import Runner", False),
+    ],
+)
+def test_forbidden_edges_are_found(where: str, source: str, found: bool) -> None:
+    """The check above sees each form an import can take (a check that cannot fail is no check)."""
+    assert bool(_violations(where, source)) is found

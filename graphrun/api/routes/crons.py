@@ -21,7 +21,7 @@ from graphrun.api import schemas
 from graphrun.api._resolve import owned_thread, require_uuid
 from graphrun.api.authz import Access, AccessDep, as_uuid, in_scope
 from graphrun.api.deps import Services, Svc
-from graphrun.api.routes.runs import new_run, run_context
+from graphrun.api.submit import new_run, run_context
 from graphrun.models import Cron, new_id, utcnow
 from graphrun.stores.base import Page
 from graphrun.types import Json

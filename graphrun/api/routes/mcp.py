@@ -27,7 +27,7 @@ from graphrun.api import schemas
 from graphrun.api._runs import await_output
 from graphrun.api.authz import Access, AccessDep
 from graphrun.api.deps import Services, Svc
-from graphrun.api.routes.runs import create
+from graphrun.api.submit import create
 from graphrun.graphs import graph_schemas
 from graphrun.models import Assistant
 from graphrun.stores.base import Page
