@@ -148,3 +148,43 @@ def test_no_forbidden_edges(path: Path) -> None:
 def test_forbidden_edges_are_found(where: str, source: str, found: bool) -> None:
     """The check above sees each form an import can take (a check that cannot fail is no check)."""
     assert bool(_violations(where, source)) is found
+
+
+# The modules that may read the process environment, and why: settings.py is where the server reads
+# it; testing.py is a graph author's helper whose GRAPHRUN_FAULTS the graph's own code reads, like a
+# provider's API key (see its docstring).
+ENVIRONMENT_READERS = {"settings.py", "testing.py"}
+
+
+def _reads_environment(source: str) -> bool:
+    names = ("environ", "environb", "getenv")
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in names and ast.unparse(node.value) == "os":
+            return True
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "os"
+            and any(a.name in names for a in node.names)
+        ):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_only_settings_reads_the_environment(path: Path) -> None:
+    where = str(path.relative_to(PACKAGE))
+    if where not in ENVIRONMENT_READERS:
+        assert not _reads_environment(path.read_text(encoding="utf-8")), f"{where} reads os.environ"
+
+
+@pytest.mark.parametrize(
+    ("source", "found"),
+    [
+        ("import os\nx = os.environ['A']", True),
+        ("import os\nx = os.getenv('A')", True),
+        ("from os import environ", True),
+        ("import os\nx = os.path.join('a')", False),
+    ],
+)
+def test_environment_reads_are_found(source: str, found: bool) -> None:
+    assert _reads_environment(source) is found
