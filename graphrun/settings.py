@@ -11,7 +11,7 @@ import dataclasses
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,62 +249,13 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        if self.error_detail not in ("redacted", "safe"):
-            raise ConfigError(f"GRAPHRUN_ERROR_DETAIL must be redacted or safe, not {self.error_detail!r}")
-        if self.rate_limit:
-            try:
-                limits.parse(self.rate_limit)
-            except ValueError:
-                raise ConfigError(
-                    f"GRAPHRUN_RATE_LIMIT {self.rate_limit!r} is not a rate such as 100/minute"
-                ) from None
-        if self.max_body_bytes < 0:
-            raise ConfigError("GRAPHRUN_MAX_BODY_BYTES must be 0 (no limit) or more")
-        if self.alert_retries < 0:
-            raise ConfigError("GRAPHRUN_ALERT_RETRIES must be 0 or more")
-        if self.breaker_failures < 0:
-            raise ConfigError("GRAPHRUN_BREAKER_FAILURES must be 0 (off) or more")
-        if self.node_io not in ("off", "summary", "full"):
-            raise ConfigError(f"GRAPHRUN_NODE_IO must be off, summary or full, not {self.node_io!r}")
-        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            raise ConfigError(
-                f"GRAPHRUN_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {self.log_level!r}"
-            )
-        if self.log_format not in ("json", "console"):
-            raise ConfigError(f"GRAPHRUN_LOG_FORMAT must be 'json' or 'console', not {self.log_format!r}")
-        if self.default_durability not in ("sync", "async", "exit"):
-            raise ConfigError(
-                f"GRAPHRUN_DEFAULT_DURABILITY must be sync, async or exit, not {self.default_durability!r}"
-            )
-        for name in ("worker_concurrency", "max_attempts", "pg_pool_min_size", "stream_max_events"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be at least 1")
-        if self.pg_pool_max_size < self.pg_pool_min_size:
-            raise ConfigError("GRAPHRUN_PG_POOL_MAX_SIZE must be at least GRAPHRUN_PG_POOL_MIN_SIZE")
-        if self.ttl_sweep_limit < 1:
-            raise ConfigError("GRAPHRUN_TTL_SWEEP_LIMIT must be 1 or more")
-        if self.thread_ttl_strategy not in ("delete", "keep_latest"):
-            raise ConfigError(
-                "GRAPHRUN_THREAD_TTL_STRATEGY must be delete or keep_latest, "
-                f"not {self.thread_ttl_strategy!r}"
-            )
-        if self.thread_ttl_minutes < 0:
-            raise ConfigError("GRAPHRUN_THREAD_TTL_MINUTES must be 0 (never) or more")
-        if self.webhook_retries < 0:
-            raise ConfigError(f"{ENV_PREFIX}WEBHOOK_RETRIES must be 0 or more")
-        if not 1 <= self.port <= 65535:
-            raise ConfigError(f"GRAPHRUN_PORT must be between 1 and 65535, not {self.port}")
-        durations = [f.name for f in dataclasses.fields(self) if f.metadata["unit"] == "s"]
-        for name in durations:
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be more than 0 seconds")
-        if self.database_direct_uri and not self.database_uri:
-            raise ConfigError(
-                "GRAPHRUN_DATABASE_DIRECT_URI is set but DATABASE_URI is not: set both, or neither"
-            )
-        if self.heartbeat_interval_s >= self.lease_s:
-            raise ConfigError("GRAPHRUN_HEARTBEAT_INTERVAL_S must be shorter than GRAPHRUN_LEASE_S")
-        self.redactor()  # a bad pattern or PII name stops start-up, not the first log line
+        """Every rule of ``_RULES`` in order (the first broken one is the error), then the redaction
+        settings: a bad pattern or PII name stops start-up, not the first log line."""
+        for name, passes, message in _RULES:
+            value = getattr(self, name)
+            if not passes(value, self):
+                raise ConfigError(message.format(env=env_name(_FIELDS[name]), value=value))
+        self.redactor()
 
     def redactor(self, secret_values: Iterable[str] = ()) -> redact.Redactor:
         """The process's redactor from the ``GRAPHRUN_REDACT_*`` settings; ``secret_values`` are literal
@@ -375,6 +326,79 @@ class Settings:
         if {"/docs", "/redoc"} & set(paths) and "/openapi.json" not in paths:
             paths.append("/openapi.json")
         return paths
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+# A rule's test: the setting's value, and the settings for rules between two of them.
+_Check = Callable[[Any, Settings], bool]
+
+
+def _one_of(*choices: str) -> _Check:
+    return lambda value, _: value in choices
+
+
+def _at_least(low: int) -> _Check:
+    return lambda value, _: bool(value >= low)
+
+
+def _is_rate(value: str) -> bool:
+    try:
+        limits.parse(value)
+    except ValueError:
+        return False
+    return True
+
+
+# What ``Settings.validate`` checks, in order: the setting, its test, and the message when it fails
+# (``{env}``: the setting's variable, ``{value}``: what it was set to).
+_RULES: tuple[tuple[str, _Check, str], ...] = (
+    ("error_detail", _one_of("redacted", "safe"), "{env} must be redacted or safe, not {value!r}"),
+    ("rate_limit", lambda v, _: not v or _is_rate(v), "{env} {value!r} is not a rate such as 100/minute"),
+    ("max_body_bytes", _at_least(0), "{env} must be 0 (no limit) or more"),
+    ("alert_retries", _at_least(0), "{env} must be 0 or more"),
+    ("breaker_failures", _at_least(0), "{env} must be 0 (off) or more"),
+    ("node_io", _one_of("off", "summary", "full"), "{env} must be off, summary or full, not {value!r}"),
+    (
+        "log_level",
+        lambda v, _: v.upper() in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+        "{env} must be DEBUG, INFO, WARNING or ERROR, not {value!r}",
+    ),
+    ("log_format", _one_of("json", "console"), "{env} must be 'json' or 'console', not {value!r}"),
+    (
+        "default_durability",
+        _one_of("sync", "async", "exit"),
+        "{env} must be sync, async or exit, not {value!r}",
+    ),
+    *(
+        (name, _at_least(1), "{env} must be at least 1")
+        for name in ("worker_concurrency", "max_attempts", "pg_pool_min_size", "stream_max_events")
+    ),
+    (
+        "pg_pool_max_size",
+        lambda v, s: v >= s.pg_pool_min_size,
+        "{env} must be at least GRAPHRUN_PG_POOL_MIN_SIZE",
+    ),
+    ("ttl_sweep_limit", _at_least(1), "{env} must be 1 or more"),
+    (
+        "thread_ttl_strategy",
+        _one_of("delete", "keep_latest"),
+        "{env} must be delete or keep_latest, not {value!r}",
+    ),
+    ("thread_ttl_minutes", _at_least(0), "{env} must be 0 (never) or more"),
+    ("webhook_retries", _at_least(0), "{env} must be 0 or more"),
+    ("port", lambda v, _: 1 <= v <= 65535, "{env} must be between 1 and 65535, not {value}"),
+    *(
+        (f.name, lambda v, _: v > 0, "{env} must be more than 0 seconds")
+        for f in _FIELDS.values()
+        if f.metadata["unit"] == "s"
+    ),
+    (
+        "database_direct_uri",
+        lambda v, s: not v or bool(s.database_uri),
+        "{env} is set but DATABASE_URI is not: set both, or neither",
+    ),
+    ("heartbeat_interval_s", lambda v, s: v < s.lease_s, "{env} must be shorter than GRAPHRUN_LEASE_S"),
+)
 
 
 def _split(raw: str) -> list[str]:

@@ -13,7 +13,14 @@ names). What it does is set by a ``Faults`` given to the constructor, or read fr
   ``bench/chaos.py`` starts and ends an outage in running workers).
 
 These are the graph's variables, read by the graph's own code like a provider's API key, not server
-settings. Keys (all optional): ``latency_ms`` (``lo-hi``: uniform), ``slow`` and ``slow_ms`` (a tail:
+settings, and so the one read of ``os.environ`` outside ``settings.py`` (``tests/unit/test_layers.py``
+allows it by name): the server never reads them (its processes need not even import this module); a
+graph calls ``with_faults_from_env`` when its module is imported, in any process (``langgraph dev``, a
+notebook, a load-test driver) where graphrun's ``Settings`` does not exist; and this module imports no
+graphrun module (layer 0), so graph authors can use it anywhere. ``graphrun --help`` lists what the
+server reads, so it does not list these; ``examples/agent/README.md`` shows them in use.
+
+Keys (all optional): ``latency_ms`` (``lo-hi``: uniform), ``slow`` and ``slow_ms`` (a tail:
 that share of calls waits ``slow_ms`` more), ``rate_limit``, ``error``, ``hang``, ``break`` (shares of
 calls, 0..1), ``retry_after`` (seconds, the 429's header), ``hang_s`` (how long a hang lasts), ``outage``
 (true: every call fails 503), ``script`` (``+``-joined outcomes for the first calls: ``ok``,
