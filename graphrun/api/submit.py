@@ -11,6 +11,7 @@ event, cancels of the runs its strategy replaces, a worker wake-up). ``create`` 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TypedDict, Unpack
 
 from graphrun import errors, priority, telemetry
 from graphrun.api import schemas
@@ -24,17 +25,18 @@ from graphrun.stores.base import NewRun
 from graphrun.types import Json
 
 
+class How(TypedDict, total=False):
+    """How ``new_run`` describes a run, besides the request: see there."""
+
+    announce: bool
+    protocol: str | None
+
+
 async def create(
-    svc: Services,
-    body: schemas.RunCreate,
-    thread_id: str | None,
-    access: Access,
-    *,
-    announce: bool = True,
-    protocol: str | None = None,
+    svc: Services, body: schemas.RunCreate, thread_id: str | None, access: Access, **how: Unpack[How]
 ) -> Run:
     """Validate and write one run (also for the thread-stream protocol's ``run.start``)."""
-    new = await new_run(svc, body, thread_id, access, announce=announce, protocol=protocol)
+    new = await new_run(svc, body, thread_id, access, **how)
     return (await submit(svc, [new]))[0]
 
 
