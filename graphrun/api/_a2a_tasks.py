@@ -22,7 +22,7 @@ from graphrun.api._resolve import owned_thread, resolve_assistant
 from graphrun.api._runs import await_output, cancel, reload
 from graphrun.api.authz import Access
 from graphrun.api.deps import Services
-from graphrun.api.routes.runs import create
+from graphrun.api.submit import create
 from graphrun.models import Assistant, Run, Thread
 from graphrun.stores.base import Page
 from graphrun.types import Json

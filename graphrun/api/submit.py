@@ -1,6 +1,6 @@
 """Run submission, the one way a run is written: every route that starts runs calls it (``/runs`` and
-its stateless, batch, wait and stream forms, crons, MCP's tools, the thread-stream protocol's
-``run.start``).
+its stateless, batch, wait and stream forms, crons, MCP's tools, A2A's messages, the thread-stream
+protocol's ``run.start``).
 
 ``new_run`` validates a request and authorizes it (the assistant, the caller's ``threads.create_run``
 handler, the thread's scope), and describes the run (``NewRun``: everything the runner needs); nothing
