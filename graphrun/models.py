@@ -208,6 +208,9 @@ class Run:
     output: Json | None = None
     error: Json | None = None
     cancel_action: str | None = None
+    # Why it was cancelled (None: it was not): cancelled, client_disconnect, superseded_by_interrupt,
+    # superseded_by_rollback.
+    cancel_reason: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -291,6 +294,7 @@ def run_json(r: Run) -> Json:
             "stream_mode": r.request.stream_mode,
         },
         "multitask_strategy": r.multitask_strategy,
+        "cancel_reason": r.cancel_reason,
     }
 
 

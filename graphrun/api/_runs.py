@@ -23,8 +23,11 @@ log = structlog.get_logger("graphrun.api")
 recheck_interval_s = 1.0
 
 
-async def cancel(svc: Services, thread_id: str, run_id: str, action: CancelAction) -> Run:
-    run = await svc.store.cancel_run(thread_id, run_id, action)
+async def cancel(
+    svc: Services, thread_id: str, run_id: str, action: CancelAction, reason: str = "cancelled"
+) -> Run:
+    """Cancel a run, saying why (``Run.cancel_reason``)."""
+    run = await svc.store.cancel_run(thread_id, run_id, action, reason)
     if run.status == "running":
         await svc.bus.cancel(run_id, action)
     else:  # it was pending: it ended here (interrupted, or deleted by a rollback), never having run

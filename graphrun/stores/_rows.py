@@ -84,6 +84,7 @@ def run(row: Mapping[str, Any]) -> Run:
         output=_json(row["output"]),
         error=_json(row["error"]),
         cancel_action=row["cancel_action"],
+        cancel_reason=row["cancel_reason"],
     )
 
 

@@ -170,7 +170,9 @@ class ControlStore(Protocol):
         """Runs that finished more than ``days`` days ago go (their threads stay); how many went."""
         ...
 
-    async def cancel_run(self, thread_id: str, run_id: str, action: CancelAction) -> Run:
+    async def cancel_run(
+        self, thread_id: str, run_id: str, action: CancelAction, reason: str = "cancelled"
+    ) -> Run:
         """A running run is flagged for its worker; a pending one ends now: ``interrupted``, or with
         ``rollback`` deleted (then it is returned as it was, still ``pending``). A finished run is
         ``RunNotFound`` (nothing to cancel), as on the official server."""

@@ -297,3 +297,52 @@ async def test_a_threads_storage_counts_its_checkpoints_channels_and_writes(
     assert by_channel, "the run's channels are counted"
     assert sum(c["versions"] for c in by_channel.values()) == storage["channel_values"]["count"]
     assert (await http.get(f"/threads/{uuid.uuid4()}/storage")).status_code == 404
+
+
+async def test_a_cancelled_run_says_why(client: LangGraphClient, http: httpx.AsyncClient) -> None:
+    """``Run.cancel_reason`` (langgraph-sdk 0.4.13+): an explicit cancel, a newer run's ``interrupt``
+    strategy, a stream closed with ``on_disconnect=cancel``; none for a run that was not cancelled."""
+
+    async def running(thread_id: str, run_id: str) -> None:
+        await eventually(
+            lambda: client.runs.get(thread_id, run_id),
+            lambda r: r["status"] == "running",
+            what="the run to run",
+            timeout_s=60,
+        )
+
+    async def ended(thread_id: str, run_id: str) -> dict[str, Any]:
+        found = await eventually(
+            lambda: client.runs.get(thread_id, run_id),
+            lambda r: r["status"] not in ("pending", "running"),
+            what="the run to end",
+            timeout_s=60,
+        )
+        return as_dict(found)
+
+    thread = (await client.threads.create())["thread_id"]
+    await client.runs.wait(thread, "sleepy", input={"seconds": 0})
+    [done] = await client.runs.list(thread)
+    assert done["cancel_reason"] is None
+
+    slow = await client.runs.create(thread, "sleepy", input={"seconds": 30})
+    await running(thread, slow["run_id"])
+    await client.runs.cancel(thread, slow["run_id"])
+    assert (await ended(thread, slow["run_id"]))["cancel_reason"] == "cancelled"
+
+    first = await client.runs.create(thread, "sleepy", input={"seconds": 30})
+    await running(thread, first["run_id"])
+    second = await client.runs.create(thread, "sleepy", input={"seconds": 0}, multitask_strategy="interrupt")
+    await client.runs.join(thread, second["run_id"])
+    assert (await ended(thread, first["run_id"]))["cancel_reason"] == "superseded_by_interrupt"
+    assert (await client.runs.get(thread, second["run_id"]))["cancel_reason"] is None
+
+    body = {"assistant_id": "sleepy", "input": {"seconds": 30}, "on_disconnect": "cancel"}
+    async with (  # a client of its own, closed with its connection once the run's first event came
+        httpx.AsyncClient(base_url=str(http.base_url), timeout=60) as alone,
+        alone.stream("POST", f"/threads/{thread}/runs/stream", json=body) as response,
+    ):
+        run_id = response.headers["content-location"].rsplit("/", 1)[-1]
+        async for _ in response.aiter_lines():
+            break
+    assert (await ended(thread, run_id))["cancel_reason"] == "client_disconnect"

@@ -157,8 +157,9 @@ async def test_interrupt_strategy_ends_a_pending_run_at_once(store: ControlStore
 
     created = await store.create_run(new_run(thread_id, strategy="interrupt"))
 
-    assert (await store.find_run(first.run_id)).status == "interrupted"
-    assert created.run.status == "pending"
+    ended = await store.find_run(first.run_id)
+    assert (ended.status, ended.cancel_reason) == ("interrupted", "superseded_by_interrupt")
+    assert (created.run.status, created.run.cancel_reason) == ("pending", None)
     assert (await store.get_thread(thread_id)).status == "busy"
     # Only the new run is left to claim.
     assert [r.run_id for r in await store.claim_runs(WORKER, 10, LEASE_S)] == [created.run.run_id]
@@ -295,7 +296,7 @@ async def test_cancel_a_pending_run_ends_it_and_frees_the_thread(store: ControlS
 
     cancelled = await store.cancel_run(run.thread_id, run.run_id, "interrupt")
 
-    assert cancelled.status == "interrupted"
+    assert (cancelled.status, cancelled.cancel_reason) == ("interrupted", "cancelled")
     assert (await store.find_run(run.run_id)).status == "interrupted"
     assert (await store.get_thread(run.thread_id)).status == "idle"
     assert await store.claim_runs(WORKER, 10, LEASE_S) == []
@@ -315,10 +316,12 @@ async def test_cancel_a_pending_run_keeps_the_thread_busy_with_another(store: Co
 async def test_cancel_a_running_run_flags_it_for_its_worker(store: ControlStore) -> None:
     run = await running_run(store, new_id())
 
-    flagged = await store.cancel_run(run.thread_id, run.run_id, "interrupt")
+    flagged = await store.cancel_run(run.thread_id, run.run_id, "interrupt", "client_disconnect")
+    await store.cancel_run(run.thread_id, run.run_id, "interrupt")  # the first reason stays
 
     assert flagged.status == "running"
-    assert flagged.cancel_action == "interrupt"
+    assert (flagged.cancel_action, flagged.cancel_reason) == ("interrupt", "client_disconnect")
+    assert (await store.find_run(run.run_id)).cancel_reason == "client_disconnect"
     assert (await store.get_thread(run.thread_id)).status == "busy"
     assert await store.renew_lease(run, WORKER, LEASE_S) == "interrupt"
 

@@ -42,7 +42,7 @@ EXPECTED_COLUMNS = {
     "runs": {
         "run_id", "thread_id", "assistant_id", "graph_id", "status", "metadata", "multitask_strategy",
         "request", "created_at", "updated_at", "available_at", "attempt", "lease_owner", "lease_expires_at",
-        "cancel_action", "output", "error", "usage", "priority",
+        "cancel_action", "output", "error", "usage", "priority", "cancel_reason",
     },
     "crons": {
         "cron_id", "assistant_id", "thread_id", "user_id", "schedule", "timezone", "end_time", "enabled",

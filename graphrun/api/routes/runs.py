@@ -333,4 +333,4 @@ def event_id(value: str | None, *, strict: bool = True) -> str | None:
 
 async def _cancel_quietly(svc: Services, run: Run) -> None:
     with contextlib.suppress(errors.NotFound):
-        await cancel(svc, run.thread_id, run.run_id, "interrupt")
+        await cancel(svc, run.thread_id, run.run_id, "interrupt", "client_disconnect")

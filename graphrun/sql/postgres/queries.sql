@@ -283,11 +283,13 @@ DELETE FROM runs WHERE run_id IN (
 DELETE FROM runs WHERE run_id = %(run_id)s AND status = 'pending';
 
 -- name: cancel_pending_run
-UPDATE runs SET status = 'interrupted', cancel_action = %(action)s, updated_at = %(now)s::timestamptz
+UPDATE runs SET status = 'interrupted', cancel_action = %(action)s,
+    cancel_reason = COALESCE(cancel_reason, %(reason)s), updated_at = %(now)s::timestamptz
 WHERE run_id = %(run_id)s AND status = 'pending';
 
 -- name: request_cancel_running
-UPDATE runs SET cancel_action = %(action)s, updated_at = %(now)s::timestamptz
+UPDATE runs SET cancel_action = %(action)s, cancel_reason = COALESCE(cancel_reason, %(reason)s),
+    updated_at = %(now)s::timestamptz
 WHERE run_id = %(run_id)s AND status = 'running';
 
 -- name: claim_runs

@@ -210,11 +210,12 @@ DELETE FROM runs WHERE run_id IN (
 ) RETURNING run_id;
 
 -- name: cancel_pending_run
-UPDATE runs SET status = 'interrupted', cancel_action = :action, updated_at = :now
+UPDATE runs SET status = 'interrupted', cancel_action = :action, cancel_reason = COALESCE(cancel_reason, :reason),
+    updated_at = :now
 WHERE run_id = :run_id AND status = 'pending';
 
 -- name: request_cancel_running
-UPDATE runs SET cancel_action = :action, updated_at = :now
+UPDATE runs SET cancel_action = :action, cancel_reason = COALESCE(cancel_reason, :reason), updated_at = :now
 WHERE run_id = :run_id AND status = 'running';
 
 -- name: claim_runs

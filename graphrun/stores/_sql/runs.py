@@ -58,7 +58,8 @@ class Runs(Threads):
                 "multitask_strategy='reject' refuses a second run"
             )
         if inflight and new.multitask_strategy in ("interrupt", "rollback"):
-            cancelled = self._cancel_all(db, inflight, new.multitask_strategy, now)
+            strategy = new.multitask_strategy
+            cancelled = self._cancel_all(db, inflight, strategy, now, f"superseded_by_{strategy}")
         params = self._run_params(new, now)
         row = db.execute(self._q["insert_run"], params).fetchone()
         if not self._can.insert_run_marks_busy:
@@ -86,15 +87,17 @@ class Runs(Threads):
     def _inflight(self, db: Db, thread_id: str) -> list[Run]:
         return [_rows.run(r) for r in self._all("inflight_runs", {"thread_id": thread_id}, db)]
 
-    def _cancel_all(self, db: Db, runs: Sequence[Run], action: str, now: str) -> list[Run]:
+    def _cancel_all(self, db: Db, runs: Sequence[Run], action: str, now: str, reason: str) -> list[Run]:
         """Pending runs end now (``interrupted``, or deleted by a rollback); running ones are flagged
-        for their worker, and returned so the caller can signal it."""
+        for their worker, and returned so the caller can signal it. ``reason`` is recorded on each
+        (``Run.cancel_reason``; the first reason given stays)."""
         for r in runs:
+            params = {"run_id": r.run_id, "action": action, "now": now, "reason": reason}
             if action == "rollback":
                 db.execute(self._q["delete_pending_run"], {"run_id": r.run_id})
             else:
-                db.execute(self._q["cancel_pending_run"], {"run_id": r.run_id, "action": action, "now": now})
-            db.execute(self._q["request_cancel_running"], {"run_id": r.run_id, "action": action, "now": now})
+                db.execute(self._q["cancel_pending_run"], params)
+            db.execute(self._q["request_cancel_running"], params)
         return [r for r in runs if r.status == "running"]
 
     async def get_run(self, thread_id: str, run_id: str) -> Run:
@@ -170,7 +173,9 @@ class Runs(Threads):
         params = {"days": days, "limit": limit, "now": timestamp()}
         return len(await self._write_all("delete_old_runs", params))
 
-    async def cancel_run(self, thread_id: str, run_id: str, action: CancelAction) -> Run:
+    async def cancel_run(
+        self, thread_id: str, run_id: str, action: CancelAction, reason: str = "cancelled"
+    ) -> Run:
         """Pending runs end ``interrupted`` at once; running ones are flagged for their worker."""
 
         def tx(db: Db) -> Run:
@@ -181,7 +186,7 @@ class Runs(Threads):
                     f"Run {run_id} is already {run.status}: only pending or running runs can be cancelled"
                 )
             now = timestamp()
-            self._cancel_all(db, [run], action, now)
+            self._cancel_all(db, [run], action, now, reason)
             db.execute(self._q["settle_thread_status"], {"thread_id": thread_id, "now": now})
             after = self._one("get_run_by_id", {"run_id": run_id}, db)
             return run if after is None else _rows.run(after)
