@@ -10,14 +10,14 @@ import itertools
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from langgraph_sdk import get_client
 
+from tests.deploy._load import Load, sse
 from tests.deploy._nginx import Nginx, NginxMissing
 from tests.harness.cluster import CONFIG, Cluster
 from tests.harness.ports import free_port
@@ -52,31 +52,13 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
             nginx.stop()
 
 
-async def _sse(response: httpx.Response) -> Any:
-    """(arrival time, event, data, id) for each SSE event, read line by line as a client reads them."""
-    fields: dict[str, str] = {}
-    async for line in response.aiter_lines():
-        if line == "":
-            if "event" in fields:
-                yield (
-                    time.monotonic(),
-                    fields["event"],
-                    orjson.loads(fields.get("data", "null")),
-                    fields.get("id"),
-                )
-            fields = {}
-        elif not line.startswith(":"):
-            name, _, value = line.partition(":")
-            fields[name] = value.lstrip(" ")
-
-
 async def test_a_stream_arrives_through_nginx_event_by_event(topology: Topology) -> None:
     async with httpx.AsyncClient(base_url=topology.nginx.url, timeout=60) as http:
         thread = (await http.post("/threads", json={})).json()
         body = {"assistant_id": "chat", "input": chat_input("hi", 4, 0.5), "stream_mode": "updates"}
         async with http.stream("POST", f"/threads/{thread['thread_id']}/runs/stream", json=body) as response:
             assert response.status_code == 200
-            arrivals = [t async for t, event, _, _ in _sse(response) if event == "updates"]
+            arrivals = [t async for t, event, _, _ in sse(response) if event == "updates"]
     assert len(arrivals) == 4
     # The steps are 0.5 s apart at the source: buffered, they would all arrive together at the end.
     assert arrivals[-1] - arrivals[0] >= 1.0, (
@@ -124,7 +106,7 @@ async def test_last_event_id_resumes_through_nginx_on_the_other_api(topology: To
         first: list[Any] = []
         async with http.stream("POST", f"/threads/{thread_id}/runs/stream", json=body) as response:
             run_path = response.headers["content-location"]
-            async for _, event, data, event_id in _sse(response):
+            async for _, event, data, event_id in sse(response):
                 if event == "updates":
                     first.append((event_id, data))
                     if len(first) == 2:
@@ -138,7 +120,7 @@ async def test_last_event_id_resumes_through_nginx_on_the_other_api(topology: To
             headers = {"Last-Event-ID": first[-1][0]}
             async with http.stream("GET", f"{run_path}/stream", headers=headers) as response:
                 assert response.status_code == 200
-                async for _, event, data, event_id in _sse(response):
+                async for _, event, data, event_id in sse(response):
                     if event == "updates":
                         rest.append((event_id, data))
         finally:
@@ -147,51 +129,6 @@ async def test_last_event_id_resumes_through_nginx_on_the_other_api(topology: To
     assert steps == ["step"] * 6, "every step once, none twice, across the two connections"
     ids = [event_id for event_id, _ in first + rest]
     assert len(set(ids)) == len(ids)
-
-
-@dataclass
-class Load:
-    """Clients creating chat runs through nginx and joining them, retrying what a restart interrupts."""
-
-    url: str
-    steps: int = 3
-    done: list[tuple[str, str]] = field(default_factory=list)  # (thread id, run id)
-    retries: int = 0
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def client_loop(self, n: int) -> None:
-        async with get_client(url=self.url, api_key=None, timeout=60.0) as client:
-            i = 0
-            while not self.stop.is_set():
-                thread = await self._retry(client.threads.create)
-                text = f"client {n} run {i}"
-                run = await self._retry(
-                    client.runs.create,
-                    thread["thread_id"],
-                    "chat",
-                    input=chat_input(text, self.steps, 0.2),
-                    resend=False,
-                )
-                await self._retry(client.runs.join, thread["thread_id"], run["run_id"])
-                self.done.append((thread["thread_id"], text))
-                i += 1
-
-    async def _retry(self, call: Any, *args: Any, resend: bool = True, **kwargs: Any) -> Any:
-        """A call that a process going away interrupts, again for up to 60 s: after a 502/503/504 (no
-        API took it, or one refused it while draining), and, for calls that cannot create anything
-        twice (``resend``), after a cut connection or body too."""
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                return await call(*args, **kwargs)
-            except (httpx.TransportError, httpx.HTTPStatusError, orjson.JSONDecodeError) as exc:
-                response = getattr(exc, "response", None)
-                status = response.status_code if isinstance(exc, httpx.HTTPStatusError) and response else None
-                retriable = status in (502, 503, 504) or (status is None and resend)
-                if not retriable or time.monotonic() > deadline:
-                    raise
-                self.retries += 1
-                await asyncio.sleep(0.2)
 
 
 async def test_a_rolling_restart_loses_no_run_and_duplicates_no_message(
