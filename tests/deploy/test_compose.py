@@ -252,7 +252,9 @@ async def test_a_run_survives_its_worker_container_killed(stack: Stack) -> None:
                 if run["run_id"] in stack.engine.docker("logs", cid, check=False).stdout:
                     victim = cid
             await asyncio.sleep(0.3)
+        before = await client.runs.get(thread["thread_id"], run["run_id"])
         stack.engine.docker("kill", "--signal", "KILL", victim)
+        assert before["status"] == "running", "the worker was killed mid-run"
         await client.runs.join(thread["thread_id"], run["run_id"])
         finished = await client.runs.get(thread["thread_id"], run["run_id"])
         state = await client.threads.get_state(thread["thread_id"])

@@ -74,7 +74,7 @@ def container(image: Image) -> Iterator[Container]:
         say(f"deploy tests: docker run to /ok: {time.monotonic() - started:.1f} s")
         yield box
     finally:
-        image.engine.docker("rm", "-f", name, check=False)
+        image.engine.docker("rm", "-f", "-v", name, check=False)
 
 
 def test_the_image_is_small_and_deletes_no_layer_it_copied(image: Image) -> None:
