@@ -12,7 +12,7 @@ import httpx
 import orjson
 from langgraph_sdk import get_client
 
-from tests.production._chat import chat_input
+from tests.production._chat import chat_input, check_chat_messages
 
 
 async def sse(response: httpx.Response) -> Any:
@@ -59,6 +59,26 @@ class Load:
                 await self._retry(client.runs.join, thread["thread_id"], run["run_id"])
                 self.done.append((thread["thread_id"], text))
                 i += 1
+
+    async def finish(self, clients: list[asyncio.Task[None]]) -> None:
+        """Stops the clients (each ends its current run first) and raises what one of them raised."""
+        self.stop.set()
+        for result in await asyncio.gather(*clients, return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result
+
+    async def check_all_succeeded(self) -> int:
+        """Every run the clients saw end is its thread's only run, ``success``, with each message once;
+        returns how many runs the threads recorded."""
+        runs_seen = 0
+        async with get_client(url=self.url, api_key=None, timeout=60.0) as client:
+            for thread_id, text in self.done:
+                runs = await client.runs.list(thread_id)
+                assert [r["status"] for r in runs] == ["success"], f"thread {thread_id}: {runs}"
+                state = await client.threads.get_state(thread_id)
+                check_chat_messages(state["values"], text, self.steps)
+                runs_seen += len(runs)
+        return runs_seen
 
     async def _retry(self, call: Any, *args: Any, resend: bool = True, **kwargs: Any) -> Any:
         """A call that a process going away interrupts, again for up to 60 s: after a 502/503/504 (no

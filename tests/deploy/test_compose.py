@@ -270,17 +270,8 @@ async def _under_load(stack: Stack, disrupt: object) -> Load:
         await asyncio.to_thread(disrupt)  # type: ignore[arg-type]
         await asyncio.sleep(3)
     finally:
-        load.stop.set()
-        results = await asyncio.gather(*clients, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    async with get_client(url=stack.url, api_key=None, timeout=60.0) as client:
-        for thread_id, text in load.done:
-            runs = await client.runs.list(thread_id)
-            assert [r["status"] for r in runs] == ["success"], f"thread {thread_id}: {runs}"
-            state = await client.threads.get_state(thread_id)
-            check_chat_messages(state["values"], text, load.steps)
+        await load.finish(clients)
+    await load.check_all_succeeded()
     assert load.done, "runs went through"
     return load
 

@@ -22,7 +22,7 @@ from tests.deploy._nginx import Nginx, NginxMissing
 from tests.harness.cluster import CONFIG, Cluster
 from tests.harness.ports import free_port
 from tests.harness.targets import production
-from tests.production._chat import chat_input, check_chat_messages
+from tests.production._chat import chat_input
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(300)]
 
@@ -150,21 +150,9 @@ async def test_a_rolling_restart_loses_no_run_and_duplicates_no_message(
             await asyncio.sleep(1)
         await asyncio.sleep(2)
     finally:
-        load.stop.set()
-        results = await asyncio.gather(*clients, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
+        await load.finish(clients)
     elapsed = time.monotonic() - started
-
-    async with get_client(url=topology.nginx.url, api_key=None, timeout=60.0) as client:
-        runs_seen = 0
-        for thread_id, text in load.done:
-            runs = await client.runs.list(thread_id)
-            assert [r["status"] for r in runs] == ["success"], f"thread {thread_id}: {runs}"
-            state = await client.threads.get_state(thread_id)
-            check_chat_messages(state["values"], text, load.steps)
-            runs_seen += len(runs)
+    runs_seen = await load.check_all_succeeded()
     assert len(load.done) >= 20, "enough load to span the restarts"
     with capsys.disabled():
         print(
