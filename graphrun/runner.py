@@ -108,8 +108,8 @@ class Runner:
             if handle.cancel_action is None:
                 raise
             return await self._outcome(graph, config, "interrupted", None)
-        except GraphDrained:
-            raise  # the worker asked to stop at a step boundary; it re-queues the run
+        except (GraphDrained, errors.LeaseLost):
+            raise  # asked to stop at a step boundary (re-queued), or a checkpoint write refused (not ours)
         except UNAVAILABLE as exc:
             # The checkpointer's (or a node's) database does not answer: not the graph's fault. The worker
             # hands the run back; it continues from its last checkpoint once the database is back.

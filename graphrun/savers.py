@@ -22,7 +22,7 @@ import inspect
 import math
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -53,7 +53,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from graphrun import metrics, usercode
+from graphrun import fence, metrics, usercode
 from graphrun.errors import ConfigError, StoreUnavailable
 from graphrun.settings import Settings, redacted
 from graphrun.stores.pgsaver import serialised_setup
@@ -119,6 +119,24 @@ class ConcurrentPostgresSaver(AsyncPostgresSaver):
             raise TypeError("ConcurrentPostgresSaver needs an AsyncConnectionPool")
         super().__init__(pool, **kwargs)
         self.lock = _NeverWaits()
+
+    # A worker that lost the run's lease writes no more of it (``graphrun/fence.py``).
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        await fence.check()
+        return await super().aput(config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        await fence.check()
+        await super().aput_writes(config, writes, task_id, task_path)
 
 
 class RedisSaver(AsyncRedisSaver):

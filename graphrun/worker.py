@@ -27,7 +27,7 @@ from langgraph_sdk import Priority
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from graphrun import crons, errors, metrics, redact, resilience, telemetry
+from graphrun import crons, errors, fence, metrics, redact, resilience, telemetry
 from graphrun.instrument import flush_langfuse
 from graphrun.models import Run, RunOutcome, utcnow
 from graphrun.runner import RunHandle, Runner
@@ -48,6 +48,7 @@ _CRON_BATCH = 100  # crons fired per poll at most; the rest wait for the next on
 class _Active:
     handle: RunHandle
     task: asyncio.Task[None]
+    lease: fence.Lease
 
 
 def _observe(run: Run, outcome: RunOutcome, seconds: float) -> None:
@@ -191,12 +192,17 @@ class Worker:
             log.warning("run_attempt_superseded", run_id=run.run_id, attempt=previous.handle.run.attempt)
             previous.task.cancel()
         handle = RunHandle(run)
-        task = asyncio.create_task(self._execute(handle), name=f"run:{run.run_id}:{run.attempt}")
-        self._active[run.run_id] = _Active(handle, task)
+        s = self._settings
+        lease = fence.Lease(
+            lambda: self._store.renew_lease(run, self.worker_id, s.lease_s), s.lease_s, s.heartbeat_interval_s
+        )
+        task = asyncio.create_task(self._execute(handle, lease), name=f"run:{run.run_id}:{run.attempt}")
+        self._active[run.run_id] = _Active(handle, task, lease)
 
-    async def _execute(self, handle: RunHandle) -> None:
+    async def _execute(self, handle: RunHandle, lease: fence.Lease) -> None:
         """One attempt of a run, in the run's span (continuing the trace of the request that wrote it),
-        its ids bound to every log line."""
+        its ids bound to every log line, its checkpoint writes fenced by its lease."""
+        fence.hold(lease)
         run = handle.run
         bound = structlog.contextvars.bound_contextvars(
             run_id=run.run_id,
@@ -247,6 +253,9 @@ class Worker:
             except errors.StoreUnavailable as exc:
                 log.warning("run_handed_back", attempt=run.attempt, reason=exc.message)
                 await self._release(run)
+                return
+            except errors.LeaseLost:
+                log.warning("run_lease_lost", attempt=run.attempt)  # a checkpoint write was refused
                 return
             except Exception as exc:
                 log.exception("run_crashed")
@@ -348,9 +357,11 @@ class Worker:
             await asyncio.sleep(self._settings.heartbeat_interval_s)
             for run_id, active in list(self._active.items()):
                 try:
+                    sent_at = time.monotonic()
                     action = await self._store.renew_lease(
                         active.handle.run, self.worker_id, self._settings.lease_s
                     )
+                    active.lease.renewed(sent_at)
                 except errors.LeaseLost:
                     if self._active.get(run_id) is not active or active.handle.finishing:
                         continue  # it ended while we renewed: nothing was lost

@@ -3,7 +3,8 @@
 - A worker SIGKILLed after a step made its side effect and before the step was checkpointed: the step runs
   again on the other worker, and the effect (through ``graphrun.resilience.aonce``) happened once.
 - A worker paused with SIGSTOP past its lease and resumed while the other worker has taken its run over:
-  the paused worker learns it lost the lease and writes nothing more; the run finishes once, every step once.
+  the paused worker learns it lost the lease and writes nothing more (its checkpoint writes are fenced by the
+  lease, ``graphrun/fence.py``); the run finishes once, every step once.
 """
 
 from __future__ import annotations
