@@ -9,7 +9,7 @@ renewal is fresh (younger than the lease less one heartbeat) that costs nothing;
 renewed first, and a lost one raises ``LeaseLost`` instead of writing.
 
 The lease travels in a context variable set in the run's task (LangGraph's tasks inherit it); the
-PostgreSQL saver checks it (``savers.ConcurrentPostgresSaver``).
+PostgreSQL and Redis savers check it (``savers.FencedWrites``; the SQLite, MongoDB and in-memory ones do not).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import inspect
 import math
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -99,7 +99,19 @@ class _NeverWaits(asyncio.Lock):
         return False
 
 
-class ConcurrentPostgresSaver(AsyncPostgresSaver):
+class FencedWrites(BaseCheckpointSaver[Any]):
+    """A saver whose writes a worker that lost the run's lease cannot make (``graphrun/fence.py``)."""
+
+    async def aput(self, *args: Any, **kwargs: Any) -> RunnableConfig:
+        await fence.check()
+        return await super().aput(*args, **kwargs)
+
+    async def aput_writes(self, *args: Any, **kwargs: Any) -> None:
+        await fence.check()
+        await super().aput_writes(*args, **kwargs)
+
+
+class ConcurrentPostgresSaver(FencedWrites, AsyncPostgresSaver):
     """``AsyncPostgresSaver`` on a connection pool, its queries running concurrently.
 
     The stock saver enters ``self.lock``, one ``asyncio.Lock`` per saver, around every query (and holds it
@@ -120,26 +132,8 @@ class ConcurrentPostgresSaver(AsyncPostgresSaver):
         super().__init__(pool, **kwargs)
         self.lock = _NeverWaits()
 
-    # A worker that lost the run's lease writes no more of it (``graphrun/fence.py``).
 
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        await fence.check()
-        return await super().aput(config, checkpoint, metadata, new_versions)
-
-    async def aput_writes(
-        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
-    ) -> None:
-        await fence.check()
-        await super().aput_writes(config, writes, task_id, task_path)
-
-
-class RedisSaver(AsyncRedisSaver):
+class RedisSaver(FencedWrites, AsyncRedisSaver):
     """``AsyncRedisSaver`` that records the config's metadata (``run_id``, ``graph_id``, ...) in each
     checkpoint's metadata, as every other official saver does through ``get_checkpoint_metadata``. The
     stock one keeps only what the graph passes, so a thread's history would not say which run wrote a
