@@ -173,8 +173,13 @@ def run_context(body: schemas.RunCreate) -> Json:
 
 async def _check_resume(svc: Services, thread_id: str | None, body: schemas.RunCreate) -> None:
     assert body.command is not None
-    if thread_id is None:
-        raise errors.InvalidRequest("a stateless run has no thread, so no interrupt to resume")
+    if thread_id is None:  # as the official server: a 400, for a resume value that is truthy only
+        if body.command.resume:
+            raise errors.BadRequest(
+                "You must provide a thread_id when resuming. (A stateless run has no thread, so no "
+                "interrupt to resume.)"
+            )
+        return
     try:
         thread = await svc.store.get_thread(thread_id)
     except errors.ThreadNotFound:

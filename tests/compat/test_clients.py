@@ -128,13 +128,28 @@ async def test_a_batch_item_with_input_beside_a_resume_is_accepted(
 
 
 async def test_a_stateless_resume_beside_an_input_is_still_refused(http: httpx.AsyncClient) -> None:
-    """As the official server ("You must provide a thread_id when resuming"): there is nothing to resume."""
+    """As the official server (0.16.x, ``create_valid_run``): a 400 "You must provide a thread_id when
+    resuming.", since there is nothing to resume; nothing is written."""
     body = {"assistant_id": "asks", "input": {}, "command": {"resume": "x"}}
+    before = (await http.post("/threads/count", json={})).json()
 
     response = await http.post("/runs/wait", json=body)
 
-    assert response.status_code == 422, response.text
-    assert "stateless" in response.json()["detail"]
+    assert response.status_code == 400, response.text
+    assert "You must provide a thread_id when resuming." in response.json()["detail"]
+    assert (await http.post("/threads/count", json={})).json() == before
+
+
+async def test_a_stateless_run_with_a_falsy_resume_is_accepted(http: httpx.AsyncClient) -> None:
+    """The official server refuses only a truthy ``command.resume`` without a thread; a run with
+    ``resume: null`` is accepted and its run fails inside LangGraph, as there (0.16.7 answers 200 with an
+    ``__error__``)."""
+    body = {"assistant_id": "asks", "input": {}, "command": {"resume": None}}
+
+    response = await http.post("/runs/wait", json=body)
+
+    assert response.status_code == 200, response.text
+    assert "__error__" in response.json()
 
 
 # ---------------------------------------------------------------- Last-Event-ID
