@@ -30,6 +30,8 @@ LAYERS: dict[str, int] = {
     "protocol": 2,
     "metrics": 1,
     "instrument": 3,
+    "effects": 0,  # for graph authors: a side effect once per task, its result kept in the graph's store
+    "fence": 0,  # the running attempt's lease, checked before a checkpoint write (savers, worker)
     "resilience": 2,  # for graph authors: classifier, retries, breakers (reports to metrics)
     "banner": 0,  # the start-up banner's text (imports no graphrun module)
     "testing": 0,  # for graph authors: a fault-injecting chat model (imports no graphrun module)
