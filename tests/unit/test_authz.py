@@ -10,7 +10,7 @@ from langgraph_sdk import Auth
 
 from graphrun import errors
 from graphrun.api import auth as keys
-from graphrun.api import authz
+from graphrun.api import authz, custom_auth
 
 ALICE = authz.Caller(authz.User("alice", ["threads:write"]), "alice", ["threads:write"])
 
@@ -180,7 +180,7 @@ async def test_handlers_see_the_user_and_may_stamp_metadata() -> None:
 def test_what_authenticate_returns_becomes_the_caller(
     returned: Any, identity: str, permissions: list[str]
 ) -> None:
-    caller = authz._caller(returned)
+    caller = custom_auth._caller(returned)
 
     assert (caller.identity, list(caller.permissions)) == (identity, permissions)
     assert caller.user.identity == identity
@@ -188,7 +188,7 @@ def test_what_authenticate_returns_becomes_the_caller(
 
 def test_an_authenticate_result_without_identity_is_a_config_error() -> None:
     with pytest.raises(errors.ConfigError, match="identity"):
-        authz._caller({"name": "nobody"})
+        custom_auth._caller({"name": "nobody"})
 
 
 def test_an_authenticate_handler_asking_for_an_unknown_parameter_is_refused_at_start_up() -> None:
