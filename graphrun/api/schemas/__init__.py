@@ -1,0 +1,123 @@
+"""The LangGraph Server API's request bodies, as ``langgraph-sdk`` 0.4 sends them, and its response shapes.
+
+Every body refuses fields it does not know (``extra="forbid"``): a field the server would not honour is
+an error the client sees, never silently dropped.
+
+Held by noun: ``base`` (what every body shares), ``resources`` (assistants, threads, the store), ``runs``
+(runs and crons), ``responses`` (the shapes answered). Routes use them as ``schemas.X``: all are re-exported
+here.
+"""
+
+from __future__ import annotations
+
+from graphrun.api.schemas.base import (
+    MAX_DELAY_S,
+    MAX_OFFSET,
+    MAX_TTL_MINUTES,
+    MAX_URL_LENGTH,
+    Body,
+    Config,
+    SortOrder,
+)
+from graphrun.api.schemas.resources import (
+    AssistantCount,
+    AssistantCreate,
+    AssistantLatest,
+    AssistantPatch,
+    AssistantSearch,
+    AssistantVersionsSearch,
+    Checkpoint,
+    CommandBody,
+    PruneStrategy,
+    StoreItemDelete,
+    StoreItemPut,
+    StoreNamespaces,
+    StoreSearch,
+    Superstep,
+    SuperstepUpdate,
+    ThreadCount,
+    ThreadCreate,
+    ThreadHistory,
+    ThreadPatch,
+    ThreadPrune,
+    ThreadSearch,
+    ThreadStateAt,
+    ThreadStateUpdate,
+    ThreadTTL,
+)
+from graphrun.api.schemas.responses import (
+    ASSISTANT_FIELDS,
+    CRON_FIELDS,
+    THREAD_FIELDS,
+    assistant_json,
+    cron_json,
+    select,
+    thread_json,
+)
+from graphrun.api.schemas.runs import (
+    UNSUPPORTED_RUN_FIELDS,
+    CancelParams,
+    CronCount,
+    CronCreate,
+    CronPatch,
+    CronSearch,
+    CronSortBy,
+    RunCreate,
+    RunsCancel,
+    StorableTime,
+    ThreadCronCreate,
+    cancel_action,
+)
+
+__all__ = [
+    "ASSISTANT_FIELDS",
+    "CRON_FIELDS",
+    "MAX_DELAY_S",
+    "MAX_OFFSET",
+    "MAX_TTL_MINUTES",
+    "MAX_URL_LENGTH",
+    "THREAD_FIELDS",
+    "UNSUPPORTED_RUN_FIELDS",
+    "AssistantCount",
+    "AssistantCreate",
+    "AssistantLatest",
+    "AssistantPatch",
+    "AssistantSearch",
+    "AssistantVersionsSearch",
+    "Body",
+    "CancelParams",
+    "Checkpoint",
+    "CommandBody",
+    "Config",
+    "CronCount",
+    "CronCreate",
+    "CronPatch",
+    "CronSearch",
+    "CronSortBy",
+    "PruneStrategy",
+    "RunCreate",
+    "RunsCancel",
+    "SortOrder",
+    "StorableTime",
+    "StoreItemDelete",
+    "StoreItemPut",
+    "StoreNamespaces",
+    "StoreSearch",
+    "Superstep",
+    "SuperstepUpdate",
+    "ThreadCount",
+    "ThreadCreate",
+    "ThreadCronCreate",
+    "ThreadHistory",
+    "ThreadPatch",
+    "ThreadPrune",
+    "ThreadSearch",
+    "ThreadStateAt",
+    "ThreadStateUpdate",
+    "ThreadTTL",
+    "assistant_json",
+    "cancel_action",
+    "cron_json",
+    "select",
+    "thread_json",
+]
