@@ -1,24 +1,6 @@
-"""The thread-stream protocol (``client.threads.stream`` in langgraph-sdk): a thread's stream turned into
-protocol events, as the official server turns it.
-
-A thread's events (``EventBus.subscribe_thread``) are the runs' stream parts in order, each run opened by
-a ``metadata`` event with its id and closed by a ``run_done`` one. ``Session`` reads them from the start
-of the log and hands out protocol events: ``{"type": "event", "event_id", "seq", "method", "params":
-{"namespace", "timestamp", "data", "node"?}}``. It adds what the official server adds around a run: a
-root ``lifecycle`` ``running`` when the run starts and a terminal one when it ends (``completed``,
-``failed`` with the error, or ``interrupted``), ``input.requested`` for each interrupt (lifted out of
-``values``), and protocol-shaped messages in ``values`` and ``updates``.
-
-``seq`` counts from 1 on each connection and ``event_id`` is derived from the bus's event ids (``<id>``,
-then ``<id>.1``, … for the envelopes one event yields) or, for the events the session adds, from the run
-id: two connections that read the same log hand out the same events, so a client can dedupe and resume
-(``since``) across reconnects. Runs started by ``run.start`` stream LangGraph's own v3 protocol events
-(``astream_events(version="v3")``), which pass through; other runs' ``values``, ``updates`` and
-``custom`` parts are translated.
-
-Written here because neither LangGraph nor the SDK has the server half: LangGraph produces the per-run
-events, the SDK consumes the thread-level stream; joining runs into one numbered stream is the server's.
-"""
+"""``Session``: a thread's event log read from the start and handed out as numbered protocol events,
+with what the official server adds around each run (lifecycle, ``input.requested``); ``run_event`` for
+the v3 events a run publishes."""
 
 from __future__ import annotations
 
@@ -29,61 +11,9 @@ from typing import Any
 
 import orjson
 
+from graphrun.protocol.channels import TERMINAL
+from graphrun.protocol.messages import state_payload
 from graphrun.types import Json
-
-# The channels a subscription may name, besides ``custom:<name>``.
-CHANNELS = frozenset(
-    {"values", "updates", "checkpoints", "messages", "tools", "custom", "lifecycle", "input", "tasks"}
-)
-# Lifecycle statuses that end a namespace (the root's ends the run).
-TERMINAL = frozenset({"completed", "failed", "interrupted"})
-
-
-def supported_channel(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    return value in CHANNELS or (value.startswith("custom:") and len(value) > len("custom:"))
-
-
-@dataclass(frozen=True)
-class Filter:
-    """What one stream (one connection) receives: channels, optionally namespace prefixes and how deep
-    below them."""
-
-    channels: frozenset[str]
-    namespaces: tuple[tuple[str, ...], ...] | None = None
-    depth: int | None = None
-
-    def matches(self, event: Json) -> bool:
-        method = event["method"]
-        channel = "input" if method == "input.requested" else method
-        params = event["params"]
-        if channel == "custom":
-            data = params.get("data")
-            name = data.get("name") if isinstance(data, dict) else None
-            if "custom" not in self.channels and (name is None or f"custom:{name}" not in self.channels):
-                return False
-        elif channel not in self.channels:
-            return False
-        if not self.namespaces:
-            return True
-        namespace = params.get("namespace") or []
-        return any(
-            _is_prefix(namespace, prefix)
-            and (self.depth is None or len(namespace) - len(prefix) <= self.depth)
-            for prefix in self.namespaces
-        )
-
-
-def _is_prefix(namespace: list[str], prefix: tuple[str, ...]) -> bool:
-    """``prefix`` starts ``namespace``; a prefix segment without ``:`` also matches the segment's name
-    before its ``:<task id>`` suffix."""
-    if len(prefix) > len(namespace):
-        return False
-    for segment, candidate in zip(prefix, namespace, strict=False):
-        if candidate != segment and (":" in segment or candidate.split(":")[0] != segment):
-            return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -346,109 +276,3 @@ def _is_protocol_event(value: Any) -> bool:
         and isinstance(value.get("method"), str)
         and isinstance(value.get("params"), dict)
     )
-
-
-# ---------------------------------------------------------------- state payloads
-
-_MESSAGE_TYPES = frozenset({"human", "ai", "system", "tool", "function", "remove"})
-_BLOCK_TYPES = frozenset(
-    {
-        "text",
-        "reasoning",
-        "tool_call",
-        "tool_call_chunk",
-        "invalid_tool_call",
-        "server_tool_call",
-        "server_tool_call_chunk",
-        "server_tool_call_result",
-        "image",
-        "audio",
-        "video",
-        "file",
-        "non_standard",
-    }
-)
-
-
-def state_payload(value: Any) -> Any:
-    """A ``values``/``updates`` payload with its messages in protocol shape (type, content blocks, ids,
-    tool calls) and no ``__interrupt__``."""
-    if isinstance(value, list):
-        return [_message(v) if _is_message(v) else state_payload(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    out: Json = {}
-    for key, entry in value.items():
-        if key == "__interrupt__":
-            continue
-        if key == "messages" and isinstance(entry, list):
-            out[key] = [_message(m) if _is_message(m) else m for m in entry]
-        else:
-            out[key] = state_payload(entry)
-    return out
-
-
-def _message_type(value: Any) -> Any:
-    return {"assistant": "ai", "user": "human"}.get(value, value) if isinstance(value, str) else None
-
-
-def _is_message(value: Any) -> bool:
-    return isinstance(value, dict) and _message_type(value.get("type")) in _MESSAGE_TYPES
-
-
-def _message(value: Json) -> Json:
-    kind = _message_type(value.get("type"))
-    message: Json = {"type": kind, "content": _content(value.get("content", ""))}
-    for key in ("id", "name"):
-        if isinstance(value.get(key), str):
-            message[key] = value[key]
-    if kind in ("ai", "human") and isinstance(value.get("example"), bool):
-        message["example"] = value["example"]
-    if isinstance(value.get("response_metadata"), dict) and value["response_metadata"]:
-        message["response_metadata"] = value["response_metadata"]
-    if kind == "tool":
-        if isinstance(value.get("tool_call_id"), str):
-            message["tool_call_id"] = value["tool_call_id"]
-        if value.get("status") in ("success", "error"):
-            message["status"] = value["status"]
-        if "artifact" in value:
-            message["artifact"] = value["artifact"]
-    if kind == "ai":
-        calls = [
-            {
-                "type": "tool_call",
-                "name": c["name"],
-                "args": c.get("args") or {},
-                **({"id": c["id"]} if c.get("id") else {}),
-            }
-            for c in value.get("tool_calls") or []
-            if isinstance(c, dict) and isinstance(c.get("name"), str)
-        ]
-        if calls:
-            message["tool_calls"] = calls
-        if value.get("invalid_tool_calls"):
-            message["invalid_tool_calls"] = value["invalid_tool_calls"]
-    return message
-
-
-def _content(content: Any) -> Any:
-    if not isinstance(content, list):
-        return content
-    blocks: list[Any] = []
-    for entry in content:
-        if isinstance(entry, str):
-            blocks.append({"type": "text", "text": entry})
-        elif isinstance(entry, dict) and isinstance(entry.get("type"), str):
-            blocks.append(_block(entry))
-    return blocks or content
-
-
-def _block(block: Json) -> Json:
-    if block["type"] in _BLOCK_TYPES:
-        return block
-    if block["type"] == "image_url":
-        image = block.get("image_url")
-        url = image.get("url") if isinstance(image, dict) else image
-        if isinstance(url, str):
-            return {"type": "image", "url": url}
-    return {"type": "non_standard", "value": dict(block)}
