@@ -209,7 +209,7 @@ class Run:
     error: Json | None = None
     cancel_action: str | None = None
     # Why it was cancelled (None: it was not): cancelled, client_disconnect, superseded_by_interrupt,
-    # superseded_by_rollback.
+    # superseded_by_rollback, assistant_deleted.
     cancel_reason: str | None = None
 
     @property

@@ -1,9 +1,10 @@
-"""Cancelling runs and waiting for them to end, for the routes that need it (runs, threads, mcp), and a
-run's first stream event (``announce``, also for ``submit``)."""
+"""Cancelling runs and waiting for them to end, for the routes that need it (runs, threads, assistants,
+mcp), deleting a thread with its runs, and a run's first stream event (``announce``, also for ``submit``)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import structlog
@@ -14,6 +15,7 @@ from graphrun import encoding, errors
 from graphrun.api.deps import Services
 from graphrun.checkpointer import delete_thread
 from graphrun.models import Run
+from graphrun.stores.base import Page
 from graphrun.types import CancelAction, Json
 
 log = structlog.get_logger("graphrun.api")
@@ -21,6 +23,8 @@ log = structlog.get_logger("graphrun.api")
 # How often a waiting request re-reads the run's row, in case its completion was not seen on the bus
 # (the run finished before this process subscribed, or on another process).
 recheck_interval_s = 1.0
+# How long deleting a thread waits for its running runs to stop after cancelling them.
+delete_wait_s = 10.0
 
 
 async def cancel(
@@ -37,6 +41,22 @@ async def cancel(
         if run.request.deletes_thread:
             await delete_thread(svc.store, svc.graphs.persistence.checkpointer, run.thread_id)
     return run
+
+
+async def delete_thread_now(svc: Services, tid: str) -> None:
+    """Cancel what runs on the thread and let it stop, then delete the thread, its runs and checkpoints
+    (in that order, so that no run writes a checkpoint after they are gone) and its event log."""
+    for run in await svc.store.list_runs(tid, "running", Page(limit=1000)):
+        try:
+            stopping = await cancel(svc, tid, run.run_id, "interrupt")
+        except errors.RunNotFound:
+            continue  # it ended (or was rolled back) since it was listed: nothing left to stop
+        with contextlib.suppress(errors.WaitTimedOut):
+            await await_output(svc, stopping, delete_wait_s)
+    saver = svc.graphs.persistence.checkpointer
+    for run in await delete_thread(svc.store, saver, tid):  # claimed since: stop them too
+        await svc.bus.cancel(run.run_id, "interrupt")
+    await svc.bus.drop_thread(tid)  # its id may be taken again, by anyone
 
 
 async def announce(svc: Services, run: Run) -> None:

@@ -346,3 +346,49 @@ async def test_a_cancelled_run_says_why(client: LangGraphClient, http: httpx.Asy
         async for _ in response.aiter_lines():
             break
     assert (await ended(thread, run_id))["cancel_reason"] == "client_disconnect"
+
+
+async def test_deleting_an_assistant_cancels_its_runs_and_with_delete_threads_takes_its_threads(
+    client: LangGraphClient,
+) -> None:
+    """As on the official server: ``DELETE /assistants/{id}`` interrupts the assistant's runs in flight
+    (graphrun's ``cancel_reason``: ``assistant_deleted``) and takes its crons; with
+    ``delete_threads=true`` also the threads whose metadata names it, not others."""
+    doomed = (await client.assistants.create("sleepy", name="doomed"))["assistant_id"]
+    thread = (await client.threads.create())["thread_id"]
+    slow = await client.runs.create(thread, doomed, input={"seconds": 30})
+    await eventually(
+        lambda: client.runs.get(thread, slow["run_id"]),
+        lambda r: r["status"] == "running",
+        what="the run to run",
+        timeout_s=60,
+    )
+    await client.crons.create(doomed, schedule="0 0 1 1 *", input={"seconds": 0})
+
+    await client.assistants.delete(doomed)
+
+    ended = await eventually(
+        lambda: client.runs.get(thread, slow["run_id"]),
+        lambda r: r["status"] not in ("pending", "running"),
+        what="the run to end",
+        timeout_s=60,
+    )
+    assert (ended["status"], ended["cancel_reason"]) == ("interrupted", "assistant_deleted")
+    with pytest.raises(httpx.HTTPStatusError) as gone:
+        await client.assistants.get(doomed)
+    assert status_of(gone.value) == 404
+    assert await client.crons.search(assistant_id=doomed) == []
+    assert (await client.threads.get(thread))["thread_id"] == thread  # kept: not asked to delete it
+
+    second = (await client.assistants.create("sleepy", name="doomed too"))["assistant_id"]
+    its = (await client.threads.create(metadata={"assistant_id": second}))["thread_id"]
+    other = (await client.threads.create(metadata={"assistant_id": str(uuid.uuid4())}))["thread_id"]
+    await client.runs.create(its, second, input={"seconds": 30})
+
+    await client.assistants.delete(second, delete_threads=True)
+
+    for read in (client.threads.get(its), client.runs.list(its)):
+        with pytest.raises(httpx.HTTPStatusError) as missing:
+            await read
+        assert status_of(missing.value) == 404
+    assert (await client.threads.get(other))["thread_id"] == other

@@ -10,11 +10,11 @@ from datetime import timedelta
 import pytest
 
 from graphrun import crons, errors
-from graphrun.models import Cron, new_id, utcnow
+from graphrun.models import Cron, Run, new_id, utcnow
 from graphrun.stores.base import ControlStore, Page
 from graphrun.types import Json
 
-from ._support import ASSISTANT_ID, GRAPH_ID, new_run
+from ._support import ASSISTANT_ID, GRAPH_ID, add_run, assistant, claim_one, new_run, outcome
 
 
 async def _setup(store: ControlStore) -> None:
@@ -194,3 +194,49 @@ async def test_fire_due_writes_each_due_cron_once(store: ControlStore) -> None:
         after = (await store.get_cron(cron.cron_id)).next_run_date
         assert after is not None
         assert after > now
+
+
+async def test_deleting_an_assistant_cancels_its_runs_and_takes_its_crons_and_versions(
+    store: ControlStore,
+) -> None:
+    """What ``DELETE /assistants/{id}`` asks of the store: the assistant's runs in flight (and only
+    its), each cancelled saying ``assistant_deleted``; then the assistant goes with its versions and
+    crons, while the cancelled runs stay readable on their threads."""
+    await _setup(store)
+    mine = await store.create_assistant(assistant("doomed"), "raise")
+    await store.update_assistant(mine.assistant_id, {"name": "doomed v2"})
+
+    async def add_mine() -> Run:
+        new = dataclasses.replace(new_run(new_id()), assistant_id=mine.assistant_id)
+        return (await store.create_run(new)).run
+
+    await add_mine()
+    ran = await claim_one(store)
+    await store.finish_run(ran, outcome())  # mine, already ended: nothing to cancel
+    await add_mine()
+    running = await claim_one(store)
+    pending = await add_mine()
+    other = await add_run(store, new_id())  # the system assistant's: untouched
+    cron = await store.create_cron(dataclasses.replace(_cron(), assistant_id=mine.assistant_id))
+    kept = await store.create_cron(_cron())
+
+    inflight = await store.inflight_runs(None, mine.assistant_id, 100)
+    assert sorted(r.run_id for r in inflight) == sorted([running.run_id, pending.run_id])
+    for run in inflight:
+        await store.cancel_run(run.thread_id, run.run_id, "interrupt", "assistant_deleted")
+    await store.delete_assistant(mine.assistant_id)
+
+    ended = await store.find_run(pending.run_id)
+    assert (ended.status, ended.cancel_reason) == ("interrupted", "assistant_deleted")
+    stopping = await store.find_run(running.run_id)
+    assert (stopping.status, stopping.cancel_action) == ("running", "interrupt")
+    assert stopping.cancel_reason == "assistant_deleted"
+    assert (await store.find_run(ran.run_id)).cancel_reason is None
+    assert (await store.find_run(other.run_id)).status == "pending"
+    with pytest.raises(errors.CronNotFound):
+        await store.get_cron(cron.cron_id)
+    assert (await store.get_cron(kept.cron_id)).cron_id == kept.cron_id
+    with pytest.raises(errors.AssistantNotFound):
+        await store.list_assistant_versions(mine.assistant_id, {}, Page())
+    with pytest.raises(errors.AssistantNotFound):
+        await store.get_assistant(mine.assistant_id)

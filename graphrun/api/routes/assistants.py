@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 
+import structlog
 from fastapi import APIRouter, Query, Response
 
 from graphrun import errors
 from graphrun.api import schemas
-from graphrun.api._resolve import require_graph, require_uuid, resolve_assistant
+from graphrun.api._resolve import owned_thread, require_graph, require_uuid, resolve_assistant
+from graphrun.api._runs import cancel, delete_thread_now
 from graphrun.api.authz import Access, AccessDep, as_uuid, in_scope
 from graphrun.api.deps import Services, Svc
 from graphrun.graphs import graph_schemas
@@ -17,6 +19,7 @@ from graphrun.stores.base import Page
 from graphrun.types import Json
 
 router = APIRouter(prefix="/assistants", tags=["assistants"])
+log = structlog.get_logger("graphrun.assistants")
 
 
 @router.post("")
@@ -114,10 +117,43 @@ async def update_assistant(
 
 
 @router.delete("/{assistant_id}", status_code=204)
-async def delete_assistant(assistant_id: str, svc: Svc, access: AccessDep) -> Response:
+async def delete_assistant(
+    *, assistant_id: str, delete_threads: bool = False, svc: Svc, access: AccessDep
+) -> Response:
+    """Delete the assistant, its versions and crons, as the official server does: first, with
+    ``delete_threads``, the threads whose metadata names it (those the caller may delete), then its
+    runs in flight are cancelled (``cancel_reason`` ``assistant_deleted``)."""
     current = await resolve_assistant(svc, assistant_id, access, "delete")
-    await svc.store.delete_assistant(current.assistant_id)
+    aid = current.assistant_id
+    if delete_threads:
+        for tid in await _threads_of(svc, aid):
+            try:
+                await owned_thread(svc, access, tid, "delete")
+            except (errors.NotFound, errors.Forbidden):
+                log.info("assistant_delete_skips_thread", assistant_id=aid, thread_id=tid)
+                continue  # gone meanwhile, or not the caller's to delete
+            await delete_thread_now(svc, tid)
+    for run in await svc.store.inflight_runs(None, aid, _CANCEL_LIMIT):
+        with contextlib.suppress(errors.RunNotFound):  # it ended, or its thread went, meanwhile
+            await cancel(svc, run.thread_id, run.run_id, "interrupt", "assistant_deleted")
+    await svc.store.delete_assistant(aid)
     return Response(status_code=204)
+
+
+# Most runs in flight deleting an assistant cancels; threads it reads per page with ``delete_threads``.
+_CANCEL_LIMIT = 1000
+_PAGE = 500
+
+
+async def _threads_of(svc: Services, assistant_id: str) -> list[str]:
+    """The ids of the threads whose metadata says ``assistant_id``."""
+    found: list[str] = []
+    while True:
+        page = Page(limit=_PAGE, offset=len(found))
+        threads = await svc.store.search_threads({"assistant_id": assistant_id}, {}, None, None, page)
+        found += [t.thread_id for t in threads]
+        if len(threads) < _PAGE:
+            return found
 
 
 @router.post("/{assistant_id}/versions")

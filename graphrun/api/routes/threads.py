@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from graphrun import checkpointer, encoding, errors
 from graphrun.api import schemas
 from graphrun.api._resolve import owned_thread, require_checkpoint, require_uuid
-from graphrun.api._runs import await_output, cancel
+from graphrun.api._runs import delete_thread_now
 from graphrun.api._state import empty_state, state_json
 from graphrun.api.authz import AccessDep, as_uuid, in_scope
 from graphrun.api.deps import Services, Svc
@@ -30,9 +30,6 @@ from graphrun.wire import checkpoint_json
 
 router = APIRouter(prefix="/threads", tags=["threads"])
 log = structlog.get_logger("graphrun.threads")
-
-# How long deleting a thread waits for its running runs to stop after cancelling them.
-delete_wait_s = 10.0
 
 
 @router.post("")
@@ -129,7 +126,7 @@ async def prune_threads(body: schemas.ThreadPrune, svc: Svc, access: AccessDep) 
     pruned = 0
     for tid in threads:
         if body.strategy == "delete":
-            await _delete(svc, tid)
+            await delete_thread_now(svc, tid)
         elif not await _pruned_to_latest(svc, tid):
             continue
         pruned += 1
@@ -209,22 +206,8 @@ async def delete_thread(thread_id: uuid.UUID, svc: Svc, access: AccessDep) -> Re
     (in that order, so that no run writes a checkpoint after they are gone)."""
     tid = str(thread_id)
     await owned_thread(svc, access, tid, "delete")
-    await _delete(svc, tid)
+    await delete_thread_now(svc, tid)
     return Response(status_code=204)
-
-
-async def _delete(svc: Services, tid: str) -> None:
-    for run in await svc.store.list_runs(tid, "running", Page(limit=1000)):
-        try:
-            stopping = await cancel(svc, tid, run.run_id, "interrupt")
-        except errors.RunNotFound:
-            continue  # it ended (or was rolled back) since it was listed: nothing left to stop
-        with contextlib.suppress(errors.WaitTimedOut):
-            await await_output(svc, stopping, delete_wait_s)
-    saver = svc.graphs.persistence.checkpointer
-    for run in await checkpointer.delete_thread(svc.store, saver, tid):  # claimed since: stop them too
-        await svc.bus.cancel(run.run_id, "interrupt")
-    await svc.bus.drop_thread(tid)  # its id may be taken again, by anyone
 
 
 @router.post("/{thread_id}/copy")
