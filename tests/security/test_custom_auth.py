@@ -72,6 +72,19 @@ async def test_assistants_are_private_to_their_creator(target: Any) -> None:
         assert found == {"seconds": 0, "seen": {"slept": 0}}
 
 
+async def test_deleting_an_assistant_with_its_threads_takes_only_the_callers(target: Any) -> None:
+    """``delete_threads=true`` skips the threads the caller may not delete, as the official server does."""
+    async with user(target, "user1-token") as alice, user(target, "user2-token") as bob:
+        aid = (await alice.assistants.create("sleepy", name="alice's"))["assistant_id"]
+        hers = (await alice.threads.create(metadata={"assistant_id": aid}))["thread_id"]
+        his = (await bob.threads.create(metadata={"assistant_id": aid}))["thread_id"]
+
+        await alice.assistants.delete(aid, delete_threads=True)
+
+        assert await _status(alice.threads.get(hers)) == 404
+        assert (await bob.threads.get(his))["thread_id"] == his
+
+
 async def test_the_store_handler_keeps_each_user_in_their_namespace(target: Any) -> None:
     async with user(target, "user1-token") as alice:
         await alice.store.put_item(["user1", "memories"], "m1", {"text": "likes tea"})

@@ -122,7 +122,8 @@ async def delete_assistant(
 ) -> Response:
     """Delete the assistant, its versions and crons, as the official server does: first, with
     ``delete_threads``, the threads whose metadata names it (those the caller may delete), then its
-    runs in flight are cancelled (``cancel_reason`` ``assistant_deleted``)."""
+    runs in flight on threads the caller may update are cancelled (``cancel_reason``
+    ``assistant_deleted``)."""
     current = await resolve_assistant(svc, assistant_id, access, "delete")
     aid = current.assistant_id
     if delete_threads:
@@ -133,7 +134,8 @@ async def delete_assistant(
                 log.info("assistant_delete_skips_thread", assistant_id=aid, thread_id=tid)
                 continue  # gone meanwhile, or not the caller's to delete
             await delete_thread_now(svc, tid)
-    for run in await svc.store.inflight_runs(None, aid, _CANCEL_LIMIT):
+    scope = await access.scope("threads", "update", {"thread_id": None})  # as POST /runs/cancel
+    for run in await svc.store.inflight_runs(None, aid, _CANCEL_LIMIT, scope=scope):
         with contextlib.suppress(errors.RunNotFound):  # it ended, or its thread went, meanwhile
             await cancel(svc, run.thread_id, run.run_id, "interrupt", "assistant_deleted")
     await svc.store.delete_assistant(aid)
