@@ -25,33 +25,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
-import statistics
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 import httpx
 import psycopg
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.graph.state import CompiledStateGraph
-from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import LangGraphError
-from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))  # bench/_common.py
@@ -61,37 +52,55 @@ from bench._common import (  # noqa: E402
     TRIVIAL,
     BenchError,
     Op,
-    Process,
     Row,
     environment,
     load_builder,
     parse_levels,
-    percentile,
     run_level,
     spawn,
     stop,
     summarize,
-    wait_ok,
+)
+from bench._production_background import bench_background  # noqa: E402
+from bench._production_infra import (  # noqa: E402
+    FIRST_RUN_TIMEOUT_S,
+    STOP_GRACE_S,
+    Monitor,
+    count_checkpointed_threads,
+    cpu_sample,
+    cpu_used,
+    flushed_redis,
+    fresh_databases,
+    guarded,
+    migrate,
+    parse_env,
+    pg_connections,
+    sdk_client,
+    server_env,
+    wait_ready,
+    with_redis_db,
+)
+from bench._production_report import (  # noqa: E402
+    HEADER,
+    RAW,
+    RAW_SYNC,
+    SERVER,
+    Background,
+    print_background,
+    print_cpu,
+    print_row,
+    print_server_output,
+    print_verdict,
+    verdict,
+    write_json,
 )
 
-RAW = "raw ainvoke+AsyncPostgresSaver"
-RAW_SYNC = "raw ainvoke+AsyncPostgresSaver sync"
-SERVER = "graphrun runs.wait, new thread"
 SERVER_TWO = "graphrun threads.create+runs.wait"
 
 DEFAULT_DATABASE_URI = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URI = "redis://127.0.0.1:6379"
 DEFAULT_REDIS_DB = 11  # flushed: the tests use 15; pick a free one with --redis-db
-TARGET_RATIO = 0.8
 RAW_POOL_MAX_SIZE = 20  # as the official docs' example, and graphrun's GRAPHRUN_PG_POOL_MAX_SIZE default
-MIGRATE_TIMEOUT_S = 120.0
-FIRST_RUN_TIMEOUT_S = 60.0  # the first run through a new worker (graph import, pools opening)
-STOP_GRACE_S = 30.0  # above the worker's GRAPHRUN_SHUTDOWN_GRACE_S default (20 s)
-SHOWN_OUTPUT_LINES = 10  # per process, at the end
-NOISE_SHARE = 0.10  # of the CPUs, used by other processes during a level, above which it is marked
-REQUEST_TIMEOUT_S = 120.0
-HISTORY_LIMIT = 50  # checkpoints read back per thread (a run without retries writes 4)
-CHECK_CONCURRENCY = 16  # requests in flight while reading back the background runs (untimed)
 PACKAGES = (  # whose versions the JSON report records
     "langgraph",
     "langgraph-sdk",
@@ -100,144 +109,8 @@ PACKAGES = (  # whose versions the JSON report records
     "psycopg-pool",
     "redis",
 )
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-T = TypeVar("T")
 Graph = CompiledStateGraph[Any, Any, Any, Any]
-
-
-@dataclass(frozen=True)
-class Background:
-    """Part 2: background runs drained by the workers. Times in seconds, latencies in milliseconds."""
-
-    runs: int
-    workers: int
-    create_concurrency: int
-    create_seconds: float
-    window_seconds: float
-    throughput: float
-    queue_wait_p50_ms: float
-    queue_wait_p99_ms: float
-    queue_wait_max_ms: float
-    execution_p50_ms: float
-    execution_p99_ms: float
-    end_to_end_p50_ms: float
-    end_to_end_p99_ms: float
-    retried_runs: int  # attempted more than once (a lease lost, a worker gone)
-    restarted_runs: int  # executed from their input more than once
-    cpu: dict[str, float] = field(default_factory=dict)
-
-
-# --- pure helpers ---------------------------------------------------------------------------------------
-
-
-def round_ratios(rows: Sequence[Row], raw_variant: str) -> dict[int, list[float]]:
-    """graphrun/raw throughput of each round, at every concurrency level where both were measured in it
-    (the two measured back to back, so that both met the machine in the same state)."""
-    found = {(r.variant, r.concurrency, r.round): r.throughput for r in rows}
-    by_level: dict[int, list[float]] = {}
-    for variant, level, rnd in found:
-        if variant == SERVER and (raw_variant, level, rnd) in found:
-            ratio = found[(SERVER, level, rnd)] / found[(raw_variant, level, rnd)]
-            by_level.setdefault(level, []).append(ratio)
-    return by_level
-
-
-def ratios(rows: Sequence[Row], raw_variant: str) -> dict[int, float]:
-    """The median of each level's per-round ratios."""
-    return {level: statistics.median(found) for level, found in round_ratios(rows, raw_variant).items()}
-
-
-def parse_env(text: str) -> tuple[str, str]:
-    """``KEY=VALUE`` -> ``(KEY, VALUE)``; argparse type for ``--server-env``."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not {text!r}")
-    return key, value
-
-
-def with_database(uri: str, dbname: str) -> str:
-    """``uri`` (a postgresql:// URL or a key=value string) pointing at database ``dbname`` instead."""
-    if "://" in uri:
-        return urlunsplit(urlsplit(uri)._replace(path=f"/{dbname}"))
-    return psycopg.conninfo.make_conninfo(uri, dbname=dbname)
-
-
-def with_redis_db(uri: str, db: int) -> str:
-    """``uri`` with its database index replaced by ``db``."""
-    return urlunsplit(urlsplit(uri)._replace(path=f"/{db}"))
-
-
-def parse_time(value: object, what: str) -> datetime:
-    """An ISO-8601 timestamp from the API, as an aware datetime."""
-    if not isinstance(value, str):
-        raise BenchError(f"{what}: expected an ISO timestamp, got {value!r}")
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-# --- CPU accounting -------------------------------------------------------------------------------------
-
-
-def proc_cpu_s(pid: int) -> float | None:
-    """User + system CPU time (s) of process ``pid`` from ``/proc``; None if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def pids_named(name: str) -> list[int]:
-    """Processes whose ``comm`` is ``name`` (PostgreSQL backends, the Redis server)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if (entry / "comm").read_text().strip() == name:
-                    found.append(int(entry.name))
-    return found
-
-
-def machine_busy_s() -> float:
-    """CPU time (s) all CPUs spent not idle since boot, from ``/proc/stat``."""
-    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = ticks[3] + ticks[4]  # idle + iowait
-    return (sum(ticks[:8]) - idle) / CLK_TCK
-
-
-@dataclass(frozen=True)
-class CpuSample:
-    """CPU seconds used so far by each thing we watch (a point in time; subtract two)."""
-
-    own: dict[str, float]  # "bench" and our graphrun processes, by name
-    postgres: dict[int, float]
-    redis: dict[int, float]
-    machine: float
-
-
-def cpu_sample(processes: Mapping[str, int]) -> CpuSample:
-    """Sample this process, the named graphrun processes, PostgreSQL, Redis and the whole machine."""
-    own = {"bench": time.process_time()}
-    for name, pid in processes.items():
-        own[name] = proc_cpu_s(pid) or 0.0
-    return CpuSample(
-        own=own,
-        postgres={pid: proc_cpu_s(pid) or 0.0 for pid in pids_named("postgres")},
-        redis={pid: proc_cpu_s(pid) or 0.0 for pid in pids_named("redis-server")},
-        machine=machine_busy_s(),
-    )
-
-
-def cpu_used(before: CpuSample, after: CpuSample) -> dict[str, float]:
-    """CPU seconds between two samples. A PostgreSQL backend that started in between counts whole; one that
-    exited in between is lost (the pools keep theirs open). ``other`` is whatever else ran on the machine."""
-    used = {name: after.own[name] - before.own.get(name, 0.0) for name in after.own}
-    for kind, a, b in (("postgres", before.postgres, after.postgres), ("redis", before.redis, after.redis)):
-        used[kind] = sum(cpu - a.get(pid, 0.0) for pid, cpu in b.items())
-    used["machine"] = after.machine - before.machine
-    used["other"] = max(0.0, used["machine"] - sum(v for k, v in used.items() if k != "machine"))
-    return used
 
 
 # --- measurement ----------------------------------------------------------------------------------------
@@ -276,72 +149,6 @@ async def measure_rounds(
     return rows
 
 
-# --- databases ------------------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def fresh_databases(base_uri: str, names: Sequence[str], keep: bool) -> AsyncIterator[list[str]]:
-    """Create databases ``names`` next to ``base_uri``'s; yield their URIs; drop them on exit (unless
-    ``keep``). ``WITH (FORCE)`` ends connections a killed process may have left behind."""
-    try:
-        admin = await psycopg.AsyncConnection.connect(base_uri, autocommit=True)
-    except psycopg.Error as exc:
-        raise BenchError(
-            f"PostgreSQL at {base_uri} is unreachable ({exc}); start it or pass --database-uri "
-            "(or GRAPHRUN_TEST_DATABASE_URI)"
-        ) from exc
-    async with admin:
-        for name in names:
-            await admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield [with_database(base_uri, name) for name in names]
-        finally:
-            if not keep:
-                for name in names:
-                    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                    await admin.execute(drop)
-
-
-Monitor = psycopg.AsyncConnection[Any]
-
-
-async def pg_connections(monitor: Monitor) -> int:
-    """Connections open on ``monitor``'s database, not counting ``monitor``."""
-    query = (
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-    )
-    row = await (await monitor.execute(query)).fetchone()
-    return int(row[0]) if row else 0
-
-
-async def count_checkpointed_threads(monitor: Monitor) -> int:
-    """How many threads have checkpoints in the official saver's table of ``monitor``'s database."""
-    try:
-        row = await (await monitor.execute("SELECT count(DISTINCT thread_id) FROM checkpoints")).fetchone()
-    except psycopg.errors.UndefinedTable as exc:
-        raise BenchError(
-            f"no checkpoints table in {monitor.info.dbname}: the checkpointer did not use it"
-        ) from exc
-    return int(row[0]) if row else 0
-
-
-@contextlib.asynccontextmanager
-async def flushed_redis(uri: str) -> AsyncIterator[None]:
-    """Flush Redis database ``uri`` before and after the benchmark."""
-    client: Redis = Redis.from_url(uri)
-    try:
-        await client.flushdb()
-    except (OSError, RedisError) as exc:
-        await client.aclose()
-        raise BenchError(f"Redis at {uri} is unreachable ({exc}); start it or pass --redis-uri") from exc
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            await client.flushdb()
-        await client.aclose()
-
-
 # --- raw baseline ---------------------------------------------------------------------------------------
 
 
@@ -373,81 +180,6 @@ async def raw_variants(uri: str | None, args: argparse.Namespace) -> AsyncIterat
         if args.raw_sync:
             variants.append(Variant(RAW_SYNC, raw_op(graph, "sync", RAW_SYNC), args.raw_runs))
         yield variants
-
-
-# --- graphrun processes ---------------------------------------------------------------------------------
-
-
-def server_env(args: argparse.Namespace, database_uri: str, redis_uri: str, data_dir: Path) -> dict[str, str]:
-    """The environment of every graphrun process: ours, none inherited from the shell (``GRAPHRUN_*``,
-    ``DATABASE_URI``, ``REDIS_URI``), then ``--server-env``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("GRAPHRUN_") and k not in ("DATABASE_URI", "REDIS_URI")
-    }
-    env.update(
-        DATABASE_URI=database_uri,
-        REDIS_URI=redis_uri,
-        GRAPHRUN_CHECKPOINTER="postgres",
-        GRAPHRUN_DATA_DIR=str(data_dir),
-        GRAPHRUN_LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(dict(args.server_env))
-    return env
-
-
-async def migrate(env: Mapping[str, str]) -> None:
-    """``graphrun migrate``; it must exit 0."""
-    process = await spawn("migrate", ["migrate", "--config", str(TRIVIAL.config_file)], env)
-    try:
-        code = await asyncio.wait_for(process.proc.wait(), MIGRATE_TIMEOUT_S)
-    except TimeoutError as exc:
-        await stop([process], STOP_GRACE_S)
-        raise BenchError(f"graphrun migrate still running after {MIGRATE_TIMEOUT_S:.0f} s") from exc
-    if process.drainer:
-        await process.drainer
-    if code != 0:
-        raise BenchError(f"graphrun migrate exited with code {code}:\n{process.output()}")
-
-
-async def wait_ready(url: str, api: Process) -> None:
-    """Wait until ``GET /ok`` answers 200, then require ``GET /ready`` to be 200 (every dependency ok)."""
-    await wait_ok(url, api)
-    async with httpx.AsyncClient(timeout=5.0) as http:
-        ready = await http.get(f"{url}/ready")
-    if ready.status_code != 200:
-        raise BenchError(f"/ready answered {ready.status_code}: {ready.text}")
-
-
-async def guarded(work: Coroutine[Any, Any, T], processes: Sequence[Process]) -> T:
-    """Await ``work``, but fail at once, with its output, if one of ``processes`` exits meanwhile."""
-    task = asyncio.create_task(work, name="bench-work")
-    deaths = {asyncio.create_task(p.proc.wait(), name=f"watch-{p.name}"): p for p in processes}
-    try:
-        done, _ = await asyncio.wait([task, *deaths], return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            return task.result()
-        dead = next(p for watcher, p in deaths.items() if watcher in done)
-        await asyncio.sleep(0.2)  # let the drainer collect the last lines
-        raise BenchError(
-            f"{dead.name} exited with code {dead.proc.returncode} mid-benchmark:\n{dead.output()}"
-        )
-    finally:
-        for watcher in deaths:
-            watcher.cancel()
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-
-def sdk_client(url: str) -> LangGraphClient:
-    """An SDK client with a bounded read timeout, so a hung server fails the benchmark instead of hanging."""
-    return get_client(
-        url=url, timeout=(10.0, REQUEST_TIMEOUT_S, REQUEST_TIMEOUT_S, 10.0)
-    )  # connect, read, write, pool
 
 
 # --- part 1: runs.wait ----------------------------------------------------------------------------------
@@ -489,142 +221,6 @@ async def bench_wait(
     if args.two_requests:
         variants.append(Variant(SERVER_TWO, two_request_op(client), args.runs))
     return await measure_rounds(variants, args, processes)
-
-
-# --- part 2: background runs ----------------------------------------------------------------------------
-
-
-async def bounded(items: Sequence[T], concurrency: int, fn: Callable[[T], Awaitable[Any]]) -> list[Any]:
-    """``fn`` over ``items`` with at most ``concurrency`` in flight; results in the order of ``items``."""
-    results: list[Any] = [None] * len(items)
-    next_index = 0
-
-    async def worker() -> None:
-        nonlocal next_index
-        while next_index < len(items):
-            i = next_index
-            next_index += 1
-            results[i] = await fn(items[i])
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            for i in range(min(concurrency, len(items))):
-                group.create_task(worker(), name=f"bench-bounded-{i}")
-    except ExceptionGroup as failed:
-        raise failed.exceptions[0] from None
-    return results
-
-
-async def new_threads(client: LangGraphClient, count: int) -> list[str]:
-    """``count`` new threads (untimed)."""
-    created = await bounded(range(count), CHECK_CONCURRENCY, lambda _: client.threads.create())
-    return [t["thread_id"] for t in created]
-
-
-async def finished_run(client: LangGraphClient, thread_id: str, run_id: str) -> dict[str, Any]:
-    """The run once it has finished (joined if it has not), checked ``success``."""
-    run: dict[str, Any] = dict(await client.runs.get(thread_id, run_id))
-    if run["status"] in ("pending", "running"):
-        await client.runs.join(thread_id, run_id)
-        run = dict(await client.runs.get(thread_id, run_id))
-    if run["status"] != "success":
-        raise BenchError(f"background run {run_id} ended {run['status']}: {str(run)[:300]}")
-    return run
-
-
-@dataclass(frozen=True)
-class Execution:
-    """One background run read back: server timestamps, and how many times it was attempted."""
-
-    created: datetime
-    started: datetime
-    finished: datetime
-    attempts: int
-    input_checkpoints: int
-
-
-async def read_back(client: LangGraphClient, thread_id: str, run_id: str) -> Execution:
-    """The run, finished and checked ``success``, and its thread's history, final values checked.
-
-    It began executing at the timestamp of the first checkpoint it wrote (``source: input``, step -1;
-    LangGraph stamps it when the graph's loop takes the input). Its attempts are the highest
-    ``run_attempt`` graphrun put in its checkpoints' metadata; more than one input checkpoint means it
-    was executed from the start more than once."""
-    run = await finished_run(client, thread_id, run_id)
-    history = await client.threads.get_history(thread_id, limit=HISTORY_LIMIT)
-    if not history:
-        raise BenchError(f"thread {thread_id} has no history")
-    TRIVIAL.check(history[0]["values"], f"background run {run_id}")
-    mine = [s for s in history if (s["metadata"] or {}).get("run_id") == run_id]
-    inputs = [s for s in mine if (s["metadata"] or {}).get("source") == "input"]
-    if not inputs:
-        raise BenchError(f"thread {thread_id}: no input checkpoint of run {run_id} in {str(history)[:300]}")
-    attempts = max(int((s["metadata"] or {}).get("run_attempt") or 1) for s in mine)
-    return Execution(
-        created=parse_time(run["created_at"], run_id),
-        started=parse_time(inputs[-1]["created_at"], f"checkpoint of run {run_id}"),  # newest first
-        finished=parse_time(run["updated_at"], run_id),
-        attempts=attempts,
-        input_checkpoints=len(inputs),
-    )
-
-
-async def drain_background(
-    client: LangGraphClient, thread_ids: Sequence[str], concurrency: int
-) -> tuple[list[tuple[str, str]], float]:
-    """Create one run per thread (``concurrency`` requests in flight), then wait until the last one
-    created has finished. Returns (thread, run) ids and the client time the creates took (s)."""
-    begin = time.perf_counter()
-
-    async def create(thread_id: str) -> tuple[str, str, datetime]:
-        run = await client.runs.create(thread_id, TRIVIAL.assistant_id, input=TRIVIAL.input())
-        return thread_id, run["run_id"], parse_time(run["created_at"], "runs.create")
-
-    created: list[tuple[str, str, datetime]] = await bounded(thread_ids, concurrency, create)
-    create_seconds = time.perf_counter() - begin
-    last_thread, last_run, _ = max(created, key=lambda c: c[2])
-    await client.runs.join(last_thread, last_run)  # the claim order is oldest first
-    return [(t, r) for t, r, _ in created], create_seconds
-
-
-async def bench_background(
-    client: LangGraphClient, args: argparse.Namespace, processes: Mapping[str, int]
-) -> Background:
-    """Part 2: warm every worker up, then time ``--background-runs`` runs from first created to last
-    finished, and read every run back (untimed) to check it and compute its queue wait."""
-    warm = await new_threads(client, args.background_warmup)
-    await asyncio.wait_for(drain_background(client, warm, args.create_concurrency), FIRST_RUN_TIMEOUT_S)
-    thread_ids = await new_threads(client, args.background_runs)
-    before = cpu_sample(processes)
-    ids, create_seconds = await drain_background(client, thread_ids, args.create_concurrency)
-    used = cpu_used(before, cpu_sample(processes))
-
-    async def check(pair: tuple[str, str]) -> Execution:
-        return await read_back(client, *pair)
-
-    runs: list[Execution] = await bounded(ids, CHECK_CONCURRENCY, check)
-    window = (max(r.finished for r in runs) - min(r.created for r in runs)).total_seconds()
-    queue = [(r.started - r.created).total_seconds() for r in runs]
-    execution = [(r.finished - r.started).total_seconds() for r in runs]
-    end_to_end = [(r.finished - r.created).total_seconds() for r in runs]
-    return Background(
-        runs=len(runs),
-        workers=args.workers,
-        create_concurrency=args.create_concurrency,
-        create_seconds=create_seconds,
-        window_seconds=window,
-        throughput=len(runs) / window,
-        retried_runs=sum(r.attempts > 1 for r in runs),
-        restarted_runs=sum(r.input_checkpoints > 1 for r in runs),
-        queue_wait_p50_ms=percentile(queue, 50) * 1000,
-        queue_wait_p99_ms=percentile(queue, 99) * 1000,
-        queue_wait_max_ms=max(queue) * 1000,
-        execution_p50_ms=percentile(execution, 50) * 1000,
-        execution_p99_ms=percentile(execution, 99) * 1000,
-        end_to_end_p50_ms=percentile(end_to_end, 50) * 1000,
-        end_to_end_p99_ms=percentile(end_to_end, 99) * 1000,
-        cpu=used,
-    )
 
 
 # --- the served parts -----------------------------------------------------------------------------------
@@ -672,122 +268,6 @@ async def bench_served(
         await stop(processes, STOP_GRACE_S)
     output = {p.name: [*p.tail][-p.lines :] if p.lines else [] for p in processes}
     return rows, background, {"server_output": output, "pg_connections": connections}
-
-
-# --- reporting ------------------------------------------------------------------------------------------
-
-LEAD = "{:<36}{:>6}{:>6}"  # variant, round, concurrency
-HEADER = LEAD.format("variant", "round", "conc") + "{:>7}{:>10}{:>10}{:>9}{:>9}".format(
-    "runs", "seconds", "runs/s", "p50 ms", "p99 ms"
-)
-CPU_KEYS = ("bench", "api", "worker1", "postgres", "redis", "other", "machine")
-
-
-def busy_elsewhere(cpu: Mapping[str, float], seconds: float) -> bool:
-    """Whether processes outside the benchmark used more than ``NOISE_SHARE`` of the machine meanwhile."""
-    return cpu.get("other", 0.0) > NOISE_SHARE * seconds * (os.cpu_count() or 1)
-
-
-def print_row(row: Row) -> None:
-    """One table line; ``(time cap)`` marks a level stopped by ``--max-seconds`` before all runs were done,
-    ``(machine busy)`` one during which other processes used more than 10 % of the CPUs."""
-    mark = "  (time cap)" if row.capped else ""
-    if busy_elsewhere(row.cpu, row.seconds):
-        mark += f"  (machine busy: {row.cpu['other']:.1f} CPU-s elsewhere)"
-    lead = LEAD.format(row.variant, row.round, row.concurrency)
-    print(
-        f"{lead}{row.runs:>7}{row.seconds:>10.2f}{row.throughput:>10.1f}{row.p50_ms:>9.2f}{row.p99_ms:>9.2f}{mark}",
-        flush=True,
-    )
-
-
-def print_cpu(rows: Sequence[Row]) -> None:
-    """CPU seconds each process used per level, beside the wall time x CPUs available."""
-    print("\nCPU seconds used during each level (wall x CPUs is what the machine had):")
-    columns = "".join(f"{k:>10}" for k in CPU_KEYS)
-    print(LEAD.format("variant", "round", "conc") + columns + f"{'wall x cpus':>13}")
-    for r in rows:
-        cells = "".join(f"{r.cpu[k]:>10.2f}" if k in r.cpu else f"{'-':>10}" for k in CPU_KEYS)
-        lead = LEAD.format(r.variant, r.round, r.concurrency)
-        print(f"{lead}{cells}{r.seconds * (os.cpu_count() or 1):>13.2f}")
-
-
-def print_background(b: Background) -> None:
-    """Part 2's figures."""
-
-    def line(label: str, *values: float) -> None:
-        print(f"  {label:<47}" + "".join(f"{v:>10.1f}" for v in values))
-
-    print(f"\npart 2: {b.runs} background runs (runs.create, a new thread each), {b.workers} workers")
-    line(f"creates sent (client, {b.create_concurrency} in flight), s", b.create_seconds)
-    line("first run created -> last run finished, s", b.window_seconds)
-    line("runs/s", b.throughput)
-    print(f"  {'':<47}{'p50':>10}{'p99':>10}")
-    line("queue wait (created -> input checkpoint), ms", b.queue_wait_p50_ms, b.queue_wait_p99_ms)
-    line("execution (input checkpoint -> finished), ms", b.execution_p50_ms, b.execution_p99_ms)
-    line("end to end (created -> finished), ms", b.end_to_end_p50_ms, b.end_to_end_p99_ms)
-    line("queue wait max, ms", b.queue_wait_max_ms)
-    print(
-        f"  runs attempted more than once: {b.retried_runs}; executed from the start more than once: "
-        f"{b.restarted_runs}"
-    )
-    if busy_elsewhere(b.cpu, b.window_seconds):
-        print(f"  (machine busy: {b.cpu['other']:.1f} CPU-s used elsewhere during the window)")
-    print("  CPU s during the window: " + ", ".join(f"{k} {v:.1f}" for k, v in b.cpu.items()), flush=True)
-
-
-def print_server_output(output: Mapping[str, Sequence[str]]) -> None:
-    """What the graphrun processes logged (level WARNING and above): a count each, then the lines."""
-    print(
-        "graphrun output lines (log level WARNING): " + ", ".join(f"{k} {len(v)}" for k, v in output.items())
-    )
-    for name, lines in output.items():
-        for line in lines[:SHOWN_OUTPUT_LINES]:
-            print(f"  {name}: {line[:400]}")
-
-
-def verdict(rows: Sequence[Row]) -> dict[str, Any]:
-    """graphrun/raw throughput at every level (headline: raw with LangGraph's default durability) and
-    whether every headline ratio meets the target."""
-    headline = ratios(rows, RAW)
-    return {
-        "ratios": {str(k): v for k, v in headline.items()},
-        "round_ratios": {str(k): v for k, v in round_ratios(rows, RAW).items()},
-        "ratios_vs_raw_sync": {str(k): v for k, v in ratios(rows, RAW_SYNC).items()},
-        "target_ratio": TARGET_RATIO,
-        "target_met": (min(headline.values()) >= TARGET_RATIO) if headline else None,
-    }
-
-
-def print_verdict(summary: dict[str, Any]) -> None:
-    print()
-    for level, ratio in summary["ratios"].items():
-        each = ", ".join(f"{r:.2f}" for r in summary["round_ratios"][level])
-        print(f"ratio graphrun/raw throughput at concurrency {level}: {ratio:.2f} (median of rounds: {each})")
-    for level, ratio in summary["ratios_vs_raw_sync"].items():
-        print(f"ratio graphrun/raw(durability=sync) at concurrency {level}: {ratio:.2f} (information)")
-    met = summary["target_met"]
-    state = "UNKNOWN" if met is None else ("MET" if met else "NOT MET")
-    print(f"target (graphrun / raw >= {TARGET_RATIO} at every level): {state}")
-
-
-def write_json(
-    path: Path,
-    env: dict[str, Any],
-    args: argparse.Namespace,
-    rows: Sequence[Row],
-    background: Background | None,
-    extra: dict[str, Any],
-) -> None:
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "json"}
-    report = {
-        "settings": settings,
-        "environment": env,
-        "rows": [asdict(r) for r in rows],
-        "background": asdict(background) if background else None,
-        **extra,
-    }
-    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
 
 
 # --- entry point ----------------------------------------------------------------------------------------
