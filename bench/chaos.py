@@ -18,11 +18,17 @@ Per drill it prints: runs sent, succeeded, failed with a clear error (the run en
 with a message, or its creation was refused with a 4xx/503 and a message), lost (created but never
 finished, or finished without its answer: must be 0), duplicated (an answer written twice: must be 0),
 unclear failures (any other answer, e.g. a 500), p99 latency of the runs started during the fault, and the
-time to recover (from the fault's end to the first run started after it that succeeded). Exit code 1 when
-a run was lost or duplicated, or an answer was unclear.
+time to recover (from the fault's end to the first run started after it that succeeded). Every other run
+is created ``stream_resumable``, its stream read, cut after the first event and resumed with
+``Last-Event-ID``. After each drill the history checker (``bench/_history.py``) reads the ``runs`` table,
+each thread's checkpoints and the graph's record of node executions, and reports invariant violations
+(must be 0): a run without exactly one final status, a completed node run again, a message twice in a
+thread, a resume that skipped, repeated or reordered events. Exit code 1 when a run was lost or
+duplicated, an answer was unclear or an invariant was violated.
 
     .venv/bin/python bench/chaos.py                       # every drill, about 4 minutes
     .venv/bin/python bench/chaos.py --drills worker_kill,redis_outage --concurrency 16
+    .venv/bin/python bench/chaos.py --drills worker_kill --concurrency 2 --max-runs 20 --pace-s 0.5
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # bench/_cluster.py, bench/_servers.py
 
 from bench._cluster import Cluster, Procs, production_env  # noqa: E402
+from bench._history import AcceptedRun, Resume, check, event_ids, gather, resumed  # noqa: E402
 from bench._servers import LocalPostgres, LocalRedis  # noqa: E402
 
 CONFIG = ROOT / "bench" / "drills" / "langgraph.json"
@@ -63,6 +70,9 @@ class Outcome:
     result: str  # success, failed_clear, refused_clear, unclear, lost, duplicated
     detail: str = ""
     gaps: list[float] = field(default_factory=list)
+    run: AcceptedRun | None = None  # None: the API did not accept it
+    messages: list[dict[str, Any]] = field(default_factory=list)  # the thread's state at the end
+    resume: Resume | None = None
 
 
 @dataclass
@@ -71,6 +81,8 @@ class Report:
     outcomes: list[Outcome]
     fault_start: float
     fault_end: float
+    violations: dict[str, list[str]] = field(default_factory=dict)
+    checked: dict[str, int] = field(default_factory=dict)  # what the history checker looked at
 
     def count(self, *results: str) -> int:
         return sum(1 for o in self.outcomes if o.result in results)
@@ -106,6 +118,9 @@ class Report:
             "retries": len(retried),
             "shortest_retry_wait_s": round(min(retried), 3) if retried else None,
             "errors": dict(details.most_common(6)),
+            "violations": sum(len(v) for v in self.violations.values()),
+            "violations_by_check": {name: found[:5] for name, found in self.violations.items() if found},
+            "checked": self.checked,
         }
 
 
@@ -140,17 +155,34 @@ async def one_run(client: LangGraphClient, n: int, finish_within_s: float) -> Ou
     question: dict[str, Any] = {"messages": [{"role": "user", "content": f"question {n}"}]}
     try:
         thread_id = (await client.threads.create())["thread_id"]
-        run = await client.runs.create(thread_id, "drill", input=question)
+        # Every other run is streamed with a resume: it keeps its events for that (stream_resumable).
+        run = await client.runs.create(thread_id, "drill", input=question, stream_resumable=n % 2 == 0)
     except Exception as exc:
         result, detail = _describe(exc)
         return Outcome(started, time.monotonic(), result, detail)
-    deadline = started + finish_within_s
+    outcome = await _followed(client, thread_id, run["run_id"], started, finish_within_s, resume=n % 2 == 0)
+    if outcome.run is None:  # lost: its client never saw it end
+        outcome.run = AcceptedRun(run["run_id"], thread_id, None)
+    return outcome
+
+
+async def _followed(
+    client: LangGraphClient, thread_id: str, run_id: str, started: float, within_s: float, *, resume: bool
+) -> Outcome:
+    """What became of an accepted run: its outcome, the thread's messages and (every other run) a stream
+    resume, checked against the whole stream read again once the run has ended. A stream that fails (its
+    server down during the fault) is no resume to check: the run itself is followed by polling."""
+    deadline = started + within_s
+    cut: tuple[list[str], list[str]] | None = None
+    if resume:
+        with contextlib.suppress(Exception):
+            cut = await asyncio.wait_for(resumed(client, thread_id, run_id), within_s)
     try:
 
         async def finished() -> dict[str, Any]:
             while True:
-                await client.runs.join(thread_id, run["run_id"])
-                got = dict(await client.runs.get(thread_id, run["run_id"]))
+                await client.runs.join(thread_id, run_id)
+                got = dict(await client.runs.get(thread_id, run_id))
                 if got["status"] in FINISHED:
                     return got
                 if time.monotonic() > deadline:
@@ -162,26 +194,53 @@ async def one_run(client: LangGraphClient, n: int, finish_within_s: float) -> Ou
         state = await _retrying(lambda: client.threads.get_state(thread_id), deadline + 30)
     except Exception as exc:
         return Outcome(started, time.monotonic(), "lost", f"never finished: {type(exc).__name__}")
+    outcome = await _judged(client, thread_id, final, state, started, ended, deadline)
+    outcome.run = AcceptedRun(run_id, thread_id, str(final["status"]))
+    if cut is not None and cut[0]:
+        with contextlib.suppress(Exception):
+            full = await asyncio.wait_for(event_ids(client, thread_id, run_id, "-1", 10_000), 30)
+            outcome.resume = Resume(run_id, tuple(cut[0]), tuple(cut[1]), tuple(full))
+    return outcome
+
+
+async def _judged(
+    client: LangGraphClient,
+    thread_id: str,
+    final: dict[str, Any],
+    state: Any,
+    started: float,
+    ended: float,
+    deadline: float,
+) -> Outcome:
     values = state["values"] if isinstance(state["values"], dict) else {}
-    answers = [m for m in values.get("messages", []) if m.get("type") == "ai"]
+    messages = list(values.get("messages", []))
+    answers = [m for m in messages if m.get("type") == "ai"]
     gaps = [float(g) for g in values.get("gaps", [])]
     if final["status"] == "success":
         if len(answers) == 1:
-            return Outcome(started, ended, "success", gaps=gaps)
+            return Outcome(started, ended, "success", gaps=gaps, messages=messages)
         result = "duplicated" if len(answers) > 1 else "lost"
-        return Outcome(started, ended, result, f"{len(answers)} answers", gaps)
-    joined = await _retrying(lambda: client.runs.join(thread_id, run["run_id"]), deadline + 30)
+        return Outcome(started, ended, result, f"{len(answers)} answers", gaps, messages=messages)
+    joined = await _retrying(lambda: client.runs.join(thread_id, final["run_id"]), deadline + 30)
     error = joined.get("__error__", {}) if isinstance(joined, dict) else {}
     if error.get("message") and final["status"] in ("error", "timeout"):
-        return Outcome(started, ended, "failed_clear", f"{error.get('error')}", gaps)
-    return Outcome(started, ended, "unclear", f"{final['status']}: {error}", gaps)
+        return Outcome(started, ended, "failed_clear", f"{error.get('error')}", gaps, messages=messages)
+    return Outcome(started, ended, "unclear", f"{final['status']}: {error}", gaps, messages=messages)
 
 
 class Load:
     """``concurrency`` clients running ``one_run`` back to back until ``stop``."""
 
-    def __init__(self, clients: Sequence[LangGraphClient], concurrency: int, finish_within_s: float) -> None:
+    def __init__(
+        self,
+        clients: Sequence[LangGraphClient],
+        concurrency: int,
+        finish_within_s: float,
+        most: int | None = None,
+        pace_s: float = 0.0,
+    ) -> None:
         self._clients, self._concurrency, self._within = clients, concurrency, finish_within_s
+        self._most, self._pace_s = most, pace_s  # runs sent in all (None: as many as fit), pause between
         self.outcomes: list[Outcome] = []
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -192,12 +251,13 @@ class Load:
 
     async def _client(self, index: int) -> None:
         client = self._clients[index % len(self._clients)]
-        while not self._stopping.is_set():
+        while not self._stopping.is_set() and (self._most is None or self._n < self._most):
             self._n += 1
             outcome = await one_run(client, self._n, self._within)
             self.outcomes.append(outcome)
             if outcome.result != "success":
                 await asyncio.sleep(0.2)  # a client backs off a little after a failure
+            await asyncio.sleep(self._pace_s)
 
     async def stop(self) -> list[Outcome]:
         self._stopping.set()
@@ -244,7 +304,7 @@ class Drills:
 async def drill(
     name: str, drills: Drills, clients: Sequence[LangGraphClient], args: argparse.Namespace
 ) -> Report:
-    load = Load(clients, args.concurrency, args.finish_within_s)
+    load = Load(clients, args.concurrency, args.finish_within_s, args.max_runs, args.pace_s)
     load.start()
     await asyncio.sleep(args.before_s)
     fault_start = time.monotonic()
@@ -252,7 +312,15 @@ async def drill(
     fault_end = time.monotonic()
     await asyncio.sleep(args.after_s)
     outcomes = await load.stop()
-    return Report(name, outcomes, fault_start, fault_end)
+    accepted = [o for o in outcomes if o.run is not None]
+    history = await gather(
+        clients[0],
+        drills.pg.uri,
+        [o.run for o in accepted if o.run is not None],
+        {o.run.thread_id: o.messages for o in accepted if o.run is not None},
+    )
+    history.resumes = [o.resume for o in outcomes if o.resume is not None]
+    return Report(name, outcomes, fault_start, fault_end, check(history), history.counts())
 
 
 def print_report(summary: dict[str, Any]) -> None:
@@ -268,6 +336,13 @@ def print_report(summary: dict[str, Any]) -> None:
     )
     for detail, count in summary["errors"].items():
         print(f"{'':<19}{count:>5} x {detail}")
+    print(
+        f"{'':<19}invariant violations {summary['violations']}, checked: "
+        + ", ".join(f"{n} {what}" for what, n in summary["checked"].items())
+    )
+    for name, found in summary["violations_by_check"].items():
+        for violation in found:
+            print(f"{'':<19}{name}: {violation}")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -281,6 +356,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--fault-s", type=float, default=15.0, help="how long the model faults last")
     parser.add_argument("--before-s", type=float, default=5.0, help="steady load before each fault")
     parser.add_argument("--after-s", type=float, default=15.0, help="load after each fault ends")
+    parser.add_argument("--max-runs", type=int, help="runs sent per drill in all (default: no bound)")
+    parser.add_argument("--pace-s", type=float, default=0.0, help="each client's pause between runs")
     parser.add_argument("--finish-within-s", type=float, default=120.0, help="a run not done by then is lost")
     parser.add_argument("--json", type=Path, help="write the reports here too")
     args = parser.parse_args(argv)
@@ -337,9 +414,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         summaries = asyncio.run(run(args, Path(tmp)))
     if args.json:
         args.json.write_text(json.dumps(summaries, indent=2))
-    bad = [s["drill"] for s in summaries if s["lost"] or s["duplicated"] or s["unclear"]]
+    bad = [s["drill"] for s in summaries if s["lost"] or s["duplicated"] or s["unclear"] or s["violations"]]
     if bad:
-        print(f"chaos: runs lost, duplicated or answered unclearly in: {', '.join(bad)}")
+        print(f"chaos: runs lost, duplicated, answered unclearly or invariants violated in: {', '.join(bad)}")
         return 1
     return 0
 

@@ -1,16 +1,20 @@
 """The graph ``bench/chaos.py`` drills: one ``answer`` node calling a chat model that
 ``graphrun.testing`` wraps with the faults of ``GRAPHRUN_FAULTS_FILE`` (which the drill rewrites to start
 and end a fault), under ``graphrun.resilience.retrying``. The node records the gaps between its attempts,
-so that the drill can check that retries waited what ``Retry-After`` asked."""
+so that the drill can check that retries waited what ``Retry-After`` asked. Each execution of the node is
+filed in the graph's store under ``("executions", <thread id>)`` (run, node, step, when it began) before it
+does anything, for the history checker (bench/_history.py) to find a completed node that ran again."""
 
 from __future__ import annotations
 
 import itertools
 import time
+import uuid
 from typing import Any
 
 from langchain_core.language_models import FakeListChatModel
 from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_store
 from langgraph.graph import START, MessagesState, StateGraph
 
 from graphrun.resilience import retrying
@@ -34,6 +38,17 @@ async def _attempt(state: State, config: RunnableConfig) -> dict[str, Any]:
 
 
 async def answer(state: State, config: RunnableConfig) -> dict[str, Any]:
+    configurable, metadata = config["configurable"], config.get("metadata") or {}
+    await get_store().aput(
+        ("executions", str(configurable["thread_id"])),
+        uuid.uuid4().hex,
+        {
+            "run_id": str(configurable["run_id"]),
+            "node": str(metadata.get("langgraph_node")),
+            "step": int(metadata["langgraph_step"]),
+            "started_at": time.time(),
+        },
+    )
     try:
         return await _attempt(state, config)
     finally:
