@@ -15,8 +15,7 @@ record of node executions, through the SDK) and ``check`` lists every violation 
    gives exactly the events after that one in the run's full stream: no gap, no repeat, in order.
 
 ``resumed`` cuts and resumes a stream as a client does, ``gather`` reads the history; the checks are pure
-functions of plain data, so that
-tests/unit/test_history_checker.py can show each check failing.
+functions of plain data, so that tests/unit/test_history_checker.py can show each check failing.
 """
 
 from __future__ import annotations
