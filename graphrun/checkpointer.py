@@ -2,7 +2,7 @@
 run's checkpoints (rollback), pruning a thread to its latest checkpoints, deleting a thread everywhere,
 what a thread's checkpoints weigh.
 
-The savers themselves are opened by ``savers.py``. Known gaps of the official savers are worked around
+The savers themselves are opened by ``savers/``. Known gaps of the official savers are worked around
 here, in one place, each with a test that shows it is still needed.
 """
 

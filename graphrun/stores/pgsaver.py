@@ -1,8 +1,8 @@
 """SQL on the tables of LangGraph's PostgreSQL saver and store (``langgraph-checkpoint-postgres``), not
 ours: their setup serialised across processes, and a run's checkpoints deleted.
 
-Both work around gaps of the official library (``graphrun/savers.py``, ``graphrun/checkpointer.py``);
-the queries are in ``graphrun/sql/postgres/saver.sql``.
+Both work around gaps of the official library (``graphrun/savers/workarounds.py``,
+``graphrun/checkpointer.py``); the queries are in ``graphrun/sql/postgres/saver.sql``.
 """
 
 from __future__ import annotations

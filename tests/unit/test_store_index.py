@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 import sqlite_vec  # type: ignore[import-untyped]
 
-from graphrun import savers
 from graphrun.config import load_config
 from graphrun.errors import ConfigError
 from graphrun.graphs import load_store_index
-from graphrun.savers import sqlite_store_connection
+from graphrun.savers import sqlite_store_connection, workarounds
 
 
 def _config(tmp_path: Path, index: dict[str, object]) -> Path:
@@ -87,7 +86,7 @@ async def test_without_a_sqlite3_that_loads_extensions_the_store_is_refused(
         class Connection:
             pass
 
-    monkeypatch.setattr(savers, "sqlite3", NoExtensions)
+    monkeypatch.setattr(workarounds, "sqlite3", NoExtensions)
     monkeypatch.setitem(sys.modules, "pysqlite3", None)  # and no pysqlite3: its import fails
     monkeypatch.setitem(sys.modules, "pysqlite3.dbapi2", None)
 

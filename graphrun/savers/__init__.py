@@ -7,40 +7,27 @@ tests), ``redis`` (``langgraph-checkpoint-redis``; needs the JSON and Search mod
 Stack), ``mongodb`` (``langgraph-checkpoint-mongodb`` and ``langgraph-store-mongodb``), or ``module:attr``
 naming the user's own. ``docs/savers.md`` says which to pick and what the conformance suite reports.
 
-Workarounds of the official savers live here and nowhere else, each with a test that shows it is still
-needed: ``ConcurrentPostgresSaver`` (langgraph issue #7259: every query of an ``AsyncPostgresSaver`` waits
-for one lock per saver) and ``RedisSaver`` (the Redis saver drops the run's metadata).
+Workarounds of the official savers live in ``savers/workarounds.py`` and nowhere else, each with a test
+that shows it is still needed (re-exported here: ``ConcurrentPostgresSaver``, ``RedisSaver``...); this
+module chooses the kinds and opens them, with the tunables tests patch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import importlib
 import inspect
 import math
-import sqlite3
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-import aiosqlite
 import psycopg
 import redis.exceptions
-from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import (
-    BaseCheckpointSaver,
-    ChannelVersions,
-    Checkpoint,
-    CheckpointMetadata,
-    get_checkpoint_metadata,
-)
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-from langgraph.checkpoint.redis.aio import AsyncRedisSaver
-from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.base import BaseStore, TTLConfig
 from langgraph.store.memory import InMemoryStore
@@ -53,8 +40,18 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from graphrun import fence, metrics, usercode
+from graphrun import metrics, usercode
 from graphrun.errors import ConfigError, StoreUnavailable
+from graphrun.savers.options import BUILT_IN
+from graphrun.savers.options import serializer as serializer
+from graphrun.savers.options import store_ttl as store_ttl
+from graphrun.savers.workarounds import (
+    ConcurrentPostgresSaver as ConcurrentPostgresSaver,
+)
+from graphrun.savers.workarounds import FencedWrites as FencedWrites
+from graphrun.savers.workarounds import Pool, sqlite_index
+from graphrun.savers.workarounds import RedisSaver as RedisSaver
+from graphrun.savers.workarounds import sqlite_store_connection as sqlite_store_connection
 from graphrun.settings import Settings, redacted
 from graphrun.stores.pgsaver import serialised_setup
 from graphrun.types import Persistence
@@ -77,79 +74,10 @@ pool_open_timeout_s = 10.0
 pool_wait_s = 5.0
 # How long a Redis or MongoDB server may take to answer the first command before giving up (s).
 connect_timeout_s = 10.0
-# How often expired store items are deleted when langgraph.json does not say (minutes, as TTLConfig).
-default_sweep_interval_minutes = 1
 # Database MongoDB savers use when the URI names none.
 mongodb_default_database = "graphrun"
 
-Pool = AsyncConnectionPool[AsyncConnection[DictRow]]
 T = TypeVar("T")
-
-
-class _NeverWaits(asyncio.Lock):
-    """An ``asyncio.Lock`` that every caller acquires at once (see ``ConcurrentPostgresSaver``)."""
-
-    async def acquire(self) -> Literal[True]:
-        return True
-
-    def release(self) -> None:
-        pass
-
-    def locked(self) -> bool:
-        return False
-
-
-class FencedWrites(BaseCheckpointSaver[Any]):
-    """A saver whose writes a worker that lost the run's lease cannot make (``graphrun/fence.py``)."""
-
-    async def aput(self, *args: Any, **kwargs: Any) -> RunnableConfig:
-        await fence.check()
-        return await super().aput(*args, **kwargs)
-
-    async def aput_writes(self, *args: Any, **kwargs: Any) -> None:
-        await fence.check()
-        await super().aput_writes(*args, **kwargs)
-
-
-class ConcurrentPostgresSaver(FencedWrites, AsyncPostgresSaver):
-    """``AsyncPostgresSaver`` on a connection pool, its queries running concurrently.
-
-    The stock saver enters ``self.lock``, one ``asyncio.Lock`` per saver, around every query (and holds it
-    while ``alist`` is iterated), so all checkpoint I/O of a process runs one query at a time
-    (langgraph issue #7259). That lock guards a *single shared* connection or pipeline. On a pool,
-    ``_cursor`` checks out a connection of its own for each call, which the pool never hands to two
-    callers, so the lock protects nothing and only serialises; the library's own ``AsyncPostgresStore``
-    already uses a fresh lock per call when it is on a pool. Every other attribute of the saver is read
-    only. So this saver keeps the library's code and swaps the lock for one that never waits; it accepts
-    only a pool. (Several stock savers dispatched per call would cap concurrency at their number and
-    must forward every method of ``BaseCheckpointSaver``.) ``tests/integration/test_savers.py`` shows
-    the stock saver still serialises, and that two reads overlap on this one.
-    """
-
-    def __init__(self, pool: Pool, **kwargs: Any) -> None:
-        if not isinstance(pool, AsyncConnectionPool):
-            raise TypeError("ConcurrentPostgresSaver needs an AsyncConnectionPool")
-        super().__init__(pool, **kwargs)
-        self.lock = _NeverWaits()
-
-
-class RedisSaver(FencedWrites, AsyncRedisSaver):
-    """``AsyncRedisSaver`` that records the config's metadata (``run_id``, ``graph_id``, ...) in each
-    checkpoint's metadata, as every other official saver does through ``get_checkpoint_metadata``. The
-    stock one keeps only what the graph passes, so a thread's history would not say which run wrote a
-    checkpoint (needed to resume a crashed run and to roll one back). ``tests/integration/test_savers.py``
-    shows the stock saver still drops it."""
-
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-        stream_mode: str = "values",
-    ) -> RunnableConfig:
-        merged = get_checkpoint_metadata(config, metadata)
-        return await super().aput(config, checkpoint, merged, new_versions, stream_mode)
 
 
 def checkpointer_kind(settings: Settings) -> str:
@@ -195,65 +123,9 @@ async def open_persistence(
         yield Persistence(checkpointer=saver, store=store)
 
 
-# The checkpointers graphrun opens itself; a custom one (module:attr) brings its own serializer.
-BUILT_IN = frozenset({"memory", "sqlite", "postgres", "redis", "mongodb"})
-
-
-def serializer(serde: Mapping[str, Any]) -> JsonPlusSerializer:
-    """``checkpointer.serde`` of langgraph.json, as the official server reads it: ``allowed_json_modules``
-    (``true``, or module paths such as ``["my_agent", "state", "Plan"]``) may be rebuilt from JSON, and
-    ``pickle_fallback`` (default true once the section is given) stores what msgpack cannot as a pickle
-    and reads pickles back. Without the section, LangGraph's default serializer stays."""
-    allowed = serde.get("allowed_json_modules")
-    modules = allowed if allowed is True or allowed is None else [tuple(path) for path in allowed]
-    return JsonPlusSerializer(
-        pickle_fallback=serde.get("pickle_fallback", True), allowed_json_modules=modules
-    )
-
-
-def store_ttl(store_config: Mapping[str, Any] | None) -> TTLConfig:
-    """The store's TTL settings from ``langgraph.json``'s ``store.ttl`` (validated by ``config``;
-    minutes, as in the LangGraph CLI), with a sweep interval always set: items put with a ``ttl`` must
-    expire even when langgraph.json sets no default (the SQL stores' reads do not skip expired items;
-    only their sweepers remove them)."""
-    ttl = dict((store_config or {}).get("ttl") or {})
-    ttl.setdefault("sweep_interval_minutes", default_sweep_interval_minutes)
-    return TTLConfig(**ttl)  # type: ignore[typeddict-item]
-
-
 def _check_kind(env: str, kind: str) -> None:
     if kind not in KINDS and ":" not in kind:
         raise ConfigError(f"{env} must be one of {', '.join(KINDS)} or module:attr, not {kind!r}")
-
-
-def sqlite_store_connection(path: str, *, vectors: bool) -> aiosqlite.Connection:
-    """The SQLite store's connection, opened as ``AsyncSqliteStore.from_conn_string`` opens it. With
-    vectors (``store.index``) the store loads sqlite-vec, which needs a sqlite3 that loads extensions;
-    many Pythons (pyenv's and python.org's builds, macOS's) have none, so where this one cannot, the
-    store's connection comes from pysqlite3 (the ``pysqlite3-binary`` wheel, a dependency on Linux
-    x86_64), which aiosqlite drives the same way. The checkpointer keeps the standard module."""
-    module: Any = sqlite3
-    if vectors and not hasattr(sqlite3.Connection, "enable_load_extension"):
-        try:
-            module = importlib.import_module("pysqlite3.dbapi2")
-        except ImportError:
-            raise ConfigError(
-                "store.index on SQLite needs sqlite-vec, and this Python's sqlite3 cannot load "
-                f"extensions ({sys.executable} was built without them) nor is pysqlite3 installed; "
-                "pip install pysqlite3-binary (Linux x86_64), use a Python that can (e.g. Debian's "
-                "python3), or set GRAPHRUN_STORE=memory or redis"
-            ) from None
-    # aiosqlite.connect() hard-wires the standard module; its Connection takes any connector.
-    return aiosqlite.Connection(functools.partial(module.connect, path, isolation_level=None), 64)
-
-
-def _sqlite_index(index: dict[str, Any] | None) -> Any:
-    """langgraph.json's ``store.index`` for the SQLite store. langgraph-checkpoint-sqlite 3.1 reads the
-    fields to embed from ``text_fields`` instead of IndexConfig's ``fields`` (langgraph issue 8808, open),
-    so given ``fields`` alone it embeds whole JSON documents; it is handed both."""
-    if index and "fields" in index and "text_fields" not in index:
-        return {**index, "text_fields": index["fields"]}
-    return index
 
 
 class _Opener:
@@ -300,7 +172,7 @@ class _Opener:
             path = uri or str(self._data_dir() / "store.sqlite")
             connection = sqlite_store_connection(path, vectors=bool(self.index))
             conn = await self.stack.enter_async_context(connection)
-            store = AsyncSqliteStore(conn, ttl=ttl, index=_sqlite_index(self.index))
+            store = AsyncSqliteStore(conn, ttl=ttl, index=sqlite_index(self.index))
             await store.setup()  # with an index, it loads sqlite-vec and makes the vector table
             await self._sweep(store)
             return store
