@@ -3,6 +3,10 @@
 Every setting has an environment name (prefix ``GRAPHRUN_``), a default and a unit, declared once as a
 field of ``Settings`` below. ``graphrun --help`` prints them (``describe()``); a test keeps the README's
 configuration table equal to them.
+
+Why over ~400 lines (issue 24): this is the one table of every setting by design. Most of its length is
+the field declarations of ``Settings`` (default, unit, help each), and the rest is what reads and checks
+them; split, settings would be declared in two places, which is what this module exists to prevent.
 """
 
 from __future__ import annotations
