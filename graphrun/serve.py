@@ -3,6 +3,10 @@
 Embedded mode (``graphrun dev``) is one process on SQLite. Production mode runs the same API and worker
 on PostgreSQL (control store, savers) and Redis (run events, cancels), as one process (``serve``) or as
 separate ``api`` and ``worker`` processes, any number of each.
+
+Why over ~400 lines (issue 24): it is the one assembly path on purpose, so that how every mode and process
+kind is wired reads in one place (settings, config, adapters, API, worker, signals, shutdown); what it
+wires lives in other modules.
 """
 
 from __future__ import annotations
