@@ -8,6 +8,10 @@ Shutdown, in order (``Worker.__aexit__``), sized for Kubernetes' ``terminationGr
    stops; it goes back to ``pending`` with its progress, for this or another worker to finish;
 4. a run that has not drained within ``drain_timeout_s`` is cancelled and released all the same (its
    last checkpoint is kept; the step it was in runs again on the next attempt).
+
+Why over ~400 lines (issue 24): it is one class whose loops (claim, heartbeat, reap, sweep, crons,
+breakers) and the shutdown order above share its state (the runs it holds, their leases and their tasks);
+moved apart, that state would have to be passed around.
 """
 
 from __future__ import annotations
