@@ -2,6 +2,11 @@
 
 The runner owns everything between "this worker holds the run" and "the outcome is known". It never
 writes the run's final row itself: it returns a ``RunOutcome`` and the worker records it under its lease.
+
+Why over ~400 lines (issue 24): one run's execution, from the claimed run to its outcome, with the helpers
+only it uses below (``_Watch`` for the run's and its nodes' time limits, and the stream-part readers).
+Those could move out; it was not done in issue 24 because issue 30 was changing this module (the lease
+fence) at the time.
 """
 
 from __future__ import annotations
