@@ -98,8 +98,8 @@ def test_a_message_twice_in_a_thread_is_reported(extra: dict[str, str]) -> None:
     ("after", "words"),
     [
         (("3-0",), "expected"),  # a gap: 2-0 was skipped
-        (("1-0", "2-0", "3-0"), "expected"),  # a repeat: the event already received came again
-        (("3-0", "2-0"), "expected"),  # out of order
+        (("1-0", "2-0", "3-0"), "repeat"),  # a repeat: the event already received came again
+        (("3-0", "2-0"), "disorder"),  # out of order
     ],
     ids=["gap", "repeat", "order"],
 )
@@ -126,3 +126,11 @@ def test_checkpoints_are_read_from_the_sdks_history() -> None:
     [one, zero] = checkpoints_from_history(T, states)
     assert (one.step, zero.step) == (1, 0)
     assert one.created_at - zero.created_at == 1.0
+
+
+def test_a_resume_whose_stream_is_gone_is_still_checked_for_repeats_and_order() -> None:
+    """The run's events were lost (a Redis that came back empty): a gap cannot be judged, a repeat can."""
+    fine = Resume(R, ("1-0",), ("2-0",), ())
+    repeated = Resume(R, ("1-0",), ("1-0", "2-0"), ())
+    assert broken(dataclasses.replace(clean(), resumes=[fine])) == {}
+    assert list(broken(dataclasses.replace(clean(), resumes=[repeated]))) == ["resume"]
