@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -112,18 +111,23 @@ class Subscriptions:
     ) -> AsyncGenerator[StreamEvent | None, None]:
         key = self._keys.thread(thread_id)
         loop = asyncio.get_running_loop()
-        since_ms = int(time.time() * 1000)  # a drop marker older than this subscription is skipped
         position = after if after is not None and _STREAM_ID.fullmatch(after) else None
         if after == "-1":
             position = NO_ID
+        # A drop marker already in the stream when this subscription began is skipped; one written after
+        # ends it. Told apart by the stream's newest id at the start, not by clocks: a marker written in
+        # the same millisecond, or by a Redis whose clock differs from this host's, is still placed right.
+        newest: str | None = None
         while True:
             tick_end = loop.time() + tick_s
             try:
-                if position is None:
+                if newest is None:
                     last = await self._link.call(
                         "subscribe_thread", functools.partial(self._redis.xrevrange, key, count=1)
                     )
-                    position = _last_id(last)
+                    newest = _last_id(last)
+                if position is None:
+                    position = newest
                 entries = await self._read(key, position, tick_s)
             except Unreachable:
                 await asyncio.sleep(tick_end - loop.time())
@@ -134,7 +138,7 @@ class Subscriptions:
             for entry_id, fields in entries:
                 position = entry_id
                 if fields[b"event"].decode() == DROPPED:
-                    if int(entry_id.partition("-")[0]) >= since_ms:
+                    if _id_key(entry_id) > _id_key(newest or NO_ID):
                         return  # the thread was deleted while followed
                     continue
                 yield _event(entry_id, fields)
@@ -159,6 +163,12 @@ class Subscriptions:
 
 def _event(entry_id: str, fields: dict[bytes, bytes]) -> StreamEvent:
     return StreamEvent(entry_id, fields[b"event"].decode(), fields[b"data"])
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    """A stream id (``<ms>-<seq>``) as numbers, for ordering."""
+    ms_part, _, seq = entry_id.partition("-")
+    return int(ms_part), int(seq or 0)
 
 
 def _last_id(reply: Any) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -220,6 +221,25 @@ async def test_a_dropped_thread_stream_ends_its_followers_and_replays_nothing(
         await close(fresh)
 
     assert [e for e in rest if e is not None] == [], "it ends, having seen nothing more"
+    assert payloads(got) == [("values", {"n": 2})]
+
+
+async def test_a_drop_marker_already_there_is_skipped_whatever_its_time(
+    other: RedisBus, raw: Redis, prefix: str
+) -> None:
+    """Whether a drop came before a subscription is read from the stream, not from clocks: a marker stamped
+    ahead of this host's clock (a Redis whose clock runs ahead, or the same millisecond) that was there
+    before the subscription began is skipped, and the events after it are followed."""
+    ahead_ms = int(time.time() * 1000) + 60_000
+    await raw.xadd(f"{prefix}:thread:t", {"event": "__dropped__", "data": b"{}"}, id=f"{ahead_ms}-0")
+    fresh = other.subscribe_thread("t", "-1", TICK_S)
+    try:
+        assert await anext(fresh) is None  # the subscription has begun (an idle tick): the marker was before
+        await raw.xadd(f"{prefix}:thread:t", {"event": "values", "data": encoding.dumps({"n": 2})})
+        got = await next_events(fresh, 1)
+    finally:
+        await close(fresh)
+
     assert payloads(got) == [("values", {"n": 2})]
 
 
