@@ -14,6 +14,9 @@ join it and read the thread back, over and over. Each drill keeps that load up, 
 * ``postgres_restart``: ``pg_ctl stop -m fast``, 3 s down, start again;
 * ``redis_outage``: Redis killed, 8 s down, started again (empty).
 
+(A little over 400 lines: the drills, their load and their one command line read together; the topology is in
+``bench/_cluster.py`` and the history checks in ``bench/_history.py``.)
+
 Per drill it prints: runs sent, succeeded, failed with a clear error (the run ended ``error``/``timeout``
 with a message, or its creation was refused with a 4xx/503 and a message), lost (created but never
 finished, or finished without its answer: must be 0), duplicated (an answer written twice: must be 0),

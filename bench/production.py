@@ -1,5 +1,8 @@
 """Benchmark: production mode (PostgreSQL + Redis, separate ``graphrun api`` and ``graphrun worker``).
 
+(A little over 400 lines, most of it this description: the processes, the background part and the report
+are in ``bench/_production_*.py``; what stays is the command line and part 1.)
+
 One invocation measures, on the trivial two-node graph of ``bench/trivial/``:
 
 1. ``runs.wait`` on a new thread each (one request, ``if_not_exists="create"``, through ``langgraph_sdk``;
